@@ -1,0 +1,1 @@
+"""Training, evaluation, tracking and reports for the AlexNet-family variant registry."""

@@ -1,0 +1,3 @@
+import os
+
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")

@@ -1,0 +1,20 @@
+"""AlexNet-family paper variants: architectures, recipes and reported numbers as typed data (depends on torch only)."""
+
+from variants.registry import UnknownVariantError, claims, closest, get_variant, list_variants, register
+from variants.types import PAPERS, Claim, InitScheme, LayerInit, Recipe, Reported, Variant
+
+__all__ = [
+    "PAPERS",
+    "Claim",
+    "InitScheme",
+    "LayerInit",
+    "Recipe",
+    "Reported",
+    "UnknownVariantError",
+    "Variant",
+    "claims",
+    "closest",
+    "get_variant",
+    "list_variants",
+    "register",
+]

@@ -1,0 +1,137 @@
+"""Typed data for the variant registry: architectures, recipes, reported numbers, paper claims.
+
+Everything a report compares against is a field here, never prose. `variants` depends on torch only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable, Literal
+
+import torch.nn as nn
+
+Protocol = Literal["center", "ten_crop"]
+Schedule = Literal["plateau", "multistep", "step"]
+TrainAug = Literal["ksh12", "torchvision", "zf", "cc2"]
+Metric = Literal["top1", "top5"]
+
+PAPERS: dict[str, str] = {
+    "KSH12": "Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NIPS 2012",
+    "OWT14": "Krizhevsky. One weird trick for parallelizing CNNs. arXiv:1404.5997, 2014",
+    "ZF13": "Zeiler, Fergus. Visualizing and Understanding Convolutional Networks. arXiv:1311.2901 / ECCV 2014",
+    "TV": "torchvision models.alexnet and references/classification (recipe of the IMAGENET1K_V1 weights)",
+}
+
+
+@dataclass(frozen=True)
+class LayerInit:
+    """Weight std and bias constant for one named layer (conv1..conv6, fc6..fc8)."""
+
+    layer: str
+    std: float
+    bias: float
+
+
+@dataclass(frozen=True)
+class InitScheme:
+    """How weights and biases start. `default_std=None` keeps PyTorch's own default init."""
+
+    name: str
+    default_std: float | None = None
+    default_bias: float = 0.0
+    overrides: tuple[LayerInit, ...] = ()
+
+    def for_layer(self, layer: str) -> tuple[float, float] | None:
+        """(std, bias) for a layer, or None when PyTorch's default init is kept."""
+        for o in self.overrides:
+            if o.layer == layer:
+                return o.std, o.bias
+        if self.default_std is None:
+            return None
+        return self.default_std, self.default_bias
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe as its paper gives it. Field names are the names logged to MLflow."""
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    schedule: Schedule
+    gamma: float = 0.1
+    milestones: tuple[float, ...] = ()  # multistep: fractions of `epochs`
+    step_size: int = 30  # step: epochs between drops
+    plateau_patience: int = 5  # plateau: epochs without val_top1 gain before a drop
+    max_lr_drops: int = 3  # KSH12 s5: "reduced three times prior to termination"
+    lr_scale_batch: int | None = None  # OWT14 s5: lr scales linearly with batch / this
+    bias_lr_mult: float = 1.0
+    bias_weight_decay: bool = True
+    init: InitScheme = InitScheme("pytorch")
+    filter_rms_max: float | None = None  # ZF13 s3: conv filters with RMS above this are renormalised to it
+    train_aug: TrainAug = "ksh12"
+    pca_lighting: bool = True
+    pca_alpha_std: float = 0.1
+    resize: int = 256
+    crop: int = 224
+    test_protocol: Protocol = "ten_crop"
+
+    def with_overrides(self, **changes: object) -> Recipe:
+        return replace(self, **changes)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One number a source reports. Accuracies in percent (100 - error)."""
+
+    dataset: str  # "ILSVRC-2012", "ILSVRC-2010", "ImageNet Fall 2009", ...
+    split: str  # "val" or "test"
+    protocol: Protocol
+    top1: float | None
+    top5: float | None
+    source: str  # the table, e.g. "KSH12 Table 2"
+    ensemble: int = 1  # number of networks whose softmax is averaged
+    pretrained: str | None = None  # e.g. "ImageNet Fall 2011"
+    note: str = ""
+    tolerance: float = 1.0  # |reproduced - reported| top-1 within this counts as reproduced
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper claim checkable as an accuracy difference between two runs (or two protocols of one run)."""
+
+    name: str
+    text: str
+    variant: str  # the run that changes one thing
+    baseline: str  # the run it is compared to (same variant for protocol claims)
+    metric: Metric
+    delta: float  # claimed accuracy change variant - baseline, percentage points
+    source: str
+    protocol: Protocol | None = None  # protocol claims: compare ten_crop of `variant` with center of `baseline`
+    approx: bool = False  # "about 2 %": holds when the sign matches and the size is within a factor of two
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    paper: str  # key of PAPERS
+    summary: str
+    builder: Callable[[int], nn.Module]
+    recipe: Recipe
+    input_size: int = 224  # native input size
+    min_input_size: int = 63
+    reported: tuple[Reported, ...] = ()
+    reported_params: int | None = None
+    reported_macs: float | None = None  # GMACs
+    reported_size_mb: float | None = None  # MiB of float32 weights
+    ablation_of: str | None = None
+    deviations: tuple[str, ...] = field(default=())
+
+    def build(self, num_classes: int = 1000) -> nn.Module:
+        return self.builder(num_classes)
