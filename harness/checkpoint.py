@@ -1,0 +1,67 @@
+"""Training checkpoints that load with torch.load(weights_only=True): tensors and plain Python types only."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+
+
+def rng_state() -> dict[str, object]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "python": _to_plain(random.getstate()),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+    }
+
+
+def set_rng_state(state: dict[str, object]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(_to_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+
+
+def _to_plain(obj: object) -> object:
+    return [_to_plain(o) for o in obj] if isinstance(obj, tuple) else obj
+
+
+def _to_tuple(obj: object) -> object:
+    return tuple(_to_tuple(o) for o in obj) if isinstance(obj, list) else obj
+
+
+def save(path: Path, **state: object) -> None:
+    """Atomic write: a crash mid-save leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict[str, object]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise HarnessError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A weights file: a plain state dict, or a training checkpoint holding one under 'model'."""
+    if not path.is_file():
+        raise HarnessError(f"weights file not found: {path}")
+    obj = load(path)
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise HarnessError(f"{path} is not a state dict (a mapping of parameter names to tensors)")
+    return obj

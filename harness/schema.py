@@ -1,0 +1,56 @@
+"""Names shared by everything that writes or reads the MLflow store: tracking, reports, sweeps.
+
+Plain constants so that the MLflow compare view, the report and the sweep agree on one spelling.
+"""
+
+from __future__ import annotations
+
+# Per-epoch metrics (step = epoch, 1-based). Exactly these keys.
+EPOCH_METRICS = (
+    "train_loss",
+    "train_top1",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "lr",
+    "images_per_sec",
+    "epoch_seconds",
+)
+
+# Final metrics, logged once at the end of a finished run (accuracy in percent).
+FINAL_TOP1 = "final_val_top1"  # under the recipe's own test protocol (tag `test_protocol`)
+FINAL_TOP5 = "final_val_top5"
+FINAL_LOSS = "final_val_loss"
+PROTOCOL_METRIC = "{protocol}_val_{k}"  # e.g. center_val_top1, ten_crop_val_top5: both protocols at the end
+SKIPPED_IMAGES = "skipped_images"
+LEARNED = "learned"  # 1.0 when final val top-1 is clearly above chance, else 0.0 (e.g. the stalled KSH12 init)
+
+# Tags on every variant run.
+TAG_KIND = "harness.kind"  # "batch" (the parent of run --all), "variant", "sweep", "trial"
+TAG_VARIANT = "variant"
+TAG_PAPER = "paper"
+TAG_PROFILE = "profile"
+TAG_DATASET = "dataset"
+TAG_SPLIT = "split"  # the split evaluated, e.g. "val" (mnist5k held-out 1,000, ImageNet val)
+TAG_PROTOCOL = "test_protocol"
+TAG_RECIPE_MODIFIED = "recipe_modified"  # "true" / "false"
+TAG_MODIFIED_KEYS = "modified_keys"  # comma-separated recipe fields changed by --set or flags
+TAG_TUNED_FROM = "tuned_from_sweep"  # set by `run --from-sweep S`
+TAG_ABLATION_OF = "ablation_of"
+TAG_CONFIG_HASH = "config_hash"
+TAG_GIT = "git_commit"
+TAG_TORCH = "torch_version"
+TAG_DEVICE = "device"
+TAG_SWEEP = "sweep"  # study name, on sweep parents and trial children
+TAG_TRIAL = "trial"  # trial number
+TAG_TRIAL_STATE = "trial_state"  # complete / pruned / failed
+
+# Artifacts (paths inside a run's artifact root).
+ART_CONFIG = "config.json"
+ART_CHECKPOINT = "checkpoint/final.pt"
+ART_PREDICTIONS = "predictions/val_predictions.npz"  # arrays: labels, probs (float16, N x C), top5_classes, top5_probs
+ART_CURVES = "curves.png"
+ART_ERROR = "error.txt"
+
+# Experiments: one per data set and profile.
+EXPERIMENT_NAME = "{dataset}-{profile}"

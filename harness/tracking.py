@@ -1,0 +1,174 @@
+"""MLflow: the only training-side module that imports mlflow. Store set-up, runs, params, metrics, artifacts.
+
+The default store is `./mlruns/mlflow.db` (SQLite; MLflow 3.x refuses the old file store) with artifacts under
+`./mlruns/artifacts/<experiment>`. `--tracking-uri` or MLFLOW_TRACKING_URI point elsewhere (e.g. `mlflow server`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import schema
+from harness.errors import HarnessError
+
+_INITIALISED: set[str] = set()
+
+
+def default_uri() -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+
+
+def store_root(uri: str) -> Path | None:
+    """The local folder that holds a SQLite store (artifacts go beside it), or None for remote stores."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent
+    return None
+
+
+def client(uri: str):  # noqa: ANN201 - MlflowClient
+    """Initialise the store once per process (before any parallel writer: mlflow issue #19943) and return a client."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    if uri not in _INITIALISED:
+        root = store_root(uri)
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(uri)
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as e:  # noqa: BLE001 - any store failure is one line for the user
+            raise HarnessError(f"cannot open the MLflow store {uri}: {str(e).splitlines()[0]}") from None
+        _INITIALISED.add(uri)
+    return MlflowClient(uri)
+
+
+def experiment_id(uri: str, name: str) -> str:
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = store_root(uri)
+    location = (root / "artifacts" / name).as_uri() if root is not None else None
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except Exception:  # noqa: BLE001 - created concurrently by another process
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    run_id: str
+    status: str  # FINISHED, RUNNING, FAILED, KILLED
+
+
+def find_previous(uri: str, exp_id: str, config_hash: str) -> PreviousRun | None:
+    """The newest variant run of the same configuration, to skip (finished) or resume (anything else)."""
+    runs = client(uri).search_runs(
+        [exp_id],
+        filter_string=f"tags.{schema.TAG_CONFIG_HASH} = '{config_hash}' and tags.`{schema.TAG_KIND}` = 'variant'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return PreviousRun(runs[0].info.run_id, runs[0].info.status) if runs else None
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+class Tracker:
+    """One MLflow run, written through the client API (no global active-run state, so sweeps and DDP stay simple)."""
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.uri, self.run_id = uri, run_id
+        self._client = client(uri)
+
+    @classmethod
+    def create(cls, uri: str, exp_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> Tracker:
+        tags = dict(tags)
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        run = client(uri).create_run(exp_id, run_name=name, tags=tags)
+        return cls(uri, run.info.run_id)
+
+    @classmethod
+    def reopen(cls, uri: str, run_id: str) -> Tracker:
+        c = client(uri)
+        c.update_run(run_id, status="RUNNING")
+        return cls(uri, run_id)
+
+    def log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        existing = self._client.get_run(self.run_id).data.params
+        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+        for i in range(0, len(new), 100):
+            self._client.log_batch(self.run_id, params=new[i : i + 100])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        self._client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+
+    def log_artifact(self, local: Path, artifact_path: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(local), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self.run_id, text, artifact_file)
+
+    def log_figure(self, figure: object, artifact_file: str) -> None:
+        self._client.log_figure(self.run_id, figure, artifact_file)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self._client.set_terminated(self.run_id, status=status)
+
+    def metric_history(self, key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in self._client.get_metric_history(self.run_id, key)]
+
+
+class NullTracker:
+    """What ranks other than 0 get: only rank 0 logs (one MLflow run per variant whatever the world size)."""
+
+    run_id = ""
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return lambda *a, **k: None
+
+
+def download_artifact(uri: str, run_id: str, path: str) -> Path:
+    from mlflow.artifacts import download_artifacts
+
+    try:
+        return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(),
+                                       tracking_uri=uri))
+    except Exception as e:  # noqa: BLE001
+        raise HarnessError(f"run {run_id} has no artifact {path}: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,236 @@
+"""The training engine end to end: real MLflow stores, real data, real torchrun processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+import torch.nn as nn
+from mlflow.tracking import MlflowClient
+
+import variants
+from harness import engine, runner, schema
+from harness.cli import main
+from variants import Reported, Variant
+from variants.torchvision_ref import RECIPE as TV_RECIPE
+
+
+def _uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+
+
+def _cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+def _runs(uri: str, kind: str = "variant"):
+    c = MlflowClient(uri)
+    exps = [e.experiment_id for e in c.search_experiments()]
+    return c.search_runs(exps, filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'")
+
+
+def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
+    uri = _uri(tmp_path)
+    r = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2",
+             "--tracking-uri", uri, "--no-report", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "torchvision_alexnet" in r.stdout and "finished" in r.stdout and "MLflow store" in r.stdout
+    (run,) = _runs(uri)
+    p, t, m = run.data.params, run.data.tags, run.data.metrics
+    for key in ("lr", "momentum", "weight_decay", "batch_size", "epochs", "schedule", "crop", "seed", "world_size",
+                "dataset", "dataset_fingerprint", "profile", "effective_lr"):
+        assert key in p, key
+    assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist5k"
+    assert t["variant"] == "torchvision_alexnet" and t["paper"] == "TV" and t["profile"] == "proxy"
+    assert t["dataset"] == "mnist5k" and t["recipe_modified"] == "true" and t["modified_keys"] == "epochs"
+    for key in ("git_commit", "torch_version", "device"):
+        assert t[key]
+    c = MlflowClient(uri)
+    for key in schema.EPOCH_METRICS:
+        assert [h.step for h in c.get_metric_history(run.info.run_id, key)] == [1, 2], key
+    assert {schema.FINAL_TOP1, schema.FINAL_TOP5, "center_val_top1", "ten_crop_val_top1"} <= set(m)
+    arts = {a.path for a in c.list_artifacts(run.info.run_id)} | {
+        a.path for d in ("predictions", "checkpoint") for a in c.list_artifacts(run.info.run_id, d)}
+    assert {schema.ART_CONFIG, schema.ART_CURVES, schema.ART_CHECKPOINT, schema.ART_PREDICTIONS} <= arts
+    # the store lives in ./mlruns as SQLite with artifacts beside it
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    # the same command again skips the finished identical configuration
+    r2 = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2",
+              "--tracking-uri", uri, "--no-report", cwd=tmp_path)
+    assert r2.returncode == 0 and "skipped" in r2.stdout
+    assert len(_runs(uri)) == 1
+
+
+def test_same_seed_same_metrics_and_resume_after_kill(tmp_path):
+    args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "3", "--no-report"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    r = _cli(*args, "--tracking-uri", _uri(a), cwd=a)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # interrupt a second, identical run with SIGKILL once its first checkpoint exists, then run it again
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--tracking-uri", _uri(b)], cwd=b,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list((b / "mlruns" / "checkpoints").glob("*/last.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (interrupted,) = _runs(_uri(b))
+    assert interrupted.info.status == "RUNNING"
+    r = _cli(*args, "--tracking-uri", _uri(b), cwd=b)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resuming" in r.stderr
+    (ra,), (rb,) = _runs(_uri(a)), _runs(_uri(b))
+    assert rb.info.run_id == interrupted.info.run_id and rb.info.status == "FINISHED"
+    ca, cb = MlflowClient(_uri(a)), MlflowClient(_uri(b))
+    for key in ("val_loss", "train_loss", "val_top1"):
+        ha = [(h.step, h.value) for h in ca.get_metric_history(ra.info.run_id, key)]
+        hb = sorted({(h.step, h.value) for h in cb.get_metric_history(rb.info.run_id, key)})
+        assert ha == hb, key
+    assert ra.data.metrics[schema.FINAL_TOP1] == rb.data.metrics[schema.FINAL_TOP1]
+
+
+def test_torchrun_two_processes_log_one_run(tmp_path):
+    uri = _uri(tmp_path)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "harness",
+           "run", "torchvision_alexnet", "--profile", "smoke", "--epochs", "1", "--device", "cpu",
+           "--tracking-uri", uri, "--no-report"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = _runs(uri)
+    assert len(runs) == 1
+    p = runs[0].data.params
+    assert p["world_size"] == "2"
+    # every validation image counted exactly once across the two ranks
+    preds = mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, artifact_path=schema.ART_PREDICTIONS,
+                                                tracking_uri=uri, dst_path=str(tmp_path / "dl"))
+    import numpy as np
+
+    z = np.load(preds)
+    assert len(z["labels"]) == int(p["val_size"])
+    assert np.allclose(z["probs"].astype(np.float32).sum(1), 1.0, atol=1e-2)
+
+
+def _broken(num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes + 1))  # wrong output width: the loss raises
+
+
+def test_one_failing_variant_does_not_stop_the_others(tmp_path, capsys):
+    broken = Variant("broken_for_test", "TV", "a model whose output width is wrong", _broken, TV_RECIPE,
+                     reported=(Reported("x", "val", "center", 1.0, 2.0, "test"),))
+    variants.register(broken)
+    try:
+        opts = runner.RunOptions(names=["broken_for_test", "torchvision_alexnet"], profile="smoke", epochs=1,
+                                 tracking_uri=_uri(tmp_path), report=False, device="cpu", verbose=False)
+        code = runner.run_command(opts)
+    finally:
+        variants.registry._REGISTRY.pop("broken_for_test")
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "failed" in out and "finished" in out
+    runs = {r.data.tags["variant"]: r for r in _runs(_uri(tmp_path))}
+    assert runs["broken_for_test"].info.status == "FAILED"
+    assert runs["torchvision_alexnet"].info.status == "FINISHED"
+    arts = [a.path for a in MlflowClient(_uri(tmp_path)).list_artifacts(runs["broken_for_test"].info.run_id)]
+    assert schema.ART_ERROR in arts
+    (parent,) = _runs(_uri(tmp_path), kind="batch")
+    assert runs["torchvision_alexnet"].data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "alexnet2013"], "alexnet2012"),
+        (["run", "zfnet", "--set", "bogus=1"], "valid keys"),
+        (["run", "zfnet", "--set", "lr=fast"], "not a valid float"),
+        (["run", "zfnet", "--set", "schedule=cosine"], "not one of"),
+        (["run", "zfnet", "--epochs", "0"], "positive"),
+        (["run", "zfnet", "--batch-size", "-3"], "positive"),
+        (["run", "zfnet", "--data", "/nonexistent/imagenet"], "nonexistent"),
+        (["run", "zfnet", "--dataset", "imagenet21k"], "imagenet21k"),
+        (["run"], "--all"),
+        (["eval", "zfnet", "--weights", "/nonexistent.pt", "--profile", "smoke"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
+    r = _cli(*args, "--tracking-uri", _uri(tmp_path), cwd=tmp_path, timeout=300)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_empty_data_dir_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = _cli("run", "zfnet", "--data", str(tmp_path / "empty"), "--tracking-uri", _uri(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_eval_rejects_a_file_that_is_not_a_state_dict(tmp_path):
+    torch.save({"model": torch.arange(3)}, tmp_path / "w.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    for f in ("w.pt", "junk.pt"):
+        r = _cli("eval", "zfnet", "--weights", str(tmp_path / f), "--profile", "smoke", cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_eval_official_weights_missing_says_where_to_put_them(tmp_path):
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / "hub"))
+    r = _cli("eval", "torchvision_alexnet", "--weights", "IMAGENET1K_V1", "--profile", "smoke", cwd=tmp_path, env=env)
+    assert r.returncode == 2
+    assert "alexnet-owt-7be5be79.pth" in r.stderr and str(tmp_path / "hub") in r.stderr
+
+
+def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path):
+    uri = _uri(tmp_path)
+    r = _cli("run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (run,) = _runs(uri)
+    r = _cli("eval", "torchvision_alexnet", "--run-id", run.info.run_id, "--profile", "smoke", "--tta", "center",
+             "--tracking-uri", uri, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    reported = float(r.stdout.split("top-1 ")[1].split()[0])
+    assert reported == pytest.approx(run.data.metrics["center_val_top1"], abs=1e-3)
+    # the checkpoint of another architecture is a clear error
+    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=schema.ART_CHECKPOINT,
+                                               tracking_uri=uri, dst_path=str(tmp_path / "dl"))
+    r = _cli("eval", "zfnet", "--weights", path, "--profile", "smoke", cwd=tmp_path)
+    assert r.returncode == 2 and "not a state dict for zfnet" in r.stderr
+
+
+def test_optimizer_param_groups_follow_the_recipe():
+    v = variants.get_variant("alexnet2014")
+    model = v.build(10)
+    opt = engine.build_optimizer(model, v.recipe, 0.01)
+    weights, biases = opt.param_groups
+    assert biases["lr"] == pytest.approx(0.02) and biases["weight_decay"] == 0.0  # CC2: epsB 2x, no decay
+    assert weights["lr"] == 0.01 and weights["weight_decay"] == 5e-4
+    assert all(p.dim() == 1 for p in biases["params"])
+
+
+def test_schedules():
+    v = variants.get_variant("alexnet2014")
+    assert engine.milestones(v.recipe) == [22, 45, 68]
+    opt = engine.build_optimizer(v.build(10), v.recipe, 0.01)
+    sched = engine.build_scheduler(opt, v.recipe)
+    for _ in range(22):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * 250 ** (-1 / 3))
+    k = variants.get_variant("alexnet2012").recipe
+    opt = engine.build_optimizer(variants.get_variant("alexnet2012").build(10), k, 0.01)
+    plateau = engine.build_scheduler(opt, k)
+    for _ in range(100):
+        plateau.step(50.0)  # never improves: drops 3 times (KSH12 s5) and stops
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5, rel=0.01)
+
+
+def test_main_returns_2_for_harness_errors(capsys):
+    assert main(["show", "nope"]) == 2
