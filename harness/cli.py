@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 
 from harness.errors import HarnessError
 
@@ -35,8 +36,15 @@ def _variant(name: str):  # noqa: ANN202 - Variant, imported lazily
         raise HarnessError(str(e)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line (`harness run: error: ...`) and exit status 2; `-h` still prints the usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} -h`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered variants with computed and reported parameter counts")

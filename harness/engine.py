@@ -31,6 +31,10 @@ class Diverged(RuntimeError):
     pass
 
 
+class Pruned(Exception):
+    """Raised by an on-epoch callback (a sweep's pruner) to stop a run early; not a failure."""
+
+
 @dataclass
 class EpochStats:
     epoch: int
@@ -62,7 +66,8 @@ def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.
         {"params": biases, "lr": lr * recipe.bias_lr_mult,
          "weight_decay": recipe.weight_decay if recipe.bias_weight_decay else 0.0},
     ]
-    return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    # fused: one pass over the ~61M parameters per step instead of three (the step dominates small-image CPU runs)
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, fused=True)
 
 
 def milestones(recipe: Recipe) -> list[int]:

@@ -171,8 +171,13 @@ def train_variant(
     on_epoch_extra=None,  # noqa: ANN001 - callable(EpochStats) for sweeps (pruning)
     extra_tags: dict[str, str] | None = None,
     run_name: str | None = None,
+    log_weights: bool = True,
 ) -> Outcome:
-    """One variant, start to finish, on every rank. Rank 0 alone talks to MLflow."""
+    """One variant, start to finish, on every rank. Rank 0 alone talks to MLflow.
+
+    `log_weights=False` skips the final.pt artifact (~230 MB for AlexNet): sweep trials, whose best configuration is
+    re-run in full with `run --from-sweep`.
+    """
     t0 = time.perf_counter()
     decision = None
     if d.is_main:
@@ -216,11 +221,16 @@ def train_variant(
                 on_epoch_extra(stats)
 
         result = engine.fit(model, cfg, data.train, data.val, d, ckpt, on_epoch, verbose=verbose)
-        outcome = finish(model, variant, cfg, data, d, tracker, result)
+        outcome = finish(model, variant, cfg, data, d, tracker, result, log_weights=log_weights)
         outcome.seconds = time.perf_counter() - t0
         if d.is_main:
             ckpt.unlink(missing_ok=True)
         return outcome
+    except engine.Pruned:
+        tracker.set_tags({schema.TAG_TRIAL_STATE: "pruned"})
+        tracker.finish("KILLED")
+        ckpt.unlink(missing_ok=True)
+        return Outcome(variant.name, "pruned", tracker.run_id, seconds=time.perf_counter() - t0)
     except (KeyboardInterrupt, SystemExit):
         tracker.finish("KILLED")
         raise
@@ -242,7 +252,8 @@ def _config_json(cfg: RunConfig, data: data_mod.Datasets) -> str:
     return json.dumps(d, indent=2, sort_keys=True)
 
 
-def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, result) -> Outcome:  # noqa: ANN001
+def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, result,  # noqa: ANN001
+           log_weights: bool = True) -> Outcome:
     """Final evaluation under both protocols (KSH12 s4.1 ten-crop and centre), artifacts, terminal status."""
     spec = data_spec(cfg)
     finals: dict[str, evaluate.EvalResult] = {}
@@ -265,8 +276,9 @@ def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, resu
             np.savez_compressed(tmpd / "val_predictions.npz", labels=main.labels, probs=main.probs,
                                 top5_classes=classes, top5_probs=probs5, protocol=np.array(cfg.recipe.test_protocol))
             tracker.log_artifact(tmpd / "val_predictions.npz", "predictions")
-            torch.save(model.state_dict(), tmpd / "final.pt")
-            tracker.log_artifact(tmpd / "final.pt", "checkpoint")
+            if log_weights:
+                torch.save(model.state_dict(), tmpd / "final.pt")
+                tracker.log_artifact(tmpd / "final.pt", "checkpoint")
         fig = plots.curves(variant.name, result.history, data.num_classes)
         tracker.log_figure(fig, schema.ART_CURVES)
         tracker.finish("FINISHED")
@@ -304,6 +316,7 @@ def run_command(opts: RunOptions) -> int:
 def _run(opts: RunOptions, d: Dist) -> int:
     uri = opts.tracking_uri or tracking.default_uri()
     pairs = configs(opts, d)
+    load(data_spec(pairs[0][1]), "center")  # bad data paths fail here, before anything is recorded
     exp_name = experiment_name(pairs[0][1])
     exp_id = tracking.experiment_id(uri, exp_name) if d.is_main else ""
     parent = None
@@ -319,9 +332,9 @@ def _run(opts: RunOptions, d: Dist) -> int:
         for variant, cfg in pairs:
             ckpt = checkpoint_path(opts, cfg, uri)
             outcomes.append(train_variant(variant, cfg, d, uri, exp_id, parent, ckpt, verbose=opts.verbose))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, HarnessError) as e:
         if parent and d.is_main:
-            tracking.Tracker(uri, parent).finish("KILLED")
+            tracking.Tracker(uri, parent).finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     failed = [o for o in outcomes if o.status == "failed"]
     if not d.is_main:

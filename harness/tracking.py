@@ -6,6 +6,7 @@ The default store is `./mlruns/mlflow.db` (SQLite; MLflow 3.x refuses the old fi
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import tempfile
@@ -38,6 +39,8 @@ def client(uri: str):  # noqa: ANN201 - MlflowClient
     from mlflow.tracking import MlflowClient
 
     if uri not in _INITIALISED:
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # schema set-up chatter
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         root = store_root(uri)
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
