@@ -1,0 +1,146 @@
+"""`generate_report`: read runs -> compute ensembles -> draw figures -> render -> write. The only impure glue."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from harness.catalog import Measured, measure
+from harness.errors import HarnessError
+from harness.report import compute, figures
+from harness.report.read import ArtifactReader, artifacts, read_runs
+from harness.report.render import render
+from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow
+from variants import Variant, claims, get_variant, list_variants
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+
+
+def default_out(experiments: Sequence[str]) -> Path:
+    return Path("reports") / f"{'+'.join(figures.slug(e) for e in experiments) or 'all'}.md"
+
+
+def display_store(tracking_uri: str) -> str:
+    """The store as the report names it: a SQLite path under the working directory is shown relative to it."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        try:
+            return f"sqlite:///{path.resolve().relative_to(Path.cwd().resolve())}"
+        except ValueError:
+            return tracking_uri
+    return tracking_uri
+
+
+@functools.cache
+def _measured(name: str) -> Measured:
+    """catalog.measure on the meta device: shapes, counts and MACs without allocating or initialising weights."""
+    try:
+        with torch.device("meta"):
+            return measure(get_variant(name))
+    except (NotImplementedError, RuntimeError):  # an op without a meta kernel: build it for real (~0.3 s)
+        return measure(get_variant(name))
+
+
+def compute_ensembles(reader: ArtifactReader, variants: Sequence[Variant], rows: Sequence[RunRow]) -> list[EnsembleResult]:
+    out = []
+    for c in compute.ensemble_candidates(variants, rows):
+        loaded = [reader.predictions(i) for i in c.run_ids]
+        if any(p is None for p in loaded):
+            continue
+        labels = loaded[0][0]  # type: ignore[index]
+        if any(p[0].shape != labels.shape or (p[0] != labels).any() for p in loaded):  # type: ignore[index]
+            continue  # predictions of different images or orders cannot be averaged
+        top1, top5 = compute.ensemble_accuracy([p[1] for p in loaded], labels)  # type: ignore[index]
+        out.append(EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids, top1, top5))
+    return out
+
+
+def _clear(fig_dir: Path) -> None:
+    """Drop figures of an earlier build so that the folder holds exactly what the report links."""
+    if fig_dir.is_dir():
+        for p in sorted(fig_dir.glob("*.png")):
+            p.unlink()
+
+
+def draw_figures(reader: ArtifactReader, rows: Sequence[RunRow], comparisons: Sequence[compute.Comparison],
+                 fig_dir: Path) -> FigurePaths:
+    _clear(fig_dir)
+    rel = fig_dir.name
+
+    def link(p: Path) -> str:
+        return f"{rel}/{p.name}"
+
+    shown = [r for r in compute.order(rows) if r.kind == "variant" and not r.recipe_modified]
+    val_top1, curves, kernels = {}, {}, {}
+    for data, split in compute.groups(shown):
+        here = [r for r in shown if (r.data, r.split) == (data, split)]
+        g = figures.slug(f"{data}-{split}")
+        if any(r.val_top1 for r in here):
+            val_top1[data, split] = link(figures.val_top1_figure(
+                here, f"Validation top-1, {data} {split}", fig_dir / f"val_top1_{g}.png"))
+        for variant in sorted({r.variant for r in here}):
+            mine = [r for r in here if r.variant == variant]
+            if any(r.val_top1 or r.train_loss for r in mine):
+                curves[data, split, variant] = link(figures.variant_curves_figure(
+                    mine, f"{variant}, {data} {split}", fig_dir / f"curves_{g}__{figures.slug(variant)}.png"))
+            for r in (x for x in mine if x.finished):
+                state = reader.state_dict(r.run_id)
+                if state is not None:
+                    paths = figures.kernel_figures(state, f"{variant} conv1, {data} {split}",
+                                                   fig_dir / f"conv1_{g}__{figures.slug(variant)}")
+                    if paths:
+                        kernels[data, split, variant] = tuple(link(p) for p in paths)
+                    break
+    chart = link(figures.reported_figure(comparisons, fig_dir / "reproduced_vs_reported.png"))
+    return FigurePaths(chart, val_top1, curves, kernels)
+
+
+def profile_deviations(reader: ArtifactReader, rows: Sequence[RunRow]) -> dict[str, tuple[str, ...] | None]:
+    """The profile's deviations from config.json of the first run (by run id) of each profile that logged them."""
+    out: dict[str, tuple[str, ...] | None] = {}
+    for profile in sorted({r.profile for r in rows if r.profile}):
+        out[profile] = None
+        for r in sorted((x for x in rows if x.profile == profile and x.kind == "variant"), key=lambda x: x.run_id):
+            devs = reader.profile_deviations(r.run_id)
+            if devs is not None:
+                out[profile] = devs
+                break
+    return out
+
+
+def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
+                    out_path: str | Path | None = None) -> Path:
+    """Write the markdown report (and its figures beside it) of the runs in `experiments`; return its path."""
+    rows = read_runs(tracking_uri, list(experiments) if experiments else None)
+    if not rows:
+        where = ", ".join(experiments) if experiments else "any experiment"
+        raise HarnessError(f"no variant runs in {where} of {display_store(tracking_uri)}: nothing to report")
+    names = tuple(experiments) if experiments else tuple(sorted({r.experiment for r in rows}))
+    out = Path(out_path) if out_path else default_out(names)
+    variants = tuple(list_variants())
+    with artifacts(tracking_uri) as reader:
+        ensembles = tuple(compute_ensembles(reader, variants, rows))
+        comparisons = compute.compare_all(variants, rows, ensembles)
+        figs = draw_figures(reader, rows, comparisons, out.parent / f"{out.stem}_figures")
+        profiles = profile_deviations(reader, rows)
+    inputs = ReportInputs(
+        title=", ".join(names),
+        store=display_store(tracking_uri),
+        experiments=names,
+        rows=tuple(rows),
+        variants=variants,
+        claims=tuple(claims()),
+        measured={v.name: _measured(v.name) for v in variants},
+        ensembles=ensembles,
+        figures=figs,
+        profile_deviations=profiles,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(inputs), encoding="utf-8")
+    return out

@@ -1,0 +1,48 @@
+"""Number and label formatting shared by the report's notes and tables (one spelling everywhere)."""
+
+from __future__ import annotations
+
+from harness.report.types import Stat
+
+PROTOCOL_LABEL = {"center": "center crop", "ten_crop": "10-crop"}
+DASH = "-"
+
+
+def num(x: float | None, digits: int = 2) -> str:
+    return DASH if x is None else f"{x:.{digits}f}"
+
+
+def signed(x: float | None, digits: int = 2) -> str:
+    return DASH if x is None else f"{x:+.{digits}f}"
+
+
+def reported(x: float | None) -> str:
+    return DASH if x is None else f"{x:g}"
+
+
+def stat(s: Stat | None) -> str:
+    """`59.31 ± 0.42 (n=3)`; a single seed has no spread: `59.31 (n=1)`."""
+    if s is None:
+        return DASH
+    spread = "" if s.std is None else f" ± {s.std:.2f}"
+    return f"{s.mean:.2f}{spread} (n={s.n})"
+
+
+def protocol(p: str) -> str:
+    return PROTOCOL_LABEL.get(p, p or "unknown protocol")
+
+
+def short_id(run_id: str) -> str:
+    return run_id[:8]
+
+
+def run_ids(ids: tuple[str, ...] | list[str], limit: int = 8) -> str:
+    if not ids:
+        return DASH
+    shown = ", ".join(f"`{short_id(i)}`" for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def cell(text: str) -> str:
+    """Markdown table cells cannot hold `|` or newlines."""
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,232 @@
+"""Read runs and their artifacts from an MLflow store into typed rows (the only report module that imports mlflow).
+
+What is read, by the names in harness.schema: tags harness.kind, variant, paper, profile, dataset, dataset_name,
+split, test_protocol, recipe_modified, modified_keys, tuned_from_sweep, sweep, pretrained; params seed, num_classes;
+metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1 and train_loss;
+artifacts config.json (key profile_deviations), predictions/val_predictions.npz, checkpoint/final.pt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from harness import schema
+from harness.errors import HarnessError
+from harness.report.types import History, RunRow
+
+KINDS = ("variant", "trial")  # runs the report reads; batch and sweep parents hold no results
+
+
+@contextmanager
+def using_store(tracking_uri: str) -> Iterator[None]:
+    """`mlflow.search_runs` reads the global tracking URI: set it for the block and put the old one back."""
+    old = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    old_bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(old)
+        if old_bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_bar
+
+
+def check_store(tracking_uri: str) -> None:
+    """A SQLite store that does not exist is bad input, not a new empty store to create."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise HarnessError(f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri")
+
+
+def experiment_ids(client: MlflowClient, names: list[str] | None) -> dict[str, str]:
+    """{experiment id: name} for the names given (all experiments when None); an unknown name is a HarnessError."""
+    known = {e.name: e.experiment_id for e in client.search_experiments()}
+    if names is None:
+        return {i: n for n, i in known.items()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        have = ", ".join(sorted(known)) or "none"
+        raise HarnessError(f"unknown experiment {unknown[0]!r}; the store has: {have}")
+    return {known[n]: n for n in names}
+
+
+def _get(rec: pd.Series, column: str) -> object | None:
+    value = rec.get(column)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _str(rec: pd.Series, column: str) -> str | None:
+    value = _get(rec, column)
+    return None if value is None else str(value)
+
+
+def _float(rec: pd.Series, column: str) -> float | None:
+    value = _get(rec, column)
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _int(rec: pd.Series, column: str) -> int | None:
+    value = _get(rec, column)
+    try:
+        return None if value is None else int(float(value))  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def history(client: MlflowClient, run_id: str, key: str) -> History:
+    """(epoch, value) per epoch; a resumed run that logged an epoch twice keeps the latest value."""
+    latest: dict[int, tuple[int, float]] = {}
+    for m in client.get_metric_history(run_id, key):
+        if m.step not in latest or m.timestamp >= latest[m.step][0]:
+            latest[m.step] = (m.timestamp, m.value)
+    return tuple((step, value) for step, (_, value) in sorted(latest.items()))
+
+
+def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) -> RunRow:
+    def tag(name: str) -> str | None:
+        return _str(rec, f"tags.{name}")
+
+    def metric(name: str) -> float | None:
+        return _float(rec, f"metrics.{name}")
+
+    run_id = str(rec["run_id"])
+    kind = tag(schema.TAG_KIND) or "variant"
+    wants_history = client is not None and kind == "variant"
+    return RunRow(
+        run_id=run_id,
+        experiment=experiment,
+        kind=kind,
+        variant=tag(schema.TAG_VARIANT) or "",
+        paper=tag(schema.TAG_PAPER) or "",
+        profile=tag(schema.TAG_PROFILE) or _str(rec, "params.profile") or "",
+        dataset=tag(schema.TAG_DATASET) or "",
+        dataset_name=tag("dataset_name"),
+        split=tag(schema.TAG_SPLIT) or "",
+        protocol=tag(schema.TAG_PROTOCOL) or "",
+        seed=_int(rec, "params.seed"),
+        status=str(rec.get("status") or "UNKNOWN"),
+        recipe_modified=(tag(schema.TAG_RECIPE_MODIFIED) or "false").lower() == "true",
+        modified_keys=tag(schema.TAG_MODIFIED_KEYS) or "",
+        tuned_from=tag(schema.TAG_TUNED_FROM),
+        sweep=tag(schema.TAG_SWEEP),
+        pretrained=tag("pretrained"),
+        num_classes=_int(rec, "params.num_classes"),
+        final_top1=metric(schema.FINAL_TOP1),
+        final_top5=metric(schema.FINAL_TOP5),
+        center_top1=metric(schema.PROTOCOL_METRIC.format(protocol="center", k="top1")),
+        center_top5=metric(schema.PROTOCOL_METRIC.format(protocol="center", k="top5")),
+        ten_crop_top1=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top1")),
+        ten_crop_top5=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top5")),
+        learned=metric(schema.LEARNED),
+        val_top1=history(client, run_id, "val_top1") if wants_history else (),
+        train_loss=history(client, run_id, "train_loss") if wants_history else (),
+    )
+
+
+def read_runs(tracking_uri: str, experiments: list[str] | None) -> list[RunRow]:
+    """Variant runs and sweep trials of the experiments named (all when None), sorted by run id."""
+    check_store(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    ids = experiment_ids(client, experiments)
+    if not ids:
+        return []
+    frames = []
+    with using_store(tracking_uri):
+        for kind in KINDS:  # MLflow's filter grammar has no IN for tags
+            frames.append(mlflow.search_runs(experiment_ids=sorted(ids), filter_string=f"tags.`{schema.TAG_KIND}` = "
+                                             f"'{kind}'", output_format="pandas"))
+    rows = [
+        to_row(rec, ids.get(str(rec["experiment_id"]), str(rec["experiment_id"])), client)
+        for frame in frames
+        for _, rec in frame.iterrows()
+    ]
+    return sorted((r for r in rows if r.variant), key=lambda r: r.run_id)
+
+
+def _local_artifact(client: MlflowClient, tracking_uri: str, run_id: str, path: str, dst: Path) -> Path | None:
+    """The artifact as a local file: read in place from a local artifact store, else downloaded into `dst`."""
+    root = client.get_run(run_id).info.artifact_uri
+    parsed = urlparse(root)
+    if parsed.scheme in ("", "file"):
+        local = Path(unquote(parsed.path)) / path
+        return local if local.is_file() else None
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst),
+                                                        tracking_uri=tracking_uri))
+    except (MlflowException, OSError):
+        return None
+
+
+@contextmanager
+def artifacts(tracking_uri: str) -> Iterator[ArtifactReader]:
+    with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp, using_store(tracking_uri):
+        yield ArtifactReader(MlflowClient(tracking_uri), tracking_uri, Path(tmp))
+
+
+class ArtifactReader:
+    """Loads the artifacts the report needs; a missing or unreadable artifact is None, never an error."""
+
+    def __init__(self, client: MlflowClient, tracking_uri: str, tmp: Path) -> None:
+        self.client, self.tracking_uri, self.tmp = client, tracking_uri, tmp
+
+    def path(self, run_id: str, artifact: str) -> Path | None:
+        return _local_artifact(self.client, self.tracking_uri, run_id, artifact, self.tmp / run_id)
+
+    def predictions(self, run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(labels (N,), probs (N, C)) from predictions/val_predictions.npz."""
+        p = self.path(run_id, schema.ART_PREDICTIONS)
+        if p is None:
+            return None
+        try:
+            with np.load(p) as z:
+                return np.asarray(z["labels"]), np.asarray(z["probs"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def state_dict(self, run_id: str) -> dict[str, torch.Tensor] | None:
+        """Model weights from checkpoint/final.pt: a state dict, or a dict holding one under `model`."""
+        p = self.path(run_id, schema.ART_CHECKPOINT)
+        if p is None:
+            return None
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        except (OSError, RuntimeError, ValueError):
+            return None
+        if isinstance(obj, dict):
+            for key in ("model", "state_dict", "model_state"):
+                if isinstance(obj.get(key), dict):
+                    obj = obj[key]
+                    break
+        if not isinstance(obj, dict):
+            return None
+        return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+    def profile_deviations(self, run_id: str) -> tuple[str, ...] | None:
+        p = self.path(run_id, schema.ART_CONFIG)
+        if p is None:
+            return None
+        try:
+            devs = json.loads(p.read_text()).get("profile_deviations")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return None if devs is None else tuple(str(d) for d in devs)

@@ -1,0 +1,337 @@
+"""`render(inputs) -> markdown`: a pure function of the report's inputs. No clock, no files, no MLflow; everything
+is sorted, so the same inputs give the same bytes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from harness.report import compute, fmt
+from harness.report.compute import ClaimResult, Comparison, ProxyRow
+from harness.report.types import ReportInputs, RunRow
+
+MARK = {True: "yes", False: "**NO**", None: "-"}
+HOW_TO_READ = (
+    "Every number below is computed from tracked runs; none is typed by hand. Section 1 has one row per number "
+    "the papers report. Its status is `reproduced` when the mean over seeds is within the variant's tolerance "
+    "of the reported top-1 (top-5 where only that is reported), `not reproduced` when it is not, "
+    "`not comparable` when the runs used another data set, split or protocol (then no difference is "
+    "computed), `modified recipe` when the only matching runs changed the paper's recipe, and `not run` with "
+    "what the number needs. Accuracies are percentages, shown as mean ± sample standard deviation over seeds "
+    "with n; differences are reproduced minus reported. Claims (section 4) are `holds`, `does not hold`, "
+    "`inconclusive` (fewer than 2 seeds a side, or a seed spread at least as large as the effect) or `not run`; "
+    "the rules are in `harness/report/compute.py`."
+)
+ENSEMBLES = (
+    "KSH12 averages the softmax outputs of several networks. An ensemble here averages the saved validation "
+    "softmax (`predictions/val_predictions.npz`) of that many finished runs of the variant with the paper's "
+    "recipe on one data set, lowest seeds first."
+)
+PROXY = (
+    "Accuracy on data sets no paper reports on. Ranked by top-1 under each variant's own test protocol; "
+    "`center top-1` puts every variant on one protocol. An ablation's change is its mean top-1 minus its "
+    "base variant's, both under the base's protocol. These numbers check that the harness trains each "
+    "variant; they are not reproductions."
+)
+KERNELS = (
+    "conv1 filters of one trained run per variant (lowest seed), each filter scaled to its own range; "
+    "two-tower nets show one grid per tower."
+)
+TUNED = (
+    "Runs whose recipe was changed (`--set`, flags, `--from-sweep`) and sweep trials. Shown as tuned, never "
+    "as reproductions."
+)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt.cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render(inputs: ReportInputs) -> str:
+    rows = compute.order(inputs.rows)
+    comparisons = compute.compare_all(inputs.variants, rows, inputs.ensembles)
+    proxies = compute.proxy_groups(rows, inputs.variants)
+    out = [f"# Reproduction report: {inputs.title}", "", generated_from(inputs), ""]
+    out += how_to_read(comparisons, proxies, rows)
+    out += section_reported(comparisons)
+    out += section_ensembles(inputs, comparisons)
+    out += section_fidelity(inputs)
+    out += section_claims(inputs, rows)
+    out += section_proxy(inputs, rows, proxies)
+    out += section_figures(inputs)
+    out += section_deviations(inputs, rows)
+    out += section_runs(rows)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def generated_from(inputs: ReportInputs) -> str:
+    exps = ", ".join(f"`{e}`" for e in inputs.experiments) or "all experiments"
+    return (f"Generated from the MLflow store `{inputs.store}`, {exps}: {len(inputs.rows)} runs (ids under "
+            "[Runs](#runs)).")
+
+
+def how_to_read(comparisons: Sequence[Comparison], proxies: list[tuple[str, str]], rows: Sequence[RunRow]) -> list[str]:
+    counts = ", ".join(f"{sum(c.status == s for c in comparisons)} {s}" for s in compute.STATUSES)
+    out = [
+        "## How to read this report",
+        "",
+        HOW_TO_READ,
+        "",
+        f"Reported numbers: {len(comparisons)} ({counts}).",
+        "",
+    ]
+    if proxies:
+        names = ", ".join(sorted({d for d, _ in proxies}))
+        all_proxy = {d for d, _ in compute.groups(rows)} <= {d for d, _ in proxies}
+        out += [
+            f"> **Proxy data.** This report compares runs on a proxy data set ({names}); no number in it says "
+            "whether the paper reproduces on ImageNet." if all_proxy else
+            f"> **Proxy data.** Some runs used a proxy data set ({names}); their numbers say nothing about "
+            "whether the paper reproduces on ImageNet.",
+            "",
+        ]
+    return out
+
+
+def _data_cell(c: Comparison) -> str:
+    r = c.reported
+    text = f"{r.dataset} {r.split}"
+    if r.ensemble > 1:
+        text += f", ensemble of {r.ensemble}"
+    if r.pretrained:
+        text += f", pretrained on {r.pretrained}"
+    return text
+
+
+def _diff(c: Comparison) -> str:
+    if c.diff is None:
+        return fmt.DASH
+    return fmt.signed(c.diff) + (" (top-5)" if c.diff_metric == "top5" else "")
+
+
+def section_reported(comparisons: Sequence[Comparison]) -> list[str]:
+    header = ["variant", "data set, split", "protocol", "source", "reported top-1", "reported top-5",
+              "reproduced top-1", "reproduced top-5", "difference", "status", "runs / note"]
+    body = []
+    for c in comparisons:
+        r = c.reported
+        note = "; ".join(x for x in (fmt.run_ids(c.run_ids) if c.run_ids else "", c.note) if x)
+        body.append([f"`{c.variant}`", _data_cell(c), fmt.protocol(r.protocol), r.source, fmt.reported(r.top1),
+                     fmt.reported(r.top5), fmt.stat(c.top1), fmt.stat(c.top5), _diff(c), f"**{c.status}**",
+                     note or fmt.DASH])
+    return ["## 1. Reproduced versus reported", "", *table(header, body), ""]
+
+
+def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -> list[str]:
+    out = ["## 2. Ensembles", "",
+           ENSEMBLES, ""]
+    rows = [c for c in comparisons if c.reported.ensemble > 1]
+    out += table(
+        ["variant", "networks", "data set, split", "source", "reported top-1", "reported top-5", "status", "note"],
+        ([f"`{c.variant}`", str(c.reported.ensemble), _data_cell(c), c.reported.source, fmt.reported(c.reported.top1),
+          fmt.reported(c.reported.top5), f"**{c.status}**", "; ".join(x for x in (c.note, c.reported.note) if x)]
+         for c in rows),
+    )
+    out.append("")
+    if inputs.ensembles:
+        proxies = {d for d, _ in compute.proxy_groups(inputs.rows, inputs.variants)}
+        out += ["Ensembles computed from the runs (on any data set):", ""]
+        out += table(
+            ["variant", "networks", "data set, split", "protocol", "top-1", "top-5", "runs"],
+            ([f"`{e.variant}`", str(e.k), compute.data_label(e.data, e.split, e.data in proxies),
+              fmt.protocol(e.protocol), fmt.num(e.top1), fmt.num(e.top5), fmt.run_ids(e.run_ids, limit=10)]
+             for e in sorted(inputs.ensembles, key=lambda e: (e.variant, e.k, e.data, e.split, e.protocol))),
+        )
+    else:
+        out.append("No variant has enough finished runs on one data set to form an ensemble.")
+    return out + [""]
+
+
+def section_fidelity(inputs: ReportInputs) -> list[str]:
+    intro = (
+        "Computed from the built models at each variant's native input size; measurable on any machine. "
+        f"Parameters must match exactly, GMACs within {compute.MACS_TOL_G} (the reported figure's precision), "
+        f"size within {compute.SIZE_TOL_MB} MiB (a weights file adds serialisation overhead)."
+    )
+    out = ["## 3. Architecture fidelity", "", intro, ""]
+    body = []
+    for v in inputs.variants:
+        m = inputs.measured.get(v.name)
+        if m is None:
+            continue
+        f = compute.fidelity(v, m.params, m.macs, m.size_mb)
+        body.append([f"`{v.name}`", f"{f.params:,}", f"{f.reported_params:,}" if f.reported_params else fmt.DASH,
+                     MARK[f.params_match], f"{f.gmacs:.3f}", fmt.reported(f.reported_gmacs), MARK[f.gmacs_match],
+                     f"{f.size_mb:.3f}", fmt.reported(f.reported_size_mb), MARK[f.size_match]])
+    if not body:
+        return out + ["Not measured.", ""]
+    out += table(["variant", "params", "reported params", "match", "GMACs", "reported GMACs", "match", "size MiB",
+                  "reported MiB", "match"], body)
+    approx = [(a, inputs.measured[a.variant]) for a in compute.APPROXIMATE if a.variant in inputs.measured]
+    if approx:
+        out += ["", "Approximate figures from the papers' prose:", ""]
+        for a, m in approx:
+            ok, rel = compute.approx_match(a, m.params)
+            out.append(f"- `{a.variant}`: {a.source}: computed {m.params:,} ({rel * 100:+.1f} %): "
+                       f"{'~yes' if ok else '**NO**'} (within {a.rel_tol * 100:g} %)")
+    return out + [""]
+
+
+def _claim_row(r: ClaimResult) -> list[str]:
+    c = r.claim
+    data = fmt.DASH if r.data is None else compute.data_label(r.data, r.split or "", r.proxy)
+    sides = (f"{fmt.protocol(c.protocol)} vs {fmt.protocol('center' if c.protocol == 'ten_crop' else 'ten_crop')} "
+             f"of `{c.variant}`" if c.protocol and c.variant == c.baseline else f"`{c.variant}` - `{c.baseline}`")
+    claimed = f"{c.delta:+g}" + (" (about)" if c.approx else "")
+    if r.measured is None:
+        measured = fmt.DASH
+    else:
+        se = "" if r.se is None else f" ± {r.se:.2f}"
+        measured = f"{r.measured:+.2f}{se} (n={r.n_variant}/{r.n_baseline})"
+    return [c.name, c.text, c.source, data, sides, c.metric, claimed, measured, f"**{r.verdict}**", r.reason]
+
+
+def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
+    results = [r for c in inputs.claims for r in compute.check_claim(c, rows, inputs.variants)]
+    counts = ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in compute.VERDICTS)
+    intro = (
+        "Each claim as an accuracy difference in percentage points (variant minus baseline, same data set and "
+        "split, runs with the paper's recipe), ± its standard error over seeds, with n = seeds per side. "
+        f"Verdicts: {counts}."
+    )
+    out = ["## 4. Paper claims", "", intro, ""]
+    out += table(["claim", "text", "source", "data set", "compared", "metric", "claimed", "measured", "verdict",
+                  "why"], (_claim_row(r) for r in results))
+    return out + [""]
+
+
+def _not_learned(runs: Sequence[RunRow]) -> str:
+    """Why a run counts as not learned, from its own numbers: loss at ln(C) (chance) or loss elsewhere."""
+    classes = sorted({r.num_classes for r in runs if r.num_classes})
+    if len(classes) != 1:
+        return "val top-1 near chance"
+    c = classes[0]
+    chance = f"ln({c}) = {math.log(c):.2f}"
+    losses = [r.train_loss[-1][1] for r in runs if r.train_loss]
+    if losses and all(abs(x - math.log(c)) <= 0.1 * math.log(c) for x in losses):
+        return f"loss stayed at {chance}"
+    last = ", ".join(f"{x:.2f}" for x in losses)
+    return f"val top-1 near chance ({100 / c:g} %)" + (f"; final training loss {last} (chance: {chance})" if last
+                                                       else "")
+
+
+def _learned(p: ProxyRow, rows: Sequence[RunRow], inputs: ReportInputs, data: str, split: str) -> str:
+    mine = [r for r in rows if r.run_id in p.run_ids]
+    if not p.not_learned:
+        return "yes" if any(r.learned is not None for r in mine) else fmt.DASH
+    curve = inputs.figures.curves.get((data, split, p.variant))
+    link = f" ([curve]({curve}))" if curve else ""
+    share = "" if p.not_learned == len(p.run_ids) else f"{p.not_learned} of {len(p.run_ids)} runs "
+    return f"**{share}did not learn**: {_not_learned([r for r in mine if r.learned == 0.0])}{link}"
+
+
+def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tuple[str, str]]) -> list[str]:
+    out = ["## 5. Proxy results", ""]
+    if not proxies:
+        return out + ["No run used a proxy data set.", ""]
+    out += [PROXY, ""]
+    for data, split in proxies:
+        ranked = compute.proxy_table(rows, inputs.variants, data, split)
+        body = []
+        for i, p in enumerate(ranked, start=1):
+            runs = f" ({p.unfinished} of {p.runs} runs unfinished)" if p.unfinished else ""
+            change = fmt.DASH if p.base is None else f"{fmt.signed(p.change)} vs `{p.base}`"
+            body.append([str(i) if p.top1 else fmt.DASH, f"`{p.variant}`", fmt.protocol(p.protocol),
+                         fmt.stat(p.top1) + runs, fmt.stat(p.top5), fmt.stat(p.center_top1), change,
+                         _learned(p, rows, inputs, data, split)])
+        out += [f"### {compute.data_label(data, split, True)}", ""]
+        out += table(["rank", "variant", "protocol", "top-1", "top-5", "center top-1", "change vs base", "learned"],
+                     body)
+        out.append("")
+    return out
+
+
+def section_figures(inputs: ReportInputs) -> list[str]:
+    f = inputs.figures
+    out = ["## 6. Figures", ""]
+    if f.reproduced_vs_reported:
+        out += ["### Reproduced versus reported", "",
+                f"![reproduced versus reported top-1]({f.reproduced_vs_reported})", ""]
+    proxies = {d for d, _ in compute.proxy_groups(inputs.rows, inputs.variants)}
+    for data, split in sorted(f.val_top1):
+        label = compute.data_label(data, split, data in proxies)
+        out += [f"### Validation top-1 per epoch, {label}", "",
+                f"![validation top-1, {label}]({f.val_top1[data, split]})", ""]
+        curves = sorted((v, p) for (d, s, v), p in f.curves.items() if (d, s) == (data, split))
+        if curves:
+            out += ["Per variant (validation top-1 and training loss): " + ", ".join(f"[{v}]({p})" for v, p in curves),
+                    ""]
+    if f.kernels:
+        out += ["### First-layer kernels", "",
+                KERNELS, ""]
+        for (data, split, variant), paths in sorted(f.kernels.items()):
+            label = compute.data_label(data, split, data in proxies)
+            images = " ".join(
+                f"![{variant} conv1{f' tower {i}' if len(paths) > 1 else ''}]({p})" for i, p in enumerate(paths, 1)
+            )
+            out += [f"`{variant}`, {label}:", "", images, ""]
+    if len(out) == 2:
+        out += ["No figures: no run has a training history or checkpoint.", ""]
+    return out
+
+
+def section_deviations(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
+    out = ["## 7. Deviations", "", "### Variants", "",
+           "Every recorded difference from the papers, with the variants it applies to.", ""]
+    applies: dict[str, list[str]] = {}
+    for v in inputs.variants:
+        for d in v.deviations:
+            applies.setdefault(d, []).append(v.name)
+    papers: dict[str, list[str]] = {}
+    for v in inputs.variants:
+        papers.setdefault(v.paper, []).append(v.name)
+    for d, names in applies.items():
+        out.append(f"- {d} ({_who(names, papers, len(inputs.variants))})")
+    out += ["", "### Profiles", ""]
+    if not inputs.profile_deviations:
+        out.append("No run names a profile.")
+    for profile, devs in sorted(inputs.profile_deviations.items()):
+        if devs is None:
+            out.append(f"- `{profile}`: its runs logged no `config.json` with `profile_deviations`.")
+        elif not devs:
+            out.append(f"- `{profile}`: none (the papers' recipes as recorded).")
+        else:
+            out.append(f"- `{profile}`:")
+            out += [f"  - {d}" for d in devs]
+    out += ["", "### Tuned runs", "",
+            TUNED, ""]
+    tuned = [r for r in rows if r.recipe_modified or r.kind == "trial"]
+    if not tuned:
+        return out + ["None.", ""]
+    out += table(["run", "kind", "variant", "data set, split", "modified", "sweep", "status", "top-1"],
+                 ([f"`{fmt.short_id(r.run_id)}`", r.kind, f"`{r.variant}`", f"{r.data} {r.split}",
+                   r.modified_keys or fmt.DASH, r.tuned_from or r.sweep or fmt.DASH, r.status, fmt.num(r.final_top1)]
+                  for r in tuned))
+    return out + [""]
+
+
+def _who(names: list[str], papers: dict[str, list[str]], total: int) -> str:
+    if len(names) == total:
+        return "all variants"
+    for paper, members in sorted(papers.items()):
+        if names == members and len(names) > 1:
+            return f"all {len(names)} {paper} variants"
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def section_runs(rows: Sequence[RunRow]) -> list[str]:
+    out = ["## Runs", ""]
+    out += table(["run id", "experiment", "kind", "variant", "data set, split", "protocol", "seed", "status",
+                  "top-1", "top-5", "recipe"],
+                 ([f"`{r.run_id}`", r.experiment, r.kind, f"`{r.variant}`", f"{r.data} {r.split}",
+                   fmt.protocol(r.protocol), fmt.DASH if r.seed is None else str(r.seed), r.status,
+                   fmt.num(r.final_top1), fmt.num(r.final_top5), "modified" if r.recipe_modified else "paper"]
+                  for r in rows))
+    return out

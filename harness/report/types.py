@@ -1,0 +1,105 @@
+"""Typed rows the report is built from: one run as read from MLflow, and everything `render` needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.catalog import Measured
+from variants import Claim, Variant
+
+History = tuple[tuple[int, float], ...]  # (epoch, value), epochs ascending
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One MLflow run of kind `variant` or `trial`. A metric the run did not log is None."""
+
+    run_id: str
+    experiment: str
+    kind: str  # tag harness.kind: "variant" or "trial" (sweep trials are shown only as tuned runs)
+    variant: str
+    paper: str = ""
+    profile: str = ""
+    dataset: str = ""  # tag dataset: the loader, e.g. "imagefolder", "mnist5k"
+    dataset_name: str | None = None  # tag dataset_name: what the data is, e.g. "ILSVRC-2012", "mnist5k"
+    split: str = ""
+    protocol: str = ""  # tag test_protocol: the protocol of final_val_top1 / final_val_top5
+    seed: int | None = None
+    status: str = "FINISHED"
+    recipe_modified: bool = False
+    modified_keys: str = ""
+    tuned_from: str | None = None
+    sweep: str | None = None
+    pretrained: str | None = None  # tag pretrained: the data set a run was pretrained on, if any
+    num_classes: int | None = None
+    final_top1: float | None = None
+    final_top5: float | None = None
+    center_top1: float | None = None
+    center_top5: float | None = None
+    ten_crop_top1: float | None = None
+    ten_crop_top5: float | None = None
+    learned: float | None = None
+    val_top1: History = ()
+    train_loss: History = ()
+
+    @property
+    def data(self) -> str:
+        """The data set as the report names it: the `dataset_name` tag, else the loader name."""
+        return self.dataset_name or self.dataset or "unknown data"
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "FINISHED"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation (ddof=1; None when n < 2) over seeds."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """Accuracy of the averaged softmax of `len(run_ids)` finished runs of one variant on one data set."""
+
+    variant: str
+    data: str
+    split: str
+    protocol: str
+    pretrained: str | None
+    run_ids: tuple[str, ...]
+    top1: float
+    top5: float
+
+    @property
+    def k(self) -> int:
+        return len(self.run_ids)
+
+
+@dataclass(frozen=True)
+class FigurePaths:
+    """Figure paths relative to the markdown file; keys are (data label, split) groups and variant names."""
+
+    reproduced_vs_reported: str | None = None
+    val_top1: dict[tuple[str, str], str] = field(default_factory=dict)
+    curves: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (data, split, variant)
+    kernels: dict[tuple[str, str, str], tuple[str, ...]] = field(default_factory=dict)  # one path per tower
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything `render` reads. Same inputs, same markdown."""
+
+    title: str
+    store: str  # the tracking URI as shown in the "generated from" line
+    experiments: tuple[str, ...]
+    rows: tuple[RunRow, ...]
+    variants: tuple[Variant, ...]
+    claims: tuple[Claim, ...]
+    measured: dict[str, Measured] = field(default_factory=dict)
+    ensembles: tuple[EnsembleResult, ...] = ()
+    figures: FigurePaths = FigurePaths()
+    profile_deviations: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # None: config.json missing

@@ -1,0 +1,345 @@
+"""The report: statuses, statistics, claims and ensembles on fixed rows; then a report built from real MLflow runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.report import add_parser, compute, fmt
+from harness.report.render import render
+from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, Stat
+from variants import claims, get_variant, list_variants
+
+VARIANTS = tuple(list_variants())
+CLAIMS = tuple(claims())
+
+
+def imagenet(variant: str, seed: int, ten: float | None, center: float | None = None, **kw: object) -> RunRow:
+    protocol = get_variant(variant).recipe.test_protocol
+    final = ten if protocol == "ten_crop" else center
+    row = RunRow(run_id=f"{variant}-{seed}".ljust(32, "0"), experiment="imagenet-paper", kind="variant",
+                 variant=variant, profile="paper", dataset="imagefolder", dataset_name="ILSVRC-2012", split="val",
+                 protocol=protocol, seed=seed, final_top1=final, final_top5=None if final is None else final + 22,
+                 ten_crop_top1=ten, ten_crop_top5=None if ten is None else ten + 22, center_top1=center,
+                 center_top5=None if center is None else center + 23, learned=1.0)
+    return replace(row, **kw)  # type: ignore[arg-type]
+
+
+def proxy(variant: str, seed: int, top1: float, learned: float = 1.0) -> RunRow:
+    return RunRow(run_id=f"p-{variant}-{seed}".ljust(32, "0"), experiment="mnist5k-proxy", kind="variant",
+                  variant=variant, profile="proxy", dataset="mnist5k", dataset_name="mnist5k", split="val",
+                  protocol="ten_crop", seed=seed, final_top1=top1, final_top5=99.0, ten_crop_top1=top1,
+                  ten_crop_top5=99.0, center_top1=top1 - 0.5, center_top5=98.5, learned=learned, num_classes=10)
+
+
+ALEX = [imagenet("alexnet2012", s, t, t - 1.6) for s, t in enumerate((59.0, 59.6, 59.3))]
+ROWS = (
+    *ALEX,
+    *(imagenet("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))),  # -1.5: holds
+    *(imagenet("alexnet2012_nonoverlap_pool", s, t) for s, t in enumerate((59.9, 60.0, 60.1))),  # +0.7: wrong sign
+    imagenet("alexnet2012_one_tower_half", 0, 57.0),  # one seed: inconclusive
+    *(imagenet("alexnet2012_no_pca", s, t) for s, t in enumerate((57.0, 61.0, 59.0))),  # spread > effect
+    *(imagenet("alexnet2012_no_conv3", s, t) for s, t in enumerate((54.2, 54.3, 54.4))),  # -5 vs "about 2"
+    imagenet("torchvision_alexnet", 0, None, 56.0),  # tolerance 0.01: not reproduced
+    imagenet("alexnet2014", 0, None, 57.5, recipe_modified=True, modified_keys="lr"),
+    proxy("zfnet", 0, 97.0),
+    proxy("zfnet", 1, 98.0),
+    proxy("zfnet_wide", 0, 96.0, learned=0.0),
+)
+
+
+def inputs(rows=ROWS, ensembles=(), figures=None, measured=None) -> ReportInputs:
+    return ReportInputs(title="t", store="sqlite:///mlruns/mlflow.db", experiments=("e",), rows=tuple(rows),
+                        variants=VARIANTS, claims=CLAIMS, measured=measured or {}, ensembles=tuple(ensembles),
+                        figures=figures or FigurePaths(), profile_deviations={"paper": ()})
+
+
+def comparison(variant: str, source: str, ensemble: int = 1, ensembles=()) -> compute.Comparison:
+    v = get_variant(variant)
+    r = next(r for r in v.reported if r.source == source and r.ensemble == ensemble)
+    return compute.compare(v, r, ROWS, ensembles)
+
+
+def test_mean_and_sample_std_over_seeds() -> None:
+    s = compute.summarize([59.0, 59.6, 59.3, None])
+    assert (round(s.mean, 6), round(s.std, 6), s.n) == (59.3, 0.3, 3)
+    assert compute.summarize([None]) is None
+    assert compute.summarize([61.0]) == Stat(61.0, None, 1)
+    assert fmt.stat(s) == "59.30 ± 0.30 (n=3)" and fmt.stat(Stat(61.0, None, 1)) == "61.00 (n=1)"
+
+
+def test_reproduced_within_tolerance() -> None:
+    c = comparison("alexnet2012", "KSH12 Table 2")
+    assert c.status == "reproduced" and c.top1.n == 3 and c.diff == pytest.approx(0.0, abs=1e-9)
+    assert len(c.run_ids) == 3
+    center = comparison("alexnet2012", "CAFFE bvlc_alexnet")  # the runs' center metric, not their own protocol
+    assert center.status == "reproduced" and center.top1.mean == pytest.approx(57.7)
+
+
+def test_not_reproduced_outside_tolerance() -> None:
+    c = comparison("torchvision_alexnet", "TV IMAGENET1K_V1 metadata")
+    assert c.status == "not reproduced" and c.diff == pytest.approx(56.0 - 56.522)
+
+
+def test_not_comparable_computes_no_difference() -> None:
+    c = comparison("zfnet", "ZF13 Table 2")
+    assert c.status == "not comparable" and c.diff is None and c.top1 is None
+    assert "mnist5k val" in c.note and "97.50 ± 0.71 (n=2)" in c.note
+    split = comparison("alexnet2012", "seed table")  # ILSVRC-2012 test: the runs evaluated val
+    assert split.status == "not comparable" and split.diff is None
+
+
+def test_modified_recipe_is_never_a_reproduction() -> None:
+    c = comparison("alexnet2014", "CC2 wiki")
+    assert c.status == "modified recipe" and c.diff is None and "lr" in c.note
+
+
+def test_not_run_says_what_it_needs() -> None:
+    fall = compute.compare(get_variant("alexnet2012_conv6"), get_variant("alexnet2012_conv6").reported[0], ROWS, ())
+    assert fall.status == "not run" and "ImageNet Fall 2009" in fall.note
+    pre = get_variant("alexnet2012_conv6").reported[1]
+    assert "pretraining on ImageNet Fall 2011" in compute.compare(get_variant("alexnet2012_conv6"), pre, ROWS, ()).note
+    ens = comparison("alexnet2012", "KSH12 Table 2", ensemble=5)
+    assert ens.status == "not run" and "an ensemble of 5 runs" in ens.note and "3 finished run(s)" in ens.note
+
+
+def test_ensemble_accuracy_averages_softmax() -> None:
+    labels = np.array([0, 1, 2, 1])
+    a = np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.1, 0.5, 0.4], [0.2, 0.7, 0.1]], dtype=np.float16)
+    b = np.array([[0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]], dtype=np.float16)
+    assert compute.ensemble_accuracy([a], labels)[0] == 50.0
+    assert compute.ensemble_accuracy([b], labels)[0] == 50.0  # each net alone: 2 of 4
+    # mean: [.4 .5 .1] wrong, [.3 .6 .1] right, [.1 .35 .55] right, [.4 .5 .1] right
+    assert compute.ensemble_accuracy([a, b], labels) == (75.0, 100.0)
+    assert compute.ensemble_accuracy([a, b], np.array([2, 1, 2, 1]))[0] == 75.0
+
+
+def test_ensemble_row_uses_the_averaged_runs() -> None:
+    e = EnsembleResult("alexnet2012", "ILSVRC-2012", "val", "ten_crop", None, tuple("abcde"), 62.0, 83.0)
+    c = comparison("alexnet2012", "KSH12 Table 2", ensemble=5, ensembles=(e,))
+    assert c.status == "reproduced" and c.diff == pytest.approx(0.1) and c.run_ids == tuple("abcde")
+    rows = [*ALEX, *(replace(ALEX[0], run_id=f"x{i}", seed=9 + i) for i in range(2))]
+    cands = compute.ensemble_candidates([get_variant("alexnet2012")], rows)
+    assert [c.run_ids for c in cands] == [tuple(r.run_id for r in compute.order(rows))[:5]]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("lrn", "holds"), ("overlap_pool", "does not hold"), ("two_towers", "inconclusive"),
+     ("pca_lighting", "inconclusive"), ("no_conv3", "does not hold"), ("ten_crop", "holds"),
+     ("zf_no_fc7", "not run")],
+)
+def test_claim_verdicts(name: str, expected: str) -> None:
+    claim = next(c for c in CLAIMS if c.name == name)
+    [result] = compute.check_claim(claim, ROWS, VARIANTS)
+    assert result.verdict == expected
+    if expected != "not run":
+        assert result.data == "ILSVRC-2012" and not result.proxy
+
+
+def test_verdict_rule() -> None:
+    assert compute.verdict(-1.5, 0.2, 3, 3, -1.4, False)[0] == "holds"
+    assert compute.verdict(-0.6, 0.2, 3, 3, -1.4, False)[0] == "does not hold"  # under half the claim
+    assert compute.verdict(-3.0, 0.2, 3, 3, -1.4, False)[0] == "holds"  # a larger effect still holds
+    assert compute.verdict(-3.0, 0.2, 3, 3, -1.4, True)[0] == "does not hold"  # approx: within a factor of two
+    assert compute.verdict(-1.5, None, 1, 3, -1.4, False)[0] == "inconclusive"
+    assert compute.verdict(-1.5, 1.5, 3, 3, -1.4, False)[0] == "inconclusive"
+
+
+def test_claim_on_proxy_is_labelled() -> None:
+    claim = replace(CLAIMS[0], variant="zfnet_wide", baseline="zfnet")
+    [result] = compute.check_claim(claim, ROWS, VARIANTS)
+    assert result.proxy and result.data == "mnist5k"
+    assert "mnist5k (proxy) val" in render(replace(inputs(), claims=(claim,)))
+
+
+def _line(md: str, *needles: str) -> str:
+    [line] = [x for x in md.splitlines() if x.startswith("|") and all(n in x for n in needles)]
+    return line
+
+
+def test_render_tables_and_flags() -> None:
+    figs = FigurePaths(curves={("mnist5k", "val", "zfnet_wide"): "r_figures/curves_mnist5k-val__zfnet_wide.png"})
+    md = render(inputs(figures=figs))
+    assert md == render(inputs(figures=figs))
+    for title in ("How to read", "1. Reproduced versus reported", "2. Ensembles", "3. Architecture fidelity",
+                  "4. Paper claims", "5. Proxy results", "6. Figures", "7. Deviations", "Tuned runs", "Runs"):
+        assert f"# {title}" in md or f"## {title}" in md
+    assert "**reproduced**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
+    assert "59.30 ± 0.30 (n=3)" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
+    assert "**not reproduced**" in _line(md, "`torchvision_alexnet`", "TV IMAGENET1K")
+    zf = _line(md, "`zfnet`", "ZF13 Table 2")
+    assert "**not comparable**" in zf and "| - | **not comparable**" in zf  # no difference
+    assert "**modified recipe**" in _line(md, "`alexnet2014`", "CC2 wiki", "57.45")
+    assert "ImageNet Fall 2009" in _line(md, "`alexnet2012_conv6`", "KSH12 s6")
+    assert "Some runs used a proxy data set (mnist5k)" in md
+    wide = _line(md, "| 2 | `zfnet_wide`", "96.00")
+    assert "did not learn**: val top-1 near chance (10 %)" in wide and "curves_mnist5k-val__zfnet_wide.png" in wide
+    stalled = replace(ROWS[-1], train_loss=((1, 2.31), (2, 2.30)))
+    assert "did not learn**: loss stayed at ln(10) = 2.30" in render(inputs(rows=(*ROWS[:-1], stalled)))
+    assert "-1.50 vs `zfnet`" in wide
+    assert "**inconclusive**" in _line(md, "| two_towers |")
+    assert "**not run**" in _line(md, "| zf_no_fc7 |")
+
+
+def test_proxy_only_warning_and_fidelity_marks() -> None:
+    from harness.catalog import Measured
+
+    rows = [r for r in ROWS if r.dataset == "mnist5k"]
+    measured = {"torchvision_alexnet": Measured(61_100_840, 714_188_480, 233.0812),
+                "alexnet2012": Measured(60_965_224, 724_406_816, 232.564)}
+    md = render(inputs(rows=rows, measured=measured))
+    assert "This report compares runs on a proxy data set (mnist5k); no number in it says whether the paper " \
+           "reproduces on ImageNet" in md
+    tv = _line(md, "`torchvision_alexnet`", "61,100,840 | 61,100,840")
+    assert tv.count("| yes |") == 3
+    assert "computed 60,965,224 (+1.6 %): ~yes" in md
+
+
+# --- a report from real MLflow runs --------------------------------------------------------------------------------
+
+EXPERIMENT = "mnist5k-proxy"
+
+
+def _log_run(client, exp_id: str, tmp: Path, variant: str, seed: int, top1: float, *, learned: float = 1.0,
+             modified: bool = False, failed: bool = False, conv1: tuple[int, ...] = (96, 3, 11, 11),
+             conv2_in: int = 48) -> str:
+    import torch
+
+    protocol = get_variant(variant).recipe.test_protocol
+    tags = {"harness.kind": "variant", "variant": variant, "paper": get_variant(variant).paper, "profile": "proxy",
+            "dataset": "mnist5k", "dataset_name": "mnist5k", "split": "val", "test_protocol": protocol,
+            "recipe_modified": str(modified).lower(), "modified_keys": "lr" if modified else ""}
+    run = client.create_run(exp_id, tags=tags)
+    rid = run.info.run_id
+    client.log_param(rid, "seed", seed)
+    client.log_param(rid, "num_classes", 10)
+    for epoch in range(1, 4):
+        client.log_metric(rid, "val_top1", top1 * epoch / 3, step=epoch)
+        client.log_metric(rid, "train_loss", 2.3 / epoch, step=epoch)
+    if failed:
+        client.set_terminated(rid, "FAILED")
+        return rid
+    metrics = {"final_val_top1": top1, "final_val_top5": 99.0, "center_val_top1": top1 - 0.5,
+               "center_val_top5": 98.9, "ten_crop_val_top1": top1, "ten_crop_val_top5": 99.0, "learned": learned}
+    for k, v in metrics.items():
+        client.log_metric(rid, k, v)
+    d = tmp / rid
+    (d / "predictions").mkdir(parents=True)
+    (d / "checkpoint").mkdir()
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(10), size=20).astype(np.float16)
+    np.savez(d / "predictions" / "val_predictions.npz", labels=np.arange(20) % 10, probs=probs,
+             top5_classes=np.argsort(-probs, axis=1)[:, :5], top5_probs=np.sort(probs, axis=1)[:, ::-1][:, :5])
+    g = torch.Generator().manual_seed(seed)
+    torch.save({"features.conv1.weight": torch.randn(*conv1, generator=g),
+                "features.conv2.weight": torch.randn(8, conv2_in, 5, 5, generator=g)}, d / "checkpoint" / "final.pt")
+    (d / "config.json").write_text(json.dumps({"profile_deviations": ["mnist5k instead of ImageNet", "3 epochs"]}))
+    client.log_artifact(rid, str(d / "predictions" / "val_predictions.npz"), "predictions")
+    client.log_artifact(rid, str(d / "checkpoint" / "final.pt"), "checkpoint")
+    client.log_artifact(rid, str(d / "config.json"))
+    client.set_terminated(rid, "FINISHED")
+    return rid
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    from mlflow import MlflowClient
+
+    tmp = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment(EXPERIMENT, artifact_location=str(tmp / "artifacts"))
+    client.create_experiment("empty", artifact_location=str(tmp / "artifacts-empty"))
+    _log_run(client, exp, tmp, "alexnet2012", 0, 97.0)
+    _log_run(client, exp, tmp, "alexnet2012", 1, 97.4)
+    _log_run(client, exp, tmp, "alexnet2012_one_tower_half", 0, 11.0, learned=0.0, conv1=(48, 3, 11, 11))
+    _log_run(client, exp, tmp, "alexnet2014", 0, 98.0, modified=True, conv1=(64, 3, 11, 11), conv2_in=64)
+    _log_run(client, exp, tmp, "zfnet", 0, 50.0, failed=True)
+    return uri, tmp
+
+
+def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> None:
+    from harness.report.build import generate_report
+
+    uri, _ = store
+    out = generate_report(uri, [EXPERIMENT], tmp_path / "reports" / "proxy.md")
+    md = out.read_text()
+    assert out == tmp_path / "reports" / "proxy.md"
+    for title in ("1. Reproduced versus reported", "2. Ensembles", "3. Architecture fidelity", "4. Paper claims",
+                  "5. Proxy results", "6. Figures", "7. Deviations"):
+        assert f"## {title}" in md
+    assert "This report compares runs on a proxy data set (mnist5k)" in md
+    assert "**not comparable**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
+    assert "**not run**" in _line(md, "`alexnet2012_conv6`", "KSH12 s6")
+    assert "97.20 ± 0.28 (n=2)" in _line(md, "| 1 | `alexnet2012`")
+    assert "did not learn" in _line(md, "| 2 | `alexnet2012_one_tower_half`", "11.00")
+    assert "1 of 1 runs unfinished" in _line(md, "| - | `zfnet`")
+    assert "`alexnet2014`" not in md.split("## 5. Proxy results")[1].split("## 6.")[0]  # tuned: not ranked
+    assert "mnist5k (proxy) val" in _line(md, "| two_towers |")
+    assert "mnist5k instead of ImageNet" in md and "`proxy`" in md  # profile deviations from config.json
+    assert "| variant |" in _line(md, "`alexnet2014`", "| lr |")  # a tuned run, shown as tuned
+    assert "FAILED" in md
+    links = re.findall(r"\]\(([^)]+\.png)\)", md)
+    assert {Path(p).name for p in links} >= {"conv1_mnist5k-val__alexnet2012_tower1.png",
+                                             "conv1_mnist5k-val__alexnet2012_tower2.png",
+                                             "conv1_mnist5k-val__alexnet2012_one_tower_half.png",
+                                             "val_top1_mnist5k-val.png", "reproduced_vs_reported.png"}
+    assert all((out.parent / p).is_file() for p in links)
+    figures = {p: (out.parent / p).read_bytes() for p in links}
+    again = generate_report(uri, [EXPERIMENT], out)
+    assert again.read_text() == md
+    assert {p: (out.parent / p).read_bytes() for p in links} == figures
+
+
+def test_ensemble_from_saved_predictions(store: tuple[str, Path], tmp_path: Path) -> None:
+    from harness.report.build import compute_ensembles
+    from harness.report.read import artifacts, read_runs
+
+    uri, _ = store
+    rows = read_runs(uri, [EXPERIMENT])
+    two = replace(get_variant("alexnet2012"), reported=(replace(get_variant("alexnet2012").reported[3], ensemble=2),))
+    with artifacts(uri) as reader:
+        [e] = compute_ensembles(reader, [two], rows)
+        preds = [reader.predictions(i) for i in e.run_ids]
+    assert e.k == 2 and e.data == "mnist5k"
+    assert (e.top1, e.top5) == compute.ensemble_accuracy([p[1] for p in preds], preds[0][0])
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--experiment", "nope"], "unknown experiment 'nope'"),
+     (["--experiment", "empty"], "no variant runs in empty")],
+)
+def test_bad_input_is_one_line(store: tuple[str, Path], argv: list[str], message: str) -> None:
+    uri, _ = store
+    with pytest.raises(HarnessError) as e:
+        _cli(["report", "--tracking-uri", uri, *argv])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_store_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no MLflow store"):
+        _cli(["report", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"])
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_cli_prints_the_path(store: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, _ = store
+    out = tmp_path / "r.md"
+    assert _cli(["report", "--tracking-uri", uri, "--experiment", EXPERIMENT, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out) and out.is_file()
