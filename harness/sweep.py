@@ -1,0 +1,678 @@
+"""`harness sweep`: an Optuna search around a variant's recipe, one nested MLflow run per trial.
+
+The only module that imports optuna (lazily, so other subcommands do not pay for it). Control flow, top to bottom:
+variant + profile + --set -> base config -> the named search space's bounds around that recipe (empty -> error) ->
+study in `optuna.db` beside the MLflow store (same name: continued) -> per trial: sampled changes ->
+`runner.train_variant` (reports val_top1 each epoch; the median pruner stops clearly bad trials) -> the parent run
+gets the best trial, counts and figures -> summary table. `run NAME --from-sweep S` re-runs `best_params(S)` in full.
+
+Killed trials: the study storage runs Optuna's heartbeat (a thread writes a beat every HEARTBEAT_S seconds while a
+trial runs). A RUNNING trial whose beat is older than GRACE_S belongs to a process that died; Optuna marks it FAIL at
+the start of every later trial (and we check once more at the start and end of each sweep), and our callback marks
+its MLflow run KILLED with trial_state=failed. We chose heartbeats over "fail every RUNNING trial at start" because
+the latter would also fail the live trials of a second worker sharing the study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness import distributed, engine, runner, schema, tracking
+from harness.config import parse_set, settable_keys, validate_recipe
+from harness.errors import HarnessError
+from variants import Recipe
+
+if TYPE_CHECKING:
+    import optuna
+
+# --- search spaces: typed data ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A float recipe field sampled in [low, high]; `relative` bounds multiply the base recipe's own value."""
+
+    key: str
+    low: float
+    high: float
+    log: bool = False
+    relative: bool = False  # e.g. low 0.1, high 10: lr/10 .. lr*10 around whatever the recipe (or --set) says
+
+    def bounds(self, recipe: Recipe) -> tuple[float, float]:
+        base = float(getattr(recipe, self.key)) if self.relative else 1.0
+        return self.low * base, self.high * base
+
+
+@dataclass(frozen=True)
+class IntChoice:
+    key: str
+    choices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Categorical:
+    key: str
+    choices: tuple[str, ...]
+
+
+Dim = FloatRange | IntChoice | Categorical
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    about: str
+    dims: tuple[Dim, ...]
+    scale_lr_with_batch: bool = False  # OWT14 s5: effective lr = lr x batch / the base batch (recorded lr_scale_batch)
+
+
+SPACES: dict[str, Space] = {
+    s.name: s
+    for s in (
+        Space("default", "lr and weight decay within 10x of the recipe's (log), momentum 0.8-0.95", (
+            FloatRange("lr", 0.1, 10.0, log=True, relative=True),
+            FloatRange("weight_decay", 0.1, 10.0, log=True, relative=True),
+            FloatRange("momentum", 0.8, 0.95),
+        )),
+        Space("lr", "lr only, within 10x of the recipe's (log)", (
+            FloatRange("lr", 0.1, 10.0, log=True, relative=True),
+        )),
+        Space("schedule", "lr schedule (plateau, multistep, step) and its decay factor gamma", (
+            Categorical("schedule", ("plateau", "multistep", "step")),
+            FloatRange("gamma", 0.05, 0.5, log=True),
+        )),
+        Space("batch", "batch size 16/32/64, lr scaled linearly with it from the profile's batch (OWT14 s5)", (
+            IntChoice("batch_size", (16, 32, 64)),
+        ), scale_lr_with_batch=True),
+    )
+}
+
+# A multistep schedule picked for a recipe that has no milestones would never drop: give it these (fractions of the
+# epochs), recorded in the trial's params like every other change.
+DEFAULT_MILESTONES = (0.5, 0.75)
+
+# Sampler and pruner settings (Optuna 5 changed TPE defaults: everything relied on is set here).
+TPE_STARTUP_TRIALS = 4  # random trials before TPE models the results (a 6-trial sweep: 4 random, 2 guided)
+PRUNE_AFTER_COMPLETE = 2  # MedianPruner n_startup_trials: complete trials before any pruning
+PRUNE_WARMUP_EPOCHS = 1  # MedianPruner n_warmup_steps; steps are 1-based epochs, so the first decision is at epoch 1
+HEARTBEAT_S = 20  # a running trial writes a heartbeat this often
+GRACE_S = 120  # no heartbeat for this long: the trial's process is gone, the trial is failed
+DEFAULT_TRIALS = 6
+
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def get_space(name: str) -> Space:
+    try:
+        return SPACES[name]
+    except KeyError:
+        raise HarnessError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, tuple):
+        return ",".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def check_space(space: Space, recipe: Recipe, sets: dict[str, object] | None = None) -> dict[str, str]:
+    """Each dimension's resolved range as text (for the parent run's params); empty or invalid -> HarnessError."""
+    sets = sets or {}
+    out: dict[str, str] = {}
+    for dim in space.dims:
+        where = f"search space {space.name!r}: {dim.key}"
+        if dim.key in sets and not (isinstance(dim, FloatRange) and dim.relative):
+            raise HarnessError(f"{where} is tuned by the space, so --set {dim.key} would be overridden; drop it "
+                               "or choose another --space")
+        if isinstance(dim, FloatRange):
+            low, high = dim.bounds(recipe)
+            base = f" (the recipe's {dim.key} is {_fmt(getattr(recipe, dim.key))})" if dim.relative else ""
+            if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+                raise HarnessError(f"{where} range [{_fmt(low)}, {_fmt(high)}] is empty{base}")
+            if dim.log and low <= 0:
+                raise HarnessError(f"{where} log range [{_fmt(low)}, {_fmt(high)}] needs a positive low end{base}")
+            for value in (low, high):
+                _check_value(where, recipe, dim.key, value)
+            out[dim.key] = f"[{_fmt(low)}, {_fmt(high)}]" + (" log" if dim.log else "")
+        else:
+            if not dim.choices:
+                raise HarnessError(f"{where} has no choices")
+            for value in dim.choices:
+                _check_value(where, recipe, dim.key, value)
+            out[dim.key] = "{" + ", ".join(map(str, dim.choices)) + "}"
+    if space.scale_lr_with_batch:
+        out["lr_scale_batch"] = f"lr scales linearly from batch {recipe.lr_scale_batch or recipe.batch_size}"
+    return out
+
+
+def _check_value(where: str, recipe: Recipe, key: str, value: object) -> None:
+    if key not in settable_keys():
+        raise HarnessError(f"{where} is not a settable recipe field")
+    try:
+        parse_set([f"{key}={value}"])  # the field's own type and Literal choices
+        validate_recipe(replace(recipe, **{key: value}))
+    except HarnessError as e:
+        raise HarnessError(f"{where} = {_fmt(value)} is invalid: {e}") from None
+
+
+def sample(trial: optuna.Trial, space: Space, recipe: Recipe) -> dict[str, object]:
+    """The trial's recipe changes: sampled values plus what they imply (milestones, lr scaling)."""
+    changes: dict[str, object] = {}
+    for dim in space.dims:
+        if isinstance(dim, FloatRange):
+            low, high = dim.bounds(recipe)
+            changes[dim.key] = trial.suggest_float(dim.key, low, high, log=dim.log)
+        else:
+            changes[dim.key] = trial.suggest_categorical(dim.key, list(dim.choices))
+    if changes.get("schedule") == "multistep" and not recipe.milestones:
+        changes["milestones"] = DEFAULT_MILESTONES
+    if space.scale_lr_with_batch and recipe.lr_scale_batch is None:
+        changes["lr_scale_batch"] = recipe.batch_size
+    return changes
+
+
+# --- storage and study --------------------------------------------------------------------------------------------
+
+
+def storage_path(tracking_uri: str) -> Path:
+    """`optuna.db` beside a SQLite MLflow store; ./mlruns/optuna.db for remote stores."""
+    return (tracking.store_root(tracking_uri) or Path("mlruns")).resolve() / "optuna.db"
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _storage(path: Path, on_stale=None):
+    import optuna
+
+    _quiet_optuna()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(
+        f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 30}},
+        heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, heartbeat_stale_trial_callback=on_stale,
+    )
+
+
+def build_sampler(seed: int):
+    import optuna
+
+    # multivariate: lr and weight decay interact; constant_liar only matters for parallel workers (n_jobs=1 here)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS, multivariate=True,
+                                      constant_liar=False, group=False)
+
+
+def build_pruner(name: str):
+    import optuna
+
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_COMPLETE, n_warmup_steps=PRUNE_WARMUP_EPOCHS,
+                                           interval_steps=1, n_min_trials=1)
+    raise HarnessError(f"unknown pruner {name!r}; known: median, none")
+
+
+def _load_existing(storage, study_name: str):
+    import optuna
+
+    if study_name not in optuna.get_all_study_names(storage):
+        return None
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def best_params(study_name: str, tracking_uri: str | None) -> dict[str, object]:
+    """The best complete trial's recipe changes (sampled, implied and the sweep's --set), typed for `--set`.
+
+    Not the sweep's --epochs or --limit-*: a full run keeps its profile's epochs.
+    """
+    uri = tracking_uri or tracking.default_uri()
+    path = storage_path(uri)
+    if not path.is_file():
+        raise HarnessError(f"no sweep study {study_name!r}: no Optuna storage at {path} (run `harness sweep` first)")
+    import optuna
+
+    storage = _storage(path)
+    names = optuna.get_all_study_names(storage)
+    if study_name not in names:
+        raise HarnessError(f"unknown sweep study {study_name!r}; {path} has: {', '.join(sorted(names)) or 'none'}")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise HarnessError(f"sweep study {study_name!r} has no complete trial yet")
+    return _typed(study.best_trial.user_attrs.get("changes") or study.best_trial.params)
+
+
+def _typed(changes: dict[str, object]) -> dict[str, object]:
+    """JSON from the study storage -> recipe types (lists back to tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+
+
+def _jsonable(changes: dict[str, object]) -> dict[str, object]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
+
+
+# --- the command ----------------------------------------------------------------------------------------------------
+
+
+class TrialFailed(Exception):
+    """A trial's training failed (e.g. diverged); recorded as failed, the sweep goes on."""
+
+
+@dataclass(frozen=True)
+class SweepArgs:
+    name: str
+    trials: int = DEFAULT_TRIALS
+    study_name: str | None = None
+    space: str = "default"
+    timeout: float | None = None
+    seed: int = 0
+    epochs: int | None = None
+    sets: tuple[str, ...] = ()
+    pruner: str = "median"
+    profile: str | None = None
+    data: str | None = None
+    dataset: str | None = None
+    dataset_name: str | None = None
+    device: str = "auto"
+    tracking_uri: str | None = None
+    limit_train: int | None = None
+    limit_val: int | None = None
+    workers: int = 0
+    verbose: bool = True
+
+
+def sweep_command(a: SweepArgs) -> int:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise HarnessError("sweeps run in one process: launch `harness sweep` without torchrun")
+    space = get_space(a.space)
+    sets = parse_set(list(a.sets))
+    uri = a.tracking_uri or tracking.default_uri()
+    d = distributed.init(a.device)
+    base_opts = runner.RunOptions(
+        names=[a.name], profile=a.profile, data=a.data, dataset=a.dataset, dataset_name=a.dataset_name,
+        epochs=a.epochs, seed=a.seed, sets=sets, device=a.device, tracking_uri=uri, limit_train=a.limit_train,
+        limit_val=a.limit_val, workers=a.workers, report=False, verbose=a.verbose,
+    )
+    ((variant, base),) = runner.configs(base_opts, d)
+    ranges = check_space(space, base.recipe, sets)
+    study_name = a.study_name or f"{variant.name}-{base.profile}-{space.name}"
+    if not _STUDY_NAME.match(study_name):
+        raise HarnessError(f"study name {study_name!r}: use letters, digits, '_', '.' and '-' only")
+    pruner = build_pruner(a.pruner)
+    runner.load(runner.data_spec(base), "center")  # a bad --data fails here, before anything is recorded
+    meta = {
+        "variant": variant.name, "profile": base.profile, "dataset": base.dataset, "dataset_name": base.dataset_name,
+        "data_dir": str(base.data_dir), "space": space.name, "epochs": base.recipe.epochs,
+        "limit_train": base.limit_train, "limit_val": base.limit_val, "sets": json.dumps(_jsonable(sets), sort_keys=True),
+    }
+
+    import optuna
+
+    exp_id = tracking.experiment_id(uri, runner.experiment_name(base))
+    storage = _storage(storage_path(uri), on_stale=_on_stale(uri, exp_id))
+    existing = _load_existing(storage, study_name)
+    if existing is not None:
+        _check_same_study(existing, meta)
+        optuna.storages.fail_stale_trials(existing)
+    n_before = len(existing.trials) if existing is not None else 0
+    sampler_seed = a.seed + n_before  # a continued study draws new random trials, not the first ones again
+    study = optuna.create_study(storage=storage, study_name=study_name, sampler=build_sampler(sampler_seed),
+                                pruner=pruner, direction="maximize", load_if_exists=True)
+    if existing is None:
+        for k, v in meta.items():
+            study.set_user_attr(k, v)
+
+    parent = tracking.Tracker.create(uri, exp_id, f"sweep {study_name}", {
+        schema.TAG_KIND: "sweep", schema.TAG_SWEEP: study_name, schema.TAG_VARIANT: variant.name,
+        schema.TAG_PAPER: variant.paper, schema.TAG_PROFILE: base.profile, schema.TAG_DATASET: base.dataset,
+        "dataset_name": base.dataset_name, "sweep_space": space.name, schema.TAG_GIT: tracking.git_commit(),
+        schema.TAG_DEVICE: base.device,
+    })
+    parent.log_params({
+        "space": space.name, "space_about": space.about, **{f"space.{k}": v for k, v in ranges.items()},
+        "trials": str(a.trials), "timeout": str(a.timeout), "seed": str(a.seed), "sampler": "TPESampler",
+        "sampler_seed": str(sampler_seed), "tpe_startup_trials": str(TPE_STARTUP_TRIALS), "tpe_multivariate": "True",
+        "pruner": a.pruner, "prune_after_complete": str(PRUNE_AFTER_COMPLETE),
+        "prune_warmup_epochs": str(PRUNE_WARMUP_EPOCHS), "epochs": str(base.recipe.epochs),
+        "limit_train": str(base.limit_train), "limit_val": str(base.limit_val), "sets": meta["sets"],
+        "trials_before": str(n_before), "optuna_storage": str(storage_path(uri)),
+    })
+    print(f"sweep {study_name}: {a.trials} trial(s) of {variant.name} on {base.dataset} ({base.profile}), space "
+          f"{space.name!r}: {', '.join(f'{k} {v}' for k, v in ranges.items())}"
+          + (f"; continuing ({n_before} trials so far)" if n_before else ""), file=sys.stderr)
+
+    objective = _objective(space, base, base_opts, sets, d, uri, exp_id, parent.run_id, study_name, a.verbose)
+    try:
+        study.optimize(objective, n_trials=a.trials, timeout=a.timeout, n_jobs=1, catch=(TrialFailed,),
+                       callbacks=[_print_trial], gc_after_trial=True)
+    except BaseException as e:
+        _close_children(uri, exp_id, parent.run_id)
+        parent.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    optuna.storages.fail_stale_trials(study)
+    _close_children(uri, exp_id, parent.run_id)
+    best = _record(study, parent)
+    parent.finish("FINISHED")
+    print()
+    print(summary_table(study, first_new=n_before))
+    print(f"\nMLflow: parent run {parent.run_id} in experiment {runner.experiment_name(base)!r} ({uri}); "
+          f"Optuna study {study_name!r} in {storage_path(uri)}")
+    if best is None:
+        print(f"No complete trial in study {study_name!r}: nothing to re-run.")
+        return 1
+    again = [f"--profile {a.profile}" if a.profile else "", f"--data {a.data}" if a.data else "",
+             f"--dataset {a.dataset}" if a.dataset else "", f"--tracking-uri {a.tracking_uri}" if a.tracking_uri else ""]
+    print(f"Re-run the best configuration in full: python -m harness run {variant.name} --from-sweep {study_name} "
+          + " ".join(x for x in again if x))
+    return 0
+
+
+def _check_same_study(study: optuna.Study, meta: dict[str, object]) -> None:
+    """A study continues only with the same variant, data, space, epochs and fixed changes: else trials compare
+    unlike things."""
+    old = study.user_attrs
+    for key, value in meta.items():
+        if key in old and old[key] != value:
+            raise HarnessError(f"study {study.study_name!r} was made with {key} = {old[key]!r}, this command has "
+                               f"{value!r}: use another --study-name")
+
+
+def _objective(space: Space, base, base_opts: runner.RunOptions, sets: dict[str, object], d,
+               uri: str, exp_id: str, parent_id: str, study_name: str, verbose: bool):
+    import optuna
+
+    root = tracking.store_root(uri) or Path("mlruns")
+
+    def objective(trial: optuna.Trial) -> float:
+        changes = {**sets, **sample(trial, space, base.recipe)}
+        trial.set_user_attr("changes", _jsonable(changes))
+        ((variant, cfg),) = runner.configs(replace(base_opts, sets=changes), d)
+        tags = {
+            schema.TAG_KIND: "trial", schema.TAG_SWEEP: study_name, schema.TAG_TRIAL: str(trial.number),
+            schema.TAG_RECIPE_MODIFIED: "true",  # tuned, even where a sampled value equals the recipe's
+            schema.TAG_MODIFIED_KEYS: ",".join(sorted(set(cfg.modified_keys) | set(changes))),
+            "sweep_space": space.name,
+        }
+
+        def on_epoch(stats: engine.EpochStats) -> None:
+            trial.report(stats.val_top1, step=stats.epoch)
+            # the last epoch is paid for already: let it finish and count as a complete trial
+            if stats.epoch < cfg.recipe.epochs and trial.should_prune():
+                raise engine.Pruned(f"val_top1 {stats.val_top1:.2f} below the median at epoch {stats.epoch}")
+
+        ckpt = root / "checkpoints" / f"sweep-{study_name}-trial-{trial.number}.pt"  # per-epoch, deleted after
+        outcome = runner.train_variant(variant, cfg, d, uri, exp_id, parent_id, ckpt, verbose=verbose,
+                                       on_epoch_extra=on_epoch, extra_tags=tags, run_name=f"trial-{trial.number}",
+                                       log_weights=False)
+        ckpt.unlink(missing_ok=True)
+        trial.set_user_attr("mlflow_run_id", outcome.run_id)
+        trial.set_user_attr("seconds", round(outcome.seconds, 1))
+        run = tracking.Tracker(uri, outcome.run_id) if outcome.run_id else tracking.NullTracker()
+        if outcome.status == "pruned":
+            raise optuna.TrialPruned()
+        if outcome.status != "finished" or outcome.top1 is None:
+            run.set_tags({schema.TAG_TRIAL_STATE: "failed"})
+            trial.set_user_attr("error", outcome.error)
+            raise TrialFailed(outcome.error or outcome.status)
+        run.set_tags({schema.TAG_TRIAL_STATE: "complete"})
+        # the objective is the recipe's own test protocol, the number `harness run` and the report compare
+        return float(outcome.top1)
+
+    return objective
+
+
+def _on_stale(uri: str, exp_id: str):
+    """Optuna failed a trial whose process died: close its MLflow run (and that dead sweep's parent) too."""
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        print(f"trial {trial.number} of {study.study_name} had no heartbeat for {GRACE_S} s (its process stopped): "
+              "marked failed", file=sys.stderr)
+        runs = tracking.client(uri).search_runs(
+            [exp_id], filter_string=f"tags.{schema.TAG_SWEEP} = '{study.study_name}' and "
+                                    f"tags.{schema.TAG_TRIAL} = '{trial.number}'")
+        for r in runs:
+            run = tracking.Tracker(uri, r.info.run_id)
+            run.set_tags({schema.TAG_TRIAL_STATE: "failed"})
+            if r.info.status == "RUNNING":
+                run.finish("KILLED")
+            parent_id = r.data.tags.get("mlflow.parentRunId")
+            if parent_id and tracking.client(uri).get_run(parent_id).info.status == "RUNNING":
+                tracking.Tracker(uri, parent_id).finish("KILLED")
+
+    return callback
+
+
+def _close_children(uri: str, exp_id: str, parent_id: str) -> None:
+    """Trial runs of this sweep left without a state (interrupted): failed, and KILLED if still RUNNING."""
+    runs = tracking.client(uri).search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    for r in runs:
+        if schema.TAG_TRIAL_STATE not in r.data.tags:
+            run = tracking.Tracker(uri, r.info.run_id)
+            run.set_tags({schema.TAG_TRIAL_STATE: "failed"})
+            if r.info.status == "RUNNING":
+                run.finish("KILLED")
+
+
+def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    print(f"trial {trial.number}: {_state(trial)} {_value(trial)} {_params(trial)}", file=sys.stderr)
+
+
+def _state(trial: optuna.trial.FrozenTrial) -> str:
+    return {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(trial.state.name, trial.state.name.lower())
+
+
+def _value(trial: optuna.trial.FrozenTrial) -> str:
+    """The objective of a complete trial; a pruned or failed one's last per-epoch val_top1, as VALUE@eEPOCH."""
+    if trial.value is not None and _state(trial) == "complete":
+        return f"{trial.value:.2f}"
+    if trial.intermediate_values:
+        step = max(trial.intermediate_values)
+        return f"{trial.intermediate_values[step]:.2f}@e{step}"
+    return "-"
+
+
+def _params(trial: optuna.trial.FrozenTrial) -> str:
+    changes = _typed(trial.user_attrs.get("changes") or trial.params)
+    return " ".join(f"{k}={_fmt(v)}" for k, v in changes.items())
+
+
+def _counts(study: optuna.Study) -> dict[str, int]:
+    states = [_state(t) for t in study.get_trials(deepcopy=False)]
+    return {"n_trials": len(states), "n_complete": states.count("complete"), "n_pruned": states.count("pruned"),
+            "n_failed": states.count("failed")}
+
+
+def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.FrozenTrial | None:
+    """Counts over the whole study, the best trial's params and value, and the two figures, on the parent run."""
+    parent.log_metrics({k: float(v) for k, v in _counts(study).items()})
+    complete = [t for t in study.get_trials(deepcopy=False) if _state(t) == "complete"]
+    best = study.best_trial if complete else None
+    if best is not None:
+        changes = _typed(best.user_attrs.get("changes") or best.params)
+        parent.log_params({f"best_{k}": _fmt(v) if isinstance(v, tuple) else str(v) for k, v in changes.items()})
+        parent.log_metrics({"best_val_top1": float(best.value), "best_trial": float(best.number)})
+        parent.set_tags({"best_trial": str(best.number), "best_run_id": str(best.user_attrs.get("mlflow_run_id", ""))})
+    notes = []
+    for artifact, draw in (("optimization_history.png", _history_figure), ("param_importances.png", _importances)):
+        try:
+            if len(complete) < 2:
+                raise ValueError(f"needs 2 complete trials, the study has {len(complete)}")
+            parent.log_figure(draw(study), artifact)
+        except Exception as e:  # noqa: BLE001 - a figure must not lose the sweep's results
+            notes.append(f"{artifact}: not drawn ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    if notes:
+        parent.set_tags({"figures_note": "; ".join(notes)})
+        for n in notes:
+            print(f"note: {n}", file=sys.stderr)
+    return best
+
+
+def _history_figure(study: optuna.Study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    ax = plot_optimization_history(study, target_name="val top-1 (%)")
+    fig = ax.figure
+    fig.set_size_inches(8, 4.5)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _importances(study: optuna.Study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    with warnings.catch_warnings():  # few trials: optuna warns that importances are (near) equal; the plot says so
+        warnings.simplefilter("ignore")
+        ax = plot_param_importances(study, target_name="val top-1 (%)")
+    fig = ax.figure
+    fig.set_size_inches(8, 4.5)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def summary_table(study: optuna.Study, first_new: int = 0) -> str:
+    """One line per trial of the whole study (* = run by this command), then the best."""
+    head = f"  {'trial':>5} {'state':9} {'val_top1':>10} {'min':>5}  params"
+    lines = [f"study {study.study_name}", head, "  " + "-" * (len(head) + 30)]
+    for t in study.get_trials(deepcopy=False):
+        mark = "*" if t.number >= first_new else " "
+        minutes = "-" if "seconds" not in t.user_attrs else f"{t.user_attrs['seconds'] / 60:.1f}"
+        lines.append(f"{mark} {t.number:>5} {_state(t):9} {_value(t):>10} {minutes:>5}  {_params(t)}")
+    c = _counts(study)
+    lines.append(f"\n{c['n_trials']} trials: {c['n_complete']} complete, {c['n_pruned']} pruned, {c['n_failed']} failed")
+    complete = [t for t in study.get_trials(deepcopy=False) if _state(t) == "complete"]
+    if complete:
+        b = study.best_trial
+        lines.append(f"best: trial {b.number}, val_top1 {b.value:.2f} ({_params(b)})")
+    return "\n".join(lines)
+
+
+# --- reading sweeps back for the report -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    study: str
+    variant: str
+    dataset: str
+    profile: str
+    best_value: float | None  # best trial's final_val_top1 (%), the recipe's test protocol
+    n_trials: int
+    n_pruned: int
+    best_params: dict[str, str]
+    parent_run_id: str
+    dataset_name: str = ""
+    space: str = ""
+    n_failed: int = 0
+
+
+def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> list[SweepSummary]:
+    """The latest recorded state of each sweep study in these experiments (all when None), by study name.
+
+    Reads the sweep parent runs only; the newest parent that logged a best value wins (it counts the whole study).
+    """
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
+        return []
+    c = tracking.client(tracking_uri)
+    exp_ids = [e.experiment_id for e in c.search_experiments() if experiments is None or e.name in experiments]
+    if not exp_ids:
+        return []
+    runs, token = [], None
+    while True:
+        page = c.search_runs(exp_ids, filter_string=f"tags.`{schema.TAG_KIND}` = 'sweep'",
+                             order_by=["attributes.start_time DESC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    chosen: dict[str, object] = {}
+    for r in runs:  # newest first
+        study = r.data.tags.get(schema.TAG_SWEEP, "")
+        if study not in chosen or ("best_val_top1" in r.data.metrics
+                                   and "best_val_top1" not in chosen[study].data.metrics):  # type: ignore[attr-defined]
+            chosen[study] = r
+    out = []
+    for study, r in sorted(chosen.items()):
+        t, m, p = r.data.tags, r.data.metrics, r.data.params  # type: ignore[attr-defined]
+        out.append(SweepSummary(
+            study=study, variant=t.get(schema.TAG_VARIANT, ""), dataset=t.get(schema.TAG_DATASET, ""),
+            profile=t.get(schema.TAG_PROFILE, ""), best_value=m.get("best_val_top1"),
+            n_trials=int(m.get("n_trials", 0)), n_pruned=int(m.get("n_pruned", 0)),
+            best_params={k[len("best_"):]: v for k, v in sorted(p.items()) if k.startswith("best_")},
+            parent_run_id=r.info.run_id, dataset_name=t.get("dataset_name", ""),  # type: ignore[attr-defined]
+            space=t.get("sweep_space", ""), n_failed=int(m.get("n_failed", 0)),
+        ))
+    return out
+
+
+# --- CLI ------------------------------------------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from harness.commands import _common, _positive_int
+
+    def positive_float(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    spaces = "; ".join(f"{s.name}: {s.about}" for s in SPACES.values())
+    p = sub.add_parser(
+        "sweep", help="Optuna search around a variant's recipe, one nested MLflow run per trial (single process)",
+        description="Hyperparameter search with Optuna (TPE, seeded; median pruning on per-epoch val_top1), tracked "
+                    "in MLflow as a parent run with one nested run per trial. Runs in one process: no torchrun/DDP. "
+                    "The study lives in optuna.db beside the MLflow store; the same --study-name continues it.",
+    )
+    p.add_argument("name", help="variant name (see `harness list`)")
+    p.add_argument("--trials", type=_positive_int, default=DEFAULT_TRIALS,
+                   help=f"trials to run now, added to the study (default {DEFAULT_TRIALS})")
+    p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
+    p.add_argument("--space", default="default", help=f"search space (default: default). {spaces}")
+    p.add_argument("--timeout", type=positive_float, help="start no new trial after this many seconds")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every trial and the sampler's seed")
+    p.add_argument("--epochs", type=_positive_int, help="epochs per trial (default: the profile's)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a recipe field for every trial (relative ranges, e.g. lr's, centre on it)")
+    p.add_argument("--pruner", choices=("median", "none"), default="median",
+                   help="median (default): stop a trial whose val_top1 is below the median of complete trials at "
+                        "the same epoch")
+    _common(p)
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    return sweep_command(SweepArgs(
+        name=args.name, trials=args.trials, study_name=args.study_name, space=args.space, timeout=args.timeout,
+        seed=args.seed, epochs=args.epochs, sets=tuple(args.sets), pruner=args.pruner, profile=args.profile,
+        data=args.data, dataset=args.dataset, dataset_name=args.dataset_name, device=args.device,
+        tracking_uri=args.tracking_uri, limit_train=args.limit_train, limit_val=args.limit_val, workers=args.workers,
+    ))
+
