@@ -67,6 +67,8 @@ def _load_extra_commands() -> None:
     """Subcommands that live next to their concern register themselves here (run, eval, report, sweep, ui)."""
     import importlib
 
+    if _EXTRA_COMMANDS:
+        return
     for module in ("harness.commands",):
         try:
             mod = importlib.import_module(module)

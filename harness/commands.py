@@ -59,7 +59,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.from_sweep:
         from harness.sweep import best_params
 
-        best = best_params(args.from_sweep, args.tracking_uri)
+        if len(args.names) != 1 or args.all:
+            raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
+        best = best_params(args.from_sweep, args.tracking_uri, variant=args.names[0])
         sets = {**best, **sets}
         tuned_from = args.from_sweep
     opts = runner.RunOptions(

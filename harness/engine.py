@@ -23,7 +23,7 @@ from harness.config import RunConfig
 from harness.distributed import Dist
 from harness.evaluate import evaluate
 from harness.progress import Progress
-from variants import Recipe
+from variants import Recipe, Variant
 from variants.convnet import init_weights, renorm_filters
 
 
@@ -96,8 +96,10 @@ def step_scheduler(scheduler: object, val_top1: float) -> None:
         scheduler.step()  # type: ignore[attr-defined]
 
 
-def prepare_model(model: nn.Module, recipe: Recipe, seed: int) -> nn.Module:
+def prepare_model(variant: Variant, num_classes: int, recipe: Recipe, seed: int) -> nn.Module:
+    """Build and initialise under `seed`: PyTorch's default init (kept by some recipes) draws at build time."""
     torch.manual_seed(seed)
+    model = variant.build(num_classes)
     init_weights(model, recipe.init)
     if recipe.filter_rms_max is not None:
         renorm_filters(model, recipe.filter_rms_max)

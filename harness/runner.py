@@ -213,7 +213,7 @@ def train_variant(
             })
             tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
             tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})
-        model = engine.prepare_model(variant.build(data.num_classes), cfg.recipe, cfg.seed)
+        model = engine.prepare_model(variant, data.num_classes, cfg.recipe, cfg.seed)
 
         def on_epoch(stats: engine.EpochStats) -> None:
             tracker.log_metrics(stats.metrics(), step=stats.epoch)

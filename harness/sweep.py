@@ -235,7 +235,7 @@ def _load_existing(storage, study_name: str):
     return optuna.load_study(study_name=study_name, storage=storage)
 
 
-def best_params(study_name: str, tracking_uri: str | None) -> dict[str, object]:
+def best_params(study_name: str, tracking_uri: str | None, variant: str | None = None) -> dict[str, object]:
     """The best complete trial's recipe changes (sampled, implied and the sweep's --set), typed for `--set`.
 
     Not the sweep's --epochs or --limit-*: a full run keeps its profile's epochs.
@@ -251,6 +251,9 @@ def best_params(study_name: str, tracking_uri: str | None) -> dict[str, object]:
     if study_name not in names:
         raise HarnessError(f"unknown sweep study {study_name!r}; {path} has: {', '.join(sorted(names)) or 'none'}")
     study = optuna.load_study(study_name=study_name, storage=storage)
+    tuned = study.user_attrs.get("variant")
+    if variant is not None and tuned is not None and tuned != variant:
+        raise HarnessError(f"sweep study {study_name!r} tuned {tuned}, not {variant}")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         raise HarnessError(f"sweep study {study_name!r} has no complete trial yet")

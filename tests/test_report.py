@@ -14,7 +14,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.report import add_parser, compute, fmt
 from harness.report.render import render
-from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, Stat
+from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, Stat, SweepRow
 from variants import claims, get_variant, list_variants
 
 VARIANTS = tuple(list_variants())
@@ -170,7 +170,8 @@ def test_render_tables_and_flags() -> None:
     md = render(inputs(figures=figs))
     assert md == render(inputs(figures=figs))
     for title in ("How to read", "1. Reproduced versus reported", "2. Ensembles", "3. Architecture fidelity",
-                  "4. Paper claims", "5. Proxy results", "6. Figures", "7. Deviations", "Tuned runs", "Runs"):
+                  "4. Paper claims", "5. Proxy results", "6. Sweeps", "7. Figures", "8. Deviations", "Tuned runs",
+                  "Runs"):
         assert f"# {title}" in md or f"## {title}" in md
     assert "**reproduced**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
     assert "59.30 ± 0.30 (n=3)" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
@@ -274,7 +275,7 @@ def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> Non
     md = out.read_text()
     assert out == tmp_path / "reports" / "proxy.md"
     for title in ("1. Reproduced versus reported", "2. Ensembles", "3. Architecture fidelity", "4. Paper claims",
-                  "5. Proxy results", "6. Figures", "7. Deviations"):
+                  "5. Proxy results", "6. Sweeps", "7. Figures", "8. Deviations"):
         assert f"## {title}" in md
     assert "This report compares runs on a proxy data set (mnist5k)" in md
     assert "**not comparable**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
@@ -343,3 +344,75 @@ def test_cli_prints_the_path(store: tuple[str, Path], tmp_path: Path, capsys: py
     out = tmp_path / "r.md"
     assert _cli(["report", "--tracking-uri", uri, "--experiment", EXPERIMENT, "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out) and out.is_file()
+
+
+# --- sweeps: the best trial beside the paper recipe on the same data --------------------------------------------
+
+
+def _sweeps_section(md: str) -> str:
+    return md.split("## 6. Sweeps")[1].split("## 7. Figures")[0]
+
+
+def test_sweep_baseline_is_the_paper_recipe_on_the_same_data_and_profile() -> None:
+    runs = compute.sweep_baseline("alexnet2012", ("ILSVRC-2012", "imagefolder"), "paper", ROWS)
+    assert [r.run_id for r in runs] == [r.run_id for r in ALEX]
+    assert compute.sweep_baseline("alexnet2012", ("mnist5k",), "paper", ROWS) == []  # other data
+    assert compute.sweep_baseline("alexnet2012", ("ILSVRC-2012",), "proxy", ROWS) == []  # other profile
+    assert compute.sweep_baseline("alexnet2014", ("ILSVRC-2012",), "paper", ROWS) == []  # modified recipe
+    assert compute.sweep_note(1, (2,)).startswith("trials trained 1 epoch(s), the paper-recipe runs 2")
+    assert compute.sweep_note(2, (2,)) == "" and compute.sweep_note(None, (2,)) == ""
+
+
+def test_render_sweeps_against_the_paper_recipe() -> None:
+    paper = Stat(59.3, 0.3, 3)
+    sweeps = (
+        SweepRow("zf-proxy-lr", "zfnet", "mnist5k", "proxy", "lr", n_trials=4, n_pruned=1, n_failed=1,
+                 best_value=98.25, best_params=(("lr", "0.0123456789"),), epochs=4),  # no paper-recipe run
+        SweepRow("alex-paper-default", "alexnet2012", "ILSVRC-2012", "paper", "default", n_trials=6, n_pruned=2,
+                 best_value=61.05, best_params=(("lr", "0.02"), ("momentum", "0.9"), ("schedule", "plateau")),
+                 epochs=30, paper=paper, paper_run_ids=tuple(r.run_id for r in ALEX), paper_epochs=(90,)),
+    )
+    md = render(replace(inputs(), sweeps=sweeps))
+    assert md == render(replace(inputs(), sweeps=sweeps[::-1]))  # ordered by variant, data, profile, study
+    section = _sweeps_section(md)
+    assert "not reproductions of the paper's recipe" in section
+    alex = _line(section, "`alex-paper-default`")
+    for cell in ("`alexnet2012`", "ILSVRC-2012 (`paper`)", "| default |", "| 4 / 2 / 0 |", "| 30 |", "| 61.05 |",
+                 "lr=0.02 momentum=0.9 schedule=plateau", "59.30 ± 0.30 (n=3)", "| +1.75 |",
+                 "trials trained 30 epoch(s), the paper-recipe runs 90",
+                 "`python -m harness run alexnet2012 --from-sweep alex-paper-default --profile paper`"):
+        assert cell in alex, cell
+    zf = _line(section, "`zf-proxy-lr`")
+    assert "| 2 / 1 / 1 |" in zf and "lr=0.01235" in zf and "| - | - |" in zf  # no paper value, no difference
+    assert "no finished paper-recipe run on this data: `python -m harness run zfnet --profile proxy`" in zf
+    assert section.index("`alex-paper-default`") < section.index("`zf-proxy-lr`")
+    none = _sweeps_section(render(inputs()))
+    assert "No sweep was run. To run one: `python -m harness sweep VARIANT --profile PROFILE`" in none
+    assert "|" not in none
+
+
+def test_report_shows_a_real_sweep_beside_a_paper_recipe_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2-trial, 1-epoch lr sweep and a plain 2-epoch run on smoke data, then the report (about 45 s on 2 cores)."""
+    from harness import commands, sweep
+    from harness.report.build import generate_report
+    from harness.report.read import read_runs
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser(prog="harness")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands.add_run(sub)
+    sweep.add_parser(sub)
+    for argv in (["sweep", "torchvision_alexnet", "--profile", "smoke", "--trials", "2", "--epochs", "1", "--space",
+                  "lr", "--tracking-uri", uri],
+                 ["run", "torchvision_alexnet", "--profile", "smoke", "--no-report", "--tracking-uri", uri]):
+        args = parser.parse_args(argv)
+        assert args.func(args) == 0, argv
+    [s] = sweep.sweep_summaries(uri)
+    [run] = compute.plain_runs(read_runs(uri, None))  # the plain run; the trials are tuned
+    md = generate_report(uri, None, tmp_path / "reports" / "r.md").read_text()
+    row = _line(_sweeps_section(md), f"`{s.study}`")
+    assert f"| {s.best_value:.2f} |" in row and f"{run.final_top1:.2f} (n=1)" in row
+    assert f"| {s.best_value - run.final_top1:+.2f} |" in row
+    assert "trials trained 1 epoch(s), the paper-recipe runs 2" in row and f"`{run.run_id[:8]}`" in row
+    assert f"--from-sweep {s.study} --profile smoke" in row

@@ -1,4 +1,5 @@
-"""`generate_report`: read runs -> compute ensembles -> draw figures -> render -> write. The only impure glue."""
+"""`generate_report`: read runs and sweeps -> compute ensembles -> draw figures -> render -> write. The only impure
+glue."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from harness.errors import HarnessError
 from harness.report import compute, figures
 from harness.report.read import ArtifactReader, artifacts, read_runs
 from harness.report.render import render
-from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow
+from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, SweepRow
 from variants import Variant, claims, get_variant, list_variants
 
 
@@ -114,6 +115,27 @@ def profile_deviations(reader: ArtifactReader, rows: Sequence[RunRow]) -> dict[s
     return out
 
 
+def sweep_rows(reader: ArtifactReader, tracking_uri: str, experiments: Sequence[str] | None,
+               rows: Sequence[RunRow]) -> tuple[SweepRow, ...]:
+    """Each sweep study's latest state, beside the paper recipe's runs of its variant on the same data and profile."""
+    from harness.sweep import sweep_summaries  # imports optuna only inside its functions
+
+    out = []
+    for s in sweep_summaries(tracking_uri, list(experiments) if experiments else None):
+        paper = compute.sweep_baseline(s.variant, (s.dataset_name, s.dataset), s.profile, rows)
+        epochs = reader.param(s.parent_run_id, "epochs")
+        out.append(SweepRow(
+            study=s.study, variant=s.variant, data=s.dataset_name or s.dataset or "unknown data", profile=s.profile,
+            space=s.space, n_trials=s.n_trials, n_pruned=s.n_pruned, n_failed=s.n_failed, best_value=s.best_value,
+            best_params=tuple(sorted(s.best_params.items())),
+            epochs=int(epochs) if epochs and epochs.isdigit() else None,
+            paper=compute.summarize(r.final_top1 for r in paper),
+            paper_run_ids=tuple(r.run_id for r in paper if r.final_top1 is not None),
+            paper_epochs=tuple(sorted({r.epochs for r in paper if r.epochs is not None})),
+        ))
+    return tuple(sorted(out, key=lambda r: (r.variant, r.data, r.profile, r.study)))
+
+
 def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
                     out_path: str | Path | None = None) -> Path:
     """Write the markdown report (and its figures beside it) of the runs in `experiments`; return its path."""
@@ -129,6 +151,7 @@ def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
         comparisons = compute.compare_all(variants, rows, ensembles)
         figs = draw_figures(reader, rows, comparisons, out.parent / f"{out.stem}_figures")
         profiles = profile_deviations(reader, rows)
+        sweeps = sweep_rows(reader, tracking_uri, experiments, rows)
     inputs = ReportInputs(
         title=", ".join(names),
         store=display_store(tracking_uri),
@@ -140,6 +163,7 @@ def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
         ensembles=ensembles,
         figures=figs,
         profile_deviations=profiles,
+        sweeps=sweeps,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(inputs), encoding="utf-8")

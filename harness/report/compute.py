@@ -20,6 +20,9 @@ that applies:
   holds           same sign as the claim and |measured| >= |claimed| / 2; for approximate claims ("about 2 %")
                   also |measured| <= 2 |claimed|;
   does not hold   otherwise.
+
+A sweep (section 6) is compared with the mean final top-1 of finished, unmodified runs of its variant on the same
+data set (tag `dataset_name` or loader) and profile; difference = best trial minus that mean, never a status.
 """
 
 from __future__ import annotations
@@ -381,6 +384,26 @@ def proxy_table(rows: Sequence[RunRow], variants: Sequence[Variant], data: str, 
             run_ids=tuple(x.run_id for x in mine),
         ))
     return sorted(out, key=lambda p: (p.top1 is None, -(p.top1.mean if p.top1 else 0.0), names.index(p.variant)))
+
+
+# --- section 6: sweeps -----------------------------------------------------------------------------------------
+
+
+def sweep_baseline(variant: str, data: Iterable[str], profile: str, rows: Iterable[RunRow]) -> list[RunRow]:
+    """Finished paper-recipe runs of `variant` whose data set is one of `data` (a sweep's dataset_name and loader)
+    and, when the sweep names one, whose profile is the sweep's: what the sweep's best is compared against."""
+    names = {d for d in data if d}
+    return order(r for r in plain_runs(rows)
+                 if r.variant == variant and r.data in names and (not profile or r.profile == profile))
+
+
+def sweep_note(epochs: int | None, paper_epochs: Iterable[int]) -> str:
+    """Why the sweep's best and the paper recipe's runs may not compare: they trained for different epochs."""
+    others = sorted(set(paper_epochs) - {epochs}) if epochs is not None else []
+    if not others:
+        return ""
+    return (f"trials trained {epochs} epoch(s), the paper-recipe runs {', '.join(map(str, others))}: "
+            "the difference mixes tuning with training length")
 
 
 # --- section 3: architecture fidelity ---------------------------------------------------------------------------

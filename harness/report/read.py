@@ -1,9 +1,10 @@
 """Read runs and their artifacts from an MLflow store into typed rows (the only report module that imports mlflow).
 
 What is read, by the names in harness.schema: tags harness.kind, variant, paper, profile, dataset, dataset_name,
-split, test_protocol, recipe_modified, modified_keys, tuned_from_sweep, sweep, pretrained; params seed, num_classes;
-metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1 and train_loss;
-artifacts config.json (key profile_deviations), predictions/val_predictions.npz, checkpoint/final.pt.
+split, test_protocol, recipe_modified, modified_keys, tuned_from_sweep, sweep, pretrained; params seed, epochs,
+num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1 and
+train_loss; artifacts config.json (key profile_deviations), predictions/val_predictions.npz, checkpoint/final.pt;
+a sweep parent's param epochs. Sweep studies themselves come from `harness.sweep.sweep_summaries`.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
         split=tag(schema.TAG_SPLIT) or "",
         protocol=tag(schema.TAG_PROTOCOL) or "",
         seed=_int(rec, "params.seed"),
+        epochs=_int(rec, "params.epochs"),
         status=str(rec.get("status") or "UNKNOWN"),
         recipe_modified=(tag(schema.TAG_RECIPE_MODIFIED) or "false").lower() == "true",
         modified_keys=tag(schema.TAG_MODIFIED_KEYS) or "",
@@ -220,6 +222,13 @@ class ArtifactReader:
         if not isinstance(obj, dict):
             return None
         return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+    def param(self, run_id: str, key: str) -> str | None:
+        """One logged param of a run (e.g. a sweep parent's `epochs`); None when it was not logged."""
+        try:
+            return self.client.get_run(run_id).data.params.get(key)
+        except MlflowException:
+            return None
 
     def profile_deviations(self, run_id: str) -> tuple[str, ...] | None:
         p = self.path(run_id, schema.ART_CONFIG)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from harness.report import compute, fmt
 from harness.report.compute import ClaimResult, Comparison, ProxyRow
-from harness.report.types import ReportInputs, RunRow
+from harness.report.types import ReportInputs, RunRow, SweepRow
 
 MARK = {True: "yes", False: "**NO**", None: "-"}
 HOW_TO_READ = (
@@ -37,6 +37,18 @@ KERNELS = (
     "conv1 filters of one trained run per variant (lowest seed), each filter scaled to its own range; "
     "two-tower nets show one grid per tower."
 )
+SWEEPS = (
+    "Optuna studies (`harness sweep`) around a variant's recipe. `best val top-1` is the best complete trial's "
+    "final top-1 under the recipe's own test protocol; `paper recipe` is the mean over seeds of finished runs with "
+    "the paper's recipe of the same variant on the same data set and profile; the difference is best minus paper "
+    "recipe. **Tuned values are not reproductions of the paper's recipe**: the best trial was chosen on the same "
+    "validation images it is scored on, so its number is optimistic. Re-running the best in full gives a run "
+    "tagged as tuned (section 8, Tuned runs)."
+)
+NO_SWEEPS = (
+    "No sweep was run. To run one: `python -m harness sweep VARIANT --profile PROFILE` (options `--trials`, "
+    "`--space`, `--epochs`); its best is shown here beside the paper recipe."
+)
 TUNED = (
     "Runs whose recipe was changed (`--set`, flags, `--from-sweep`) and sweep trials. Shown as tuned, never "
     "as reproductions."
@@ -60,6 +72,7 @@ def render(inputs: ReportInputs) -> str:
     out += section_fidelity(inputs)
     out += section_claims(inputs, rows)
     out += section_proxy(inputs, rows, proxies)
+    out += section_sweeps(inputs.sweeps)
     out += section_figures(inputs)
     out += section_deviations(inputs, rows)
     out += section_runs(rows)
@@ -253,9 +266,59 @@ def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tu
     return out
 
 
+def _param(value: str) -> str:
+    """A logged param as `k=v` shows it: floats to 4 significant digits, anything else as logged."""
+    try:
+        int(value)
+        return value
+    except ValueError:
+        pass
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return value
+
+
+def _rerun(s: SweepRow) -> str:
+    profile = f" --profile {s.profile}" if s.profile else ""
+    return f"`python -m harness run {s.variant} --from-sweep {s.study}{profile}`"
+
+
+def _sweep_note(s: SweepRow) -> str:
+    notes = []
+    if s.best_value is None:
+        notes.append("no complete trial")
+    if s.paper is None:
+        profile = f" --profile {s.profile}" if s.profile else ""
+        notes.append(f"no finished paper-recipe run on this data: `python -m harness run {s.variant}{profile}`")
+    else:
+        notes.append(compute.sweep_note(s.epochs, s.paper_epochs))
+        notes.append(f"runs {fmt.run_ids(s.paper_run_ids)}")
+    return "; ".join(n for n in notes if n)
+
+
+def section_sweeps(sweeps: Sequence[SweepRow]) -> list[str]:
+    out = ["## 6. Sweeps", ""]
+    if not sweeps:
+        return out + [NO_SWEEPS, ""]
+    out += [SWEEPS, ""]
+    ordered = sorted(sweeps, key=lambda s: (s.variant, s.data, s.profile, s.study))
+    out += table(
+        ["study", "variant", "data set (profile)", "space", "trials (complete / pruned / failed)", "epochs",
+         "best val top-1", "best params", "paper recipe top-1", "difference", "note", "re-run the best"],
+        ([f"`{s.study}`", f"`{s.variant}`", f"{s.data} (`{s.profile}`)" if s.profile else s.data,
+          s.space or fmt.DASH, f"{s.n_complete} / {s.n_pruned} / {s.n_failed}",
+          fmt.DASH if s.epochs is None else str(s.epochs), fmt.num(s.best_value),
+          " ".join(f"{k}={_param(v)}" for k, v in s.best_params) or fmt.DASH, fmt.stat(s.paper),
+          fmt.signed(s.diff), _sweep_note(s) or fmt.DASH, _rerun(s)]
+         for s in ordered),
+    )
+    return out + [""]
+
+
 def section_figures(inputs: ReportInputs) -> list[str]:
     f = inputs.figures
-    out = ["## 6. Figures", ""]
+    out = ["## 7. Figures", ""]
     if f.reproduced_vs_reported:
         out += ["### Reproduced versus reported", "",
                 f"![reproduced versus reported top-1]({f.reproduced_vs_reported})", ""]
@@ -283,7 +346,7 @@ def section_figures(inputs: ReportInputs) -> list[str]:
 
 
 def section_deviations(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
-    out = ["## 7. Deviations", "", "### Variants", "",
+    out = ["## 8. Deviations", "", "### Variants", "",
            "Every recorded difference from the papers, with the variants it applies to.", ""]
     applies: dict[str, list[str]] = {}
     for v in inputs.variants:

@@ -25,6 +25,7 @@ class RunRow:
     split: str = ""
     protocol: str = ""  # tag test_protocol: the protocol of final_val_top1 / final_val_top5
     seed: int | None = None
+    epochs: int | None = None  # param epochs: what the run trained for (a profile or --epochs may change it)
     status: str = "FINISHED"
     recipe_modified: bool = False
     modified_keys: str = ""
@@ -90,6 +91,41 @@ class FigurePaths:
 
 
 @dataclass(frozen=True)
+class SweepRow:
+    """One Optuna study (`harness sweep`): its best trial beside the paper recipe's runs on the same data.
+
+    `paper` is the final top-1 over seeds of finished, unmodified variant runs of the same variant, data set and
+    profile (None: there are none); `paper_epochs` are the epochs those runs trained for.
+    """
+
+    study: str
+    variant: str
+    data: str  # the sweep's dataset_name, else its loader
+    profile: str = ""
+    space: str = ""
+    n_trials: int = 0  # every trial of the study: complete, pruned and failed
+    n_pruned: int = 0
+    n_failed: int = 0
+    best_value: float | None = None  # the best complete trial's final_val_top1 (%), the recipe's test protocol
+    best_params: tuple[tuple[str, str], ...] = ()  # (recipe field, value) of the best trial, sorted
+    epochs: int | None = None  # epochs per trial (the sweep's --epochs, else the profile's)
+    paper: Stat | None = None
+    paper_run_ids: tuple[str, ...] = ()
+    paper_epochs: tuple[int, ...] = ()
+
+    @property
+    def n_complete(self) -> int:
+        return self.n_trials - self.n_pruned - self.n_failed
+
+    @property
+    def diff(self) -> float | None:
+        """Best trial minus the paper recipe's mean; None when either is missing."""
+        if self.best_value is None or self.paper is None:
+            return None
+        return self.best_value - self.paper.mean
+
+
+@dataclass(frozen=True)
 class ReportInputs:
     """Everything `render` reads. Same inputs, same markdown."""
 
@@ -103,3 +139,4 @@ class ReportInputs:
     ensembles: tuple[EnsembleResult, ...] = ()
     figures: FigurePaths = FigurePaths()
     profile_deviations: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # None: config.json missing
+    sweeps: tuple[SweepRow, ...] = ()
