@@ -120,7 +120,7 @@ def test_torchrun_two_processes_log_one_run(tmp_path):
 
 
 def _broken(num_classes: int) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes + 1))  # wrong output width: the loss raises
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes // 2))  # too few outputs: the loss raises
 
 
 def test_one_failing_variant_does_not_stop_the_others(tmp_path, capsys):
@@ -234,3 +234,23 @@ def test_schedules():
 
 def test_main_returns_2_for_harness_errors(capsys):
     assert main(["show", "nope"]) == 2
+
+
+def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path):
+    """A paper-profile run on an ImageFolder of real photos (scaled down), with one corrupt JPEG skipped and logged."""
+    from tests.test_data import _write_tree
+
+    root = _write_tree(tmp_path / "photos")
+    (root / "train" / "china" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    uri = _uri(tmp_path)
+    r = _cli("run", "torchvision_alexnet", "--data", str(root), "--dataset-name", "photos", "--epochs", "1",
+             "--batch-size", "6", "--set", "crop=64", "--set", "resize=72", "--tracking-uri", uri, "--no-report",
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "broken.JPEG" in r.stderr
+    (run,) = _runs(uri)
+    assert run.data.tags["profile"] == "paper" and run.data.tags["dataset"] == "imagefolder"
+    assert run.data.metrics[schema.SKIPPED_IMAGES] == 1
+    assert run.data.params["train_size"] == "18" and run.data.params["num_classes"] == "3"
+    assert run.data.tags["recipe_modified"] == "true"
+    assert set(run.data.tags["modified_keys"].split(",")) == {"batch_size", "crop", "epochs", "resize"}
