@@ -77,10 +77,7 @@ def choose_profile(opts: RunOptions) -> tuple[str, str]:
 
 
 def configs(opts: RunOptions, d: Dist) -> list[tuple[Variant, RunConfig]]:
-    from variants import list_variants
-
-    from harness.errors import HarnessError as _E
-    from variants import UnknownVariantError
+    from variants import UnknownVariantError, list_variants
 
     if opts.all and opts.names:
         raise HarnessError("give either --all or variant names, not both")
@@ -89,7 +86,7 @@ def configs(opts: RunOptions, d: Dist) -> list[tuple[Variant, RunConfig]]:
     try:
         chosen = list_variants() if opts.all else [get_variant(n) for n in opts.names]
     except UnknownVariantError as e:
-        raise _E(str(e)) from None
+        raise HarnessError(str(e)) from None
     profile_name, dataset = choose_profile(opts)
     changes = dict(opts.sets)
     if opts.epochs is not None:
