@@ -39,7 +39,7 @@ def _runs(uri: str, kind: str = "variant"):
 
 def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
     uri = _uri(tmp_path)
-    r = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2",
+    r = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "3",
              "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "torchvision_alexnet" in r.stdout and "finished" in r.stdout and "MLflow store" in r.stdout
@@ -48,14 +48,14 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
     for key in ("lr", "momentum", "weight_decay", "batch_size", "epochs", "schedule", "crop", "seed", "world_size",
                 "dataset", "dataset_fingerprint", "profile", "effective_lr"):
         assert key in p, key
-    assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist5k"
+    assert p["epochs"] == "3" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist5k"
     assert t["variant"] == "torchvision_alexnet" and t["paper"] == "TV" and t["profile"] == "proxy"
     assert t["dataset"] == "mnist5k" and t["recipe_modified"] == "true" and t["modified_keys"] == "epochs"
     for key in ("git_commit", "torch_version", "device"):
         assert t[key]
     c = MlflowClient(uri)
     for key in schema.EPOCH_METRICS:
-        assert [h.step for h in c.get_metric_history(run.info.run_id, key)] == [1, 2], key
+        assert [h.step for h in c.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
     assert {schema.FINAL_TOP1, schema.FINAL_TOP5, "center_val_top1", "ten_crop_val_top1"} <= set(m)
     arts = {a.path for a in c.list_artifacts(run.info.run_id)} | {
         a.path for d in ("predictions", "checkpoint") for a in c.list_artifacts(run.info.run_id, d)}
@@ -63,7 +63,7 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
     # the store lives in ./mlruns as SQLite with artifacts beside it
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
     # the same command again skips the finished identical configuration
-    r2 = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2",
+    r2 = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "3",
               "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r2.returncode == 0 and "skipped" in r2.stdout
     assert len(_runs(uri)) == 1
