@@ -7,7 +7,6 @@ model, optimiser, scheduler, epoch and every RNG state; the shuffle and augmenta
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +211,3 @@ def fit(
 def learned(top1: float, num_classes: int) -> bool:
     """Clearly above chance: the stalled paper init (flat loss at ln C) stays at chance."""
     return top1 > 100.0 / num_classes + 10.0
-
-
-def chance_loss(num_classes: int) -> float:
-    return math.log(num_classes)

@@ -5,7 +5,7 @@ Everything a report compares against is a field here, never prose. `variants` de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Callable, Literal
 
 import torch.nn as nn
@@ -77,9 +77,6 @@ class Recipe:
     resize: int = 256
     crop: int = 224
     test_protocol: Protocol = "ten_crop"
-
-    def with_overrides(self, **changes: object) -> Recipe:
-        return replace(self, **changes)
 
     @classmethod
     def field_names(cls) -> list[str]:
