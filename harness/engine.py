@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from harness import checkpoint, distributed
 from harness.config import RunConfig
 from harness.distributed import Dist
-from harness.evaluate import evaluate
+from harness.evaluate import EvalResult, evaluate
 from harness.progress import Progress
 from variants import Recipe, Variant
 from variants.convnet import init_weights, renorm_filters
@@ -54,6 +54,7 @@ class EpochStats:
 class FitResult:
     history: list[EpochStats] = field(default_factory=list)
     resumed_from: int = 0  # epochs already done when this process started
+    last_val: EvalResult | None = None  # the last epoch's centre-crop evaluation, with probabilities
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.SGD:
@@ -74,7 +75,29 @@ def milestones(recipe: Recipe) -> list[int]:
     return sorted({max(1, round(f * recipe.epochs)) for f in recipe.milestones})
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):  # noqa: ANN201
+def warmup_linear(recipe: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
+    """lr factor at optimiser step s: linear rise over `warmup_epochs`, then linear fall to 0 at the last step.
+
+    Not a paper schedule: the CPU proxy's (harness.config.PROXY), where a few hundred steps are all of training."""
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warm = min(total - 1, round(recipe.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, 1.0 - (step - warm) / (total - warm))
+
+    return factor
+
+
+def per_step(recipe: Recipe) -> bool:
+    """Whether the schedule moves the lr every optimiser step (else once per epoch)."""
+    return recipe.schedule == "warmup_linear"
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int = 1):  # noqa: ANN201
+    if recipe.schedule == "warmup_linear":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(recipe, steps_per_epoch))
     if recipe.schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(recipe), gamma=recipe.gamma)
     if recipe.schedule == "step":
@@ -89,6 +112,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):  # noqa: 
 
 
 def step_scheduler(scheduler: object, val_top1: float) -> None:
+    """The once-per-epoch step (per-step schedules move in `train_one_epoch`)."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(val_top1)
     else:
@@ -128,12 +154,17 @@ def train_one_epoch(
     d: Dist,
     recipe: Recipe,
     progress: Progress,
-) -> tuple[float, float, int, float]:
-    """Returns (mean loss, top-1 %, images seen across ranks, seconds)."""
+    scheduler: object = None,
+) -> tuple[float, float, int, float, float]:
+    """Returns (mean loss, top-1 %, images seen across ranks, seconds, mean lr of the first param group).
+
+    `scheduler` is stepped after every optimiser step when the recipe's schedule is per step."""
     model.train()
     start = time.perf_counter()
     loss_sum = correct = seen = 0.0
+    lrs: list[float] = []
     for x, y in loader:
+        lrs.append(optimizer.param_groups[0]["lr"])
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
@@ -144,6 +175,8 @@ def train_one_epoch(
         optimizer.step()
         if recipe.filter_rms_max is not None:
             renorm_filters(model, recipe.filter_rms_max)  # ZF13 s3: after every update
+        if scheduler is not None and per_step(recipe):
+            scheduler.step()  # type: ignore[attr-defined]
         n = len(y)
         loss_sum += loss.item() * n
         correct += (logits.argmax(1) == y).sum().item()
@@ -154,7 +187,8 @@ def train_one_epoch(
     loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], d)
     if seen == 0:
         raise Diverged("no training batch: the training set is smaller than one batch")
-    return loss_sum / seen, 100 * correct / seen, int(seen), seconds
+    mean_lr = sum(lrs) / len(lrs) if lrs else optimizer.param_groups[0]["lr"]
+    return loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr
 
 
 def fit(
@@ -173,7 +207,8 @@ def fit(
     if d.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None)
     optimizer = build_optimizer(model, recipe, cfg.effective_lr)
-    scheduler = build_scheduler(optimizer, recipe)
+    steps = len(train_set) // recipe.batch_size  # type: ignore[arg-type]
+    scheduler = build_scheduler(optimizer, recipe, steps)
     result = FitResult()
     start_epoch = 1
     if ckpt_path.is_file():
@@ -185,15 +220,18 @@ def fit(
         start_epoch = int(state["epoch"]) + 1
         result.history = [EpochStats(**h) for h in state["history"]]
         result.resumed_from = start_epoch - 1
-    steps = len(train_set) // recipe.batch_size  # type: ignore[arg-type]
     for epoch in range(start_epoch, recipe.epochs + 1):
         torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # augmentation and dropout of this epoch
         loader = train_loader(train_set, cfg, d, epoch)
-        lr = optimizer.param_groups[0]["lr"]
         progress = Progress(f"{cfg.variant} epoch {epoch}/{recipe.epochs}", total=steps * recipe.batch_size,
                             enabled=verbose and d.is_main)
-        train_loss, train_top1, images, seconds = train_one_epoch(net, loader, optimizer, d, recipe, progress)
-        val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers)
+        train_loss, train_top1, images, seconds, lr = train_one_epoch(net, loader, optimizer, d, recipe, progress,
+                                                                      scheduler)
+        last = epoch == recipe.epochs
+        val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers,
+                       keep_probs=last)
+        if last:
+            result.last_val = val  # the final centre-crop numbers: `runner.finish` does not evaluate them again
         progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}")
         stats = EpochStats(epoch, train_loss, train_top1, val.loss, val.top1, val.top5, lr, images / seconds,
                            seconds)

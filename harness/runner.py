@@ -251,10 +251,16 @@ def _config_json(cfg: RunConfig, data: data_mod.Datasets) -> str:
 
 def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, result,  # noqa: ANN001
            log_weights: bool = True) -> Outcome:
-    """Final evaluation under both protocols (KSH12 s4.1 ten-crop and centre), artifacts, terminal status."""
+    """Final evaluation under the profile's protocols (KSH12 s4.1 ten-crop and centre), artifacts, status.
+
+    The centre crop is the last epoch's evaluation when this process trained it (`FitResult.last_val`).
+    """
     spec = data_spec(cfg)
     finals: dict[str, evaluate.EvalResult] = {}
-    for protocol in ("center", "ten_crop"):
+    for protocol in cfg.final_protocols:
+        if protocol == "center" and result.last_val is not None and result.last_val.n == len(data.val):
+            finals[protocol] = result.last_val
+            continue
         val = load(spec, protocol).val
         finals[protocol] = evaluate.evaluate(model, val, d, batch_size=64, workers=cfg.workers,
                                              keep_probs=protocol == cfg.recipe.test_protocol)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -39,7 +40,7 @@ def _runs(uri: str, kind: str = "variant"):
 
 def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
     uri = _uri(tmp_path)
-    r = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "3",
+    r = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2",
              "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "torchvision_alexnet" in r.stdout and "finished" in r.stdout and "MLflow store" in r.stdout
@@ -48,22 +49,28 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
     for key in ("lr", "momentum", "weight_decay", "batch_size", "epochs", "schedule", "crop", "seed", "world_size",
                 "dataset", "dataset_fingerprint", "profile", "effective_lr"):
         assert key in p, key
-    assert p["epochs"] == "3" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist5k"
+    assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist5k"
     assert t["variant"] == "torchvision_alexnet" and t["paper"] == "TV" and t["profile"] == "proxy"
     assert t["dataset"] == "mnist5k" and t["recipe_modified"] == "true" and t["modified_keys"] == "epochs"
     for key in ("git_commit", "torch_version", "device"):
         assert t[key]
     c = MlflowClient(uri)
     for key in schema.EPOCH_METRICS:
-        assert [h.step for h in c.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
-    assert {schema.FINAL_TOP1, schema.FINAL_TOP5, "center_val_top1", "ten_crop_val_top1"} <= set(m)
+        assert [h.step for h in c.get_metric_history(run.info.run_id, key)] == [1, 2], key
+    assert {schema.FINAL_TOP1, schema.FINAL_TOP5, "center_val_top1"} <= set(m)
+    assert "ten_crop_val_top1" not in m and p["test_protocol"] == "center"  # the proxy has no 10-crop test
+    # the final centre-crop numbers are the last epoch's evaluation, not a second pass
+    assert m["center_val_top1"] == c.get_metric_history(run.info.run_id, "val_top1")[-1].value
+    # the proxy's per-step warmup + linear decay: the epoch-mean lr rises then falls
+    lrs = [h.value for h in c.get_metric_history(run.info.run_id, "lr")]
+    assert p["schedule"] == "warmup_linear" and p["init"] == "he2015" and lrs[1] < lrs[0] < 0.01
     arts = {a.path for a in c.list_artifacts(run.info.run_id)} | {
         a.path for d in ("predictions", "checkpoint") for a in c.list_artifacts(run.info.run_id, d)}
     assert {schema.ART_CONFIG, schema.ART_CURVES, schema.ART_CHECKPOINT, schema.ART_PREDICTIONS} <= arts
     # the store lives in ./mlruns as SQLite with artifacts beside it
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
     # the same command again skips the finished identical configuration
-    r2 = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "3",
+    r2 = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2",
               "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r2.returncode == 0 and "skipped" in r2.stdout
     assert len(_runs(uri)) == 1
@@ -232,6 +239,23 @@ def test_schedules():
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-5, rel=0.01)
 
 
+def test_warmup_linear_schedule_moves_every_step():
+    v = variants.get_variant("torchvision_alexnet")
+    recipe = replace(v.recipe, schedule="warmup_linear", warmup_epochs=0.5, epochs=2, lr=0.01)
+    opt = engine.build_optimizer(v.build(10), recipe, 0.01)
+    sched = engine.build_scheduler(opt, recipe, steps_per_epoch=10)  # 20 steps, 5 of warmup
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradients: changes nothing, keeps the optimiser-before-scheduler order
+        sched.step()
+    assert lrs[0] == pytest.approx(0.002) and lrs[4] == pytest.approx(0.01)  # (s + 1) / 5 of the peak
+    assert lrs[5] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.01 / 15)  # then linear to 0 at step 20
+    assert all(a > b for a, b in zip(lrs[5:], lrs[6:]))
+    engine.step_scheduler(sched, 50.0)  # the per-epoch hook leaves a per-step schedule alone
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
 def test_main_returns_2_for_harness_errors(capsys):
     assert main(["show", "nope"]) == 2
 
@@ -254,3 +278,20 @@ def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path):
     assert run.data.params["train_size"] == "18" and run.data.params["num_classes"] == "3"
     assert run.data.tags["recipe_modified"] == "true"
     assert set(run.data.tags["modified_keys"].split(",")) == {"batch_size", "crop", "epochs", "resize"}
+
+
+def test_set_init_by_name_per_variant():
+    from harness import config
+    from harness.errors import HarnessError
+
+    k = variants.get_variant("alexnet2012")
+    assert config.PROXY.all_deviations() and any("He et al." in d for d in config.PROXY.all_deviations())
+    proxy = config.resolve(k, config.PROXY, dataset="mnist5k")
+    assert proxy.recipe.init.name == "he2015" and not proxy.recipe_modified
+    assert proxy.final_protocols == ("center",)
+    paper_init = config.resolve(k, config.PROXY, dataset="mnist5k", changes=config.parse_set(["init=paper"]))
+    assert paper_init.recipe.init == k.recipe.init and paper_init.modified_keys == ("init",)
+    assert paper_init.config_hash() != proxy.config_hash()
+    assert config.resolve(k, config.PAPER, dataset="imagefolder").final_protocols == ("center", "ten_crop")
+    with pytest.raises(HarnessError, match="not one of paper, he2015, pytorch"):
+        config.parse_set(["init=xavier"])

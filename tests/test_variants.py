@@ -222,3 +222,20 @@ def test_cli_unknown_name_is_one_line_exit_2():
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "alexnet2012" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_he_init_scales_with_each_layers_fan_in():
+    """He et al. 2015: std sqrt(2 / fan_in), fan-in counting a grouped conv's inputs per group."""
+    scheme = variants.InitScheme("he", fan_in_gain=2**0.5)
+    torch.manual_seed(0)
+    model = variants.get_variant("alexnet2012").build(10)
+    init_weights(model, scheme)
+    convs = dict(model.named_modules())
+    conv2 = next(m for n, m in convs.items() if n.endswith("conv2"))
+    fc6 = next(m for n, m in convs.items() if n.endswith("fc6"))
+    assert conv2.groups == 2 and conv2.weight[0].numel() == 48 * 5 * 5  # two towers: 48 input maps each
+    assert conv2.weight.std().item() == pytest.approx((2 / (48 * 25)) ** 0.5, rel=0.03)
+    assert fc6.weight.std().item() == pytest.approx((2 / 9216) ** 0.5, rel=0.03)
+    assert torch.all(fc6.bias == 0)
+    with pytest.raises(ValueError, match="fan-in"):
+        scheme.for_layer("fc6")

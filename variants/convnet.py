@@ -139,12 +139,15 @@ def remove_fcs(spec: NetSpec, count: int) -> NetSpec:
 
 
 def init_weights(model: nn.Module, scheme: object) -> None:
-    """Apply an InitScheme to every named conv/fc layer: weight ~ N(0, std), bias = constant."""
+    """Apply an InitScheme to every named conv/fc layer: weight ~ N(0, std), bias = constant.
+
+    A scheme with `fan_in_gain` draws std = gain / sqrt(fan_in) per layer (gain sqrt(2): He et al. 2015)."""
     for name, module in model.named_modules():
         if not isinstance(module, (nn.Conv2d, nn.Linear)):
             continue
         layer = name.rsplit(".", 1)[-1]
-        rule = scheme.for_layer(layer)  # type: ignore[attr-defined]
+        fan_in = module.weight[0].numel()  # in_channels / groups x kernel area, or in_features
+        rule = scheme.for_layer(layer, fan_in)  # type: ignore[attr-defined]
         if rule is None:
             continue
         std, bias = rule

@@ -11,7 +11,7 @@ from typing import Callable, Literal
 import torch.nn as nn
 
 Protocol = Literal["center", "ten_crop"]
-Schedule = Literal["plateau", "multistep", "step"]
+Schedule = Literal["plateau", "multistep", "step", "warmup_linear"]
 TrainAug = Literal["ksh12", "torchvision", "zf", "cc2"]
 Metric = Literal["top1", "top5"]
 
@@ -40,12 +40,17 @@ class InitScheme:
     default_std: float | None = None
     default_bias: float = 0.0
     overrides: tuple[LayerInit, ...] = ()
+    fan_in_gain: float | None = None  # std = gain / sqrt(fan_in) for layers without an override (He et al. 2015)
 
-    def for_layer(self, layer: str) -> tuple[float, float] | None:
+    def for_layer(self, layer: str, fan_in: int | None = None) -> tuple[float, float] | None:
         """(std, bias) for a layer, or None when PyTorch's default init is kept."""
         for o in self.overrides:
             if o.layer == layer:
                 return o.std, o.bias
+        if self.fan_in_gain is not None:
+            if fan_in is None:
+                raise ValueError(f"init {self.name!r} scales by fan-in: give the fan-in of {layer}")
+            return self.fan_in_gain / fan_in**0.5, self.default_bias
         if self.default_std is None:
             return None
         return self.default_std, self.default_bias
@@ -66,6 +71,7 @@ class Recipe:
     step_size: int = 30  # step: epochs between drops
     plateau_patience: int = 5  # plateau: epochs without val_top1 gain before a drop
     max_lr_drops: int = 3  # KSH12 s5: "reduced three times prior to termination"
+    warmup_epochs: float = 0.0  # warmup_linear: lr rises linearly over these epochs, then falls linearly to 0
     lr_scale_batch: int | None = None  # OWT14 s5: lr scales linearly with batch / this
     bias_lr_mult: float = 1.0
     bias_weight_decay: bool = True
