@@ -1,6 +1,7 @@
 """Training throughput per variant (images/s, fwd + bwd + fused SGD step) and its ratio to torchvision_alexnet.
 
     python benchmarks/throughput.py --size 64 --batch-size 32 [NAME ...]
+    python benchmarks/throughput.py --default-malloc ...   # without harness.memory's malloc tuning, to compare
 
 A benchmark, not a test: it prints numbers for choosing profile budgets (the proxy profile was sized from it).
 """
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import variants
+from harness import memory
 
 
 def images_per_second(name: str, size: int, batch: int, steps: int) -> float:
@@ -41,10 +43,13 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--default-malloc", action="store_true", help="skip harness.memory.keep_freed_memory()")
     a = p.parse_args()
+    tuned = not a.default_malloc and memory.keep_freed_memory()
     names = a.names or [v.name for v in variants.list_variants()]
     base = images_per_second("torchvision_alexnet", a.size, a.batch_size, a.steps)
-    print(f"{'variant':36} {'img/s':>8} {'ratio':>6}   ({a.size} px, batch {a.batch_size}, {torch.get_num_threads()} threads)")
+    print(f"{'variant':36} {'img/s':>8} {'ratio':>6}   ({a.size} px, batch {a.batch_size}, {torch.get_num_threads()} threads, "
+          f"malloc {'tuned' if tuned else 'default'})")
     for name in names:
         ips = images_per_second(name, a.size, a.batch_size, a.steps)
         print(f"{name:36} {ips:>8.1f} {ips / base:>6.2f}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import distributed, engine, runner, schema, tracking
+from harness import distributed, engine, memory, runner, schema, tracking
 from harness.config import parse_set, settable_keys, validate_recipe
 from harness.errors import HarnessError
 from variants import Recipe
@@ -305,6 +305,7 @@ def sweep_command(a: SweepArgs) -> int:
     space = get_space(a.space)
     sets = parse_set(list(a.sets))
     uri = a.tracking_uri or tracking.default_uri()
+    memory.keep_freed_memory()
     d = distributed.init(a.device)
     base_opts = runner.RunOptions(
         names=[a.name], profile=a.profile, data=a.data, dataset=a.dataset, dataset_name=a.dataset_name,

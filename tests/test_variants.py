@@ -239,3 +239,12 @@ def test_he_init_scales_with_each_layers_fan_in():
     assert torch.all(fc6.bias == 0)
     with pytest.raises(ValueError, match="fan-in"):
         scheme.for_layer("fc6")
+    # the proxy's scheme keeps the papers' std 0.01 on the output layer, whatever the builder calls it
+    from harness.config import HE_INIT
+
+    for name in ("alexnet2012", "torchvision_alexnet"):
+        model = variants.get_variant(name).build(10)
+        init_weights(model, HE_INIT)
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        assert linears[-1].weight.std().item() == pytest.approx(0.01, rel=0.1), name
+        assert linears[0].weight.std().item() == pytest.approx((2 / 9216) ** 0.5, rel=0.03), name

@@ -142,12 +142,14 @@ def init_weights(model: nn.Module, scheme: object) -> None:
     """Apply an InitScheme to every named conv/fc layer: weight ~ N(0, std), bias = constant.
 
     A scheme with `fan_in_gain` draws std = gain / sqrt(fan_in) per layer (gain sqrt(2): He et al. 2015)."""
-    for name, module in model.named_modules():
-        if not isinstance(module, (nn.Conv2d, nn.Linear)):
-            continue
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for i, (name, module) in enumerate(layers):
         layer = name.rsplit(".", 1)[-1]
         fan_in = module.weight[0].numel()  # in_channels / groups x kernel area, or in_features
         rule = scheme.for_layer(layer, fan_in)  # type: ignore[attr-defined]
+        output_std = getattr(scheme, "output_std", None)
+        if output_std is not None and i == len(layers) - 1:
+            rule = (output_std, rule[1] if rule else 0.0)
         if rule is None:
             continue
         std, bias = rule

@@ -41,6 +41,7 @@ class InitScheme:
     default_bias: float = 0.0
     overrides: tuple[LayerInit, ...] = ()
     fan_in_gain: float | None = None  # std = gain / sqrt(fan_in) for layers without an override (He et al. 2015)
+    output_std: float | None = None  # std of the output (last fc) layer, whatever its name; overrides the rest
 
     def for_layer(self, layer: str, fan_in: int | None = None) -> tuple[float, float] | None:
         """(std, bias) for a layer, or None when PyTorch's default init is kept."""
