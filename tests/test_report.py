@@ -160,6 +160,23 @@ def test_claim_on_proxy_is_labelled() -> None:
     assert "mnist5k (proxy) val" in render(replace(inputs(), claims=(claim,)))
 
 
+def test_claim_falls_back_to_the_protocol_both_sides_have() -> None:
+    """The proxy evaluates the centre crop only: a KSH12 ablation claim (10-crop) is measured on the centre crop."""
+    def centre_only(variant: str, seed: int, top1: float) -> RunRow:
+        return replace(proxy(variant, seed, top1), protocol="center", ten_crop_top1=None, ten_crop_top5=None,
+                       center_top1=top1, center_top5=99.0)
+
+    rows = [centre_only("alexnet2012", s, t) for s, t in enumerate((97.0, 97.4))]
+    rows += [centre_only("alexnet2012_no_lrn", s, t) for s, t in enumerate((96.0, 96.2))]
+    claim = next(c for c in CLAIMS if c.variant == "alexnet2012_no_lrn" and c.metric == "top1")
+    [result] = compute.check_claim(claim, rows, VARIANTS)
+    assert result.measured == pytest.approx(-1.1) and result.proxy
+    assert "compared on the center crop (the runs have no 10-crop)" in result.reason
+    # with 10-crop metrics on both sides the recipe's protocol is used and nothing is noted
+    [paper] = compute.check_claim(claim, ROWS, VARIANTS)
+    assert "compared on" not in paper.reason
+
+
 def _line(md: str, *needles: str) -> str:
     [line] = [x for x in md.splitlines() if x.startswith("|") and all(n in x for n in needles)]
     return line

@@ -279,6 +279,14 @@ def _other(protocol: str) -> str:
     return "center" if protocol == "ten_crop" else "ten_crop"
 
 
+def shared_protocol(runs: Sequence[RunRow], preferred: str, metric: str) -> str:
+    """`preferred` when every run has it, else the first protocol that every run has (else `preferred`)."""
+    for protocol in (preferred, "center", "ten_crop"):
+        if all(run_metric(x, protocol, metric) is not None for x in runs):
+            return protocol
+    return preferred
+
+
 def check_claim(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant]) -> list[ClaimResult]:
     """One result per data set that holds runs of both sides; a single `not run` result when none does."""
     by_name = {v.name: v for v in variants}
@@ -302,13 +310,17 @@ def check_claim(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant
                 continue
             measured, se, na, nb = s.mean, None if s.std is None else s.std / math.sqrt(s.n), s.n, s.n
         else:
-            sa = summarize(run_metric(x, pa, claim.metric) for x in a)
-            sb = summarize(run_metric(x, pb, claim.metric) for x in b)
+            protocol, note = shared_protocol(a + b, pa, claim.metric), ""
+            if protocol != pa:  # e.g. the proxy evaluates the centre crop only: compare on what both sides have
+                note = f"; compared on the {fmt.protocol(protocol)} (the runs have no {fmt.protocol(pa)})"
+            sa = summarize(run_metric(x, protocol, claim.metric) for x in a)
+            sb = summarize(run_metric(x, protocol, claim.metric) for x in b)
             if sa is None or sb is None:
                 continue
             measured, na, nb = sa.mean - sb.mean, sa.n, sb.n
             se = None if sa.std is None or sb.std is None else math.sqrt(sa.std**2 / na + sb.std**2 / nb)
         v, reason = verdict(measured, se, na, nb, claim.delta, claim.approx)
+        reason += note if claim.variant != claim.baseline else ""
         ids = tuple(dict.fromkeys(x.run_id for x in a + b))
         results.append(ClaimResult(claim, data, split, data in proxies, measured, se, na, nb, v, reason, ids))
     if results:
