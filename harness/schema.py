@@ -12,7 +12,7 @@ EPOCH_METRICS = (
     "val_loss",
     "val_top1",
     "val_top5",
-    "lr",
+    "lr",  # the first param group's lr averaged over the epoch's steps (per-step schedules move it every step)
     "images_per_sec",
     "epoch_seconds",
 )
@@ -21,7 +21,8 @@ EPOCH_METRICS = (
 FINAL_TOP1 = "final_val_top1"  # under the recipe's own test protocol (tag `test_protocol`)
 FINAL_TOP5 = "final_val_top5"
 FINAL_LOSS = "final_val_loss"
-PROTOCOL_METRIC = "{protocol}_val_{k}"  # e.g. center_val_top1, ten_crop_val_top5: both protocols at the end
+# e.g. center_val_top1, ten_crop_val_top5: every protocol of the profile's `final_protocols` (the proxy: centre only)
+PROTOCOL_METRIC = "{protocol}_val_{k}"
 SKIPPED_IMAGES = "skipped_images"
 LEARNED = "learned"  # 1.0 when final val top-1 is clearly above chance, else 0.0 (e.g. the stalled KSH12 init)
 
