@@ -68,7 +68,8 @@ PROXY = Profile(
                  "a 1-epoch warmup: with 0.3 epoch torchvision's net (no LRN) diverged to chance, seed 0"),
         Override("init", HE_INIT,
                  "He et al. 2015 init (std sqrt(2/fan_in), biases 0; output layer std 0.01) for every variant: "
-                 "with the papers' fixed std 0.01 (and biases 1) the loss stays at ln 10 for the whole proxy"),
+                 "with the papers' fixed std 0.01 (and biases 1) the loss stays at ln 10 for the whole proxy "
+                 "(alexnet2014: 10.0 %), and torchvision's PyTorch default init reaches 82.9 % (He: 98.0 %)"),
         Override("train_aug", "ksh12",
                  "random 64 px crops of the 73 px digit for every variant: torchvision's RandomResizedCrop keeps "
                  "8-100 % of the area, often a fragment of a digit"),

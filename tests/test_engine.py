@@ -76,8 +76,12 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
     assert len(_runs(uri)) == 1
 
 
-def test_same_seed_same_metrics_and_resume_after_kill(tmp_path):
-    args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "3", "--no-report"]
+@pytest.mark.parametrize("schedule", [
+    [],  # OWT14's MultiStepLR, stepped per epoch
+    ["--set", "schedule=warmup_linear", "--set", "warmup_epochs=0.5"],  # the proxy's, stepped per optimiser step
+], ids=["multistep", "warmup_linear"])
+def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule):
+    args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "3", "--no-report", *schedule]
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     r = _cli(*args, "--tracking-uri", _uri(a), cwd=a)
@@ -98,7 +102,7 @@ def test_same_seed_same_metrics_and_resume_after_kill(tmp_path):
     (ra,), (rb,) = _runs(_uri(a)), _runs(_uri(b))
     assert rb.info.run_id == interrupted.info.run_id and rb.info.status == "FINISHED"
     ca, cb = MlflowClient(_uri(a)), MlflowClient(_uri(b))
-    for key in ("val_loss", "train_loss", "val_top1"):
+    for key in ("val_loss", "train_loss", "val_top1", "lr"):
         ha = [(h.step, h.value) for h in ca.get_metric_history(ra.info.run_id, key)]
         hb = sorted({(h.step, h.value) for h in cb.get_metric_history(rb.info.run_id, key)})
         assert ha == hb, key
