@@ -526,36 +526,33 @@ def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.Froze
     return best
 
 
-def _history_figure(study: optuna.Study):
+def _optuna_figure(plot, study: optuna.Study):  # noqa: ANN001, ANN202 - an optuna.visualization.matplotlib plot
+    """Draw one of optuna's matplotlib plots off screen (Agg) and return its closed Figure, 8 x 4.5 in."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from optuna.visualization.matplotlib import plot_optimization_history
-
-    ax = plot_optimization_history(study, target_name="val top-1 (%)")
-    fig = ax.figure
-    fig.set_size_inches(8, 4.5)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
-def _importances(study: optuna.Study):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization.matplotlib import plot_param_importances
 
     with warnings.catch_warnings():  # few trials: optuna warns that importances are (near) equal; the plot says so
         warnings.simplefilter("ignore")
-        ax = plot_param_importances(study, target_name="val top-1 (%)")
+        ax = plot(study, target_name="val top-1 (%)")
     fig = ax.figure
     fig.set_size_inches(8, 4.5)
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def _history_figure(study: optuna.Study):
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    return _optuna_figure(plot_optimization_history, study)
+
+
+def _importances(study: optuna.Study):
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    return _optuna_figure(plot_param_importances, study)
 
 
 def summary_table(study: optuna.Study, first_new: int = 0) -> str:
