@@ -241,11 +241,11 @@ CLAIMS = (
           "top1", -1.0, "KSH12 s4.1"),
     *(
         Claim(f"no_{c}", f"Removing {c} costs about 2 % top-1", f"alexnet2012_no_{c}", "alexnet2012", "top1", -2.0,
-              "KSH12 s7", approx=True)
+              "KSH12 s7")
         for c in ("conv3", "conv4", "conv5")
     ),
     Claim("ten_crop", "10-crop testing gains about 1.5-2.1 top-1 over a centre crop", "alexnet2012", "alexnet2012",
-          "top1", 1.5, "CHM, CC2 wiki", protocol="ten_crop", approx=True),
+          "top1", 1.5, "CHM, CC2 wiki", protocol="ten_crop"),
     Claim("zf_no_conv3_conv4", "Removing layers 3,4 costs 4.9 top-1", "alexnet2012_no_conv3_conv4", "alexnet2012",
           "top1", -4.9, "ZF13 Table 3"),
     Claim("zf_no_fc7", "Removing layer 7 gains 0.5 top-1", "alexnet2012_no_fc7", "alexnet2012", "top1", 0.5,

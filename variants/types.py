@@ -14,6 +14,9 @@ Protocol = Literal["center", "ten_crop"]
 Schedule = Literal["plateau", "multistep", "step", "warmup_linear"]
 TrainAug = Literal["ksh12", "torchvision", "zf", "cc2"]
 Metric = Literal["top1", "top5"]
+# difference: "X lowers error by d" (a signed change); at_least: "by over d" (a lower bound on the change);
+# equivalence: "X changes little" (|change| <= delta).
+ClaimKind = Literal["difference", "at_least", "equivalence"]
 
 PAPERS: dict[str, str] = {
     "KSH12": "Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NIPS 2012",
@@ -84,6 +87,8 @@ class Recipe:
     resize: int = 256
     crop: int = 224
     test_protocol: Protocol = "ten_crop"
+    # 1: (x/255 - mean) / std as torchvision; 255: pixel values minus the training mean, as the 2012/2014 code fed
+    input_scale: float = 1.0
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -104,6 +109,7 @@ class Reported:
     pretrained: str | None = None  # e.g. "ImageNet Fall 2011"
     note: str = ""
     tolerance: float = 1.0  # |reproduced - reported| top-1 within this counts as reproduced
+    reference_only: bool = False  # another network or recipe produced it: shown, never reproduced / not reproduced
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ class Claim:
     delta: float  # claimed accuracy change variant - baseline, percentage points
     source: str
     protocol: Protocol | None = None  # protocol claims: compare ten_crop of `variant` with center of `baseline`
-    approx: bool = False  # "about 2 %": holds when the sign matches and the size is within a factor of two
+    kind: ClaimKind = "difference"  # equivalence: `delta` is the bound on |variant - baseline| (positive)
 
 
 @dataclass(frozen=True)

@@ -319,7 +319,7 @@ def check_claim(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant
                 continue
             measured, na, nb = sa.mean - sb.mean, sa.n, sb.n
             se = None if sa.std is None or sb.std is None else math.sqrt(sa.std**2 / na + sb.std**2 / nb)
-        v, reason = verdict(measured, se, na, nb, claim.delta, claim.approx)
+        v, reason = verdict(measured, se, na, nb, claim.delta, claim.kind == "difference")
         reason += note if claim.variant != claim.baseline else ""
         ids = tuple(dict.fromkeys(x.run_id for x in a + b))
         results.append(ClaimResult(claim, data, split, data in proxies, measured, se, na, nb, v, reason, ids))

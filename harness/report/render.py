@@ -197,7 +197,7 @@ def _claim_row(r: ClaimResult) -> list[str]:
     data = fmt.DASH if r.data is None else compute.data_label(r.data, r.split or "", r.proxy)
     sides = (f"{fmt.protocol(c.protocol)} vs {fmt.protocol('center' if c.protocol == 'ten_crop' else 'ten_crop')} "
              f"of `{c.variant}`" if c.protocol and c.variant == c.baseline else f"`{c.variant}` - `{c.baseline}`")
-    claimed = f"{c.delta:+g}" + (" (about)" if c.approx else "")
+    claimed = f"{c.delta:+g}"
     if r.measured is None:
         measured = fmt.DASH
     else:
