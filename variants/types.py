@@ -125,6 +125,7 @@ class Claim:
     source: str
     protocol: Protocol | None = None  # protocol claims: compare ten_crop of `variant` with center of `baseline`
     kind: ClaimKind = "difference"  # equivalence: `delta` is the bound on |variant - baseline| (positive)
+    ensemble: int = 1  # > 1: the variant side is the softmax average of this many runs of `variant` (KSH12 Table 2)
 
 
 @dataclass(frozen=True)
