@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 
 import torch
 import torch.nn as nn
 
+from harness.report.types import Measured
 from variants import PAPERS, Variant
 from variants.convnet import count_macs
 
 
-@dataclass(frozen=True)
-class Measured:
-    params: int
-    macs: int  # at the variant's native input size
-    size_mb: float  # float32 weights, MiB (torchvision's "233.1 MB")
-
-
 def measure(variant: Variant, num_classes: int = 1000) -> Measured:
+    """Parameters, MACs and size, counted on the meta device (shapes only: no weights allocated or initialised)."""
+    try:
+        with torch.device("meta"):
+            return _measure(variant, num_classes)
+    except (NotImplementedError, RuntimeError):  # an op without a meta kernel: build it for real (~0.3 s)
+        return _measure(variant, num_classes)
+
+
+def _measure(variant: Variant, num_classes: int) -> Measured:
     model = variant.build(num_classes)
     params = sum(p.numel() for p in model.parameters())
     return Measured(params, count_macs(model, variant.input_size), params * 4 / 2**20)

@@ -55,13 +55,32 @@ def load(path: Path) -> dict[str, object]:
         raise HarnessError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
 
 
+# Where training checkpoints (this harness's, torchvision's references', Lightning-style) keep the weights.
+WEIGHT_KEYS = ("model", "state_dict", "model_state")
+
+
+def extract_state_dict(obj: object) -> dict[str, torch.Tensor] | None:
+    """The state dict in a loaded weights file (plain, or under one of WEIGHT_KEYS; DDP's `module.` prefix dropped),
+    or None when it holds none."""
+    if isinstance(obj, dict):
+        for key in WEIGHT_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return None
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A weights file: a plain state dict, or a training checkpoint holding one under 'model'."""
+    """A weights file's state dict (memory-mapped); a missing or wrong file is a HarnessError."""
     if not path.is_file():
         raise HarnessError(f"weights file not found: {path}")
-    obj = load(path)
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one line for the user
+        raise HarnessError(f"cannot load weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    state = extract_state_dict(obj)
+    if state is None:
         raise HarnessError(f"{path} is not a state dict (a mapping of parameter names to tensors)")
-    return obj
+    return state

@@ -1,18 +1,94 @@
-"""The command line: parse, dispatch to one plain function per subcommand, turn bad input into one line + exit 2.
+"""The command line: every subcommand's parser and handler, and bad input turned into one line + exit 2.
 
-Control flow of the main job: `run` -> harness.runner.run_variants -> engine.fit / evaluate -> tracking -> report.
+Control flow of the main job: `run` -> `runner.run_variants(RunRequest)` -> engine.fit / evaluate -> tracking ->
+the outcomes come back here -> `report.build.generate_report`. Each handler imports what it needs when it runs, so
+`python -m harness --help` loads no torch, MLflow or Optuna.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import typing
+from dataclasses import fields
+from pathlib import Path
 
+from harness import spaces, store
 from harness.errors import HarnessError
+from harness.request import PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
+
+R = typing.TypeVar("R", bound=DataRequest)
+
+# --- argument types and shared option groups ------------------------------------------------------------------------
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """The fields of `DataRequest`: data, profile, device, store."""
+    p.add_argument("--profile", choices=PROFILE_NAMES, help="paper (default with --data), proxy (default without: "
+                   "mnist5k), smoke (synthetic, seconds)")
+    p.add_argument("--data", help="data folder: ImageNet-style train/ and val/ (or a CIFAR-10 folder)")
+    p.add_argument("--dataset", help="imagefolder, mnist5k, cifar10 or synthetic (default from profile/--data)")
+    p.add_argument("--dataset-name", help="what the data is, for the report, e.g. ILSVRC-2012 or ILSVRC-2010")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    add_store_option(p)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--limit-train", type=positive_int, help="use only the first N training images (a slice)")
+    p.add_argument("--limit-val", type=positive_int, help="use only the first N validation images (a slice)")
+
+
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                   "sqlite:///<cwd>/mlruns/mlflow.db)")
+
+
+def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -> None:
+    """Changes to the recipe: --epochs, --batch-size, --seed, --set."""
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: the profile's or the recipe's)")
+    if batch_size:
+        p.add_argument("--batch-size", type=positive_int, help="global batch size (all ranks together)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a recipe field, e.g. --set lr=0.005 (marks the run recipe_modified)")
+
+
+def request(cls: type[R], args: argparse.Namespace, **extra: object) -> R:
+    """The one place arguments become a request: every field of `cls` that the parser defines, plus `extra`."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    if isinstance(values.get("names"), list):
+        values["names"] = tuple(values["names"])
+    if "sets" in values:
+        from harness.config import parse_set
+
+        values["sets"] = parse_set(list(values["sets"]))
+    return cls(**(values | extra))
+
+
+# --- list, show -----------------------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
     from harness import catalog
     from variants import list_variants
 
@@ -20,20 +96,103 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     from harness import catalog
-
-    print(catalog.show(_variant(args.name)))
-    return 0
-
-
-def _variant(name: str):  # noqa: ANN202 - Variant, imported lazily
     from variants import UnknownVariantError, get_variant
 
     try:
-        return get_variant(name)
+        variant = get_variant(args.name)
     except UnknownVariantError as e:
         raise HarnessError(str(e)) from None
+    print(catalog.show(variant))
+    return 0
+
+
+# --- run, eval ------------------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import runner
+
+    req = request(RunRequest, args)
+    if args.from_sweep:
+        from harness.sweep import best_params
+
+        if len(req.names) != 1 or req.all:
+            raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
+        best = best_params(args.from_sweep, req.tracking_uri, variant=req.names[0])
+        req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep)
+    result = runner.run_variants(req)
+    if not result.is_main:
+        return 1 if result.failed else 0
+    print(runner.summary(result))
+    code = 1 if result.failed else 0
+    if not args.no_report:
+        code = max(code, write_report(result.uri, [result.experiment], Path("reports") / f"{result.experiment}.md"))
+    return code
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from harness import runner
+
+    outcome = runner.evaluate_weights(request(EvalRequest, args))
+    if outcome.is_main:
+        print(outcome.line())
+    return 0
+
+
+# --- sweep ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness import sweep
+
+    return sweep.sweep_command(request(SweepRequest, args, names=(args.name,)))
+
+
+# --- report, ui, pca ------------------------------------------------------------------------------------------------
+
+
+def write_report(uri: str, experiments: list[str] | None, out: Path | None) -> int:
+    from harness.report.build import generate_report
+
+    try:
+        path = generate_report(uri, experiments, out)
+    except HarnessError as e:
+        print(f"harness: report: {e}", file=sys.stderr)
+        return 1
+    print(f"Report: {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.build import generate_report
+
+    print(generate_report(args.tracking_uri or store.default_uri(), args.experiments, args.out))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    uri = args.tracking_uri or store.default_uri()
+    db = store.sqlite_path(uri)
+    if db is None:
+        raise HarnessError(f"{uri} is not a local SQLite store: open that server's own UI instead")
+    if not db.is_file():
+        raise HarnessError(f"no MLflow store at {db}: run `python -m harness run` first")
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root",
+           str(db.parent / "artifacts"), "--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    return subprocess.call(cmd, env=os.environ.copy())
+
+
+def cmd_pca(args: argparse.Namespace) -> int:
+    from harness.data import pca_command
+
+    print(pca_command(Path(args.data)))
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------------------------------------
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,40 +208,71 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered variants with computed and reported parameter counts")
     p.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
-    p.set_defaults(func=_cmd_list)
+    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="architecture, recipe, reported numbers and deviations of one variant")
     p.add_argument("name")
-    p.set_defaults(func=_cmd_show)
+    p.set_defaults(func=cmd_show)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    p = sub.add_parser("run", help="train and evaluate variants with their recipes, tracked in MLflow")
+    p.add_argument("names", nargs="*", help="variant names (see `harness list`)")
+    p.add_argument("--all", action="store_true", help="every registered variant")
+    add_data_options(p)
+    add_recipe_options(p)
+    p.add_argument("--checkpoint-dir", help="where per-epoch training checkpoints go (default: beside the store)")
+    p.add_argument("--from-sweep", help="run the best trial of this sweep study (tagged as tuned)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("eval", help="evaluate given weights or a finished run's checkpoint")
+    p.add_argument("variant")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="a state-dict file, or IMAGENET1K_V1 for torchvision's official weights")
+    src.add_argument("--run-id", help="a finished run whose final checkpoint to evaluate")
+    add_data_options(p)
+    p.add_argument("--tta", choices=["center", "ten_crop"], help="test protocol (default: the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "sweep", help="Optuna search around a variant's recipe, one nested MLflow run per trial (single process)",
+        description="Hyperparameter search with Optuna (TPE, seeded; median pruning on per-epoch val_top1), tracked "
+                    "in MLflow as a parent run with one nested run per trial. Runs in one process: no torchrun/DDP. "
+                    "The study lives in optuna.db beside the MLflow store; the same --study-name continues it.",
+    )
+    p.add_argument("name", help="variant name (see `harness list`)")
+    p.add_argument("--trials", type=positive_int, default=6, help="trials to run now, added to the study (default 6)")
+    p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
+    p.add_argument("--space", default="default", help=f"search space (default: default). {spaces.describe()}")
+    p.add_argument("--timeout", type=positive_float, help="start no new trial after this many seconds")
+    p.add_argument("--pruner", choices=PRUNERS, default="median",
+                   help="median (default): stop a trial whose val_top1 is below the median of complete trials at "
+                        "the same epoch")
+    add_recipe_options(p, batch_size=False)
+    add_data_options(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="write the markdown report (and figures) of tracked runs under reports/")
+    p.add_argument("--experiment", dest="experiments", action="append", metavar="NAME",
+                   help="an MLflow experiment to report (repeatable; default: all experiments in the store)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="markdown file to write (default: reports/<experiment names>.md); figures go beside it")
+    add_store_option(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on this store, bound to 127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    add_store_option(p)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("pca", help="compute the PCA lighting eigen-pairs of an ImageNet-style training set")
+    p.add_argument("--data", required=True)
+    p.set_defaults(func=cmd_pca)
     return parser
 
 
-_EXTRA_COMMANDS: list = []
-
-
-def _load_extra_commands() -> None:
-    """Subcommands that live next to their concern register themselves here (run, eval, report, sweep, ui)."""
-    import importlib
-
-    if _EXTRA_COMMANDS:
-        return
-    for module in ("harness.commands",):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        _EXTRA_COMMANDS.extend(mod.REGISTER)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _load_extra_commands()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except HarnessError as e:

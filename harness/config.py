@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
+
+from pathlib import Path
 
 from harness.errors import HarnessError
-from variants import InitScheme, Recipe, Variant
-
-DATASETS = ("imagefolder", "mnist5k", "cifar10", "synthetic")
+from harness.request import DATASETS, PROFILE_NAMES, RunRequest
+from variants import MIN_INPUT_SIZE, InitScheme, Recipe, Variant
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ SMOKE = Profile(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, PROXY, SMOKE)}
+assert tuple(PROFILES) == PROFILE_NAMES, "harness.request.ProfileName lists the profiles defined here"
 
 # `--set init=NAME`: "paper" is the variant's own recipe init (e.g. to watch it stall on the proxy).
 INIT_CHOICES = ("paper", "he2015", "pytorch")
@@ -139,7 +141,6 @@ class RunConfig:
     profile_deviations: tuple[str, ...] = ()
     tuned_from: str | None = None
     final_protocols: tuple[str, ...] = ("center", "ten_crop")
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def recipe_modified(self) -> bool:
@@ -175,7 +176,6 @@ class RunConfig:
             limit_val=str(self.limit_val),
             final_protocols=",".join(self.final_protocols),
         )
-        p.update(self.extra)
         return p
 
     def config_hash(self) -> str:
@@ -278,32 +278,38 @@ def validate_recipe(recipe: Recipe) -> None:
         raise HarnessError(f"batch size must be a positive integer, got {recipe.batch_size}")
     if recipe.lr <= 0:
         raise HarnessError(f"lr must be positive, got {recipe.lr}")
-    if recipe.crop < 63:
-        raise HarnessError(f"crop must be at least 63 px (the smallest input the builders take), got {recipe.crop}")
+    if recipe.crop < MIN_INPUT_SIZE:
+        raise HarnessError(
+            f"crop must be at least {MIN_INPUT_SIZE} px (the smallest input the builders take), got {recipe.crop}"
+        )
     if recipe.resize < recipe.crop:
         raise HarnessError(f"resize ({recipe.resize}) must be at least crop ({recipe.crop})")
 
 
-def resolve(
-    variant: Variant,
-    profile: Profile,
-    *,
-    dataset: str,
-    dataset_name: str | None = None,
-    data_dir: str | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    world_size: int = 1,
-    changes: dict[str, object] | None = None,
-    limit_train: int | None = None,
-    limit_val: int | None = None,
-    workers: int = 0,
-    tuned_from: str | None = None,
-) -> RunConfig:
+def choose_profile(req: RunRequest) -> tuple[Profile, str]:
+    """(profile, dataset): `paper` when --data is given, `proxy` (mnist5k) otherwise."""
+    name = req.profile or ("paper" if req.data else "proxy")
+    if name not in PROFILES:
+        raise HarnessError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    dataset = req.dataset or profile.dataset or ("imagefolder" if req.data else None)
+    if dataset is None:
+        raise HarnessError("the paper profile needs --data DIR (an ImageNet-style folder with train/ and val/)")
     if dataset not in DATASETS:
         raise HarnessError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if dataset in ("imagefolder", "cifar10") and not req.data:
+        raise HarnessError(f"dataset {dataset} needs --data DIR")
+    return profile, dataset
+
+
+def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_size: int = 1) -> RunConfig:
+    """The variant's recipe, changed by the profile (recorded deviations), then by the request (recipe_modified)."""
+    profile, dataset = choose_profile(req)
+    dataset_name = req.dataset_name or (
+        f"imagefolder:{Path(req.data).name}" if dataset == "imagefolder" and req.data else dataset
+    )
     recipe = replace(variant.recipe, **{o.key: o.value for o in profile.overrides})
-    changes = dict(changes or {})
+    changes = req.changes()
     if isinstance(changes.get("init"), str):
         changes["init"] = init_scheme(str(changes["init"]), variant)
     modified = tuple(sorted(k for k, v in changes.items() if getattr(recipe, k) != v))
@@ -316,18 +322,18 @@ def resolve(
         paper=variant.paper,
         profile=profile.name,
         dataset=dataset,
-        dataset_name=dataset_name or dataset,
-        data_dir=data_dir,
+        dataset_name=dataset_name,
+        data_dir=str(Path(req.data).resolve()) if req.data else None,
         recipe=recipe,
         flip=profile.flip,
-        seed=seed,
+        seed=req.seed,
         device=device,
         world_size=world_size,
         modified_keys=modified,
-        limit_train=limit_train if limit_train is not None else profile.limit_train,
-        limit_val=limit_val if limit_val is not None else profile.limit_val,
-        workers=workers,
+        limit_train=req.limit_train if req.limit_train is not None else profile.limit_train,
+        limit_val=req.limit_val if req.limit_val is not None else profile.limit_val,
+        workers=req.workers,
         profile_deviations=tuple(profile.all_deviations()),
-        tuned_from=tuned_from,
+        tuned_from=req.tuned_from,
         final_protocols=tuple(dict.fromkeys((*profile.final_protocols, recipe.test_protocol))),
     )

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from harness.errors import HarnessError
+from harness.request import DATASETS
 from harness.transforms import (
     IMAGENET_PCA,
     MEAN,
@@ -48,7 +49,6 @@ __all__ = [
     "pca_command",
 ]  # fmt: skip
 
-DATASETS = ("imagefolder", "mnist5k", "cifar10", "synthetic")
 LAYOUT = "expected DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG"
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 PRECOMPUTE_BYTES = 512 * 2**20  # arrays resized once up front when they fit in this many bytes, else per item

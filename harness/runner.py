@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,34 +20,13 @@ import numpy as np
 import torch
 
 from harness import data as data_mod
-from harness import distributed, engine, evaluate, memory, plots, schema, tracking
-from harness.config import PROFILES, RunConfig, resolve
+from harness import checkpoint, distributed, engine, evaluate, memory, schema, store, tracking
+from harness.config import RunConfig, resolve
 from harness.distributed import Dist
 from harness.errors import HarnessError
+from harness.report import figures
+from harness.request import EvalRequest, RunRequest
 from variants import Variant, get_variant
-
-
-@dataclass
-class RunOptions:
-    names: list[str]
-    all: bool = False
-    profile: str | None = None
-    data: str | None = None
-    dataset: str | None = None
-    dataset_name: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    seed: int = 0
-    sets: dict[str, object] = field(default_factory=dict)
-    device: str = "auto"
-    tracking_uri: str | None = None
-    limit_train: int | None = None
-    limit_val: int | None = None
-    workers: int = 0
-    checkpoint_dir: str | None = None
-    report: bool = True
-    tuned_from: str | None = None
-    verbose: bool = True
 
 
 @dataclass
@@ -63,49 +43,19 @@ class Outcome:
     error: str = ""
 
 
-def choose_profile(opts: RunOptions) -> tuple[str, str]:
-    """(profile, dataset): `paper` when --data is given, `proxy` (mnist5k) otherwise."""
-    profile = opts.profile or ("paper" if opts.data else "proxy")
-    if profile not in PROFILES:
-        raise HarnessError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    dataset = opts.dataset or PROFILES[profile].dataset or ("imagefolder" if opts.data else None)
-    if dataset is None:
-        raise HarnessError("the paper profile needs --data DIR (an ImageNet-style folder with train/ and val/)")
-    if dataset in ("imagefolder", "cifar10") and not opts.data:
-        raise HarnessError(f"dataset {dataset} needs --data DIR")
-    return profile, dataset
-
-
-def configs(opts: RunOptions, d: Dist) -> list[tuple[Variant, RunConfig]]:
+def configs(req: RunRequest, d: Dist) -> list[tuple[Variant, RunConfig]]:
+    """Each requested variant with its fully resolved configuration; bad names or values are HarnessErrors."""
     from variants import UnknownVariantError, list_variants
 
-    if opts.all and opts.names:
+    if req.all and req.names:
         raise HarnessError("give either --all or variant names, not both")
-    if not opts.all and not opts.names:
+    if not req.all and not req.names:
         raise HarnessError("name at least one variant, or --all (see `python -m harness list`)")
     try:
-        chosen = list_variants() if opts.all else [get_variant(n) for n in opts.names]
+        chosen = list_variants() if req.all else [get_variant(n) for n in req.names]
     except UnknownVariantError as e:
         raise HarnessError(str(e)) from None
-    profile_name, dataset = choose_profile(opts)
-    changes = dict(opts.sets)
-    if opts.epochs is not None:
-        changes["epochs"] = opts.epochs
-    if opts.batch_size is not None:
-        changes["batch_size"] = opts.batch_size
-    dataset_name = opts.dataset_name or (
-        f"imagefolder:{Path(opts.data).name}" if dataset == "imagefolder" and opts.data else dataset
-    )
-    out = []
-    for v in chosen:
-        cfg = resolve(
-            v, PROFILES[profile_name], dataset=dataset, dataset_name=dataset_name,
-            data_dir=str(Path(opts.data).resolve()) if opts.data else None, seed=opts.seed, device=str(d.device),
-            world_size=d.world_size, changes=changes, limit_train=opts.limit_train, limit_val=opts.limit_val,
-            workers=opts.workers, tuned_from=opts.tuned_from,
-        )
-        out.append((v, cfg))
-    return out
+    return [(v, resolve(v, req, device=str(d.device), world_size=d.world_size)) for v in chosen]
 
 
 def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
@@ -127,8 +77,8 @@ def experiment_name(cfg: RunConfig) -> str:
     return schema.EXPERIMENT_NAME.format(dataset=name, profile=cfg.profile)
 
 
-def checkpoint_path(opts: RunOptions, cfg: RunConfig, uri: str) -> Path:
-    root = Path(opts.checkpoint_dir) if opts.checkpoint_dir else (tracking.store_root(uri) or Path("mlruns"))
+def checkpoint_path(req: RunRequest, cfg: RunConfig) -> Path:
+    root = Path(req.checkpoint_dir) if req.checkpoint_dir else store.local_root(req.uri)
     return root / "checkpoints" / f"{cfg.variant}-{cfg.config_hash()}" / "last.pt"
 
 
@@ -139,7 +89,7 @@ def run_tags(cfg: RunConfig, variant: Variant, data: data_mod.Datasets) -> dict[
         schema.TAG_PAPER: cfg.paper,
         schema.TAG_PROFILE: cfg.profile,
         schema.TAG_DATASET: cfg.dataset,
-        "dataset_name": cfg.dataset_name,
+        schema.TAG_DATASET_NAME: cfg.dataset_name,
         schema.TAG_SPLIT: data.split_name,
         schema.TAG_PROTOCOL: cfg.recipe.test_protocol,
         schema.TAG_RECIPE_MODIFIED: str(cfg.recipe_modified).lower(),
@@ -156,53 +106,67 @@ def run_tags(cfg: RunConfig, variant: Variant, data: data_mod.Datasets) -> dict[
     return tags
 
 
-def train_variant(
-    variant: Variant,
-    cfg: RunConfig,
-    d: Dist,
-    uri: str,
-    exp_id: str,
-    parent: str | None,
-    ckpt: Path,
-    verbose: bool = True,
-    on_epoch_extra=None,  # noqa: ANN001 - callable(EpochStats) for sweeps (pruning)
-    extra_tags: dict[str, str] | None = None,
-    run_name: str | None = None,
-    log_weights: bool = True,
-) -> Outcome:
-    """One variant, start to finish, on every rank. Rank 0 alone talks to MLflow.
+@dataclass(frozen=True)
+class Recording:
+    """Where and how one variant's run is recorded. `harness run` uses the defaults; a sweep trial changes them."""
 
-    `log_weights=False` skips the final.pt artifact (~230 MB for AlexNet): sweep trials, whose best configuration is
-    re-run in full with `run --from-sweep`.
-    """
+    uri: str
+    exp_id: str
+    parent: str | None
+    checkpoint: Path  # per-epoch training checkpoint, deleted when the run finishes
+    reuse: bool = True  # skip an identical finished configuration, resume an interrupted one (trials: never)
+    run_name: str | None = None  # default: the variant's name
+    tags: Mapping[str, str] = field(default_factory=dict)  # added to the run's tags (a trial's sweep and number)
+    log_weights: bool = True  # False: no final.pt (~230 MB for AlexNet); sweep trials re-run in full from the best
+    on_epoch: Callable[[engine.EpochStats], None] | None = None  # after each epoch is logged (a sweep's pruner)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "skip" (identical finished run), "resume" (interrupted, checkpoint on disk) or "new"
+    run_id: str = ""
+
+
+def decide(cfg: RunConfig, rec: Recording) -> Decision:
+    """Rank 0's choice for one configuration: skip it, resume its interrupted run, or start a new run."""
+    prev = tracking.find_previous(rec.uri, rec.exp_id, cfg.config_hash()) if rec.reuse else None
+    if prev and prev.status == "FINISHED":
+        return Decision("skip", prev.run_id)
+    if prev and rec.checkpoint.is_file():
+        return Decision("resume", prev.run_id)
+    if prev:  # interrupted before its first checkpoint: start over in a fresh run
+        tracking.client(rec.uri).set_terminated(prev.run_id, status="KILLED")
+    rec.checkpoint.unlink(missing_ok=True)
+    return Decision("new")
+
+
+def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, verbose: bool = True) -> Outcome:
+    """One variant, start to finish, on every rank: rank 0 decides and broadcasts, then `train_tracked`."""
     t0 = time.perf_counter()
-    decision = None
-    if d.is_main:
-        prev = tracking.find_previous(uri, exp_id, cfg.config_hash()) if extra_tags is None else None
-        if prev and prev.status == "FINISHED":
-            decision = ("skip", prev.run_id)
-        elif prev and ckpt.is_file():
-            decision = ("resume", prev.run_id)
-        else:
-            if prev:  # interrupted before its first checkpoint: start over in a fresh run
-                tracking.client(uri).set_terminated(prev.run_id, status="KILLED")
-            ckpt.unlink(missing_ok=True)
-            decision = ("new", "")
-    action, run_id = distributed.broadcast(decision, d)  # type: ignore[misc]
-    if action == "skip":
-        return _skipped(uri, run_id, variant, cfg) if d.is_main else Outcome(variant.name, "skipped", run_id)
+    decision: Decision = distributed.broadcast(decide(cfg, rec) if d.is_main else None, d)  # type: ignore[assignment]
+    if decision.action == "skip":
+        outcome = _skipped(rec.uri, decision.run_id, variant, cfg) if d.is_main else Outcome(
+            variant.name, "skipped", decision.run_id)
+    else:
+        outcome = train_tracked(variant, cfg, d, rec, decision, verbose)
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
 
+
+def train_tracked(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, decision: Decision,
+                  verbose: bool) -> Outcome:
+    """Train (or resume) and record one run. Rank 0 alone talks to MLflow; a failure is recorded, not raised."""
     tracker: tracking.Tracker | tracking.NullTracker = tracking.NullTracker()
     try:
-        spec = data_spec(cfg)
-        data = load(spec, "center")
+        data = load(data_spec(cfg), "center")
         if d.is_main:
-            tags = run_tags(cfg, variant, data) | (extra_tags or {})
-            if action == "resume":
-                tracker = tracking.Tracker.reopen(uri, run_id)
-                print(f"{variant.name}: resuming run {run_id} from {ckpt}", file=sys.stderr)
+            tags = run_tags(cfg, variant, data) | dict(rec.tags)
+            if decision.action == "resume":
+                tracker = tracking.Tracker.reopen(rec.uri, decision.run_id)
+                print(f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}", file=sys.stderr)
             else:
-                tracker = tracking.Tracker.create(uri, exp_id, run_name or variant.name, tags, parent=parent)
+                tracker = tracking.Tracker.create(rec.uri, rec.exp_id, rec.run_name or variant.name, tags,
+                                                  parent=rec.parent)
             tracker.set_tags(tags)
             tracker.log_params(cfg.params() | {
                 "dataset_fingerprint": data.fingerprint, "num_classes": str(data.num_classes),
@@ -214,30 +178,28 @@ def train_variant(
 
         def on_epoch(stats: engine.EpochStats) -> None:
             tracker.log_metrics(stats.metrics(), step=stats.epoch)
-            if on_epoch_extra is not None:
-                on_epoch_extra(stats)
+            if rec.on_epoch is not None:
+                rec.on_epoch(stats)
 
-        result = engine.fit(model, cfg, data.train, data.val, d, ckpt, on_epoch, verbose=verbose)
-        outcome = finish(model, variant, cfg, data, d, tracker, result, log_weights=log_weights)
-        outcome.seconds = time.perf_counter() - t0
+        result = engine.fit(model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose)
+        outcome = finish(model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights)
         if d.is_main:
-            ckpt.unlink(missing_ok=True)
+            rec.checkpoint.unlink(missing_ok=True)
         return outcome
     except engine.Pruned:
         tracker.set_tags({schema.TAG_TRIAL_STATE: "pruned"})
         tracker.finish("KILLED")
-        ckpt.unlink(missing_ok=True)
-        return Outcome(variant.name, "pruned", tracker.run_id, seconds=time.perf_counter() - t0)
+        rec.checkpoint.unlink(missing_ok=True)
+        return Outcome(variant.name, "pruned", tracker.run_id)
     except (KeyboardInterrupt, SystemExit):
         tracker.finish("KILLED")
         raise
     except Exception as e:  # noqa: BLE001 - one variant's failure must not stop run --all
-        if isinstance(e, HarnessError) and action == "new" and tracker.run_id == "" and d.is_main:
+        if isinstance(e, HarnessError) and decision.action == "new" and tracker.run_id == "" and d.is_main:
             raise  # bad input (e.g. a missing data folder) before anything was recorded: one line for the user
         tracker.log_text(traceback.format_exc(), schema.ART_ERROR)
         tracker.finish("FAILED")
-        return Outcome(variant.name, "failed", tracker.run_id, error=f"{type(e).__name__}: {e}".splitlines()[0],
-                       seconds=time.perf_counter() - t0)
+        return Outcome(variant.name, "failed", tracker.run_id, error=f"{type(e).__name__}: {e}".splitlines()[0])
 
 
 def _config_json(cfg: RunConfig, data: data_mod.Datasets) -> str:
@@ -282,7 +244,10 @@ def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, resu
             if log_weights:
                 torch.save(model.state_dict(), tmpd / "final.pt")
                 tracker.log_artifact(tmpd / "final.pt", "checkpoint")
-        fig = plots.curves(variant.name, result.history, data.num_classes)
+        fig = figures.curves_figure(
+            [figures.Curves(f"seed {cfg.seed}", tuple((h.epoch, h.val_top1) for h in result.history),
+                            tuple((h.epoch, h.train_loss) for h in result.history))],
+            variant.name, data.num_classes)
         tracker.log_figure(fig, schema.ART_CURVES)
         tracker.finish("FINISHED")
     return Outcome(variant.name, "finished", tracker.run_id, main.top1, main.top5, cfg.recipe.test_protocol,
@@ -308,67 +273,143 @@ def summary_table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def run_command(opts: RunOptions) -> int:
+@dataclass(frozen=True)
+class RunResult:
+    """What `run_variants` did, for the CLI to print and report on."""
+
+    outcomes: tuple[Outcome, ...]
+    uri: str
+    experiment: str
+    profile: str
+    dataset: str
+    is_main: bool  # rank 0 (the only rank that prints and reports)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.outcomes)
+
+
+def run_variants(req: RunRequest) -> RunResult:
+    """`harness run`: train and record every requested variant (one parent run when there are several)."""
     memory.keep_freed_memory()  # a third faster on the CPU: see harness/memory.py
-    d = distributed.init(opts.device)
+    d = distributed.init(req.device)
     try:
-        return _run(opts, d)
+        return _run(req, d)
     finally:
         distributed.shutdown()
 
 
-def _run(opts: RunOptions, d: Dist) -> int:
-    uri = opts.tracking_uri or tracking.default_uri()
-    pairs = configs(opts, d)
-    load(data_spec(pairs[0][1]), "center")  # bad data paths fail here, before anything is recorded
-    exp_name = experiment_name(pairs[0][1])
+def _run(req: RunRequest, d: Dist) -> RunResult:
+    uri = req.uri
+    pairs = configs(req, d)
+    first = pairs[0][1]
+    load(data_spec(first), "center")  # bad data paths fail here, before anything is recorded
+    exp_name = experiment_name(first)
     exp_id = tracking.experiment_id(uri, exp_name) if d.is_main else ""
     parent = None
-    if d.is_main and (opts.all or len(pairs) > 1):
+    if d.is_main and (req.all or len(pairs) > 1):
         parent_tracker = tracking.Tracker.create(
-            uri, exp_id, "run --all" if opts.all else "run " + " ".join(opts.names),
-            {schema.TAG_KIND: "batch", schema.TAG_PROFILE: pairs[0][1].profile,
-             schema.TAG_DATASET: pairs[0][1].dataset, schema.TAG_GIT: tracking.git_commit()},
+            uri, exp_id, "run --all" if req.all else "run " + " ".join(req.names),
+            {schema.TAG_KIND: "batch", schema.TAG_PROFILE: first.profile, schema.TAG_DATASET: first.dataset,
+             schema.TAG_GIT: tracking.git_commit()},
         )
         parent = parent_tracker.run_id
     outcomes: list[Outcome] = []
     try:
         for variant, cfg in pairs:
-            ckpt = checkpoint_path(opts, cfg, uri)
-            outcomes.append(train_variant(variant, cfg, d, uri, exp_id, parent, ckpt, verbose=opts.verbose))
+            rec = Recording(uri, exp_id, parent, checkpoint_path(req, cfg))
+            outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
     except (KeyboardInterrupt, HarnessError) as e:
         if parent and d.is_main:
             tracking.Tracker(uri, parent).finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
-    failed = [o for o in outcomes if o.status == "failed"]
-    if not d.is_main:
-        return 1 if failed else 0
+    result = RunResult(tuple(outcomes), uri, exp_name, first.profile, first.dataset, d.is_main)
     if parent:
-        tracking.Tracker(uri, parent).finish("FAILED" if failed else "FINISHED")
-    print()
-    print(summary_table(outcomes))
-    not_learned = [o.variant for o in outcomes if o.learned is False]
+        tracking.Tracker(uri, parent).finish("FAILED" if result.failed else "FINISHED")
+    return result
+
+
+def summary(result: RunResult) -> str:
+    """The table and notes `harness run` prints at the end."""
+    lines = ["", summary_table(list(result.outcomes))]
+    not_learned = [o.variant for o in result.outcomes if o.learned is False]
     if not_learned:
-        print(f"\nDid not learn (val top-1 near chance; see their loss curves): {', '.join(not_learned)}")
-    if pairs[0][1].profile != "paper":
-        print(f"\nProfile {pairs[0][1].profile!r} on {pairs[0][1].dataset}: a proxy, not ImageNet. Its numbers "
-              "say whether the pipeline and architectures learn, not whether a paper reproduces.")
-    print(f"\nMLflow store: {uri} (experiment {exp_name!r}); browse it with `python -m harness ui`")
-    code = 1 if failed else 0
-    if opts.report:
-        code = max(code, _report(uri, exp_name))
-    return code
+        lines.append(f"\nDid not learn (val top-1 near chance; see their loss curves): {', '.join(not_learned)}")
+    if result.profile != "paper":
+        lines.append(f"\nProfile {result.profile!r} on {result.dataset}: a proxy, not ImageNet. Its numbers "
+                     "say whether the pipeline and architectures learn, not whether a paper reproduces.")
+    lines.append(f"\nMLflow store: {result.uri} (experiment {result.experiment!r}); browse it with "
+                 "`python -m harness ui`")
+    return "\n".join(lines)
 
 
-def _report(uri: str, exp_name: str) -> int:
+# --- harness eval -------------------------------------------------------------------------------------------------
+
+# TV: the file torchvision's IMAGENET1K_V1 weights are stored under in the torch hub cache.
+TV_WEIGHTS = {"IMAGENET1K_V1": "alexnet-owt-7be5be79.pth"}
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    variant: str
+    dataset: str
+    split: str
+    protocol: str
+    result: evaluate.EvalResult
+    is_main: bool
+
+    def line(self) -> str:
+        r = self.result
+        return (f"{self.variant} on {self.dataset} {self.split} ({r.n} images, {self.protocol}): "
+                f"top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  loss {r.loss:.4f}")
+
+
+def resolve_weights(req: EvalRequest) -> Path:
+    """The weights file: a finished run's final checkpoint, torchvision's from the hub cache, or a path."""
+    if req.run_id:
+        return tracking.download_artifact(req.uri, req.run_id, schema.ART_CHECKPOINT)
+    assert req.weights is not None
+    if req.weights in TV_WEIGHTS:
+        if req.variant != "torchvision_alexnet":
+            raise HarnessError(f"{req.weights} are torchvision's AlexNet weights: evaluate them as torchvision_alexnet")
+        path = Path(torch.hub.get_dir()) / "checkpoints" / TV_WEIGHTS[req.weights]
+        if not path.is_file():
+            raise HarnessError(f"{req.weights} not found; no download is attempted: put {TV_WEIGHTS[req.weights]} "
+                               f"at {path}")
+        return path
+    return Path(req.weights)
+
+
+def evaluate_weights(req: EvalRequest) -> EvalOutcome:
+    """`harness eval`: load weights into the variant and evaluate them under a test protocol."""
+    from variants import UnknownVariantError
+
     try:
-        from harness.report import generate_report
-    except ImportError:
-        return 0
+        variant = get_variant(req.variant)
+    except UnknownVariantError as e:
+        raise HarnessError(str(e)) from None
+    path = resolve_weights(req)
+    state = checkpoint.load_state_dict(path)
+    fc = [k for k in state if k.endswith("weight") and state[k].dim() == 2]
+    if not fc:
+        raise HarnessError(f"{path} is not a state dict for {variant.name}: it has no fully connected layer")
+    num_classes = state[fc[-1]].shape[0]
+    model = variant.build(num_classes)
     try:
-        path = generate_report(uri, [exp_name], Path("reports") / f"{exp_name}.md")
-    except HarnessError as e:
-        print(f"harness: report: {e}", file=sys.stderr)
-        return 1
-    print(f"Report: {path}")
-    return 0
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        lines = str(e).splitlines()
+        raise HarnessError(f"{path} is not a state dict for {variant.name}: "
+                           f"{(lines[1] if len(lines) > 1 else lines[0]).strip()}") from None
+    cfg = resolve(variant, req.as_run())
+    protocol = req.tta or cfg.recipe.test_protocol
+    data = load(data_spec(cfg), protocol)
+    if data.num_classes != num_classes:
+        raise HarnessError(f"the weights have {num_classes} classes but {cfg.dataset} has {data.num_classes}")
+    d = distributed.init(req.device)
+    try:
+        model.to(d.device)
+        result = evaluate.evaluate(model, data.val, d, batch_size=req.batch_size, workers=req.workers)
+    finally:
+        distributed.shutdown()
+    return EvalOutcome(variant.name, cfg.dataset, data.split_name, protocol, result, d.is_main)

@@ -32,6 +32,8 @@ TAG_VARIANT = "variant"
 TAG_PAPER = "paper"
 TAG_PROFILE = "profile"
 TAG_DATASET = "dataset"
+TAG_DATASET_NAME = "dataset_name"  # what the data is (e.g. ILSVRC-2012), matched against Reported.dataset
+TAG_PRETRAINED = "pretrained"  # the data set a run was pretrained on (KSH12 Table 2's Fall 2011 rows)
 TAG_SPLIT = "split"  # the split evaluated, e.g. "val" (mnist5k held-out 1,000, ImageNet val)
 TAG_PROTOCOL = "test_protocol"
 TAG_RECIPE_MODIFIED = "recipe_modified"  # "true" / "false"
@@ -45,6 +47,15 @@ TAG_DEVICE = "device"
 TAG_SWEEP = "sweep"  # study name, on sweep parents and trial children
 TAG_TRIAL = "trial"  # trial number
 TAG_TRIAL_STATE = "trial_state"  # complete / pruned / failed
+TAG_SWEEP_SPACE = "sweep_space"  # the search space's name, on sweep parents and trial children
+
+# Sweep parents: the best trial's recipe changes as params BEST_PREFIX + field (e.g. best_lr), its value and counts.
+BEST_PREFIX = "best_"
+BEST_VAL_TOP1 = "best_val_top1"
+N_TRIALS = "n_trials"
+N_COMPLETE = "n_complete"
+N_PRUNED = "n_pruned"
+N_FAILED = "n_failed"
 
 # Artifacts (paths inside a run's artifact root).
 ART_CONFIG = "config.json"

@@ -15,86 +15,27 @@ the latter would also fail the live trials of a second worker sharing the study.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import distributed, engine, memory, runner, schema, tracking
-from harness.config import parse_set, settable_keys, validate_recipe
+from harness import distributed, engine, memory, runner, schema, store, tracking
+from harness.config import RunConfig, parse_set, settable_keys, validate_recipe
+from harness.distributed import Dist
 from harness.errors import HarnessError
+from harness.request import PRUNERS, SweepRequest
+from harness.spaces import FloatRange, Space, get_space
 from variants import Recipe
 
 if TYPE_CHECKING:
     import optuna
-
-# --- search spaces: typed data ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FloatRange:
-    """A float recipe field sampled in [low, high]; `relative` bounds multiply the base recipe's own value."""
-
-    key: str
-    low: float
-    high: float
-    log: bool = False
-    relative: bool = False  # e.g. low 0.1, high 10: lr/10 .. lr*10 around whatever the recipe (or --set) says
-
-    def bounds(self, recipe: Recipe) -> tuple[float, float]:
-        base = float(getattr(recipe, self.key)) if self.relative else 1.0
-        return self.low * base, self.high * base
-
-
-@dataclass(frozen=True)
-class IntChoice:
-    key: str
-    choices: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Categorical:
-    key: str
-    choices: tuple[str, ...]
-
-
-Dim = FloatRange | IntChoice | Categorical
-
-
-@dataclass(frozen=True)
-class Space:
-    name: str
-    about: str
-    dims: tuple[Dim, ...]
-    scale_lr_with_batch: bool = False  # OWT14 s5: effective lr = lr x batch / the base batch (recorded lr_scale_batch)
-
-
-SPACES: dict[str, Space] = {
-    s.name: s
-    for s in (
-        Space("default", "lr and weight decay within 10x of the recipe's (log), momentum 0.8-0.95", (
-            FloatRange("lr", 0.1, 10.0, log=True, relative=True),
-            FloatRange("weight_decay", 0.1, 10.0, log=True, relative=True),
-            FloatRange("momentum", 0.8, 0.95),
-        )),
-        Space("lr", "lr only, within 10x of the recipe's (log)", (
-            FloatRange("lr", 0.1, 10.0, log=True, relative=True),
-        )),
-        Space("schedule", "lr schedule (plateau, multistep, step) and its decay factor gamma", (
-            Categorical("schedule", ("plateau", "multistep", "step")),
-            FloatRange("gamma", 0.05, 0.5, log=True),
-        )),
-        Space("batch", "batch size 16/32/64, lr scaled linearly with it from the profile's batch (OWT14 s5)", (
-            IntChoice("batch_size", (16, 32, 64)),
-        ), scale_lr_with_batch=True),
-    )
-}
 
 # A multistep schedule picked for a recipe that has no milestones would never drop: give it these (fractions of the
 # epochs), recorded in the trial's params like every other change.
@@ -109,13 +50,6 @@ GRACE_S = 120  # no heartbeat for this long: the trial's process is gone, the tr
 DEFAULT_TRIALS = 6
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-def get_space(name: str) -> Space:
-    try:
-        return SPACES[name]
-    except KeyError:
-        raise HarnessError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
 
 
 def _fmt(v: object) -> str:
@@ -186,8 +120,7 @@ def sample(trial: optuna.Trial, space: Space, recipe: Recipe) -> dict[str, objec
 
 
 def storage_path(tracking_uri: str) -> Path:
-    """`optuna.db` beside a SQLite MLflow store; ./mlruns/optuna.db for remote stores."""
-    return (tracking.store_root(tracking_uri) or Path("mlruns")).resolve() / "optuna.db"
+    return store.optuna_path(tracking_uri)
 
 
 def _quiet_optuna() -> None:
@@ -240,7 +173,7 @@ def best_params(study_name: str, tracking_uri: str | None, variant: str | None =
 
     Not the sweep's --epochs or --limit-*: a full run keeps its profile's epochs.
     """
-    uri = tracking_uri or tracking.default_uri()
+    uri = tracking_uri or store.default_uri()
     path = storage_path(uri)
     if not path.is_file():
         raise HarnessError(f"no sweep study {study_name!r}: no Optuna storage at {path} (run `harness sweep` first)")
@@ -276,43 +209,18 @@ class TrialFailed(Exception):
     """A trial's training failed (e.g. diverged); recorded as failed, the sweep goes on."""
 
 
-@dataclass(frozen=True)
-class SweepArgs:
-    name: str
-    trials: int = DEFAULT_TRIALS
-    study_name: str | None = None
-    space: str = "default"
-    timeout: float | None = None
-    seed: int = 0
-    epochs: int | None = None
-    sets: tuple[str, ...] = ()
-    pruner: str = "median"
-    profile: str | None = None
-    data: str | None = None
-    dataset: str | None = None
-    dataset_name: str | None = None
-    device: str = "auto"
-    tracking_uri: str | None = None
-    limit_train: int | None = None
-    limit_val: int | None = None
-    workers: int = 0
-    verbose: bool = True
-
-
-def sweep_command(a: SweepArgs) -> int:
+def sweep_command(a: SweepRequest) -> int:
+    """`harness sweep`: run `a.trials` trials into the study, record the best on the parent run, print a summary."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise HarnessError("sweeps run in one process: launch `harness sweep` without torchrun")
+    if a.pruner not in PRUNERS:
+        raise HarnessError(f"unknown pruner {a.pruner!r}; known: {', '.join(PRUNERS)}")
     space = get_space(a.space)
-    sets = parse_set(list(a.sets))
-    uri = a.tracking_uri or tracking.default_uri()
+    sets = dict(a.sets)
+    uri = a.uri
     memory.keep_freed_memory()
     d = distributed.init(a.device)
-    base_opts = runner.RunOptions(
-        names=[a.name], profile=a.profile, data=a.data, dataset=a.dataset, dataset_name=a.dataset_name,
-        epochs=a.epochs, seed=a.seed, sets=sets, device=a.device, tracking_uri=uri, limit_train=a.limit_train,
-        limit_val=a.limit_val, workers=a.workers, report=False, verbose=a.verbose,
-    )
-    ((variant, base),) = runner.configs(base_opts, d)
+    ((variant, base),) = runner.configs(a, d)
     ranges = check_space(space, base.recipe, sets)
     study_name = a.study_name or f"{variant.name}-{base.profile}-{space.name}"
     if not _STUDY_NAME.match(study_name):
@@ -344,7 +252,8 @@ def sweep_command(a: SweepArgs) -> int:
     parent = tracking.Tracker.create(uri, exp_id, f"sweep {study_name}", {
         schema.TAG_KIND: "sweep", schema.TAG_SWEEP: study_name, schema.TAG_VARIANT: variant.name,
         schema.TAG_PAPER: variant.paper, schema.TAG_PROFILE: base.profile, schema.TAG_DATASET: base.dataset,
-        "dataset_name": base.dataset_name, "sweep_space": space.name, schema.TAG_GIT: tracking.git_commit(),
+        schema.TAG_DATASET_NAME: base.dataset_name, schema.TAG_SWEEP_SPACE: space.name,
+        schema.TAG_GIT: tracking.git_commit(),
         schema.TAG_DEVICE: base.device,
     })
     parent.log_params({
@@ -360,7 +269,7 @@ def sweep_command(a: SweepArgs) -> int:
           f"{space.name!r}: {', '.join(f'{k} {v}' for k, v in ranges.items())}"
           + (f"; continuing ({n_before} trials so far)" if n_before else ""), file=sys.stderr)
 
-    objective = _objective(space, base, base_opts, sets, d, uri, exp_id, parent.run_id, study_name, a.verbose)
+    objective = _objective(space, base, a, d, exp_id, parent.run_id, study_name)
     try:
         study.optimize(objective, n_trials=a.trials, timeout=a.timeout, n_jobs=1, catch=(TrialFailed,),
                        callbacks=[_print_trial], gc_after_trial=True)
@@ -396,21 +305,21 @@ def _check_same_study(study: optuna.Study, meta: dict[str, object]) -> None:
                                f"{value!r}: use another --study-name")
 
 
-def _objective(space: Space, base, base_opts: runner.RunOptions, sets: dict[str, object], d,
-               uri: str, exp_id: str, parent_id: str, study_name: str, verbose: bool):
+def _objective(space: Space, base: RunConfig, req: SweepRequest, d: Dist, exp_id: str, parent_id: str,
+               study_name: str) -> Callable[[optuna.Trial], float]:
     import optuna
 
-    root = tracking.store_root(uri) or Path("mlruns")
+    uri = req.uri
 
     def objective(trial: optuna.Trial) -> float:
-        changes = {**sets, **sample(trial, space, base.recipe)}
+        changes = {**req.sets, **sample(trial, space, base.recipe)}
         trial.set_user_attr("changes", _jsonable(changes))
-        ((variant, cfg),) = runner.configs(replace(base_opts, sets=changes), d)
+        ((variant, cfg),) = runner.configs(replace(req, sets=changes), d)
         tags = {
             schema.TAG_KIND: "trial", schema.TAG_SWEEP: study_name, schema.TAG_TRIAL: str(trial.number),
             schema.TAG_RECIPE_MODIFIED: "true",  # tuned, even where a sampled value equals the recipe's
             schema.TAG_MODIFIED_KEYS: ",".join(sorted(set(cfg.modified_keys) | set(changes))),
-            "sweep_space": space.name,
+            schema.TAG_SWEEP_SPACE: space.name,
         }
 
         def on_epoch(stats: engine.EpochStats) -> None:
@@ -419,10 +328,11 @@ def _objective(space: Space, base, base_opts: runner.RunOptions, sets: dict[str,
             if stats.epoch < cfg.recipe.epochs and trial.should_prune():
                 raise engine.Pruned(f"val_top1 {stats.val_top1:.2f} below the median at epoch {stats.epoch}")
 
-        ckpt = root / "checkpoints" / f"sweep-{study_name}-trial-{trial.number}.pt"  # per-epoch, deleted after
-        outcome = runner.train_variant(variant, cfg, d, uri, exp_id, parent_id, ckpt, verbose=verbose,
-                                       on_epoch_extra=on_epoch, extra_tags=tags, run_name=f"trial-{trial.number}",
-                                       log_weights=False)
+        ckpt = store.local_root(uri) / "checkpoints" / f"sweep-{study_name}-trial-{trial.number}.pt"
+        # a trial is always a new run (never skipped or resumed), tagged as a trial, without final weights
+        rec = runner.Recording(uri, exp_id, parent_id, ckpt, reuse=False, run_name=f"trial-{trial.number}",
+                               tags=tags, log_weights=False, on_epoch=on_epoch)
+        outcome = runner.train_variant(variant, cfg, d, rec, verbose=req.verbose)
         ckpt.unlink(missing_ok=True)
         trial.set_user_attr("mlflow_run_id", outcome.run_id)
         trial.set_user_attr("seconds", round(outcome.seconds, 1))
@@ -497,8 +407,8 @@ def _params(trial: optuna.trial.FrozenTrial) -> str:
 
 def _counts(study: optuna.Study) -> dict[str, int]:
     states = [_state(t) for t in study.get_trials(deepcopy=False)]
-    return {"n_trials": len(states), "n_complete": states.count("complete"), "n_pruned": states.count("pruned"),
-            "n_failed": states.count("failed")}
+    return {schema.N_TRIALS: len(states), schema.N_COMPLETE: states.count("complete"),
+            schema.N_PRUNED: states.count("pruned"), schema.N_FAILED: states.count("failed")}
 
 
 def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.FrozenTrial | None:
@@ -508,8 +418,9 @@ def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.Froze
     best = study.best_trial if complete else None
     if best is not None:
         changes = _typed(best.user_attrs.get("changes") or best.params)
-        parent.log_params({f"best_{k}": _fmt(v) if isinstance(v, tuple) else str(v) for k, v in changes.items()})
-        parent.log_metrics({"best_val_top1": float(best.value), "best_trial": float(best.number)})
+        parent.log_params({schema.BEST_PREFIX + k: _fmt(v) if isinstance(v, tuple) else str(v)
+                           for k, v in changes.items()})
+        parent.log_metrics({schema.BEST_VAL_TOP1: float(best.value), "best_trial": float(best.number)})
         parent.set_tags({"best_trial": str(best.number), "best_run_id": str(best.user_attrs.get("mlflow_run_id", ""))})
     notes = []
     for artifact, draw in (("optimization_history.png", _history_figure), ("param_importances.png", _importances)):
@@ -564,116 +475,10 @@ def summary_table(study: optuna.Study, first_new: int = 0) -> str:
         minutes = "-" if "seconds" not in t.user_attrs else f"{t.user_attrs['seconds'] / 60:.1f}"
         lines.append(f"{mark} {t.number:>5} {_state(t):9} {_value(t):>10} {minutes:>5}  {_params(t)}")
     c = _counts(study)
-    lines.append(f"\n{c['n_trials']} trials: {c['n_complete']} complete, {c['n_pruned']} pruned, {c['n_failed']} failed")
+    lines.append(f"\n{c[schema.N_TRIALS]} trials: {c[schema.N_COMPLETE]} complete, {c[schema.N_PRUNED]} pruned, "
+                 f"{c[schema.N_FAILED]} failed")
     complete = [t for t in study.get_trials(deepcopy=False) if _state(t) == "complete"]
     if complete:
         b = study.best_trial
         lines.append(f"best: trial {b.number}, val_top1 {b.value:.2f} ({_params(b)})")
     return "\n".join(lines)
-
-
-# --- reading sweeps back for the report -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SweepSummary:
-    study: str
-    variant: str
-    dataset: str
-    profile: str
-    best_value: float | None  # best trial's final_val_top1 (%), the recipe's test protocol
-    n_trials: int
-    n_pruned: int
-    best_params: dict[str, str]
-    parent_run_id: str
-    dataset_name: str = ""
-    space: str = ""
-    n_failed: int = 0
-
-
-def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> list[SweepSummary]:
-    """The latest recorded state of each sweep study in these experiments (all when None), by study name.
-
-    Reads the sweep parent runs only; the newest parent that logged a best value wins (it counts the whole study).
-    """
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
-        return []
-    c = tracking.client(tracking_uri)
-    exp_ids = [e.experiment_id for e in c.search_experiments() if experiments is None or e.name in experiments]
-    if not exp_ids:
-        return []
-    runs, token = [], None
-    while True:
-        page = c.search_runs(exp_ids, filter_string=f"tags.`{schema.TAG_KIND}` = 'sweep'",
-                             order_by=["attributes.start_time DESC"], page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
-    chosen: dict[str, object] = {}
-    for r in runs:  # newest first
-        study = r.data.tags.get(schema.TAG_SWEEP, "")
-        if study not in chosen or ("best_val_top1" in r.data.metrics
-                                   and "best_val_top1" not in chosen[study].data.metrics):  # type: ignore[attr-defined]
-            chosen[study] = r
-    out = []
-    for study, r in sorted(chosen.items()):
-        t, m, p = r.data.tags, r.data.metrics, r.data.params  # type: ignore[attr-defined]
-        out.append(SweepSummary(
-            study=study, variant=t.get(schema.TAG_VARIANT, ""), dataset=t.get(schema.TAG_DATASET, ""),
-            profile=t.get(schema.TAG_PROFILE, ""), best_value=m.get("best_val_top1"),
-            n_trials=int(m.get("n_trials", 0)), n_pruned=int(m.get("n_pruned", 0)),
-            best_params={k[len("best_"):]: v for k, v in sorted(p.items()) if k.startswith("best_")},
-            parent_run_id=r.info.run_id, dataset_name=t.get("dataset_name", ""),  # type: ignore[attr-defined]
-            space=t.get("sweep_space", ""), n_failed=int(m.get("n_failed", 0)),
-        ))
-    return out
-
-
-# --- CLI ------------------------------------------------------------------------------------------------------------
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    from harness.commands import _common, _positive_int
-
-    def positive_float(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    spaces = "; ".join(f"{s.name}: {s.about}" for s in SPACES.values())
-    p = sub.add_parser(
-        "sweep", help="Optuna search around a variant's recipe, one nested MLflow run per trial (single process)",
-        description="Hyperparameter search with Optuna (TPE, seeded; median pruning on per-epoch val_top1), tracked "
-                    "in MLflow as a parent run with one nested run per trial. Runs in one process: no torchrun/DDP. "
-                    "The study lives in optuna.db beside the MLflow store; the same --study-name continues it.",
-    )
-    p.add_argument("name", help="variant name (see `harness list`)")
-    p.add_argument("--trials", type=_positive_int, default=DEFAULT_TRIALS,
-                   help=f"trials to run now, added to the study (default {DEFAULT_TRIALS})")
-    p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
-    p.add_argument("--space", default="default", help=f"search space (default: default). {spaces}")
-    p.add_argument("--timeout", type=positive_float, help="start no new trial after this many seconds")
-    p.add_argument("--seed", type=int, default=0, help="training seed of every trial and the sampler's seed")
-    p.add_argument("--epochs", type=_positive_int, help="epochs per trial (default: the profile's)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="fix a recipe field for every trial (relative ranges, e.g. lr's, centre on it)")
-    p.add_argument("--pruner", choices=("median", "none"), default="median",
-                   help="median (default): stop a trial whose val_top1 is below the median of complete trials at "
-                        "the same epoch")
-    _common(p)
-    p.set_defaults(func=_cmd_sweep)
-
-
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    return sweep_command(SweepArgs(
-        name=args.name, trials=args.trials, study_name=args.study_name, space=args.space, timeout=args.timeout,
-        seed=args.seed, epochs=args.epochs, sets=tuple(args.sets), pruner=args.pruner, profile=args.profile,
-        data=args.data, dataset=args.dataset, dataset_name=args.dataset_name, device=args.device,
-        tracking_uri=args.tracking_uri, limit_train=args.limit_train, limit_val=args.limit_val, workers=args.workers,
-    ))
-

@@ -1,36 +1,20 @@
-"""MLflow: the only training-side module that imports mlflow. Store set-up, runs, params, metrics, artifacts.
+"""MLflow: the only module that writes to it. Store set-up, runs, params, metrics, artifacts.
 
-The default store is `./mlruns/mlflow.db` (SQLite; MLflow 3.x refuses the old file store) with artifacts under
-`./mlruns/artifacts/<experiment>`. `--tracking-uri` or MLFLOW_TRACKING_URI point elsewhere (e.g. `mlflow server`).
+Where the store lives (default `./mlruns/mlflow.db`, artifacts beside it) is `harness.store`'s concern.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import schema
+from harness import schema, store
 from harness.errors import HarnessError
 
 _INITIALISED: set[str] = set()
-
-
-def default_uri() -> str:
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
-
-
-def store_root(uri: str) -> Path | None:
-    """The local folder that holds a SQLite store (artifacts go beside it), or None for remote stores."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent
-    return None
 
 
 def client(uri: str):  # noqa: ANN201 - MlflowClient
@@ -41,7 +25,7 @@ def client(uri: str):  # noqa: ANN201 - MlflowClient
     if uri not in _INITIALISED:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # schema set-up chatter
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        root = store_root(uri)
+        root = store.store_root(uri)
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(uri)
@@ -58,7 +42,7 @@ def experiment_id(uri: str, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    root = store_root(uri)
+    root = store.store_root(uri)
     location = (root / "artifacts" / name).as_uri() if root is not None else None
     try:
         return c.create_experiment(name, artifact_location=location)

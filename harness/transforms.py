@@ -7,6 +7,7 @@ call (= per image), so `torch.manual_seed` and DataLoader worker seeding make au
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,11 +17,12 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from harness.errors import HarnessError
+from variants.types import Protocol, TrainAug
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-TRAIN_AUGS = ("ksh12", "cc2", "zf", "torchvision")
-PROTOCOLS = ("center", "ten_crop")
+TRAIN_AUGS: tuple[str, ...] = typing.get_args(TrainAug)
+PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
 
 ImageLike = Image.Image | torch.Tensor
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.datasets import load_sample_images
 
 from harness.data import (
     IMAGENET_PCA,
@@ -23,37 +22,10 @@ from harness.data import (
     pca_command,
 )
 from harness.errors import HarnessError
+from tests.conftest import N_TRAIN, N_VAL, PHOTO_CLASSES as CLASSES
 from harness.transforms import EvalTransform, PcaEig, PcaLighting, TrainTransform
 
 SMALL = {"image_size": 56, "resize": 64}  # KSH12 geometry (224 of 256) scaled down to keep the tests fast
-CLASSES = ["china", "flower", "mosaic"]
-N_TRAIN, N_VAL = 6, 3  # images per class
-
-
-def _photo_crop(kind: str, i: int) -> np.ndarray:
-    china, flower = load_sample_images().images  # 427x640 RGB
-    top, left = 17 * i + 10, 41 * i + 20
-    if kind == "mosaic":  # a third class: left half of china beside right half of flower
-        return np.concatenate(
-            [china[top : top + 96, left : left + 64], flower[top : top + 96, left + 64 : left + 128]], 1
-        )
-    return (china if kind == "china" else flower)[top : top + 96, left : left + 128]  # 96x128, not square
-
-
-def _write_tree(root: Path) -> Path:
-    for split, n, offset in (("train", N_TRAIN, 0), ("val", N_VAL, N_TRAIN)):
-        for name in CLASSES:
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(_photo_crop(name, i + offset)).save(
-                    root / split / name / f"{name}_{i}.JPEG", quality=90
-                )
-    return root
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write_tree(tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,34 +18,20 @@ import torch.nn as nn
 from mlflow.tracking import MlflowClient
 
 import variants
-from harness import engine, runner, schema
+from harness import engine, schema
+from harness.request import RunRequest
 from harness.cli import main
 from variants import Reported, Variant
 from variants.torchvision_ref import RECIPE as TV_RECIPE
 
 
-def _uri(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-
-
-def _cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout)
-
-
-def _runs(uri: str, kind: str = "variant"):
-    c = MlflowClient(uri)
-    exps = [e.experiment_id for e in c.search_experiments()]
-    return c.search_runs(exps, filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'")
-
-
-def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
-    uri = _uri(tmp_path)
-    r = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2", "--set", "warmup_epochs=0.5",
+@pytest.mark.slow
+def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cli, runs):
+    r = cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2", "--set", "warmup_epochs=0.5",
              "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "torchvision_alexnet" in r.stdout and "finished" in r.stdout and "MLflow store" in r.stdout
-    (run,) = _runs(uri)
+    (run,) = runs(uri)
     p, t, m = run.data.params, run.data.tags, run.data.metrics
     for key in ("lr", "momentum", "weight_decay", "batch_size", "epochs", "schedule", "crop", "seed", "world_size",
                 "dataset", "dataset_fingerprint", "profile", "effective_lr"):
@@ -70,38 +57,39 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path):
     # the store lives in ./mlruns as SQLite with artifacts beside it
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
     # the same command again skips the finished identical configuration
-    r2 = _cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2", "--set", "warmup_epochs=0.5",
+    r2 = cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2", "--set", "warmup_epochs=0.5",
               "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r2.returncode == 0 and "skipped" in r2.stdout
-    assert len(_runs(uri)) == 1
+    assert len(runs(uri)) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", [
     [],  # OWT14's MultiStepLR, stepped per epoch
     ["--set", "schedule=warmup_linear", "--set", "warmup_epochs=0.5"],  # the proxy's, stepped per optimiser step
 ], ids=["multistep", "warmup_linear"])
-def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule):
+def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule, make_uri, cli, runs):
     args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "3", "--no-report", *schedule]
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    r = _cli(*args, "--tracking-uri", _uri(a), cwd=a)
+    r = cli(*args, "--tracking-uri", make_uri(a), cwd=a)
     assert r.returncode == 0, r.stderr[-3000:]
     # interrupt a second, identical run with SIGKILL once its first checkpoint exists, then run it again
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--tracking-uri", _uri(b)], cwd=b,
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--tracking-uri", make_uri(b)], cwd=b,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not list((b / "mlruns" / "checkpoints").glob("*/last.pt")) and time.time() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    (interrupted,) = _runs(_uri(b))
+    (interrupted,) = runs(make_uri(b))
     assert interrupted.info.status == "RUNNING"
-    r = _cli(*args, "--tracking-uri", _uri(b), cwd=b)
+    r = cli(*args, "--tracking-uri", make_uri(b), cwd=b)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resuming" in r.stderr
-    (ra,), (rb,) = _runs(_uri(a)), _runs(_uri(b))
+    (ra,), (rb,) = runs(make_uri(a)), runs(make_uri(b))
     assert rb.info.run_id == interrupted.info.run_id and rb.info.status == "FINISHED"
-    ca, cb = MlflowClient(_uri(a)), MlflowClient(_uri(b))
+    ca, cb = MlflowClient(make_uri(a)), MlflowClient(make_uri(b))
     for key in ("val_loss", "train_loss", "val_top1", "lr"):
         ha = [(h.step, h.value) for h in ca.get_metric_history(ra.info.run_id, key)]
         hb = sorted({(h.step, h.value) for h in cb.get_metric_history(rb.info.run_id, key)})
@@ -109,14 +97,14 @@ def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule):
     assert ra.data.metrics[schema.FINAL_TOP1] == rb.data.metrics[schema.FINAL_TOP1]
 
 
-def test_torchrun_two_processes_log_one_run(tmp_path):
-    uri = _uri(tmp_path)
+@pytest.mark.slow
+def test_torchrun_two_processes_log_one_run(tmp_path, uri, runs):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "harness",
            "run", "torchvision_alexnet", "--profile", "smoke", "--epochs", "1", "--device", "cpu",
            "--tracking-uri", uri, "--no-report"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    runs = _runs(uri)
+    runs = runs(uri)
     assert len(runs) == 1
     p = runs[0].data.params
     assert p["world_size"] == "2"
@@ -134,28 +122,28 @@ def _broken(num_classes: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes // 2))  # too few outputs: the loss raises
 
 
-def test_one_failing_variant_does_not_stop_the_others(tmp_path, capsys):
+@pytest.mark.slow
+def test_one_failing_variant_does_not_stop_the_others(uri, runs, harness_main):
     broken = Variant("broken_for_test", "TV", "a model whose output width is wrong", _broken, TV_RECIPE,
                      reported=(Reported("x", "val", "center", 1.0, 2.0, "test"),))
     variants.register(broken)
     try:
-        opts = runner.RunOptions(names=["broken_for_test", "torchvision_alexnet"], profile="smoke", epochs=1,
-                                 tracking_uri=_uri(tmp_path), report=False, device="cpu", verbose=False)
-        code = runner.run_command(opts)
+        code, out, _ = harness_main(["run", "broken_for_test", "torchvision_alexnet", "--profile", "smoke",
+                                     "--epochs", "1", "--tracking-uri", uri, "--no-report", "--device", "cpu"])
     finally:
         variants.registry._REGISTRY.pop("broken_for_test")
     assert code == 1
-    out = capsys.readouterr().out
     assert "failed" in out and "finished" in out
-    runs = {r.data.tags["variant"]: r for r in _runs(_uri(tmp_path))}
+    runs = {r.data.tags["variant"]: r for r in runs(uri)}
     assert runs["broken_for_test"].info.status == "FAILED"
     assert runs["torchvision_alexnet"].info.status == "FINISHED"
-    arts = [a.path for a in MlflowClient(_uri(tmp_path)).list_artifacts(runs["broken_for_test"].info.run_id)]
+    arts = [a.path for a in MlflowClient(uri).list_artifacts(runs["broken_for_test"].info.run_id)]
     assert schema.ART_ERROR in arts
-    (parent,) = _runs(_uri(tmp_path), kind="batch")
+    (parent,) = runs(uri, kind="batch")
     assert runs["torchvision_alexnet"].data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, needle",
     [
@@ -171,41 +159,46 @@ def test_one_failing_variant_does_not_stop_the_others(tmp_path, capsys):
         (["eval", "zfnet", "--weights", "/nonexistent.pt", "--profile", "smoke"], "not found"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
-    r = _cli(*args, "--tracking-uri", _uri(tmp_path), cwd=tmp_path, timeout=300)
+def test_bad_input_is_one_line_exit_2(tmp_path, args, needle, uri, cli):
+    r = cli(*args, "--tracking-uri", uri, cwd=tmp_path, timeout=300)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_empty_data_dir_is_an_error(tmp_path):
+@pytest.mark.slow
+def test_empty_data_dir_is_an_error(tmp_path, uri, cli):
     (tmp_path / "empty").mkdir()
-    r = _cli("run", "zfnet", "--data", str(tmp_path / "empty"), "--tracking-uri", _uri(tmp_path), cwd=tmp_path)
+    r = cli("run", "zfnet", "--data", str(tmp_path / "empty"), "--tracking-uri", uri, cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "empty") in r.stderr, r.stderr
 
 
-def test_eval_rejects_a_file_that_is_not_a_state_dict(tmp_path):
+@pytest.mark.slow
+def test_eval_rejects_a_file_that_is_not_a_state_dict(tmp_path, cli):
     torch.save({"model": torch.arange(3)}, tmp_path / "w.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
-    for f in ("w.pt", "junk.pt"):
-        r = _cli("eval", "zfnet", "--weights", str(tmp_path / f), "--profile", "smoke", cwd=tmp_path)
+    for f, message in (("w.pt", "is not a state dict for zfnet"), ("junk.pt", "cannot load weights")):
+        r = cli("eval", "zfnet", "--weights", str(tmp_path / f), "--profile", "smoke", cwd=tmp_path)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert message in r.stderr and str(tmp_path / f) in r.stderr, r.stderr
 
 
-def test_eval_official_weights_missing_says_where_to_put_them(tmp_path):
+@pytest.mark.slow
+def test_eval_official_weights_missing_says_where_to_put_them(tmp_path, cli):
     env = dict(os.environ, TORCH_HOME=str(tmp_path / "hub"))
-    r = _cli("eval", "torchvision_alexnet", "--weights", "IMAGENET1K_V1", "--profile", "smoke", cwd=tmp_path, env=env)
+    r = cli("eval", "torchvision_alexnet", "--weights", "IMAGENET1K_V1", "--profile", "smoke", cwd=tmp_path, env=env)
     assert r.returncode == 2
     assert "alexnet-owt-7be5be79.pth" in r.stderr and str(tmp_path / "hub") in r.stderr
 
 
-def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path):
-    uri = _uri(tmp_path)
-    r = _cli("run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report", cwd=tmp_path)
+@pytest.mark.slow
+def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path, uri, cli, runs):
+    r = cli("run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    (run,) = _runs(uri)
-    r = _cli("eval", "torchvision_alexnet", "--run-id", run.info.run_id, "--profile", "smoke", "--tta", "center",
+    (run,) = runs(uri)
+    r = cli("eval", "torchvision_alexnet", "--run-id", run.info.run_id, "--profile", "smoke", "--tta", "center",
              "--tracking-uri", uri, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     reported = float(r.stdout.split("top-1 ")[1].split()[0])
@@ -213,7 +206,7 @@ def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path):
     # the checkpoint of another architecture is a clear error
     path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=schema.ART_CHECKPOINT,
                                                tracking_uri=uri, dst_path=str(tmp_path / "dl"))
-    r = _cli("eval", "zfnet", "--weights", path, "--profile", "smoke", cwd=tmp_path)
+    r = cli("eval", "zfnet", "--weights", path, "--profile", "smoke", cwd=tmp_path)
     assert r.returncode == 2 and "not a state dict for zfnet" in r.stderr
 
 
@@ -264,19 +257,17 @@ def test_main_returns_2_for_harness_errors(capsys):
     assert main(["show", "nope"]) == 2
 
 
-def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path):
+@pytest.mark.slow
+def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path, photos, uri, cli, runs):
     """A paper-profile run on an ImageFolder of real photos (scaled down), with one corrupt JPEG skipped and logged."""
-    from tests.test_data import _write_tree
-
-    root = _write_tree(tmp_path / "photos")
+    root = Path(shutil.copytree(photos, tmp_path / "photos"))
     (root / "train" / "china" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    uri = _uri(tmp_path)
-    r = _cli("run", "torchvision_alexnet", "--data", str(root), "--dataset-name", "photos", "--epochs", "1",
+    r = cli("run", "torchvision_alexnet", "--data", str(root), "--dataset-name", "photos", "--epochs", "1",
              "--batch-size", "6", "--set", "crop=64", "--set", "resize=72", "--tracking-uri", uri, "--no-report",
              cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "broken.JPEG" in r.stderr
-    (run,) = _runs(uri)
+    (run,) = runs(uri)
     assert run.data.tags["profile"] == "paper" and run.data.tags["dataset"] == "imagefolder"
     assert run.data.metrics[schema.SKIPPED_IMAGES] == 1
     assert run.data.params["train_size"] == "18" and run.data.params["num_classes"] == "3"
@@ -290,12 +281,12 @@ def test_set_init_by_name_per_variant():
 
     k = variants.get_variant("alexnet2012")
     assert config.PROXY.all_deviations() and any("He et al." in d for d in config.PROXY.all_deviations())
-    proxy = config.resolve(k, config.PROXY, dataset="mnist5k")
+    proxy = config.resolve(k, RunRequest())
     assert proxy.recipe.init.name == "he2015" and not proxy.recipe_modified
     assert proxy.final_protocols == ("center",)
-    paper_init = config.resolve(k, config.PROXY, dataset="mnist5k", changes=config.parse_set(["init=paper"]))
+    paper_init = config.resolve(k, RunRequest(sets=config.parse_set(["init=paper"])))
     assert paper_init.recipe.init == k.recipe.init and paper_init.modified_keys == ("init",)
     assert paper_init.config_hash() != proxy.config_hash()
-    assert config.resolve(k, config.PAPER, dataset="imagefolder").final_protocols == ("center", "ten_crop")
+    assert config.resolve(k, RunRequest(data="/data/imagenet")).final_protocols == ("center", "ten_crop")
     with pytest.raises(HarnessError, match="not one of paper, he2015, pytorch"):
         config.parse_set(["init=xavier"])

@@ -38,6 +38,7 @@ def _faults(mode: str) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+@pytest.mark.slow
 def test_freed_buffers_are_reused_instead_of_faulted_back_in():
     default, tuned = _faults("default"), _faults("tuned")
     # default: the 151 MiB fc6 gradient alone is 38,000 pages mapped afresh every step (53,000 faults measured)

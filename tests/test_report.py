@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from dataclasses import replace
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.report import add_parser, compute, fmt
+from harness.report import compute, fmt
 from harness.report.render import render
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, Stat, SweepRow
 from variants import claims, get_variant, list_variants
@@ -208,7 +207,7 @@ def test_render_tables_and_flags() -> None:
 
 
 def test_proxy_only_warning_and_fidelity_marks() -> None:
-    from harness.catalog import Measured
+    from harness.report.types import Measured
 
     rows = [r for r in ROWS if r.dataset == "mnist5k"]
     measured = {"torchvision_alexnet": Measured(61_100_840, 714_188_480, 233.0812),
@@ -332,9 +331,10 @@ def test_ensemble_from_saved_predictions(store: tuple[str, Path], tmp_path: Path
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    """`harness report ...` through the real parser, raising HarnessError instead of printing it."""
+    from harness.cli import build_parser
+
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 
@@ -408,24 +408,22 @@ def test_render_sweeps_against_the_paper_recipe() -> None:
     assert "|" not in none
 
 
+@pytest.mark.slow
 def test_report_shows_a_real_sweep_beside_a_paper_recipe_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 2-trial, 1-epoch lr sweep and a plain 2-epoch run on smoke data, then the report (about 45 s on 2 cores)."""
-    from harness import commands, sweep
+    from harness.cli import build_parser
     from harness.report.build import generate_report
-    from harness.report.read import read_runs
+    from harness.report.read import read_runs, sweep_summaries
 
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
-    parser = argparse.ArgumentParser(prog="harness")
-    sub = parser.add_subparsers(dest="command", required=True)
-    commands.add_run(sub)
-    sweep.add_parser(sub)
+    parser = build_parser()
     for argv in (["sweep", "torchvision_alexnet", "--profile", "smoke", "--trials", "2", "--epochs", "1", "--space",
                   "lr", "--tracking-uri", uri],
                  ["run", "torchvision_alexnet", "--profile", "smoke", "--no-report", "--tracking-uri", uri]):
         args = parser.parse_args(argv)
         assert args.func(args) == 0, argv
-    [s] = sweep.sweep_summaries(uri)
+    [s] = sweep_summaries(uri)
     [run] = compute.plain_runs(read_runs(uri, None))  # the plain run; the trials are tuned
     md = generate_report(uri, None, tmp_path / "reports" / "r.md").read_text()
     row = _line(_sweeps_section(md), f"`{s.study}`")

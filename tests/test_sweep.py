@@ -7,22 +7,19 @@ decision is checked on a crafted study.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import subprocess
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import commands, config, schema, sweep
-from harness.config import PROFILES, resolve
+from harness import config, schema, spaces, sweep
+from harness.config import resolve
+from harness.request import RunRequest
+from tests.conftest import harness_in_process, harness_subprocess, mlflow_runs, store_uri
 from harness.errors import HarnessError
+from harness.report import read
 from variants import get_variant, list_variants
 
 VARIANT = "torchvision_alexnet"
@@ -36,37 +33,15 @@ class OddTrialsPruner(optuna.pruners.BasePruner):
         return trial.number % 2 == 1
 
 
-def _uri(root: Path) -> str:
-    return f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-
-
 def _cli(argv: list[str]) -> tuple[int, str]:
-    """`harness run` / `harness sweep` in this process (cli.main registers its subcommands once per process)."""
-    parser = argparse.ArgumentParser(prog="harness")
-    sub = parser.add_subparsers(dest="command", required=True)
-    commands.add_run(sub)
-    sweep.add_parser(sub)
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
-            code = int(args.func(args) or 0)
-        except HarnessError as e:
-            print(f"harness: error: {e}")
-            code = e.exit_code
-    return code, out.getvalue()
+    """`harness ARGV` in this process: (exit code, stdout and stderr together)."""
+    code, out, err = harness_in_process(argv)
+    return code, out + err
 
 
 def _sweep_argv(uri: str, *extra: str) -> list[str]:
     return ["sweep", VARIANT, "--profile", "smoke", "--epochs", "2", "--space", "lr", "--study-name", STUDY,
             "--tracking-uri", uri, *extra]
-
-
-def _runs(uri: str, kind: str):
-    c = MlflowClient(uri)
-    exps = [e.experiment_id for e in c.search_experiments()]
-    return c.search_runs(exps, filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'",
-                         order_by=["attributes.start_time ASC"])
 
 
 def _study(uri: str) -> optuna.Study:
@@ -77,7 +52,7 @@ def _study(uri: str) -> optuna.Study:
 def smoke_sweep(tmp_path_factory):
     """3 trials of lr on smoke data: trial 1 pruned at epoch 1, trials 0 and 2 complete."""
     root = tmp_path_factory.mktemp("sweep")
-    uri = _uri(root)
+    uri = store_uri(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setattr(sweep, "build_pruner", lambda name: OddTrialsPruner())
@@ -86,16 +61,17 @@ def smoke_sweep(tmp_path_factory):
     return root, uri, out
 
 
+@pytest.mark.slow
 def test_sweep_records_parent_and_nested_trial_runs(smoke_sweep):
     root, uri, out = smoke_sweep
     c = MlflowClient(uri)
-    parents = _runs(uri, "sweep")
+    parents = mlflow_runs(uri, "sweep")
     parent = parents[0]
     t = parent.data.tags
     assert (t[schema.TAG_SWEEP], t[schema.TAG_VARIANT], t[schema.TAG_PROFILE], t[schema.TAG_DATASET]) == (
         STUDY, VARIANT, "smoke", "synthetic")
     assert parent.info.status == "FINISHED"
-    children = [r for r in _runs(uri, "trial") if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+    children = [r for r in mlflow_runs(uri, "trial") if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
     assert sorted(r.data.tags[schema.TAG_TRIAL] for r in children) == ["0", "1", "2"]
     states = {r.data.tags[schema.TAG_TRIAL]: r.data.tags[schema.TAG_TRIAL_STATE] for r in children}
     assert states == {"0": "complete", "1": "pruned", "2": "complete"}
@@ -123,6 +99,7 @@ def test_sweep_records_parent_and_nested_trial_runs(smoke_sweep):
     assert not list((root / "mlruns" / "checkpoints").glob("sweep-*"))
 
 
+@pytest.mark.slow
 def test_pruned_trial_recorded_in_optuna(smoke_sweep):
     _, uri, _ = smoke_sweep
     trials = {t.number: t for t in _study(uri).trials}
@@ -135,17 +112,19 @@ def test_pruned_trial_recorded_in_optuna(smoke_sweep):
     assert trials[0].value == pytest.approx(run.data.metrics[schema.FINAL_TOP1])
 
 
+@pytest.mark.slow
 def test_sweep_summaries_read_back_for_the_report(smoke_sweep):
     _, uri, _ = smoke_sweep
-    (s,) = sweep.sweep_summaries(uri, ["synthetic-smoke"])
+    (s,) = read.sweep_summaries(uri, ["synthetic-smoke"])
     study = _study(uri)
     assert (s.study, s.variant, s.dataset, s.profile) == (STUDY, VARIANT, "synthetic", "smoke")
     assert s.best_value == pytest.approx(study.best_value)
     assert s.n_trials == len(study.trials) and s.n_pruned >= 1
     assert float(s.best_params["lr"]) == pytest.approx(study.best_trial.params["lr"])
-    assert sweep.sweep_summaries(uri, ["no-such-experiment"]) == []
+    assert read.sweep_summaries(uri, ["no-such-experiment"]) == []
 
 
+@pytest.mark.slow
 def test_same_study_name_continues_and_fails_a_stale_running_trial(smoke_sweep, monkeypatch):
     root, uri, _ = smoke_sweep
     before = _study(uri)
@@ -175,7 +154,7 @@ def test_same_study_name_continues_and_fails_a_stale_running_trial(smoke_sweep, 
     assert new.state == optuna.trial.TrialState.COMPLETE  # trial 4: even, not pruned by the test pruner
     # the sampler was seeded seed + trials so far: the new trial is not a replay of trial 0's random draw
     assert new.params["lr"] != after.trials[0].params["lr"]
-    parents = _runs(uri, "sweep")
+    parents = mlflow_runs(uri, "sweep")
     assert len(parents) == 2
     assert parents[-1].data.params["trials_before"] == str(n_before + 1)
     assert parents[-1].data.metrics["n_trials"] == n_before + 2 and parents[-1].data.metrics["n_failed"] == 1
@@ -184,6 +163,7 @@ def test_same_study_name_continues_and_fails_a_stale_running_trial(smoke_sweep, 
     assert code == 2 and "space" in out and "another --study-name" in out
 
 
+@pytest.mark.slow
 def test_best_params_and_run_from_sweep_are_tagged_tuned(smoke_sweep, monkeypatch):
     root, uri, _ = smoke_sweep
     best = sweep.best_params(STUDY, uri)
@@ -195,14 +175,14 @@ def test_best_params_and_run_from_sweep_are_tagged_tuned(smoke_sweep, monkeypatc
     code, out = _cli(["run", VARIANT, "--profile", "smoke", "--epochs", "1", "--from-sweep", STUDY,
                       "--tracking-uri", uri, "--no-report"])
     assert code == 0, out
-    (run,) = _runs(uri, "variant")
+    (run,) = mlflow_runs(uri, "variant")
     assert run.data.tags[schema.TAG_RECIPE_MODIFIED] == "true"
     assert run.data.tags[schema.TAG_TUNED_FROM] == STUDY
     assert float(run.data.params["lr"]) == pytest.approx(best["lr"])
 
 
 def test_best_params_without_a_store_or_complete_trial(tmp_path):
-    uri = _uri(tmp_path)
+    uri = store_uri(tmp_path)
     with pytest.raises(HarnessError, match="no Optuna storage"):
         sweep.best_params("any", uri)
     storage = f"sqlite:///{sweep.storage_path(uri)}"
@@ -237,14 +217,14 @@ def test_median_pruner_stops_a_trial_below_the_median_at_epoch_1_after_two_compl
 
 
 def test_seeded_sampler_repeats_its_draws_and_another_seed_differs():
-    recipe = resolve(get_variant(VARIANT), PROFILES["smoke"], dataset="synthetic").recipe
+    recipe = resolve(get_variant(VARIANT), RunRequest(profile="smoke")).recipe
 
     def draws(seed: int) -> list[dict[str, object]]:
         study = optuna.create_study(direction="maximize", sampler=sweep.build_sampler(seed))
         out = []
         for i in range(3):
             t = study.ask()
-            out.append(sweep.sample(t, sweep.SPACES["default"], recipe))
+            out.append(sweep.sample(t, spaces.SPACES["default"], recipe))
             study.tell(t, float(i))
         return out
 
@@ -252,53 +232,54 @@ def test_seeded_sampler_repeats_its_draws_and_another_seed_differs():
     assert draws(7) != draws(8)
 
 
-@pytest.mark.parametrize("space", list(sweep.SPACES))
+@pytest.mark.parametrize("space", list(spaces.SPACES))
 @pytest.mark.parametrize("variant", [v.name for v in list_variants()])
 def test_every_space_has_a_non_empty_range_for_every_variant_on_proxy(space, variant):
-    recipe = resolve(get_variant(variant), PROFILES["proxy"], dataset="mnist5k").recipe
-    ranges = sweep.check_space(sweep.SPACES[space], recipe)
-    assert {d.key for d in sweep.SPACES[space].dims} <= set(ranges)
-    assert all(d.key in config.settable_keys() for d in sweep.SPACES[space].dims)
+    recipe = resolve(get_variant(variant), RunRequest()).recipe
+    ranges = sweep.check_space(spaces.SPACES[space], recipe)
+    assert {d.key for d in spaces.SPACES[space].dims} <= set(ranges)
+    assert all(d.key in config.settable_keys() for d in spaces.SPACES[space].dims)
 
 
 def test_default_space_centres_on_the_recipe():
-    recipe = resolve(get_variant(VARIANT), PROFILES["proxy"], dataset="mnist5k").recipe
-    ranges = sweep.check_space(sweep.SPACES["default"], replace(recipe, lr=0.02))
+    recipe = resolve(get_variant(VARIANT), RunRequest()).recipe
+    ranges = sweep.check_space(spaces.SPACES["default"], replace(recipe, lr=0.02))
     assert ranges["lr"] == "[0.002, 0.2] log"
 
 
 def test_empty_ranges_are_one_line_errors():
-    recipe = resolve(get_variant(VARIANT), PROFILES["smoke"], dataset="synthetic").recipe
+    recipe = resolve(get_variant(VARIANT), RunRequest(profile="smoke")).recipe
     with pytest.raises(HarnessError, match="weight_decay.*empty"):
-        sweep.check_space(sweep.SPACES["default"], replace(recipe, weight_decay=0.0))
-    collapsed = sweep.Space("t", "test", (sweep.FloatRange("momentum", 0.9, 0.9),))
+        sweep.check_space(spaces.SPACES["default"], replace(recipe, weight_decay=0.0))
+    collapsed = spaces.Space("t", "test", (spaces.FloatRange("momentum", 0.9, 0.9),))
     with pytest.raises(HarnessError, match=r"momentum range \[0.9, 0.9\] is empty"):
         sweep.check_space(collapsed, recipe)
     with pytest.raises(HarnessError, match="no choices"):
-        sweep.check_space(sweep.Space("t", "test", (sweep.IntChoice("batch_size", ()),)), recipe)
+        sweep.check_space(spaces.Space("t", "test", (spaces.IntChoice("batch_size", ()),)), recipe)
     with pytest.raises(HarnessError, match="invalid"):
-        sweep.check_space(sweep.Space("t", "test", (sweep.Categorical("schedule", ("cosine",)),)), recipe)
+        sweep.check_space(spaces.Space("t", "test", (spaces.Categorical("schedule", ("cosine",)),)), recipe)
 
 
 def test_batch_space_scales_lr_linearly_from_the_profile_batch():
-    base = resolve(get_variant(VARIANT), PROFILES["smoke"], dataset="synthetic")
-    changes = sweep.sample(optuna.trial.FixedTrial({"batch_size": 64}), sweep.SPACES["batch"], base.recipe)
+    base = resolve(get_variant(VARIANT), RunRequest(profile="smoke"))
+    changes = sweep.sample(optuna.trial.FixedTrial({"batch_size": 64}), spaces.SPACES["batch"], base.recipe)
     assert changes == {"batch_size": 64, "lr_scale_batch": base.recipe.batch_size}
-    tuned = resolve(get_variant(VARIANT), PROFILES["smoke"], dataset="synthetic", changes=changes)
+    tuned = resolve(get_variant(VARIANT), RunRequest(profile="smoke", sets=changes))
     assert tuned.effective_lr == pytest.approx(base.effective_lr * 64 / base.recipe.batch_size)
 
 
 def test_schedule_space_gives_multistep_milestones_when_the_recipe_has_none():
-    recipe = resolve(get_variant(VARIANT), PROFILES["proxy"], dataset="mnist5k").recipe
+    recipe = resolve(get_variant(VARIANT), RunRequest()).recipe
     assert recipe.milestones == ()
     changes = sweep.sample(optuna.trial.FixedTrial({"schedule": "multistep", "gamma": 0.2}),
-                           sweep.SPACES["schedule"], recipe)
+                           spaces.SPACES["schedule"], recipe)
     assert changes == {"schedule": "multistep", "gamma": 0.2, "milestones": sweep.DEFAULT_MILESTONES}
 
 
 # --- the command line: bad input is one line and exit status 2 ----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), [
     (["torchvision_alexnet", "--space", "nope"], "unknown search space 'nope'; known: default, lr, schedule, batch"),
     (["torchvision_alexnet", "--set", "weight_decay=0"], "weight_decay range [0, 0] is empty"),
@@ -306,8 +287,8 @@ def test_schedule_space_gives_multistep_milestones_when_the_recipe_has_none():
     (["torchvision_alexne"], "did you mean torchvision_alexnet"),
 ])
 def test_bad_sweep_input_is_one_line_exit_2(tmp_path, args, message):
-    r = subprocess.run([sys.executable, "-m", "harness", "sweep", *args, "--profile", "smoke", "--tracking-uri",
-                        _uri(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False)
+    r = harness_subprocess("sweep", *args, "--profile", "smoke", "--tracking-uri", store_uri(tmp_path), cwd=tmp_path,
+                           timeout=300)
     assert r.returncode == 2, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr

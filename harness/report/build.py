@@ -3,49 +3,21 @@ glue."""
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from harness.catalog import Measured, measure
+from harness import store
+from harness.catalog import measure
 from harness.errors import HarnessError
 from harness.report import compute, figures
-from harness.report.read import ArtifactReader, artifacts, read_runs
+from harness.report.read import ArtifactReader, artifacts, read_runs, sweep_summaries
 from harness.report.render import render
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, SweepRow
-from variants import Variant, claims, get_variant, list_variants
-
-
-def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+from variants import Variant, claims, list_variants
 
 
 def default_out(experiments: Sequence[str]) -> Path:
     return Path("reports") / f"{'+'.join(figures.slug(e) for e in experiments) or 'all'}.md"
-
-
-def display_store(tracking_uri: str) -> str:
-    """The store as the report names it: a SQLite path under the working directory is shown relative to it."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        try:
-            return f"sqlite:///{path.resolve().relative_to(Path.cwd().resolve())}"
-        except ValueError:
-            return tracking_uri
-    return tracking_uri
-
-
-@functools.cache
-def _measured(name: str) -> Measured:
-    """catalog.measure on the meta device: shapes, counts and MACs without allocating or initialising weights."""
-    try:
-        with torch.device("meta"):
-            return measure(get_variant(name))
-    except (NotImplementedError, RuntimeError):  # an op without a meta kernel: build it for real (~0.3 s)
-        return measure(get_variant(name))
 
 
 def compute_ensembles(reader: ArtifactReader, variants: Sequence[Variant], rows: Sequence[RunRow]) -> list[EnsembleResult]:
@@ -118,8 +90,6 @@ def profile_deviations(reader: ArtifactReader, rows: Sequence[RunRow]) -> dict[s
 def sweep_rows(reader: ArtifactReader, tracking_uri: str, experiments: Sequence[str] | None,
                rows: Sequence[RunRow]) -> tuple[SweepRow, ...]:
     """Each sweep study's latest state, beside the paper recipe's runs of its variant on the same data and profile."""
-    from harness.sweep import sweep_summaries  # imports optuna only inside its functions
-
     out = []
     for s in sweep_summaries(tracking_uri, list(experiments) if experiments else None):
         paper = compute.sweep_baseline(s.variant, (s.dataset_name, s.dataset), s.profile, rows)
@@ -142,7 +112,7 @@ def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
     rows = read_runs(tracking_uri, list(experiments) if experiments else None)
     if not rows:
         where = ", ".join(experiments) if experiments else "any experiment"
-        raise HarnessError(f"no variant runs in {where} of {display_store(tracking_uri)}: nothing to report")
+        raise HarnessError(f"no variant runs in {where} of {store.display(tracking_uri)}: nothing to report")
     names = tuple(experiments) if experiments else tuple(sorted({r.experiment for r in rows}))
     out = Path(out_path) if out_path else default_out(names)
     variants = tuple(list_variants())
@@ -154,12 +124,12 @@ def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
         sweeps = sweep_rows(reader, tracking_uri, experiments, rows)
     inputs = ReportInputs(
         title=", ".join(names),
-        store=display_store(tracking_uri),
+        store=store.display(tracking_uri),
         experiments=names,
         rows=tuple(rows),
         variants=variants,
         claims=tuple(claims()),
-        measured={v.name: _measured(v.name) for v in variants},
+        measured={v.name: measure(v) for v in variants},
         ensembles=ensembles,
         figures=figs,
         profile_deviations=profiles,

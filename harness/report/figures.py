@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from harness.report import fmt
 from harness.report.compute import Comparison
-from harness.report.types import RunRow
+from harness.report.types import History, RunRow
 
 RC = {"svg.hashsalt": "harness-report", "font.size": 8, "figure.dpi": 100, "path.simplify": False}
 PNG_METADATA = {"Software": None}
@@ -65,21 +66,31 @@ def val_top1_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
         return _save(fig, path)
 
 
-def variant_curves_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
-    """One variant: validation top-1 and training loss per epoch for each run, with ln(C) for a stalled net."""
+@dataclass(frozen=True)
+class Curves:
+    """One run's per-epoch curves, as a training process has them or as the report reads them back."""
+
+    label: str
+    val_top1: History
+    train_loss: History
+    finished: bool = True
+
+
+def curves_figure(runs: Sequence[Curves], title: str, num_classes: int | None) -> Figure:
+    """Validation top-1 and training loss per epoch, one line per run, with ln(C) marking a stalled net.
+
+    The per-run `curves.png` artifact (one run) and the report's per-variant figure (every seed) are this figure."""
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(9, 3.5))
         ax1, ax2 = fig.subplots(1, 2)
-        for i, r in enumerate(sorted(runs, key=lambda r: (r.seed or 0, r.run_id))):
-            label = (f"seed {r.seed}" if r.seed is not None else fmt.short_id(r.run_id)) + (
-                "" if r.finished else f" ({r.status.lower()})")
+        for i, r in enumerate(runs):
+            label = r.label + ("" if r.finished else " (unfinished)")
             if r.val_top1:
-                ax1.plot(*zip(*r.val_top1), color=_colour(i), label=label)
+                ax1.plot(*zip(*r.val_top1), color=_colour(i), label=label, marker="o", markersize=3)
             if r.train_loss:
-                ax2.plot(*zip(*r.train_loss), color=_colour(i), label=label)
-        classes = sorted({r.num_classes for r in runs if r.num_classes})
-        if len(classes) == 1:
-            ax2.axhline(math.log(classes[0]), color="grey", linestyle="--", label=f"ln({classes[0]}): chance")
+                ax2.plot(*zip(*r.train_loss), color=_colour(i), label=label, marker="o", markersize=3)
+        if num_classes:
+            ax2.axhline(math.log(num_classes), color="grey", linestyle="--", label=f"ln({num_classes}): chance")
         ax1.set(xlabel="epoch", ylabel="validation top-1 (%)")
         ax2.set(xlabel="epoch", ylabel="training loss")
         for ax in (ax1, ax2):
@@ -89,7 +100,19 @@ def variant_curves_figure(runs: Sequence[RunRow], title: str, path: Path) -> Pat
                 ax.legend(fontsize=7)
         fig.suptitle(title)
         fig.tight_layout()
-        return _save(fig, path)
+        FigureCanvasAgg(fig)
+        return fig
+
+
+def variant_curves_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
+    """One variant: every run's curves (labelled by seed), saved for the report."""
+    curves = [
+        Curves(f"seed {r.seed}" if r.seed is not None else fmt.short_id(r.run_id), r.val_top1, r.train_loss,
+               r.finished)
+        for r in sorted(runs, key=lambda r: (r.seed or 0, r.run_id))
+    ]
+    classes = sorted({r.num_classes for r in runs if r.num_classes})
+    return _save(curves_figure(curves, title, classes[0] if len(classes) == 1 else None), path)
 
 
 def reported_figure(comparisons: Sequence[Comparison], path: Path) -> Path:

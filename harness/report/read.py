@@ -4,7 +4,7 @@ What is read, by the names in harness.schema: tags harness.kind, variant, paper,
 split, test_protocol, recipe_modified, modified_keys, tuned_from_sweep, sweep, pretrained; params seed, epochs,
 num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1 and
 train_loss; artifacts config.json (key profile_deviations), predictions/val_predictions.npz, checkpoint/final.pt;
-a sweep parent's param epochs. Sweep studies themselves come from `harness.sweep.sweep_summaries`.
+a sweep parent's param epochs, its best_* params and trial counts (`sweep_summaries`).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from harness import schema
+from harness import checkpoint, schema, store
 from harness.errors import HarnessError
-from harness.report.types import History, RunRow
+from harness.report.types import History, RunRow, SweepSummary
 
 KINDS = ("variant", "trial")  # runs the report reads; batch and sweep parents hold no results
 
@@ -51,10 +52,9 @@ def using_store(tracking_uri: str) -> Iterator[None]:
 
 def check_store(tracking_uri: str) -> None:
     """A SQLite store that does not exist is bad input, not a new empty store to create."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise HarnessError(f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri")
+    path = store.sqlite_path(tracking_uri)
+    if path is not None and not path.is_file():
+        raise HarnessError(f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri")
 
 
 def experiment_ids(client: MlflowClient, names: list[str] | None) -> dict[str, str]:
@@ -121,7 +121,7 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
         paper=tag(schema.TAG_PAPER) or "",
         profile=tag(schema.TAG_PROFILE) or _str(rec, "params.profile") or "",
         dataset=tag(schema.TAG_DATASET) or "",
-        dataset_name=tag("dataset_name"),
+        dataset_name=tag(schema.TAG_DATASET_NAME),
         split=tag(schema.TAG_SPLIT) or "",
         protocol=tag(schema.TAG_PROTOCOL) or "",
         seed=_int(rec, "params.seed"),
@@ -131,7 +131,7 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
         modified_keys=tag(schema.TAG_MODIFIED_KEYS) or "",
         tuned_from=tag(schema.TAG_TUNED_FROM),
         sweep=tag(schema.TAG_SWEEP),
-        pretrained=tag("pretrained"),
+        pretrained=tag(schema.TAG_PRETRAINED),
         num_classes=_int(rec, "params.num_classes"),
         final_top1=metric(schema.FINAL_TOP1),
         final_top5=metric(schema.FINAL_TOP5),
@@ -206,22 +206,14 @@ class ArtifactReader:
             return None
 
     def state_dict(self, run_id: str) -> dict[str, torch.Tensor] | None:
-        """Model weights from checkpoint/final.pt: a state dict, or a dict holding one under `model`."""
+        """Model weights from checkpoint/final.pt (harness.checkpoint's key rules)."""
         p = self.path(run_id, schema.ART_CHECKPOINT)
         if p is None:
             return None
         try:
-            obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-        except (OSError, RuntimeError, ValueError):
+            return checkpoint.load_state_dict(p)
+        except HarnessError:
             return None
-        if isinstance(obj, dict):
-            for key in ("model", "state_dict", "model_state"):
-                if isinstance(obj.get(key), dict):
-                    obj = obj[key]
-                    break
-        if not isinstance(obj, dict):
-            return None
-        return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
     def param(self, run_id: str, key: str) -> str | None:
         """One logged param of a run (e.g. a sweep parent's `epochs`); None when it was not logged."""
@@ -239,3 +231,44 @@ class ArtifactReader:
         except (OSError, ValueError, AttributeError):
             return None
         return None if devs is None else tuple(str(d) for d in devs)
+
+
+def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> list[SweepSummary]:
+    """The latest recorded state of each sweep study in these experiments (all when None), by study name.
+
+    Reads the sweep parent runs only; the newest parent that logged a best value wins (it counts the whole study).
+    """
+    path = store.sqlite_path(tracking_uri)
+    if path is not None and not path.is_file():
+        return []
+    c = MlflowClient(tracking_uri)
+    exp_ids = [e.experiment_id for e in c.search_experiments() if experiments is None or e.name in experiments]
+    if not exp_ids:
+        return []
+    runs, token = [], None
+    while True:
+        page = c.search_runs(exp_ids, filter_string=f"tags.`{schema.TAG_KIND}` = 'sweep'",
+                             order_by=["attributes.start_time DESC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    chosen: dict[str, Run] = {}
+    for r in runs:  # newest first
+        study = r.data.tags.get(schema.TAG_SWEEP, "")
+        if study not in chosen or (schema.BEST_VAL_TOP1 in r.data.metrics
+                                   and schema.BEST_VAL_TOP1 not in chosen[study].data.metrics):
+            chosen[study] = r
+    out = []
+    for study, r in sorted(chosen.items()):
+        t, m, p = r.data.tags, r.data.metrics, r.data.params
+        out.append(SweepSummary(
+            study=study, variant=t.get(schema.TAG_VARIANT, ""), dataset=t.get(schema.TAG_DATASET, ""),
+            profile=t.get(schema.TAG_PROFILE, ""), best_value=m.get(schema.BEST_VAL_TOP1),
+            n_trials=int(m.get(schema.N_TRIALS, 0)), n_pruned=int(m.get(schema.N_PRUNED, 0)),
+            best_params={k.removeprefix(schema.BEST_PREFIX): v for k, v in sorted(p.items())
+                         if k.startswith(schema.BEST_PREFIX)},
+            parent_run_id=r.info.run_id, dataset_name=t.get(schema.TAG_DATASET_NAME, ""),
+            space=t.get(schema.TAG_SWEEP_SPACE, ""), n_failed=int(m.get(schema.N_FAILED, 0)),
+        ))
+    return out

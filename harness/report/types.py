@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from harness.catalog import Measured
-from variants import Claim, Variant
+if TYPE_CHECKING:  # annotations only: these types stay free of torch
+    from variants import Claim, Variant
 
 History = tuple[tuple[int, float], ...]  # (epoch, value), epochs ascending
 
@@ -140,3 +141,30 @@ class ReportInputs:
     figures: FigurePaths = FigurePaths()
     profile_deviations: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # None: config.json missing
     sweeps: tuple[SweepRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A sweep study's latest recorded state, read from its newest MLflow parent run."""
+
+    study: str
+    variant: str
+    dataset: str
+    profile: str
+    best_value: float | None  # best trial's final_val_top1 (%), the recipe's test protocol
+    n_trials: int
+    n_pruned: int
+    best_params: dict[str, str]
+    parent_run_id: str
+    dataset_name: str = ""
+    space: str = ""
+    n_failed: int = 0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A variant's size as built: parameters, forward MACs at its native input size, float32 MiB."""
+
+    params: int
+    macs: int  # at the variant's native input size
+    size_mb: float  # float32 weights, MiB (torchvision's "233.1 MB")

@@ -1,0 +1,97 @@
+"""What the user asked for, as frozen data: built once from the command line (`harness.cli`), read by everything else.
+
+`RunRequest` is the whole input of `harness run`; `SweepRequest` is a run request plus the search's settings, so a
+trial is `replace(request, sets=...)`; `EvalRequest` shares the data settings. No torch, MLflow or Optuna here:
+importing this module is free, so `python -m harness --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Literal, get_args
+
+from harness import store
+
+DatasetName = Literal["imagefolder", "mnist5k", "cifar10", "synthetic"]
+DATASETS: tuple[str, ...] = get_args(DatasetName)
+ProfileName = Literal["paper", "proxy", "smoke"]  # harness.config.PROFILES holds one Profile for each
+PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+Pruner = Literal["median", "none"]
+PRUNERS: tuple[str, ...] = get_args(Pruner)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataRequest:
+    """Which data, profile, device and store: the options every training or evaluating command shares."""
+
+    profile: str | None = None  # None: paper with --data, proxy without
+    data: str | None = None  # a folder: ImageNet-style train/ and val/, or CIFAR-10
+    dataset: str | None = None  # one of DATASETS; None: the profile's, or imagefolder with --data
+    dataset_name: str | None = None  # what the data is, for the report (e.g. ILSVRC-2012)
+    limit_train: int | None = None
+    limit_val: int | None = None
+    workers: int = 0
+    device: str = "auto"
+    tracking_uri: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri or store.default_uri()
+
+    def data_fields(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(DataRequest)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(DataRequest):
+    """`harness run`: which variants, and what changes from their recipes."""
+
+    names: tuple[str, ...] = ()
+    all: bool = False
+    epochs: int | None = None
+    batch_size: int | None = None  # global batch (all ranks together)
+    seed: int = 0
+    sets: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))  # typed recipe changes (--set)
+    checkpoint_dir: str | None = None
+    tuned_from: str | None = None  # --from-sweep: the study whose best trial this run repeats
+    verbose: bool = True
+
+    def changes(self) -> dict[str, object]:
+        """Every recipe change this request makes: --set, then --epochs and --batch-size."""
+        out = dict(self.sets)
+        if self.epochs is not None:
+            out["epochs"] = self.epochs
+        if self.batch_size is not None:
+            out["batch_size"] = self.batch_size
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepRequest(RunRequest):
+    """`harness sweep NAME`: a run request for one variant (its `sets` fixed in every trial) and the search."""
+
+    trials: int = 6
+    study_name: str | None = None
+    space: str = "default"
+    timeout: float | None = None
+    pruner: str = "median"
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalRequest(DataRequest):
+    """`harness eval VARIANT`: weights from a file, torchvision's name for its own, or a finished run."""
+
+    variant: str
+    weights: str | None = None
+    run_id: str | None = None
+    tta: str | None = None  # test protocol; None: the recipe's
+    batch_size: int = 64
+
+    def as_run(self) -> RunRequest:
+        return RunRequest(**self.data_fields(), names=(self.variant,))
