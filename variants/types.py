@@ -14,6 +14,9 @@ Protocol = Literal["center", "ten_crop"]
 Schedule = Literal["plateau", "multistep", "step", "warmup_linear"]
 TrainAug = Literal["ksh12", "torchvision", "zf", "cc2"]
 Metric = Literal["top1", "top5"]
+
+# The smallest input every builder takes (torchvision: "min_size": (63, 63); the ceil-mode pools here match it).
+MIN_INPUT_SIZE = 63
 # difference: "X lowers error by d" (a signed change); at_least: "by over d" (a lower bound on the change);
 # equivalence: "X changes little" (|change| <= delta).
 ClaimKind = Literal["difference", "at_least", "equivalence"]
@@ -136,7 +139,7 @@ class Variant:
     builder: Callable[[int], nn.Module]
     recipe: Recipe
     input_size: int = 224  # native input size
-    min_input_size: int = 63
+    min_input_size: int = MIN_INPUT_SIZE
     reported: tuple[Reported, ...] = ()
     reported_params: int | None = None
     reported_macs: float | None = None  # GMACs
