@@ -50,6 +50,17 @@ class EpochStats:
         return {k: v for k, v in self.__dict__.items() if k != "epoch"}
 
 
+@dataclass(frozen=True)
+class EpochTraining:
+    """What one pass over the training set measured, summed over ranks."""
+
+    loss: float  # mean cross-entropy
+    top1: float  # %
+    images: int  # images seen across ranks
+    seconds: float
+    lr: float  # mean lr of the first param group over the epoch's steps
+
+
 @dataclass
 class FitResult:
     history: list[EpochStats] = field(default_factory=list)
@@ -155,10 +166,8 @@ def train_one_epoch(
     recipe: Recipe,
     progress: Progress,
     scheduler: object = None,
-) -> tuple[float, float, int, float, float]:
-    """Returns (mean loss, top-1 %, images seen across ranks, seconds, mean lr of the first param group).
-
-    `scheduler` is stepped after every optimiser step when the recipe's schedule is per step."""
+) -> EpochTraining:
+    """One pass over the training set. `scheduler` is stepped after every optimiser step when the recipe's schedule is per step."""
     model.train()
     start = time.perf_counter()
     loss_sum = correct = seen = 0.0
@@ -188,7 +197,7 @@ def train_one_epoch(
     if seen == 0:
         raise Diverged("no training batch: the training set is smaller than one batch")
     mean_lr = sum(lrs) / len(lrs) if lrs else optimizer.param_groups[0]["lr"]
-    return loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr
+    return EpochTraining(loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr)
 
 
 def fit(
@@ -225,16 +234,15 @@ def fit(
         loader = train_loader(train_set, cfg, d, epoch)
         progress = Progress(f"{cfg.variant} epoch {epoch}/{recipe.epochs}", total=steps * recipe.batch_size,
                             enabled=verbose and d.is_main)
-        train_loss, train_top1, images, seconds, lr = train_one_epoch(net, loader, optimizer, d, recipe, progress,
-                                                                      scheduler)
+        trained = train_one_epoch(net, loader, optimizer, d, recipe, progress, scheduler)
         last = epoch == recipe.epochs
         val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers,
                        keep_probs=last)
         if last:
             result.last_val = val  # the final centre-crop numbers: `runner.finish` does not evaluate them again
         progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}")
-        stats = EpochStats(epoch, train_loss, train_top1, val.loss, val.top1, val.top5, lr, images / seconds,
-                           seconds)
+        stats = EpochStats(epoch, trained.loss, trained.top1, val.loss, val.top1, val.top5, trained.lr,
+                           trained.images / trained.seconds, trained.seconds)
         result.history.append(stats)
         step_scheduler(scheduler, val.top1)
         if d.is_main:
