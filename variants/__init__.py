@@ -1,13 +1,14 @@
 """AlexNet-family paper variants: architectures, recipes and reported numbers as typed data (depends on torch only)."""
 
-from variants.registry import UnknownVariantError, claims, closest, get_variant, list_variants, register
-from variants.types import PAPERS, Claim, InitScheme, LayerInit, Recipe, Reported, Variant
+from variants.registry import PAPERS, UnknownVariantError, claims, closest, get_variant, list_variants, register
+from variants.types import Claim, InitScheme, LayerInit, Paper, Recipe, Reported, Variant
 
 __all__ = [
     "PAPERS",
     "Claim",
     "InitScheme",
     "LayerInit",
+    "Paper",
     "Recipe",
     "Reported",
     "UnknownVariantError",
