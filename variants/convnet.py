@@ -134,7 +134,7 @@ class ConvNet(nn.Module):
         groups = spec.fc_groups or (1,) * len(spec.fc)
         if len(groups) != len(spec.fc):
             raise ValueError(f"fc_groups {spec.fc_groups} does not match the hidden fc layers {spec.fc}")
-        for j, (units, g) in enumerate(zip(spec.fc, groups), start=6):
+        for j, (units, g) in enumerate(zip(spec.fc, groups, strict=True), start=6):
             head[f"fc{j}"] = nn.Linear(width, units) if g == 1 else GroupedLinear(width, units, g)
             head[f"relu_fc{j}"] = nn.ReLU(inplace=True)
             head[f"drop{j}"] = nn.Dropout(spec.dropout)

@@ -29,10 +29,14 @@ SPEC = NetSpec(
         ConvSpec("conv5", 256, 3, pad=1, pool=True),
     ),
 )
-SPEC_WIDE = replace(
+SPEC_WIDE = replace(  # ZF13 Table 3: "Adjust layers 3,4,5: 512,1024,512 maps"
     SPEC,
     convs=SPEC.convs[:2]
-    + (ConvSpec("conv3", 512, 3, pad=1), ConvSpec("conv4", 1024, 3, pad=1), ConvSpec("conv5", 512, 3, pad=1, pool=True)),
+    + (
+        ConvSpec("conv3", 512, 3, pad=1),
+        ConvSpec("conv4", 1024, 3, pad=1),
+        ConvSpec("conv5", 512, 3, pad=1, pool=True),
+    ),
 )
 
 # ZF13's replication of KSH12 on one GPU: KSH12's layers (s3.5 / Fig. 2, LRN after ReLU then pooling), every conv
