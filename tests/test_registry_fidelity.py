@@ -152,7 +152,12 @@ def test_no_tower_exchange_follows_run_150() -> None:
     m = meta(variants.get_variant("alexnet2012_no_tower_exchange"))
     f, c = m.features, m.classifier
     assert [(x.out_channels, x.groups) for x in (f.conv1, f.conv2, f.conv3, f.conv4, f.conv5)] == [
-        (96, 1), (320, 2), (384, 2), (384, 2), (256, 2)]
+        (96, 1),
+        (320, 2),
+        (384, 2),
+        (384, 2),
+        (256, 2),
+    ]
     assert isinstance(c.fc6, GroupedLinear) and (c.fc6.in_features, c.fc6.out_features, c.fc6.groups) == (9216, 8192, 2)
     assert isinstance(c.fc7, GroupedLinear) and (c.fc7.in_features, c.fc7.out_features, c.fc7.groups) == (8192, 4096, 2)
     assert type(c.fc8) is nn.Linear and c.fc8.in_features == 4096
@@ -227,9 +232,15 @@ def test_claim_names_are_unique() -> None:
 
 
 def _row(name: str, source: str | None = None, ensemble: int = 1, split: str = "val") -> Reported:
-    [r] = [r for r in variants.get_variant(name).reported
-           if r.ensemble == ensemble and r.split == split and (source is None or r.source == source)
-           and r.dataset == "ILSVRC-2012" and r.protocol == "ten_crop"]
+    [r] = [
+        r
+        for r in variants.get_variant(name).reported
+        if r.ensemble == ensemble
+        and r.split == split
+        and (source is None or r.source == source)
+        and r.dataset == "ILSVRC-2012"
+        and r.protocol == "ten_crop"
+    ]
     return r
 
 
@@ -259,7 +270,10 @@ def test_claim_kinds_and_values() -> None:
     by_name = {c.name: c for c in CLAIMS}
     assert (by_name["pca_lighting"].kind, by_name["pca_lighting"].delta) == ("at_least", -1.0)
     assert [(by_name[n].metric, by_name[n].delta) for n in ("lrn_top5", "overlap_pool_top5", "two_towers_top5")] == [
-        ("top5", -1.2), ("top5", -0.3), ("top5", -1.2)]
+        ("top5", -1.2),
+        ("top5", -0.3),
+        ("top5", -1.2),
+    ]
     assert (by_name["tower_exchange"].delta, by_name["tower_exchange_top5"].delta) == (-1.16, -1.12)
     assert (by_name["ten_crop"].delta, by_name["ten_crop_top5"].delta) == (1.55, 1.30)
     assert (by_name["ten_crop_cc2"].delta, by_name["ten_crop_cc2_top5"].delta) == (2.13, 1.66)
@@ -290,8 +304,11 @@ def test_rows_added_from_the_sources() -> None:
     ]:
         assert expected in rows, expected
     # KSH12 Table 2 prints '-' for one CNN's test top-5: no such row
-    assert not [r for n, r in ROWS
-                if n == "alexnet2012" and r.dataset == "ILSVRC-2012" and r.split == "test" and r.ensemble == 1]
+    assert not [
+        r
+        for n, r in ROWS
+        if n == "alexnet2012" and r.dataset == "ILSVRC-2012" and r.split == "test" and r.ensemble == 1
+    ]
 
 
 def test_reference_only_rows_are_other_networks_or_recipes() -> None:

@@ -17,12 +17,27 @@ from variants.types import Reported, Variant
 ALL = variants.list_variants()
 IDS = [v.name for v in ALL]
 REQUIRED = {
-    "alexnet2012", "alexnet2012_conv6", "alexnet2014", "torchvision_alexnet", "zfnet", "zfnet_wide",
-    "alexnet2012_no_conv2", "alexnet2012_no_conv3", "alexnet2012_no_conv4", "alexnet2012_no_conv5",
-    "alexnet2012_no_conv3_conv4", "alexnet2012_no_lrn", "alexnet2012_nonoverlap_pool", "alexnet2012_one_tower_half",
-    "alexnet2012_no_tower_exchange", "zf13_alexnet_replication", "zf13_alexnet_replication_no_conv3_conv4",
-    "zf13_alexnet_replication_no_fc7", "zf13_alexnet_replication_no_fc6_fc7",
-    "zf13_alexnet_replication_no_conv3_conv4_fc6_fc7", "zf13_alexnet_replication_fc2048",
+    "alexnet2012",
+    "alexnet2012_conv6",
+    "alexnet2014",
+    "torchvision_alexnet",
+    "zfnet",
+    "zfnet_wide",
+    "alexnet2012_no_conv2",
+    "alexnet2012_no_conv3",
+    "alexnet2012_no_conv4",
+    "alexnet2012_no_conv5",
+    "alexnet2012_no_conv3_conv4",
+    "alexnet2012_no_lrn",
+    "alexnet2012_nonoverlap_pool",
+    "alexnet2012_one_tower_half",
+    "alexnet2012_no_tower_exchange",
+    "zf13_alexnet_replication",
+    "zf13_alexnet_replication_no_conv3_conv4",
+    "zf13_alexnet_replication_no_fc7",
+    "zf13_alexnet_replication_no_fc6_fc7",
+    "zf13_alexnet_replication_no_conv3_conv4_fc6_fc7",
+    "zf13_alexnet_replication_fc2048",
 }
 
 
@@ -146,8 +161,11 @@ def test_init_scheme(variant: Variant):
 
 def test_ksh12_bias_one_layers():
     init = variants.get_variant("alexnet2012").recipe.init
-    assert {layer for layer in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
-            if init.for_layer(layer)[1] == 1.0} == {"conv2", "conv4", "conv5", "fc6", "fc7"}
+    assert {
+        layer
+        for layer in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+        if init.for_layer(layer)[1] == 1.0
+    } == {"conv2", "conv4", "conv5", "fc6", "fc7"}
 
 
 def test_filter_renorm_caps_rms():

@@ -71,13 +71,38 @@ VARIANT = Variant(
     recipe=RECIPE,
     reported_params=61_100_840,  # same layer sizes as torchvision's alexnet; LRN has no parameters
     reported=(
-        Reported("ILSVRC-2012", "val", "center", 57.73, None, "seed table (project brief), attributed to OWT14",
-                 note="not yet verified against OWT14 Table 1: which GPU count and batch sizes, and the test "
-                      "protocol (centre crop assumed), are unknown"),
-        Reported("ILSVRC-2012", "val", "center", 57.45, 80.19, "CC2 wiki TrainingExample.md",
-                 note="1 GPU, batch 128, --test-only: 42.548 / 19.810 % error", gpus=1, batch_size=128),
-        Reported("ILSVRC-2012", "val", "ten_crop", 59.58, 81.85, "CC2 wiki TrainingExample.md",
-                 note="the same model, --multiview-test 1: 40.420 / 18.150 % error", gpus=1, batch_size=128),
+        Reported(
+            "ILSVRC-2012",
+            "val",
+            "center",
+            57.73,
+            None,
+            "seed table (project brief), attributed to OWT14",
+            note="not yet verified against OWT14 Table 1: which GPU count and batch sizes, and the test "
+            "protocol (centre crop assumed), are unknown",
+        ),
+        Reported(
+            "ILSVRC-2012",
+            "val",
+            "center",
+            57.45,
+            80.19,
+            "CC2 wiki TrainingExample.md",
+            note="1 GPU, batch 128, --test-only: 42.548 / 19.810 % error",
+            gpus=1,
+            batch_size=128,
+        ),
+        Reported(
+            "ILSVRC-2012",
+            "val",
+            "ten_crop",
+            59.58,
+            81.85,
+            "CC2 wiki TrainingExample.md",
+            note="the same model, --multiview-test 1: 40.420 / 18.150 % error",
+            gpus=1,
+            batch_size=128,
+        ),
     ),
     deviations=(
         "Channels follow the CC2 code (conv4 256 maps), not the OWT14 footnote (384): 61,100,840 parameters "
@@ -100,8 +125,24 @@ VARIANTS = (VARIANT,)
 CLAIMS = (
     # CC2 wiki TrainingExample.md, one saved model on ILSVRC-2012 val: centre 42.548 / 19.810 % error, multiview
     # 40.420 / 18.150 ("the top-1 error rate has decreased by about 2%"): 10-crop gains 2.13 top-1, 1.66 top-5.
-    Claim("ten_crop_cc2", "10-crop testing gains 2.13 top-1 over the centre crop (cuda-convnet2 reference run)",
-          "alexnet2014", "alexnet2014", "top1", 2.13, "CC2 wiki TrainingExample.md", protocol="ten_crop"),
-    Claim("ten_crop_cc2_top5", "10-crop testing gains 1.66 top-5 over the centre crop (cuda-convnet2 reference run)",
-          "alexnet2014", "alexnet2014", "top5", 1.66, "CC2 wiki TrainingExample.md", protocol="ten_crop"),
+    Claim(
+        "ten_crop_cc2",
+        "10-crop testing gains 2.13 top-1 over the centre crop (cuda-convnet2 reference run)",
+        "alexnet2014",
+        "alexnet2014",
+        "top1",
+        2.13,
+        "CC2 wiki TrainingExample.md",
+        protocol="ten_crop",
+    ),
+    Claim(
+        "ten_crop_cc2_top5",
+        "10-crop testing gains 1.66 top-5 over the centre crop (cuda-convnet2 reference run)",
+        "alexnet2014",
+        "alexnet2014",
+        "top5",
+        1.66,
+        "CC2 wiki TrainingExample.md",
+        protocol="ten_crop",
+    ),
 )

@@ -43,9 +43,7 @@ VARIANT = Variant(
     reported_params=61_100_840,
     reported_macs=0.714,
     reported_size_mb=233.087,
-    reported=(
-        Reported("ILSVRC-2012", "val", "center", 56.522, 79.066, "TV IMAGENET1K_V1 metadata", tolerance=0.01),
-    ),
+    reported=(Reported("ILSVRC-2012", "val", "center", 56.522, 79.066, "TV IMAGENET1K_V1 metadata", tolerance=0.01),),
     deviations=(
         "None in the architecture: the model is torchvision's own. Its weights were trained on 8 GPUs x 32 images; "
         "a single-process run uses the global batch of 256 with the same lr.",

@@ -19,7 +19,6 @@ Metric = Literal["top1", "top5"]
 ClaimKind = Literal["difference", "at_least", "equivalence"]
 
 
-
 @dataclass(frozen=True)
 class Paper:
     """The paper (or code release) a module's variants come from. `key` is what `Variant.paper` names."""
