@@ -8,12 +8,12 @@ from __future__ import annotations
 import difflib
 
 from variants import krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013
-from variants.types import Claim, Paper, Variant
+from variants.types import Claim, Variant
 
 MODULES = (krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013)
 
-PAPER_LIST: tuple[Paper, ...] = tuple(m.PAPER for m in MODULES)
-PAPERS: dict[str, str] = {p.key: p.citation for p in PAPER_LIST}  # key -> citation, e.g. "KSH12" -> "Krizhevsky..."
+# key -> citation, e.g. "KSH12" -> "Krizhevsky, Sutskever, Hinton. ..."; `Variant.paper` must be one of the keys
+PAPERS: dict[str, str] = {m.PAPER.key: m.PAPER.citation for m in MODULES}
 
 _REGISTRY: dict[str, Variant] = {}
 

@@ -117,7 +117,7 @@ class Reported:
     reference_only: bool = False  # another network or recipe produced it: shown, never reproduced / not reproduced
     gpus: int | None = None  # GPUs the run was trained on
     batch_size: int | None = None  # images per SGD step in the conv layers (the whole batch across GPUs)
-    fc_batch_size: int | None = None  # images per step in the fully connected layers, where they differ (OWT14 s4)
+    fc_batch_size: int | None = None  # images per step in the fully connected layers, where they differ (OWT14)
     train_hours: float | None = None  # wall-clock training time the source gives
 
 
