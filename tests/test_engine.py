@@ -134,13 +134,13 @@ def test_one_failing_variant_does_not_stop_the_others(uri, runs, harness_main):
         variants.registry._REGISTRY.pop("broken_for_test")
     assert code == 1
     assert "failed" in out and "finished" in out
-    runs = {r.data.tags["variant"]: r for r in runs(uri)}
-    assert runs["broken_for_test"].info.status == "FAILED"
-    assert runs["torchvision_alexnet"].info.status == "FINISHED"
-    arts = [a.path for a in MlflowClient(uri).list_artifacts(runs["broken_for_test"].info.run_id)]
+    by_variant = {r.data.tags["variant"]: r for r in runs(uri)}
+    assert by_variant["broken_for_test"].info.status == "FAILED"
+    assert by_variant["torchvision_alexnet"].info.status == "FINISHED"
+    arts = [a.path for a in MlflowClient(uri).list_artifacts(by_variant["broken_for_test"].info.run_id)]
     assert schema.ART_ERROR in arts
     (parent,) = runs(uri, kind="batch")
-    assert runs["torchvision_alexnet"].data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert by_variant["torchvision_alexnet"].data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """AlexNet-family paper variants: architectures, recipes and reported numbers as typed data (depends on torch only)."""
 
-from variants.registry import UnknownVariantError, claims, closest, get_variant, list_variants, register
-from variants.types import MIN_INPUT_SIZE, PAPERS, Claim, InitScheme, LayerInit, Recipe, Reported, Variant
+from variants.registry import PAPERS, UnknownVariantError, claims, closest, get_variant, list_variants, register
+from variants.types import MIN_INPUT_SIZE, Claim, InitScheme, LayerInit, Paper, Recipe, Reported, Variant
 
 __all__ = [
     "MIN_INPUT_SIZE",
@@ -9,6 +9,7 @@ __all__ = [
     "Claim",
     "InitScheme",
     "LayerInit",
+    "Paper",
     "Recipe",
     "Reported",
     "UnknownVariantError",

@@ -1,6 +1,8 @@
 """One spec-driven builder for the AlexNet family: conv stack -> 6x6 pool -> fully connected stack.
 
-Layers carry the papers' names (conv1..conv6, fc6..fc8) so that init schemes, ablations and reports refer to them.
+Layers carry the papers' names (conv1..conv6, fc6..fc8; a conv layer's ReLU, LRN and pooling carry its number) so
+that init schemes, ablations and reports refer to them. `trace` is the one forward-hook walk that parameter, MAC and
+feature-map counts (and `harness.catalog`) use; it runs on the meta device, so counting needs no weights.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -25,13 +28,21 @@ class ConvSpec:
     norm: bool = False  # LRN after ReLU (KSH12 s3.3) or after pooling (ZF13 Fig. 3)
     pool: bool = False
     norm_after_pool: bool = False
+    # LRN on the conv's raw output, ReLU after it (cuda-convnet2 layers-imagenet-1gpu.cfg: conv1 has no neuron,
+    # rnorm1 reads conv1, the ReLU sits on pool1; ReLU commutes with max pooling, so relu-then-pool is the same)
+    norm_before_relu: bool = False
     ceil_pad: bool = False  # cuda-convnet output size 1 + ceil((in + 2p - k) / s): pad right/bottom as needed
+    # ablation (see `remove_convs`): the conv, its ReLU and LRN are gone; its pooling stays where it was
+    removed: bool = False
 
 
 @dataclass(frozen=True)
 class NetSpec:
     convs: tuple[ConvSpec, ...]
     fc: tuple[int, ...] = (4096, 4096)
+    # groups of each hidden fc layer (empty: all dense); 2 = one block per tower, as the 2012 code's run #150
+    # without tower communication (layers/layers-150.cfg: fc4096a reads pool3a only)
+    fc_groups: tuple[int, ...] = ()
     in_channels: int = 3
     pool_kernel: int = 3  # KSH12 s3.4: overlapping pooling, z=3, s=2
     pool_stride: int = 2
@@ -71,6 +82,27 @@ def _ceil_extra(size: int, kernel: int, stride: int) -> int:
     return (stride - span % stride) % stride if span > 0 else 0
 
 
+class GroupedLinear(nn.Linear):
+    """A fully connected layer split into `groups` independent blocks: block g maps the g-th slice of the input to
+    the g-th slice of the output (what two towers without communication compute). `in_features` is the full input
+    width; the weight is (out_features, in_features // groups), so `weight[0].numel()` is the fan-in as for conv."""
+
+    def __init__(self, in_features: int, out_features: int, groups: int) -> None:
+        if in_features % groups or out_features % groups:
+            raise ValueError(f"{in_features} -> {out_features} does not split into {groups} groups")
+        super().__init__(in_features // groups, out_features)
+        self.in_features, self.groups = in_features, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.groups
+        w = self.weight.view(g, self.out_features // g, self.in_features // g)
+        y = torch.einsum("ngi,goi->ngo", x.reshape(x.shape[0], g, -1), w)
+        return y.reshape(x.shape[0], self.out_features) + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, groups={self.groups}"
+
+
 class ConvNet(nn.Module):
     """features (named conv blocks) -> avgpool -> classifier (fc -> ReLU -> dropout, KSH12 s4.2 order)."""
 
@@ -79,24 +111,31 @@ class ConvNet(nn.Module):
         self.spec = spec
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels = spec.in_channels
-        for i, c in enumerate(spec.convs, start=1):
-            if c.ceil_pad:
-                layers[f"pad{i}"] = CeilPad(c.kernel, c.stride, c.pad)
-            layers[c.name] = nn.Conv2d(channels, c.out, c.kernel, c.stride, c.pad, groups=c.groups)
-            layers[f"relu{i}"] = nn.ReLU(inplace=True)
-            if c.norm and not c.norm_after_pool:
-                layers[f"norm{i}"] = self._lrn()
+        for c in spec.convs:
+            i = c.name.removeprefix("conv")  # relu4, norm4, pool4 belong to conv4 whatever was removed before it
+            if not c.removed:
+                if c.ceil_pad:
+                    layers[f"pad{i}"] = CeilPad(c.kernel, c.stride, c.pad)
+                layers[c.name] = nn.Conv2d(channels, c.out, c.kernel, c.stride, c.pad, groups=c.groups)
+                if c.norm and c.norm_before_relu:
+                    layers[f"norm{i}"] = self._lrn()
+                layers[f"relu{i}"] = nn.ReLU(inplace=True)
+                if c.norm and not (c.norm_after_pool or c.norm_before_relu):
+                    layers[f"norm{i}"] = self._lrn()
+                channels = c.out
             if c.pool:
                 layers[f"pool{i}"] = nn.MaxPool2d(spec.pool_kernel, spec.pool_stride, ceil_mode=spec.pool_ceil)
-            if c.norm and c.norm_after_pool:
+            if c.norm and c.norm_after_pool and not c.removed:
                 layers[f"norm{i}"] = self._lrn()
-            channels = c.out
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AdaptiveAvgPool2d((spec.pool_to, spec.pool_to))
         head: OrderedDict[str, nn.Module] = OrderedDict()
         width = channels * spec.pool_to * spec.pool_to
-        for j, units in enumerate(spec.fc, start=6):
-            head[f"fc{j}"] = nn.Linear(width, units)
+        groups = spec.fc_groups or (1,) * len(spec.fc)
+        if len(groups) != len(spec.fc):
+            raise ValueError(f"fc_groups {spec.fc_groups} does not match the hidden fc layers {spec.fc}")
+        for j, (units, g) in enumerate(zip(spec.fc, groups, strict=True), start=6):
+            head[f"fc{j}"] = nn.Linear(width, units) if g == 1 else GroupedLinear(width, units, g)
             head[f"relu_fc{j}"] = nn.ReLU(inplace=True)
             head[f"drop{j}"] = nn.Dropout(spec.dropout)
             width = units
@@ -113,23 +152,18 @@ class ConvNet(nn.Module):
 
 
 def remove_convs(spec: NetSpec, names: tuple[str, ...]) -> NetSpec:
-    """Ablation wiring rule: drop the named conv layers; every remaining layer keeps its own output width and
-    groups, and takes the previous remaining layer's output as input. A removed layer's pooling and normalisation
-    move to the layer before it. When the last conv layer is removed, the new last conv layer takes its output
-    width, so fc6 keeps its 6x6x256 = 9216 inputs (paper-facts s1: otherwise removing conv5 grows fc6 by half)."""
+    """Ablation wiring rule: remove each named conv layer with its ReLU and LRN; its pooling stays where it was
+    (applied to the previous layer's output); every other layer keeps its width, kernel, padding and groups; the next
+    layer's input channels and fc6's input follow. Removing the last conv layer therefore widens fc6 (KSH12 net
+    without conv5: 384 x 6 x 6 = 13,824 inputs)."""
     convs = list(spec.convs)
     for name in names:
-        idx = next((i for i, c in enumerate(convs) if c.name == name), None)
+        idx = next((i for i, c in enumerate(convs) if c.name == name and not c.removed), None)
         if idx is None:
             raise ValueError(f"no conv layer {name!r} to remove")
         if idx == 0:
             raise ValueError("removing conv1 is not a supported ablation")
-        gone = convs.pop(idx)
-        prev = convs[idx - 1]
-        prev = replace(prev, pool=prev.pool or gone.pool, norm=prev.norm or gone.norm)
-        if idx == len(convs):  # removed the last conv layer
-            prev = replace(prev, out=gone.out)
-        convs[idx - 1] = prev
+        convs[idx] = replace(convs[idx], removed=True)
     return replace(spec, convs=tuple(convs))
 
 
@@ -173,39 +207,72 @@ def renorm_filters(model: nn.Module, rms_max: float) -> int:
     return count
 
 
-def feature_sizes(model: nn.Module, size: int) -> dict[str, int]:
-    """Spatial size after every named conv and pool layer for a square input."""
-    sizes: dict[str, int] = {}
-    x = torch.zeros(1, 3, size, size)
-    features = getattr(model, "features")
-    with torch.no_grad():
-        for name, layer in features.named_children():
-            x = layer(x)
-            if name.startswith(("conv", "pool")) or isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-                sizes[name] = x.shape[-1]
-    return sizes
+@dataclass(frozen=True)
+class LayerTrace:
+    """One leaf module met by a forward pass: its qualified name, the module, and its output shape without the batch
+    dimension (C, H, W for maps, (units,) for fully connected layers)."""
+
+    name: str
+    module: nn.Module
+    shape: tuple[int, ...]
 
 
-def count_macs(model: nn.Module, size: int) -> int:
-    """Multiply-accumulates of one forward pass (conv and linear layers), as torchvision's `_ops` counts them."""
-    total = 0
+def _device(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
-    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            k = math.prod(module.kernel_size) * module.in_channels // module.groups
-            total += output.numel() * k
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+def trace(model: nn.Module, size: int, channels: int = 3) -> list[LayerTrace]:
+    """Every leaf module in the order a forward pass of one `size` x `size` image reaches it, with its output shape.
+
+    The one forward-hook walk of the package: `feature_sizes`, `count_macs` and `harness.catalog` build on it. The
+    input is made on the model's device, so a model built under `with torch.device("meta"):` is traced without
+    allocating or computing anything (shapes only). The model runs in eval mode and is put back as it was."""
+    found: list[LayerTrace] = []
+
+    def leaves() -> Iterator[tuple[str, nn.Module]]:
+        return ((n, m) for n, m in model.named_modules() if n and next(m.children(), None) is None)
+
+    def hook(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
+        def record(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            found.append(LayerTrace(name, module, tuple(output.shape[1:])))
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in leaves()]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
+            model(torch.zeros(1, channels, size, size, device=_device(model)))
     finally:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return total
+    return found
+
+
+def feature_sizes(model: nn.Module, size: int) -> dict[str, int]:
+    """Spatial size after every named conv and pool layer of `model.features` for a square input."""
+    sizes: dict[str, int] = {}
+    for t in trace(model, size):
+        prefix, _, name = t.name.rpartition(".")
+        if prefix != "features":
+            continue
+        if name.startswith(("conv", "pool")) or isinstance(t.module, (nn.Conv2d, nn.MaxPool2d)):
+            sizes[name] = t.shape[-1]
+    return sizes
+
+
+def layer_macs(t: LayerTrace) -> int:
+    """Multiply-accumulates of one traced conv or linear layer (0 for any other module)."""
+    m = t.module
+    if isinstance(m, nn.Conv2d):
+        return math.prod(t.shape) * math.prod(m.kernel_size) * m.in_channels // m.groups
+    if isinstance(m, nn.Linear):
+        return math.prod(t.shape) * m.in_features // getattr(m, "groups", 1)
+    return 0
+
+
+def count_macs(model: nn.Module, size: int) -> int:
+    """Multiply-accumulates of one forward pass (conv and linear layers), as torchvision's `_ops` counts them."""
+    return sum(layer_macs(t) for t in trace(model, size))

@@ -1,7 +1,9 @@
-"""AlexNet 2012, two towers (KSH12), its conv6 extension and the ablations the papers report.
+"""AlexNet 2012, two towers (KSH12), its conv6 extension and the ablations its paper and lab notes report.
 
-Sources: KSH12 (the paper), CHM (the 2012 cuda-convnet code and lab notes), ZF13 Tables 2-3, CAFFE. See
-shared/reference/paper-facts.md for every figure below.
+Sources: the paper (KSH12, NIPS 2012: s3 architecture, s4 data and dropout, s5 recipe, s6-s7 results, Tables 1-2),
+and the 2012 cuda-convnet code with its lab notes, github.com/computerhistory/AlexNet-Source-Code (CHM below): the
+layer definitions `layers/layers-<run>.cfg` and the notes at the end of each `layers/layer-params-<run>.cfg`, which
+give every run's final `logprob: <cross-entropy>, <top-1 error>, <top-5 error>`. Accuracies here are 100 - error.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
-from variants.convnet import ConvNet, ConvSpec, NetSpec, remove_convs, remove_fcs
-from variants.types import Claim, InitScheme, LayerInit, Recipe, Reported, Variant
+from variants.convnet import ConvNet, ConvSpec, NetSpec, remove_convs
+from variants.types import Claim, InitScheme, LayerInit, Paper, Recipe, Reported, Variant
+
+PAPER = Paper("KSH12", "Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NIPS 2012")
 
 # KSH12 s3.5 / Fig. 2. conv1 sees the whole image in both towers (dense); conv2, conv4, conv5 are same-tower only.
 SPEC = NetSpec(
@@ -23,10 +27,41 @@ SPEC = NetSpec(
     ),
 )
 
-# CHM layers-146-2012-2011.cfg: conv6 after pool5, 3x3 pad 1, two 128-map towers, no pooling after it.
-SPEC_CONV6 = replace(SPEC, convs=SPEC.convs + (ConvSpec("conv6", 256, 3, pad=1, groups=2),))
+# CHM layers/layers-146-2012-2011.cfg l.258-286: conv6 after pool3 (our pool5), 3x3 pad 1, 2 x 128 maps, no pooling
+# after it; `[conv6a] inputs=pool3a,pool3b` reads both towers, as conv3 does, so it is dense (groups 1).
+SPEC_CONV6 = replace(SPEC, convs=SPEC.convs + (ConvSpec("conv6", 256, 3, pad=1),))
+
+# CHM run #150, "like #145 but with no column communication" (layers/layers-150.cfg against layers-145.cfg): conv3
+# reads its own tower only (`[conv3a] inputs=pool2a`), conv2 has 160 maps a tower instead of 128, and the towers stay
+# apart through the fully connected layers: fc4096a reads pool3a only (4096 units a tower), fc2048ba reads hs1a only
+# (2048 a tower); only fc1000 reads both towers (`inputs=hs2a,hs2b`).
+SPEC_NO_EXCHANGE = NetSpec(
+    convs=(
+        ConvSpec("conv1", 96, 11, stride=4, norm=True, pool=True, ceil_pad=True),
+        ConvSpec("conv2", 320, 5, pad=2, groups=2, norm=True, pool=True),
+        ConvSpec("conv3", 384, 3, pad=1, groups=2),
+        ConvSpec("conv4", 384, 3, pad=1, groups=2),
+        ConvSpec("conv5", 256, 3, pad=1, groups=2, pool=True),
+    ),
+    fc=(8192, 4096),
+    fc_groups=(2, 2),
+)
+
+# KSH12 s3.2 footnote / CHM layers/layers-145-half.cfg: one column with half the kernels in conv1-4; conv5 keeps
+# both columns' width "because otherwise this net would have about half as many parameters" (layer-params-145-half
+# .cfg l.90).
+SPEC_HALF = NetSpec(
+    convs=(
+        ConvSpec("conv1", 48, 11, stride=4, norm=True, pool=True, ceil_pad=True),
+        ConvSpec("conv2", 128, 5, pad=2, norm=True, pool=True),
+        ConvSpec("conv3", 192, 3, pad=1),
+        ConvSpec("conv4", 192, 3, pad=1),
+        ConvSpec("conv5", 256, 3, pad=1, pool=True),
+    ),
+)
 
 # KSH12 s5: N(0, 0.01) weights; bias 1 in conv2, conv4, conv5 and the hidden fully connected layers, 0 elsewhere.
+# conv6 has bias 1 in the 2012 code (CHM layers/layers-146-2012-2011.cfg: [conv6a] initB=1).
 INIT = InitScheme(
     "ksh12",
     default_std=0.01,
@@ -54,20 +89,23 @@ COMMON_DEVIATIONS = (
     "output size 1 + ceil((224 - 11) / 4) = 55 (CHM layer.py); Caffe uses 227 crops, torchvision conv1 padding 2.",
     "LRN constants as the 2012 code computed them: (2 + 2e-5 * sum a^2)^0.75 over 5 maps (nn.LocalResponseNorm "
     "alpha=1e-4, k=2); KSH12 s3.3's formula read literally would be 5x stronger.",
-    "The two towers run on one device as groups=2 convolutions (conv2, conv4, conv5); the paper split them over "
-    "two GTX 580s.",
+    "The two towers run on one device as groups=2 convolutions; the paper split them over two GTX 580s. LRN runs "
+    "over all maps of a layer, so the 2 maps at each side of the tower boundary see the other tower's maps (the "
+    "2012 code normalised each tower on its own).",
     "Max pooling uses cuda-convnet's ceil output size and an adaptive average pool to 6x6 precedes fc6: both are "
     "the identity at 224 (maps 55/27/13/6) and let inputs down to 63 px through.",
-    "Follows the paper text where the 2012 code differs (CHM layers-145.cfg): LRN after ReLU on conv1 (code: "
-    "before), no extra spatial normalisation after conv2, init std 0.01 everywhere (code: 0.03 for conv3-5), "
-    "biases with the weights' lr and decay (code: 2x lr, no decay).",
+    "Follows the paper text where the 2012 code differs (CHM layers/layers-145.cfg, layer-params-145.cfg): LRN "
+    "after ReLU on conv1 (code: before), no extra spatial normalisation after conv2, init std 0.01 everywhere "
+    "(code: 0.03 for conv3-5), biases with the weights' lr and decay (code: 2x lr, no decay).",
     "The authors' manual 'divide lr by 10 when validation error stops improving, three times' is "
     "ReduceLROnPlateau on val top-1 (factor 0.1, patience 5 epochs, at most 3 drops).",
     "PyTorch SGD applies the lr outside the momentum buffer (KSH12 s5: inside); identical at constant lr.",
 )
 
-ILSVRC12 = "ILSVRC-2012"
-ZF_BASE_NOTE = "ZF13 ablated their own one-GPU replication of KSH12 (dense conv layers), trained from scratch"
+ILSVRC10, ILSVRC12 = "ILSVRC-2010", "ILSVRC-2012"
+# The 2012 code's lab notes: run #145 is the paper's net; #145-2010 the same net trained on ILSVRC-2010.
+CHM_145 = "CHM layers/layer-params-145.cfg l.182"
+CHM_145_2010 = "CHM layers/layer-params-145-2010.cfg l.177-180"
 
 
 def _build(spec: NetSpec, num_classes: int) -> ConvNet:
@@ -78,19 +116,27 @@ def _variant(name: str, summary: str, spec: NetSpec, **kw: object) -> Variant:
     deviations = COMMON_DEVIATIONS + tuple(kw.pop("extra_deviations", ()))  # type: ignore[arg-type]
     kw.setdefault("recipe", RECIPE)
     return Variant(
-        name=name, paper="KSH12", summary=summary, builder=partial(_build, spec), deviations=deviations, **kw
+        name=name, paper=PAPER.key, summary=summary, builder=partial(_build, spec), deviations=deviations, **kw
     )  # type: ignore[arg-type]
 
 
 def _ablation(name: str, summary: str, spec: NetSpec, wiring: str | None = None, **kw: object) -> Variant:
     extra = (f"Ablation wiring: {wiring}",) if wiring else ()
+    extra += tuple(kw.pop("extra_deviations", ()))  # type: ignore[arg-type]
     return _variant(name, summary, spec, ablation_of="alexnet2012", extra_deviations=extra, **kw)
 
 
 CONV_WIRING = (
-    "each remaining conv layer keeps its width and groups and takes the previous remaining layer's output; a "
-    "removed last conv layer's width passes to the new last one so fc6 keeps 9216 inputs."
+    "the removed conv layer goes with its ReLU and LRN; its pooling stays where it was; every other layer keeps "
+    "its width, kernel, padding and groups; the next layer's input channels and fc6's input follow. KSH12 s7 "
+    "does not say how the layers were rewired."
 )
+
+
+def _no_conv(*names: str, summary: str, **kw: object) -> Variant:
+    name = "alexnet2012_no_" + "_".join(names)
+    return _ablation(name, summary, remove_convs(SPEC, names), CONV_WIRING, **kw)
+
 
 VARIANTS = (
     _variant(
@@ -99,25 +145,54 @@ VARIANTS = (
         SPEC,
         reported_params=60_965_224,  # CAFFE bvlc_alexnet; CHM layers-145.cfg counted by hand
         reported=(
-            Reported("ILSVRC-2010", "test", "ten_crop", 62.5, 83.0, "KSH12 Table 1"),
-            Reported(ILSVRC12, "val", "ten_crop", 59.3, 81.8, "KSH12 Table 2"),
             Reported(
-                ILSVRC12, "test", "ten_crop", None, 81.8, "seed table",
-                note="KSH12 Table 2 prints '-' for the 1-CNN test top-5; the seed table gives 81.8",
+                ILSVRC10,
+                "test",
+                "ten_crop",
+                62.5,
+                83.0,
+                "KSH12 Table 1",
+                note=f"the 2012 code's notes give 62.53 / 83.00 ({CHM_145_2010})",
+            ),
+            Reported(
+                ILSVRC10,
+                "test",
+                "center",
+                60.98,
+                81.70,
+                CHM_145_2010,
+                note="'test center patch': 39.0247 / 18.2953 % error, the same run as the 10-crop 62.53 / 83.00",
+            ),
+            Reported(
+                ILSVRC12,
+                "val",
+                "ten_crop",
+                59.3,
+                81.8,
+                "KSH12 Table 2",
+                note=f"the 2012 code's notes give 59.34 / 81.79 ({CHM_145})",
             ),
             Reported(ILSVRC12, "val", "ten_crop", 61.9, 83.6, "KSH12 Table 2", ensemble=5),
+            Reported(ILSVRC12, "test", "ten_crop", None, 83.6, "KSH12 Table 2", ensemble=5),
             Reported(
-                ILSVRC12, "test", "ten_crop", None, 83.6, "KSH12 Table 2", ensemble=5,
-                note="the seed table gives 83.7",
+                ILSVRC12,
+                "val",
+                "center",
+                57.1,
+                80.2,
+                "CAFFE models/bvlc_alexnet/readme.md",
+                reference_only=True,
+                note="Caffe's own replication: its recipe (no PCA lighting, bias init 0.1, 227 crops), its LRN (k=1)",
             ),
-            Reported(ILSVRC12, "val", "ten_crop", 59.5, 81.9, "ZF13 Table 2", note=ZF_BASE_NOTE),
             Reported(
-                ILSVRC12, "val", "center", 57.1, 80.2, "CAFFE bvlc_alexnet",
-                note="Caffe's recipe: 227 crops, bias init 0.1, lr steps every 100k iterations",
-            ),
-            Reported(
-                ILSVRC12, "val", "center", 57.4, 80.4, "CAFFE bvlc_reference_caffenet",
-                note="CaffeNet swaps pooling and normalisation order",
+                ILSVRC12,
+                "val",
+                "center",
+                57.4,
+                80.4,
+                "CAFFE models/bvlc_reference_caffenet/readme.md",
+                reference_only=True,
+                note="CaffeNet: another network (pooling before normalisation) and Caffe's recipe",
             ),
         ),
     ),
@@ -125,75 +200,88 @@ VARIANTS = (
         "alexnet2012_conv6",
         "KSH12 s6: AlexNet with a sixth conv layer after the last pooling layer",
         SPEC_CONV6,
+        reported_params=61_555_304,
         extra_deviations=(
-            "conv6 is two 128-map towers (groups=2) as in CHM layers-146-2012-2011.cfg; a dense conv6 would have "
-            "61,555,304 parameters.",
+            "KSH12 s6 gives no conv6 details; they follow the 2012 code (CHM layers/layers-146-2012-2011.cfg): 3x3 "
+            "pad 1, 256 maps, no pooling after it, and dense (groups 1): each tower's conv6 reads both towers' pool "
+            "(`[conv6a] inputs=pool3a,pool3b`), like conv3. A same-tower conv6 would have 61,260,392 parameters.",
         ),
         reported=(
             Reported(
-                "ImageNet Fall 2009", "test", "ten_crop", 32.6, 59.1, "KSH12 s6",
+                "ImageNet Fall 2009",
+                "test",
+                "ten_crop",
+                32.6,
+                59.1,
+                "KSH12 s6",
                 note="10,184 classes, 8.9M images, half for training and half for test",
             ),
-            Reported(ILSVRC12, "val", "ten_crop", 61.0, 83.4, "KSH12 Table 2", pretrained="ImageNet Fall 2011"),
             Reported(
-                ILSVRC12, "val", "ten_crop", 63.3, 84.6, "KSH12 Table 2", ensemble=7,
+                ILSVRC12,
+                "val",
+                "ten_crop",
+                61.0,
+                83.4,
+                "KSH12 Table 2",
+                pretrained="ImageNet Fall 2011",
+                note="the 2012 code's notes give 61.01 / 83.38 (CHM layers/layer-params-146-2012-2011.cfg l.194-195)",
+            ),
+            Reported(
+                ILSVRC12,
+                "val",
+                "ten_crop",
+                63.3,
+                84.6,
+                "KSH12 Table 2",
+                ensemble=7,
                 pretrained="ImageNet Fall 2011",
                 note="2 conv6 nets pretrained on Fall 2011 averaged with the 5 plain alexnet2012 nets",
             ),
             Reported(
-                ILSVRC12, "test", "ten_crop", None, 84.7, "KSH12 Table 2", ensemble=7,
+                ILSVRC12,
+                "test",
+                "ten_crop",
+                None,
+                84.7,
+                "KSH12 Table 2",
+                ensemble=7,
                 pretrained="ImageNet Fall 2011",
             ),
         ),
     ),
-    _ablation(
-        "alexnet2012_no_conv3", "KSH12 s7: conv3 removed", remove_convs(SPEC, ("conv3",)), CONV_WIRING
+    _no_conv(
+        "conv2",
+        summary="KSH12 s7: conv2 removed (pool2 stays; conv3 reads pool1's 96 maps)",
+        reported_params=60_104_808,
     ),
-    _ablation(
-        "alexnet2012_no_conv4", "KSH12 s7: conv4 removed", remove_convs(SPEC, ("conv4",)), CONV_WIRING
+    _no_conv("conv3", summary="KSH12 s7: conv3 removed (conv4 reads pool2's 256 maps)", reported_params=59_858_920),
+    _no_conv("conv4", summary="KSH12 s7: conv4 removed (conv5 reads conv3's 384 maps)", reported_params=60_301_288),
+    _no_conv(
+        "conv5",
+        summary="Extra, not a KSH12 claim: conv5 removed (pool5 on conv4's 384 maps; fc6 reads 13,824 inputs)",
+        reported_params=79_396_968,
     ),
-    _ablation(
-        "alexnet2012_no_conv5", "KSH12 s7: conv5 removed (conv4 outputs 256 maps)", remove_convs(SPEC, ("conv5",)),
-        CONV_WIRING,
-    ),
-    _ablation(
-        "alexnet2012_no_conv3_conv4",
-        "ZF13 Table 3: layers 3 and 4 removed",
-        remove_convs(SPEC, ("conv3", "conv4")),
-        CONV_WIRING,
-        reported=(Reported(ILSVRC12, "val", "ten_crop", 54.6, 77.9, "ZF13 Table 3", note=ZF_BASE_NOTE),),
-    ),
-    _ablation(
-        "alexnet2012_no_fc7",
-        "ZF13 Table 3: fully connected layer 7 removed (fc6 -> fc8)",
-        remove_fcs(SPEC, 1),
-        reported=(Reported(ILSVRC12, "val", "ten_crop", 60.0, 81.6, "ZF13 Table 3", note=ZF_BASE_NOTE),),
-    ),
-    _ablation(
-        "alexnet2012_no_fc6_fc7",
-        "ZF13 Table 3: fully connected layers 6 and 7 removed (pool5 -> fc8)",
-        remove_fcs(SPEC, 2),
-        reported=(Reported(ILSVRC12, "val", "ten_crop", 55.2, 77.6, "ZF13 Table 3", note=ZF_BASE_NOTE),),
-    ),
-    _ablation(
-        "alexnet2012_no_conv3_conv4_fc6_fc7",
-        "ZF13 Table 3: layers 3, 4, 6 and 7 removed",
-        remove_fcs(remove_convs(SPEC, ("conv3", "conv4")), 2),
-        CONV_WIRING,
-        reported=(Reported(ILSVRC12, "val", "ten_crop", 28.7, 49.9, "ZF13 Table 3", note=ZF_BASE_NOTE),),
-    ),
-    _ablation(
-        "alexnet2012_fc2048",
-        "ZF13 Table 3: fully connected layers 6 and 7 at 2048 units",
-        replace(SPEC, fc=(2048, 2048)),
-        reported=(Reported(ILSVRC12, "val", "ten_crop", 58.3, 81.2, "ZF13 Table 3", note=ZF_BASE_NOTE),),
+    _no_conv(
+        "conv3",
+        "conv4",
+        summary="Extra, not a KSH12 claim: conv3 and conv4 removed from the two-tower net (ZF13 Table 3's 'removed "
+        "layers 3,4' is zf13_alexnet_replication_no_conv3_conv4)",
+        reported_params=59_268_712,
     ),
     _ablation(
         "alexnet2012_no_lrn",
         "KSH12 s3.3: no response normalisation layers",
         replace(SPEC, convs=tuple(replace(c, norm=False) for c in SPEC.convs)),
         reported=(
-            Reported(ILSVRC12, "val", "ten_crop", 57.97, 80.64, "CHM lab notes", note="42.03 / 19.36 % error"),
+            Reported(
+                ILSVRC12,
+                "val",
+                "ten_crop",
+                57.97,
+                80.64,
+                "CHM layers/layer-params-148.cfg l.147-148",
+                note="run #148 'like #145 but without normalization layers': 42.034 / 19.362 % error",
+            ),
         ),
     ),
     _ablation(
@@ -201,23 +289,32 @@ VARIANTS = (
         "KSH12 s3.4: non-overlapping pooling s=2, z=2 (same map sizes)",
         replace(SPEC, pool_kernel=2, pool_stride=2, pool_ceil=False),
         reported=(
-            Reported(ILSVRC12, "val", "ten_crop", 58.94, 81.49, "CHM lab notes", note="41.06 / 18.51 % error"),
+            Reported(
+                ILSVRC12,
+                "val",
+                "ten_crop",
+                58.94,
+                81.49,
+                "CHM layers/layer-params-147.cfg l.173-174",
+                note="run #147 'like #145 but with non-overlapping pooling': 41.058 / 18.510 % error",
+            ),
         ),
     ),
     _ablation(
         "alexnet2012_one_tower_half",
         "KSH12 s3.2: one tower with half the kernels in conv1-4 (48-128-192-192-256), fc 4096",
-        NetSpec(
-            convs=(
-                ConvSpec("conv1", 48, 11, stride=4, norm=True, pool=True, ceil_pad=True),
-                ConvSpec("conv2", 128, 5, pad=2, norm=True, pool=True),
-                ConvSpec("conv3", 192, 3, pad=1),
-                ConvSpec("conv4", 192, 3, pad=1),
-                ConvSpec("conv5", 256, 3, pad=1, pool=True),  # KSH12 s3.2 fn: the last conv layer is not halved
-            ),
-        ),
+        SPEC_HALF,
+        reported_params=59_798_312,
         reported=(
-            Reported("ILSVRC-2010", "test", "ten_crop", 60.83, 81.77, "CHM lab notes", note="39.17 / 18.23 % error"),
+            Reported(
+                ILSVRC10,
+                "test",
+                "ten_crop",
+                60.83,
+                81.77,
+                "CHM layers/layer-params-145-half.cfg l.100",
+                note="run #145-half, trained on ILSVRC-2010: 39.168 / 18.229 % error",
+            ),
         ),
     ),
     _ablation(
@@ -226,32 +323,155 @@ VARIANTS = (
         SPEC,
         recipe=replace(RECIPE, pca_lighting=False),
     ),
+    _ablation(
+        "alexnet2012_no_tower_exchange",
+        "CHM run #150: two towers that never exchange activations before fc8 (conv3 and fc6/fc7 per tower too)",
+        SPEC_NO_EXCHANGE,
+        reported_params=60_714_408,
+        reported=(
+            Reported(
+                ILSVRC12,
+                "val",
+                "ten_crop",
+                58.17,
+                80.67,
+                "CHM layers/layer-params-150.cfg l.178-179",
+                note="run #150 'like #145 but with no column communication': 41.828 / 19.330 % error",
+            ),
+        ),
+        extra_deviations=(
+            "Layer sizes follow the 2012 code's run #150 (CHM layers/layers-150.cfg), which is wider than #145 where "
+            "the towers are cut apart: conv2 2 x 160 maps (not 2 x 128), fc6 2 x 4096 units each reading its own "
+            "tower's 4608 pool5 values, fc7 2 x 2048 each reading its own tower's fc6; fc8 reads both towers.",
+            "Grouped fully connected layers (GroupedLinear, 2 groups) stand for the per-tower fc layers.",
+        ),
+    ),
 )
 
 CLAIMS = (
-    Claim("lrn", "LRN lowers top-1 error by 1.4 %", "alexnet2012_no_lrn", "alexnet2012", "top1", -1.4,
-          "KSH12 s3.3"),
-    Claim("lrn_top5", "LRN lowers top-5 error by 1.2 %", "alexnet2012_no_lrn", "alexnet2012", "top5", -1.2,
-          "KSH12 s3.3"),
-    Claim("overlap_pool", "Overlapping pooling lowers top-1 error by 0.4 %", "alexnet2012_nonoverlap_pool",
-          "alexnet2012", "top1", -0.4, "KSH12 s3.4"),
-    Claim("two_towers", "Two towers beat a half-width one-tower net by 1.7 % top-1", "alexnet2012_one_tower_half",
-          "alexnet2012", "top1", -1.7, "KSH12 s3.5"),
-    Claim("pca_lighting", "PCA lighting lowers top-1 error by over 1 %", "alexnet2012_no_pca", "alexnet2012",
-          "top1", -1.0, "KSH12 s4.1"),
-    *(
-        Claim(f"no_{c}", f"Removing {c} costs about 2 % top-1", f"alexnet2012_no_{c}", "alexnet2012", "top1", -2.0,
-              "KSH12 s7")
-        for c in ("conv3", "conv4", "conv5")
+    Claim("lrn", "LRN lowers top-1 error by 1.4 %", "alexnet2012_no_lrn", "alexnet2012", "top1", -1.4, "KSH12 s3.3"),
+    Claim(
+        "lrn_top5", "LRN lowers top-5 error by 1.2 %", "alexnet2012_no_lrn", "alexnet2012", "top5", -1.2, "KSH12 s3.3"
     ),
-    Claim("ten_crop", "10-crop testing gains about 1.5-2.1 top-1 over a centre crop", "alexnet2012", "alexnet2012",
-          "top1", 1.5, "CHM, CC2 wiki", protocol="ten_crop"),
-    Claim("zf_no_conv3_conv4", "Removing layers 3,4 costs 4.9 top-1", "alexnet2012_no_conv3_conv4", "alexnet2012",
-          "top1", -4.9, "ZF13 Table 3"),
-    Claim("zf_no_fc7", "Removing layer 7 gains 0.5 top-1", "alexnet2012_no_fc7", "alexnet2012", "top1", 0.5,
-          "ZF13 Table 3"),
-    Claim("zf_no_fc6_fc7", "Removing layers 6,7 costs 4.3 top-1", "alexnet2012_no_fc6_fc7", "alexnet2012", "top1",
-          -4.3, "ZF13 Table 3"),
-    Claim("zf_no_conv3_conv4_fc6_fc7", "Removing layers 3,4,6,7 costs 30.8 top-1",
-          "alexnet2012_no_conv3_conv4_fc6_fc7", "alexnet2012", "top1", -30.8, "ZF13 Table 3"),
+    Claim(
+        "overlap_pool",
+        "Overlapping pooling lowers top-1 error by 0.4 %",
+        "alexnet2012_nonoverlap_pool",
+        "alexnet2012",
+        "top1",
+        -0.4,
+        "KSH12 s3.4",
+    ),
+    Claim(
+        "overlap_pool_top5",
+        "Overlapping pooling lowers top-5 error by 0.3 %",
+        "alexnet2012_nonoverlap_pool",
+        "alexnet2012",
+        "top5",
+        -0.3,
+        "KSH12 s3.4",
+    ),
+    Claim(
+        "two_towers",
+        "Two towers beat a half-width one-tower net by 1.7 % top-1",
+        "alexnet2012_one_tower_half",
+        "alexnet2012",
+        "top1",
+        -1.7,
+        "KSH12 s3.5",
+    ),
+    Claim(
+        "two_towers_top5",
+        "Two towers beat a half-width one-tower net by 1.2 % top-5",
+        "alexnet2012_one_tower_half",
+        "alexnet2012",
+        "top5",
+        -1.2,
+        "KSH12 s3.5",
+    ),
+    Claim(
+        "pca_lighting",
+        "PCA lighting lowers top-1 error by over 1 %",
+        "alexnet2012_no_pca",
+        "alexnet2012",
+        "top1",
+        -1.0,
+        "KSH12 s4.1",
+        kind="at_least",
+    ),
+    *(
+        Claim(
+            f"no_{c}",
+            f"Removing {c}, a middle conv layer, costs about 2 % top-1",
+            f"alexnet2012_no_{c}",
+            "alexnet2012",
+            "top1",
+            -2.0,
+            "KSH12 s7",
+        )
+        for c in ("conv2", "conv3", "conv4")
+    ),
+    # CHM layers/layer-params-145-2010.cfg l.177-180, ILSVRC-2010 test: multiview 37.4727 / 16.9987 % error, centre
+    # patch 39.0247 / 18.2953: 10-crop gains 1.552 top-1 and 1.297 top-5.
+    Claim(
+        "ten_crop",
+        "10-crop testing gains 1.55 top-1 over the centre crop (2012 code, ILSVRC-2010 run)",
+        "alexnet2012",
+        "alexnet2012",
+        "top1",
+        1.55,
+        CHM_145_2010,
+        protocol="ten_crop",
+    ),
+    Claim(
+        "ten_crop_top5",
+        "10-crop testing gains 1.30 top-5 over the centre crop (2012 code, ILSVRC-2010 run)",
+        "alexnet2012",
+        "alexnet2012",
+        "top5",
+        1.30,
+        CHM_145_2010,
+        protocol="ten_crop",
+    ),
+    # CHM run #150 (layer-params-150.cfg l.179: 41.828 / 19.330 % error) against #145 (layer-params-145.cfg l.182:
+    # 40.664 / 18.210), both ILSVRC-2012 val multiview: no tower exchange costs 1.164 top-1 and 1.120 top-5.
+    Claim(
+        "tower_exchange",
+        "Exchanging activations between the towers gains 1.16 top-1 (2012 lab notes)",
+        "alexnet2012_no_tower_exchange",
+        "alexnet2012",
+        "top1",
+        -1.16,
+        "CHM layers/layer-params-150.cfg l.179 vs layer-params-145.cfg l.182",
+    ),
+    Claim(
+        "tower_exchange_top5",
+        "Exchanging activations between the towers gains 1.12 top-5 (2012 lab notes)",
+        "alexnet2012_no_tower_exchange",
+        "alexnet2012",
+        "top5",
+        -1.12,
+        "CHM layers/layer-params-150.cfg l.179 vs layer-params-145.cfg l.182",
+    ),
+    # KSH12 Table 2, ILSVRC-2012 val: 1 CNN 40.7 / 18.2 % error, 5 CNNs 38.1 / 16.4.
+    Claim(
+        "ensemble5",
+        "Averaging 5 CNNs gains 2.6 top-1 over one CNN",
+        "alexnet2012",
+        "alexnet2012",
+        "top1",
+        2.6,
+        "KSH12 Table 2",
+        ensemble=5,
+    ),
+    Claim(
+        "ensemble5_top5",
+        "Averaging 5 CNNs gains 1.8 top-5 over one CNN",
+        "alexnet2012",
+        "alexnet2012",
+        "top5",
+        1.8,
+        "KSH12 Table 2",
+        ensemble=5,
+    ),
 )

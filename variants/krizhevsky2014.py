@@ -1,16 +1,25 @@
-"""AlexNet 2014, one tower ("one weird trick", OWT14), as in cuda-convnet2's code (CC2 layers-imagenet-1gpu.cfg)."""
+"""AlexNet 2014, one tower ("one weird trick", OWT14), as cuda-convnet2's code has it.
+
+Sources: the paper (OWT14, arXiv:1404.5997) and its code, github.com/akrizhevsky/cuda-convnet2 (CC2 below): the net
+`layers/layers-imagenet-1gpu.cfg`, its learning rates `layers/layer-params-imagenet-1gpu.cfg`, the schedule code
+`cudaconvnet/src/lr.cu`, and the reference run on the repository's wiki branch, `TrainingExample.md`.
+"""
 
 from __future__ import annotations
 
 from functools import partial
 
 from variants.convnet import ConvNet, ConvSpec, NetSpec
-from variants.types import InitScheme, LayerInit, Recipe, Reported, Variant
+from variants.types import Claim, InitScheme, LayerInit, Paper, Recipe, Reported, Variant
+
+PAPER = Paper("OWT14", "Krizhevsky. One weird trick for parallelizing CNNs. arXiv:1404.5997, 2014")
 
 # CC2 code: 64-192-384-256-256 (the OWT14 footnote says 64-192-384-384-256; torchvision follows the code).
+# layers-imagenet-1gpu.cfg: conv1 has no neuron and rnorm1 reads it, the ReLU is on pool1 (so LRN before ReLU);
+# conv2 has neuron=relu before rnorm2; conv5 has no neuron and pool3 carries the ReLU (the same as ReLU then pool).
 SPEC = NetSpec(
     convs=(
-        ConvSpec("conv1", 64, 11, stride=4, norm=True, pool=True, ceil_pad=True),
+        ConvSpec("conv1", 64, 11, stride=4, norm=True, pool=True, ceil_pad=True, norm_before_relu=True),
         ConvSpec("conv2", 192, 5, pad=2, norm=True, pool=True),
         ConvSpec("conv3", 384, 3, pad=1),
         ConvSpec("conv4", 256, 3, pad=1),
@@ -41,11 +50,13 @@ RECIPE = Recipe(
     batch_size=128,
     epochs=90,
     schedule="multistep",
-    milestones=(0.25, 0.5, 0.75),  # OWT14 s5; Python round() gives epochs 22, 45, 68 of 90
-    gamma=250 ** (-1 / 3),  # lr falls 250-fold over three drops
+    # CC2 layer-params-imagenet-1gpu.cfg epsW=dexp[base=0.01;tgtFactor=250;numSteps=4]; lr.cu
+    # DiscreteExpParameterSchedule: 4 equal quarters at 0.01 x 250^(-k/3), k = 0..3. round() gives epochs 22, 45, 68.
+    milestones=(0.25, 0.5, 0.75),
+    gamma=250 ** (-1 / 3),
     lr_scale_batch=128,  # OWT14 s5: lr 0.01 at batch 128, scaled linearly for 256 / 512 / 1024
-    bias_lr_mult=2.0,  # CC2 configs: epsB = 2 x epsW, no decay on biases
-    bias_weight_decay=False,
+    bias_lr_mult=2.0,  # CC2 epsB base 0.02 = 2 x epsW base (its own schedule after that: see the deviations)
+    bias_weight_decay=False,  # CC2: wc (weight decay) is given for weights only
     init=INIT,
     train_aug="cc2",
     pca_lighting=True,  # CC2: colour noise 0.1
@@ -54,16 +65,44 @@ RECIPE = Recipe(
 
 VARIANT = Variant(
     name="alexnet2014",
-    paper="OWT14",
+    paper=PAPER.key,
     summary="OWT14 one-tower net as in cuda-convnet2: 64-192-384-256-256 conv with LRN, fc 4096-4096",
     builder=partial(ConvNet, SPEC),
     recipe=RECIPE,
     reported_params=61_100_840,  # same layer sizes as torchvision's alexnet; LRN has no parameters
     reported=(
-        Reported("ILSVRC-2012", "val", "center", 57.73, None, "seed table (OWT14)",
-                 note="the seed table names no test protocol; centre crop assumed"),
-        Reported("ILSVRC-2012", "val", "center", 57.45, 80.19, "CC2 wiki", note="42.548 / 19.810 % error"),
-        Reported("ILSVRC-2012", "val", "ten_crop", 59.58, 81.85, "CC2 wiki", note="40.420 / 18.150 % error"),
+        Reported(
+            "ILSVRC-2012",
+            "val",
+            "center",
+            57.73,
+            None,
+            "seed table (project brief), attributed to OWT14",
+            note="not yet verified against OWT14 Table 1: which GPU count and batch sizes, and the test "
+            "protocol (centre crop assumed), are unknown",
+        ),
+        Reported(
+            "ILSVRC-2012",
+            "val",
+            "center",
+            57.45,
+            80.19,
+            "CC2 wiki TrainingExample.md",
+            note="1 GPU, batch 128, --test-only: 42.548 / 19.810 % error",
+            gpus=1,
+            batch_size=128,
+        ),
+        Reported(
+            "ILSVRC-2012",
+            "val",
+            "ten_crop",
+            59.58,
+            81.85,
+            "CC2 wiki TrainingExample.md",
+            note="the same model, --multiview-test 1: 40.420 / 18.150 % error",
+            gpus=1,
+            batch_size=128,
+        ),
     ),
     deviations=(
         "Channels follow the CC2 code (conv4 256 maps), not the OWT14 footnote (384): 61,100,840 parameters "
@@ -71,9 +110,39 @@ VARIANT = Variant(
         "Input: the 224 crop is zero-padded right/bottom to 227 before conv1 (cuda-convnet's ceil output size), "
         "giving 55x55 maps as the code did.",
         "LRN constants as in the 2012 code (nn.LocalResponseNorm alpha=1e-4, k=2, beta 0.75, size 5).",
+        "Biases: the CC2 code gives them their own schedule, epsB=dexp[base=0.02;tgtFactor=10;numSteps=2] (0.02 for "
+        "the first half of training, 0.002 after); here they follow the weights' schedule at 2x the weights' lr "
+        "(0.02, then x250^(-1/3) at 25 / 50 / 75 %), so from a quarter of training on their lr is 2x the weights' "
+        "instead of 12.6x, 7.9x and 50x.",
         "Max pooling uses cuda-convnet's ceil output size and an adaptive average pool to 6x6 precedes fc6: the "
         "identity at 224.",
         "MultiStepLR milestones are round(0.25 / 0.5 / 0.75 x epochs).",
         "PyTorch SGD applies the lr outside the momentum buffer (cuda-convnet: inside); identical at constant lr.",
+    ),
+)
+
+VARIANTS = (VARIANT,)
+CLAIMS = (
+    # CC2 wiki TrainingExample.md, one saved model on ILSVRC-2012 val: centre 42.548 / 19.810 % error, multiview
+    # 40.420 / 18.150 ("the top-1 error rate has decreased by about 2%"): 10-crop gains 2.13 top-1, 1.66 top-5.
+    Claim(
+        "ten_crop_cc2",
+        "10-crop testing gains 2.13 top-1 over the centre crop (cuda-convnet2 reference run)",
+        "alexnet2014",
+        "alexnet2014",
+        "top1",
+        2.13,
+        "CC2 wiki TrainingExample.md",
+        protocol="ten_crop",
+    ),
+    Claim(
+        "ten_crop_cc2_top5",
+        "10-crop testing gains 1.66 top-5 over the centre crop (cuda-convnet2 reference run)",
+        "alexnet2014",
+        "alexnet2014",
+        "top5",
+        1.66,
+        "CC2 wiki TrainingExample.md",
+        protocol="ten_crop",
     ),
 )

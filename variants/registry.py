@@ -1,4 +1,7 @@
-"""The registry: every paper module contributes its variants here. A new paper is one module plus one line below."""
+"""The registry: every paper module contributes its `PAPER`, `VARIANTS` and `CLAIMS` here.
+
+A new paper is one module exporting those three names plus one entry in `MODULES` below.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,11 @@ import difflib
 
 from variants import krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013
 from variants.types import Claim, Variant
+
+MODULES = (krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013)
+
+# key -> citation, e.g. "KSH12" -> "Krizhevsky, Sutskever, Hinton. ..."; `Variant.paper` must be one of the keys
+PAPERS: dict[str, str] = {m.PAPER.key: m.PAPER.citation for m in MODULES}
 
 _REGISTRY: dict[str, Variant] = {}
 
@@ -21,8 +29,18 @@ class UnknownVariantError(KeyError):
 
 
 def register(variant: Variant) -> Variant:
+    """Add a variant. Refuses a taken name, a paper key no module defines, and an `ablation_of` not yet registered."""
     if variant.name in _REGISTRY:
         raise ValueError(f"variant {variant.name!r} is already registered")
+    if variant.paper not in PAPERS:
+        raise ValueError(
+            f"variant {variant.name!r} names unknown paper {variant.paper!r}; known papers: {', '.join(PAPERS)}"
+        )
+    if variant.ablation_of is not None and variant.ablation_of not in _REGISTRY:
+        raise ValueError(
+            f"variant {variant.name!r} is an ablation of {variant.ablation_of!r}, which is not registered "
+            "(register the base variant first)"
+        )
     _REGISTRY[variant.name] = variant
     return variant
 
@@ -43,13 +61,10 @@ def list_variants() -> list[Variant]:
 
 
 def claims() -> list[Claim]:
-    return list(krizhevsky2012.CLAIMS)
+    """Every paper module's claims, in module order."""
+    return [c for m in MODULES for c in m.CLAIMS]
 
 
-for _v in (
-    *krizhevsky2012.VARIANTS,
-    krizhevsky2014.VARIANT,
-    torchvision_ref.VARIANT,
-    *zeiler2013.VARIANTS,
-):
-    register(_v)
+for _module in MODULES:
+    for _v in _module.VARIANTS:
+        register(_v)

@@ -1,11 +1,17 @@
-"""torchvision's AlexNet, built by torchvision itself, with the reference recipe of its IMAGENET1K_V1 weights (TV)."""
+"""torchvision's AlexNet, built by torchvision itself, with the reference recipe of its IMAGENET1K_V1 weights (TV).
+
+Sources: torchvision `models/alexnet.py` and its `AlexNet_Weights.IMAGENET1K_V1` metadata; the recipe is the one
+`references/classification/README.md` gives for AlexNet.
+"""
 
 from __future__ import annotations
 
 import torch.nn as nn
 import torchvision
 
-from variants.types import Recipe, Reported, Variant
+from variants.types import Claim, Paper, Recipe, Reported, Variant
+
+PAPER = Paper("TV", "torchvision models.alexnet and references/classification (recipe of the IMAGENET1K_V1 weights)")
 
 
 def build(num_classes: int) -> nn.Module:
@@ -30,18 +36,19 @@ RECIPE = Recipe(
 
 VARIANT = Variant(
     name="torchvision_alexnet",
-    paper="TV",
+    paper=PAPER.key,
     summary="torchvision.models.alexnet: 64-192-384-256-256, no LRN, no towers, dropout before fc6/fc7",
     builder=build,
     recipe=RECIPE,
     reported_params=61_100_840,
     reported_macs=0.714,
     reported_size_mb=233.087,
-    reported=(
-        Reported("ILSVRC-2012", "val", "center", 56.522, 79.066, "TV IMAGENET1K_V1 metadata", tolerance=0.01),
-    ),
+    reported=(Reported("ILSVRC-2012", "val", "center", 56.522, 79.066, "TV IMAGENET1K_V1 metadata", tolerance=0.01),),
     deviations=(
         "None in the architecture: the model is torchvision's own. Its weights were trained on 8 GPUs x 32 images; "
         "a single-process run uses the global batch of 256 with the same lr.",
     ),
 )
+
+VARIANTS = (VARIANT,)
+CLAIMS: tuple[Claim, ...] = ()

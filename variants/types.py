@@ -21,12 +21,13 @@ MIN_INPUT_SIZE = 63
 # equivalence: "X changes little" (|change| <= delta).
 ClaimKind = Literal["difference", "at_least", "equivalence"]
 
-PAPERS: dict[str, str] = {
-    "KSH12": "Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NIPS 2012",
-    "OWT14": "Krizhevsky. One weird trick for parallelizing CNNs. arXiv:1404.5997, 2014",
-    "ZF13": "Zeiler, Fergus. Visualizing and Understanding Convolutional Networks. arXiv:1311.2901 / ECCV 2014",
-    "TV": "torchvision models.alexnet and references/classification (recipe of the IMAGENET1K_V1 weights)",
-}
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper (or code release) a module's variants come from. `key` is what `Variant.paper` names."""
+
+    key: str  # short citation key, e.g. "KSH12"
+    citation: str
 
 
 @dataclass(frozen=True)
@@ -100,19 +101,27 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Reported:
-    """One number a source reports. Accuracies in percent (100 - error)."""
+    """One number a source reports. Accuracies in percent (100 - error).
+
+    `source` names where the number was read: a paper's table or section ("KSH12 Table 2", "ZF13 Table 3") or a file
+    of the original code with its line ("CHM layers/layer-params-150.cfg l.179"). The training-setup fields are for
+    rows that vary the hardware or batch (OWT14 Table 1); None where the source does not say."""
 
     dataset: str  # "ILSVRC-2012", "ILSVRC-2010", "ImageNet Fall 2009", ...
     split: str  # "val" or "test"
     protocol: Protocol
     top1: float | None
     top5: float | None
-    source: str  # the table, e.g. "KSH12 Table 2"
+    source: str  # the table or file it was read from, e.g. "KSH12 Table 2"
     ensemble: int = 1  # number of networks whose softmax is averaged
     pretrained: str | None = None  # e.g. "ImageNet Fall 2011"
     note: str = ""
     tolerance: float = 1.0  # |reproduced - reported| top-1 within this counts as reproduced
     reference_only: bool = False  # another network or recipe produced it: shown, never reproduced / not reproduced
+    gpus: int | None = None  # GPUs the run was trained on
+    batch_size: int | None = None  # images per SGD step in the conv layers (the whole batch across GPUs)
+    fc_batch_size: int | None = None  # images per step in the fully connected layers, where they differ (OWT14)
+    train_hours: float | None = None  # wall-clock training time the source gives
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ class Claim:
     baseline: str  # the run it is compared to (same variant for protocol claims)
     metric: Metric
     delta: float  # claimed accuracy change variant - baseline, percentage points
-    source: str
+    source: str  # where the claim and its numbers were read, as `Reported.source`
     protocol: Protocol | None = None  # protocol claims: compare ten_crop of `variant` with center of `baseline`
     kind: ClaimKind = "difference"  # equivalence: `delta` is the bound on |variant - baseline| (positive)
     ensemble: int = 1  # > 1: the variant side is the softmax average of this many runs of `variant` (KSH12 Table 2)
@@ -134,7 +143,7 @@ class Claim:
 @dataclass(frozen=True)
 class Variant:
     name: str
-    paper: str  # key of PAPERS
+    paper: str  # `Paper.key` of the module that defines it (see `variants.PAPERS`)
     summary: str
     builder: Callable[[int], nn.Module]
     recipe: Recipe
