@@ -375,8 +375,9 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
                    "overlaps [c/2, 2c]"; an interval between |c|/2 and |c| on the claimed side is inconclusive;
       equivalence  c > 0 bounds |d| ("changes little"): holds when the interval lies within [-c, c]; does not hold
                    when it lies entirely outside it (every plausible |d| exceeds the bound);
-      anything else is inconclusive: an interval that holds 0 and reaches past +-|c|/2, or (difference) one that lies
-      entirely beyond 2c, where the direction holds but the effect is more than twice the claim.
+      anything else is inconclusive: an interval that contains 0 and reaches past +-|c|/2, or (difference) one that
+      lies entirely beyond 2c, where the direction holds but the effect is more than twice the claim.
+    ("Excludes 0" is strict: an interval ending at 0 does not exclude it; interval ends are included in [c/2, 2c].)
 
     Proxy data: the papers' sizes mean nothing there; only the direction is tested. A difference or at_least claim
     gives two one-sided t-tests (Welch's, or one-sample when paired): for the claimed direction (H0: sign(c) d <= 0)
@@ -435,8 +436,9 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
             if high < 0:
                 v, why = "does not hold", "the interval excludes 0 on the other side of the claim"
             elif low > 0 and high >= reach and (t.kind == "at_least" or low <= 2 * c):
+                ends = sorted((t.claimed / 2, 2 * t.claimed))
                 target = (f"reaches the claimed bound {t.claimed:+g}" if t.kind == "at_least"
-                          else f"overlaps [{t.claimed / 2:+g}, {2 * t.claimed:+g}]")
+                          else f"overlaps [{ends[0]:+g}, {ends[1]:+g}]")
                 v, why = "holds", f"the interval excludes 0 on the claimed side and {target}"
             elif -c / 2 < low and high < c / 2:
                 v, why = "does not hold", f"the interval lies within {half}"
