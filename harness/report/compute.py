@@ -14,7 +14,11 @@ Status of a reported number (section 1), first rule that applies:
   not reproduced  otherwise.
 
 A claim (section 4) is measured on each data set, split, profile and pretraining that holds finished runs with the
-paper's recipe of both sides (never pooling profiles); `not run` when none does. Its verdict is `verdicts`' rule.
+paper's recipe of both sides (never pooling profiles); `not run` when none does. Two variants: Welch over seeds.
+A protocol claim on one variant (10-crop vs centre): paired, one difference per run. An ensemble claim
+(Claim.ensemble = k): the variant side is disjoint ensembles of k runs (lowest seeds first), each the averaged
+softmax of its saved predictions; against the same variant each ensemble is paired with the mean of its own
+members, against another variant Welch. Its verdict is `verdicts`' rule.
 
 A sweep (section 6) is compared with the mean final top-1 of finished, unmodified runs of its variant on the same
 data set (tag `dataset_name` or loader) and profile; difference = best trial minus that mean, never a status.

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from harness.report import compute, fmt
 from harness.report.compute import ClaimResult, Comparison, ProxyRow
 from harness.report.types import ReportInputs, RunRow, SweepRow
-from variants import Claim
+
+if TYPE_CHECKING:
+    from variants import Claim
 
 MARK = {True: "yes", False: "**NO**", None: "-"}
 HOW_TO_READ = (
