@@ -45,7 +45,7 @@ ROWS = (
     *(imagenet("alexnet2012_nonoverlap_pool", s, t) for s, t in enumerate((59.9, 60.0, 60.1))),  # +0.7: wrong sign
     imagenet("alexnet2012_one_tower_half", 0, 57.0),  # one seed: inconclusive
     *(imagenet("alexnet2012_no_pca", s, t) for s, t in enumerate((57.0, 61.0, 59.0))),  # spread > effect
-    *(imagenet("alexnet2012_no_conv3", s, t) for s, t in enumerate((54.2, 54.3, 54.4))),  # -5 vs "about 2"
+    *(imagenet("alexnet2012_no_conv3", s, t) for s, t in enumerate((54.2, 54.3, 54.4))),  # -5 vs "about 2": > 2x
     imagenet("torchvision_alexnet", 0, None, 56.0),  # tolerance 0.01: not reproduced
     imagenet("alexnet2014", 0, None, 57.5, recipe_modified=True, modified_keys="lr"),
     proxy("zfnet", 0, 97.0),
@@ -132,7 +132,7 @@ def test_ensemble_row_uses_the_averaged_runs() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [("lrn", "holds"), ("overlap_pool", "does not hold"), ("two_towers", "inconclusive"),
-     ("pca_lighting", "inconclusive"), ("no_conv3", "does not hold"), ("ten_crop", "holds"),
+     ("pca_lighting", "inconclusive"), ("no_conv3", "inconclusive"), ("ten_crop", "holds"),
      ("zf_no_fc7", "not run")],
 )
 def test_claim_verdicts(name: str, expected: str) -> None:
@@ -144,12 +144,20 @@ def test_claim_verdicts(name: str, expected: str) -> None:
 
 
 def test_verdict_rule() -> None:
-    assert compute.verdict(-1.5, 0.2, 3, 3, -1.4, False)[0] == "holds"
-    assert compute.verdict(-0.6, 0.2, 3, 3, -1.4, False)[0] == "does not hold"  # under half the claim
-    assert compute.verdict(-3.0, 0.2, 3, 3, -1.4, False)[0] == "holds"  # a larger effect still holds
-    assert compute.verdict(-3.0, 0.2, 3, 3, -1.4, True)[0] == "does not hold"  # approx: within a factor of two
-    assert compute.verdict(-1.5, None, 1, 3, -1.4, False)[0] == "inconclusive"
-    assert compute.verdict(-1.5, 1.5, 3, 3, -1.4, False)[0] == "inconclusive"
+    """The 95 % interval decides, not the mean: an interval reaching half the claim holds; more on fixed numbers in
+    test_verdicts.py."""
+    def verdict(measured: float, se: float | None, n_a: int, n_b: int, claimed: float) -> str:
+        d = compute.Difference(measured, se, None if se is None else 4.0, n_a, n_b)
+        return compute.verdicts([compute.ClaimTest("difference", claimed, False, d)])[0][0]
+
+    assert verdict(-1.5, 0.2, 3, 3, -1.4) == "holds"  # [-2.06, -0.94]
+    assert verdict(-0.6, 0.2, 3, 3, -1.4) == "holds"  # under half the claim, but [-1.16, -0.04] reaches -0.7
+    assert verdict(-0.4, 0.05, 3, 3, -1.4) == "does not hold"  # [-0.54, -0.26]: within half the claim
+    assert verdict(-3.0, 0.2, 3, 3, -1.4) == "holds"  # [-3.56, -2.44] overlaps [-2.8, -0.7]
+    assert verdict(-4.0, 0.2, 3, 3, -1.4) == "inconclusive"  # wholly beyond twice the claim: not the paper's size
+    assert verdict(-1.5, None, 1, 3, -1.4) == "inconclusive"  # one seed
+    assert verdict(-1.5, 0.2, 2, 3, -1.4) == "inconclusive"  # two seeds are not enough either
+    assert verdict(-1.5, 1.5, 3, 3, -1.4) == "inconclusive"  # [-5.66, +2.66]
 
 
 def test_claim_on_proxy_is_labelled() -> None:
@@ -170,6 +178,7 @@ def test_claim_falls_back_to_the_protocol_both_sides_have() -> None:
     claim = next(c for c in CLAIMS if c.variant == "alexnet2012_no_lrn" and c.metric == "top1")
     [result] = compute.check_claim(claim, rows, VARIANTS)
     assert result.measured == pytest.approx(-1.1) and result.proxy
+    assert result.verdict == "inconclusive" and "has 2 / 2" in result.reason  # two seeds a side
     assert "compared on the center crop (the runs have no 10-crop)" in result.reason
     # with 10-crop metrics on both sides the recipe's protocol is used and nothing is noted
     [paper] = compute.check_claim(claim, ROWS, VARIANTS)
@@ -328,6 +337,9 @@ def test_ensemble_from_saved_predictions(store: tuple[str, Path], tmp_path: Path
         preds = [reader.predictions(i) for i in e.run_ids]
     assert e.k == 2 and e.data == "mnist5k"
     assert (e.top1, e.top5) == compute.ensemble_accuracy([p[1] for p in preds], preds[0][0])
+    pair = replace(CLAIMS[0], variant="alexnet2012", baseline="alexnet2012", ensemble=2)  # a claim's ensembles
+    with artifacts(uri) as reader:
+        assert compute_ensembles(reader, [two], rows, [pair]) == [replace(e, profile="proxy")]  # computed once
 
 
 def _cli(argv: list[str]) -> int:

@@ -13,16 +13,20 @@ from harness.report import compute, figures
 from harness.report.read import ArtifactReader, artifacts, read_runs, sweep_summaries
 from harness.report.render import render
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, SweepRow
-from variants import Variant, claims, list_variants
+from variants import Claim, Variant, claims, list_variants
 
 
 def default_out(experiments: Sequence[str]) -> Path:
     return Path("reports") / f"{'+'.join(figures.slug(e) for e in experiments) or 'all'}.md"
 
 
-def compute_ensembles(reader: ArtifactReader, variants: Sequence[Variant], rows: Sequence[RunRow]) -> list[EnsembleResult]:
+def compute_ensembles(reader: ArtifactReader, variants: Sequence[Variant], rows: Sequence[RunRow],
+                      claims: Sequence[Claim] = ()) -> list[EnsembleResult]:
+    """Ensembles of the reported numbers (first k runs), then the claims' disjoint ones; each computed once (the
+    same runs give the same candidate)."""
+    candidates = compute.ensemble_candidates(variants, rows) + compute.claim_ensemble_candidates(claims, rows)
     out = []
-    for c in compute.ensemble_candidates(variants, rows):
+    for c in dict.fromkeys(candidates):
         loaded = [reader.predictions(i) for i in c.run_ids]
         if any(p is None for p in loaded):
             continue
@@ -30,7 +34,8 @@ def compute_ensembles(reader: ArtifactReader, variants: Sequence[Variant], rows:
         if any(p[0].shape != labels.shape or (p[0] != labels).any() for p in loaded):  # type: ignore[index]
             continue  # predictions of different images or orders cannot be averaged
         top1, top5 = compute.ensemble_accuracy([p[1] for p in loaded], labels)  # type: ignore[index]
-        out.append(EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids, top1, top5))
+        out.append(EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids, top1, top5,
+                                  c.profile))
     return out
 
 
@@ -115,9 +120,9 @@ def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
         raise HarnessError(f"no variant runs in {where} of {store.display(tracking_uri)}: nothing to report")
     names = tuple(experiments) if experiments else tuple(sorted({r.experiment for r in rows}))
     out = Path(out_path) if out_path else default_out(names)
-    variants = tuple(list_variants())
+    variants, all_claims = tuple(list_variants()), tuple(claims())
     with artifacts(tracking_uri) as reader:
-        ensembles = tuple(compute_ensembles(reader, variants, rows))
+        ensembles = tuple(compute_ensembles(reader, variants, rows, all_claims))
         comparisons = compute.compare_all(variants, rows, ensembles)
         figs = draw_figures(reader, rows, comparisons, out.parent / f"{out.stem}_figures")
         profiles = profile_deviations(reader, rows)
@@ -128,7 +133,7 @@ def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
         experiments=names,
         rows=tuple(rows),
         variants=variants,
-        claims=tuple(claims()),
+        claims=all_claims,
         measured={v.name: measure(v) for v in variants},
         ensembles=ensembles,
         figures=figs,

@@ -2,6 +2,8 @@
 ensembles. No MLflow, no files: tested on fixed rows.
 
 Status of a reported number (section 1), first rule that applies:
+  reference only  another network or recipe produced the number (Reported.reference_only): shown with its note,
+                  never compared;
   not run         no run of the variant at all, or none finished, or (ensembles) fewer finished runs on the
                   reported data than the ensemble has networks;
   not comparable  finished runs exist, but none on the reported data set (tag `dataset_name`), split, pretraining
@@ -11,15 +13,12 @@ Status of a reported number (section 1), first rule that applies:
   reproduced      |mean top-1 over seeds - reported top-1| <= Reported.tolerance (top-5 when no top-1 is reported);
   not reproduced  otherwise.
 
-Verdict of a claim (section 4), measured = mean(variant runs) - mean(baseline runs) on one data set and split
-(for protocol claims on one variant: the mean over runs of ten_crop minus center of the same run), first rule
-that applies:
-  not run         no data set holds finished, unmodified runs of both sides;
-  inconclusive    a side has fewer than 2 seeds, or the standard error of the difference
-                  sqrt(s_a^2/n_a + s_b^2/n_b) (paired: s/sqrt(n)) is at least |measured|;
-  holds           same sign as the claim and |measured| >= |claimed| / 2; for approximate claims ("about 2 %")
-                  also |measured| <= 2 |claimed|;
-  does not hold   otherwise.
+A claim (section 4) is measured on each data set, split, profile and pretraining that holds finished runs with the
+paper's recipe of both sides (never pooling profiles); `not run` when none does. Two variants: Welch over seeds.
+A protocol claim on one variant (10-crop vs centre): paired, one difference per run. An ensemble claim
+(Claim.ensemble = k): the variant side is disjoint ensembles of k runs (lowest seeds first), each the averaged
+softmax of its saved predictions; against the same variant each ensemble is paired with the mean of its own
+members, against another variant Welch. Its verdict is `verdicts`' rule.
 
 A sweep (section 6) is compared with the mean final top-1 of finished, unmodified runs of its variant on the same
 data set (tag `dataset_name` or loader) and profile; difference = best trial minus that mean, never a status.
@@ -34,15 +33,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy import stats
 
 from harness.report import fmt
 from harness.report.types import EnsembleResult, RunRow, Stat
 from variants import Claim, Reported, Variant
+from variants.types import ClaimKind
 
-Status = Literal["reproduced", "not reproduced", "not comparable", "modified recipe", "not run"]
-Verdict = Literal["holds", "does not hold", "inconclusive", "not run"]
-STATUSES: tuple[Status, ...] = ("reproduced", "not reproduced", "not comparable", "modified recipe", "not run")
-VERDICTS: tuple[Verdict, ...] = ("holds", "does not hold", "inconclusive", "not run")
+Status = Literal["reproduced", "not reproduced", "not comparable", "modified recipe", "not run", "reference only"]
+Verdict = Literal["holds", "does not hold", "supported", "contradicted", "inconclusive", "not run"]
+STATUSES: tuple[Status, ...] = ("reproduced", "not reproduced", "not comparable", "modified recipe", "not run",
+                                "reference only")
+VERDICTS: tuple[Verdict, ...] = ("holds", "does not hold", "supported", "contradicted", "inconclusive", "not run")
 
 
 # --- statistics -------------------------------------------------------------------------------------------------
@@ -152,6 +154,8 @@ def compare(variant: Variant, r: Reported, rows: Sequence[RunRow], ensembles: Se
                ids: Iterable[str] = (), diff: float | None = None) -> Comparison:
         return Comparison(variant.name, r, status, top1, top5, diff, metric, tuple(ids), note)
 
+    if r.reference_only:  # another network or recipe produced it: a reference point, not a target
+        return result("reference only", "; ".join(x for x in ("not a reproduction target", r.note) if x))
     runs = [x for x in rows if x.kind == "variant" and x.variant == variant.name]
     finished = [x for x in runs if x.finished]
     if not finished:
@@ -220,10 +224,16 @@ class EnsembleCandidate:
     protocol: str
     pretrained: str | None
     run_ids: tuple[str, ...]
+    profile: str = ""  # the members' profile; "" when they mix profiles
 
 
 def ensemble_sizes(variant: Variant) -> list[int]:
     return sorted({r.ensemble for r in variant.reported if r.ensemble > 1})
+
+
+def _profile(runs: Iterable[RunRow]) -> str:
+    profiles = {x.profile for x in runs}
+    return profiles.pop() if len(profiles) == 1 else ""
 
 
 def ensemble_candidates(variants: Sequence[Variant], rows: Sequence[RunRow]) -> list[EnsembleCandidate]:
@@ -235,44 +245,260 @@ def ensemble_candidates(variants: Sequence[Variant], rows: Sequence[RunRow]) -> 
         keys = sorted({(x.data, x.split, x.protocol, x.pretrained or "") for x in mine})
         for k in ensemble_sizes(v):
             for data, split, protocol, pretrained in keys:
-                members = [x.run_id for x in mine if (x.data, x.split, x.protocol, x.pretrained or "")
+                members = [x for x in mine if (x.data, x.split, x.protocol, x.pretrained or "")
                            == (data, split, protocol, pretrained)]
                 if len(members) >= k:
                     out.append(EnsembleCandidate(v.name, data, split, protocol, pretrained or None,
-                                                 tuple(members[:k])))
+                                                 tuple(x.run_id for x in members[:k]), _profile(members[:k])))
+    return out
+
+
+def claim_ensemble_candidates(claims: Sequence[Claim], rows: Sequence[RunRow]) -> list[EnsembleCandidate]:
+    """For every claim whose variant side is an ensemble of k runs: disjoint ensembles of k plain runs of each data
+    set, split, protocol, pretraining and profile (never pooling profiles): lowest seeds first, then the next k..."""
+    out = []
+    plain = order(plain_runs(rows))
+    for variant, k in sorted({(c.variant, c.ensemble) for c in claims if c.ensemble > 1}):
+        mine = [x for x in plain if x.variant == variant]
+        for key in sorted({(x.data, x.split, x.protocol, x.pretrained or "", x.profile) for x in mine}):
+            data, split, protocol, pretrained, profile = key
+            members = [x.run_id for x in mine if (x.data, x.split, x.protocol, x.pretrained or "", x.profile) == key]
+            out += [EnsembleCandidate(variant, data, split, protocol, pretrained or None,
+                                      tuple(members[i * k:(i + 1) * k]), profile) for i in range(len(members) // k)]
     return out
 
 
 # --- section 4: claims ------------------------------------------------------------------------------------------
 
+ALPHA = 0.05  # proxy verdicts: family-wise error rate of the Holm-corrected one-sided tests
+LEVEL = 0.95  # paper verdicts: two-sided confidence level of the interval of the difference
+MIN_SEEDS = 3  # values per side before any verdict
+
+
+def t_quantile(q: float, df: float) -> float:
+    """The q-quantile of Student's t with `df` degrees of freedom."""
+    return float(stats.t.ppf(q, df))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A measured difference variant - baseline (percentage points) and the spread it rests on.
+
+    Welch (two independent samples): se = sqrt(s_a^2/n_a + s_b^2/n_b) with Welch-Satterthwaite degrees of freedom.
+    Paired (one difference per run or per ensemble): se = s_d / sqrt(n), df = n - 1, n_variant = n_baseline = n.
+    `se` is None when a side has fewer than 2 values; se = 0 (no spread at all) makes the interval a point and df None.
+    """
+
+    measured: float
+    se: float | None
+    df: float | None
+    n_variant: int
+    n_baseline: int
+    paired: bool = False
+
+    def interval(self, level: float = LEVEL) -> tuple[float, float] | None:
+        """Two-sided `level` confidence interval of the difference; None without a standard error."""
+        if self.se is None:
+            return None
+        if self.df is None:
+            return self.measured, self.measured
+        half = t_quantile(0.5 + level / 2, self.df) * self.se
+        return self.measured - half, self.measured + half
+
+    def p_one_sided(self, direction: int) -> float | None:
+        """p-value of the one-sided t-test against `direction * difference <= 0` (direction +1 or -1)."""
+        if self.se is None:
+            return None
+        t = direction * self.measured
+        if self.df is None:  # no spread: the sign alone decides
+            return 0.0 if t > 0 else 1.0
+        return float(stats.t.sf(t / self.se, self.df))
+
+
+def welch(a: Iterable[float], b: Iterable[float]) -> Difference:
+    """mean(a) - mean(b) with Welch's standard error and degrees of freedom (unequal variances)."""
+    xs, ys = sorted(a), sorted(b)  # sorted: the same values give the same bits whatever the row order
+    if not xs or not ys:
+        raise ValueError("welch needs at least one value on each side")
+    measured = statistics.fmean(xs) - statistics.fmean(ys)
+    if len(xs) < 2 or len(ys) < 2:
+        return Difference(measured, None, None, len(xs), len(ys))
+    va, vb = statistics.variance(xs) / len(xs), statistics.variance(ys) / len(ys)
+    se = math.sqrt(va + vb)
+    df = None if se == 0 else (va + vb) ** 2 / (va**2 / (len(xs) - 1) + vb**2 / (len(ys) - 1))
+    return Difference(measured, se, df, len(xs), len(ys))
+
+
+def paired(diffs: Iterable[float]) -> Difference:
+    """The mean of per-run (or per-ensemble) differences with the one-sample standard error, df = n - 1."""
+    ds = sorted(diffs)
+    if not ds:
+        raise ValueError("paired needs at least one difference")
+    n, measured = len(ds), statistics.fmean(ds)
+    if n < 2:
+        return Difference(measured, None, None, n, n, paired=True)
+    se = statistics.stdev(ds) / math.sqrt(n)
+    return Difference(measured, se, None if se == 0 else n - 1.0, n, n, paired=True)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order: the i-th smallest (i = 1..m) times m - i + 1, never
+    below the one before it, at most 1. A hypothesis is rejected at family-wise level alpha iff its value <= alpha."""
+    m = len(pvalues)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: (pvalues[j], j))):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class ClaimTest:
+    """One claim measured on one data set, split and profile: what the verdict rule reads."""
+
+    kind: ClaimKind
+    claimed: float  # Claim.delta: the claimed change variant - baseline, or (equivalence) the bound on |change|
+    proxy: bool
+    diff: Difference
+
+
+def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LEVEL) -> list[tuple[Verdict, str]]:
+    """The claim rule: a verdict and its reason for every claim measured in one report, in the order given.
+
+    d = variant - baseline in percentage points and c = the claim (Claim.delta). The 95 % interval [lo, hi] of d is
+    Welch's (unequal variances, Welch-Satterthwaite df) or, for paired measurements (two protocols of the same runs;
+    ensembles against their own members), the one-sample t interval of the per-pair differences (df = n - 1).
+
+    Any data: fewer than 3 values (seeds; ensembles) on a side -> inconclusive, saying how many there are.
+
+    Paper data (a data set the papers report on): sizes count.
+      difference   holds          the interval excludes 0 on the claimed side and overlaps [c/2, 2c];
+                   does not hold  it excludes 0 on the other side, or lies strictly within (-|c|/2, |c|/2);
+      at_least     c is a bound ("by over 1 %"): the same with "reaches c" (overlaps [c, beyond)) in place of
+                   "overlaps [c/2, 2c]"; an interval between |c|/2 and |c| on the claimed side is inconclusive;
+      equivalence  c > 0 bounds |d| ("changes little"): holds when the interval lies within [-c, c]; does not hold
+                   when it lies entirely outside it (every plausible |d| exceeds the bound);
+      anything else is inconclusive: an interval that contains 0 and reaches past +-|c|/2, or (difference) one that
+      lies entirely beyond 2c, where the direction holds but the effect is more than twice the claim.
+    ("Excludes 0" is strict: an interval ending at 0 does not exclude it; interval ends are included in [c/2, 2c].)
+
+    Proxy data: the papers' sizes mean nothing there; only the direction is tested. A difference or at_least claim
+    gives two one-sided t-tests (Welch's, or one-sample when paired): for the claimed direction (H0: sign(c) d <= 0)
+    and against it (H0: sign(c) d >= 0). Holm's step-down correction runs over both tests of every such claim on proxy
+    data in `tests` (family-wise alpha 0.05; counting both directions makes each pair a two-sided test with a
+    directional decision, so a null effect is called either way with probability at most alpha):
+      supported     the test for the claimed direction rejects after correction;
+      contradicted  the test against it rejects after correction;
+      inconclusive  neither does.
+    Equivalence claims on proxy data are inconclusive and outside the family: "changes little" is a statement about
+    size, which a proxy cannot test.
+    """
+    for t in tests:
+        if (t.claimed <= 0) if t.kind == "equivalence" else (t.claimed == 0):
+            raise ValueError(f"a {t.kind} claim of {t.claimed:+g}: no direction or bound to test")
+    enough = [t.diff.se is not None and min(t.diff.n_variant, t.diff.n_baseline) >= MIN_SEEDS for t in tests]
+    family = [i for i, t in enumerate(tests) if enough[i] and t.proxy and t.kind != "equivalence"]
+    pvalues = []
+    for i in family:
+        sign = 1 if tests[i].claimed > 0 else -1
+        pvalues += [tests[i].diff.p_one_sided(sign), tests[i].diff.p_one_sided(-sign)]
+    adjusted = holm(pvalues)  # type: ignore[arg-type]  # family members have a standard error
+    by_test = {i: (pvalues[2 * j], adjusted[2 * j], pvalues[2 * j + 1], adjusted[2 * j + 1])
+               for j, i in enumerate(family)}
+    out: list[tuple[Verdict, str]] = []
+    for i, t in enumerate(tests):
+        d, c = t.diff, abs(t.claimed)
+        v: Verdict = "inconclusive"
+        if not enough[i]:
+            why = f"needs at least {MIN_SEEDS} seeds a side, has {d.n_variant} / {d.n_baseline}"
+        elif t.proxy and t.kind == "equivalence":
+            why = f"|difference| <= {c:g} is a size; proxy data tests the direction only"
+        elif t.proxy:
+            p_for, adj_for, p_against, adj_against = by_test[i]
+            if adj_for <= alpha:
+                v, why = "supported", f"claimed direction: p {p_for:.2g}, Holm-adjusted {adj_for:.2g}"
+            elif adj_against <= alpha:
+                v, why = "contradicted", f"opposite direction: p {p_against:.2g}, Holm-adjusted {adj_against:.2g}"
+            else:
+                p, adj = min((p_for, adj_for), (p_against, adj_against))
+                why = f"neither direction: p {p:.2g}, Holm-adjusted {adj:.2g} > {alpha:g}"
+            why += f" ({len(pvalues)} one-sided tests in the family)"
+        elif t.kind == "equivalence":
+            lo, hi = d.interval(level)  # type: ignore[misc]  # enough[i]: a standard error exists
+            if -c <= lo and hi <= c:
+                v, why = "holds", f"the interval lies within ±{c:g}"
+            elif lo > c or hi < -c:
+                v, why = "does not hold", f"the interval lies entirely outside ±{c:g}"
+            else:
+                why = f"the interval reaches past ±{c:g}"
+        else:
+            lo, hi = d.interval(level)  # type: ignore[misc]
+            low, high = (lo, hi) if t.claimed > 0 else (-hi, -lo)  # positive: the way the paper says
+            reach = c if t.kind == "at_least" else c / 2
+            half = f"±{c / 2:g} (half the claim)"
+            if high < 0:
+                v, why = "does not hold", "the interval excludes 0 on the other side of the claim"
+            elif low > 0 and high >= reach and (t.kind == "at_least" or low <= 2 * c):
+                ends = sorted((t.claimed / 2, 2 * t.claimed))
+                target = (f"reaches the claimed bound {t.claimed:+g}" if t.kind == "at_least"
+                          else f"overlaps [{ends[0]:+g}, {ends[1]:+g}]")
+                v, why = "holds", f"the interval excludes 0 on the claimed side and {target}"
+            elif -c / 2 < low and high < c / 2:
+                v, why = "does not hold", f"the interval lies within {half}"
+            elif low > 2 * c:
+                why = f"the claimed direction, but the whole interval is beyond twice the claim ({2 * t.claimed:+g})"
+            elif low > 0:
+                why = f"the claimed direction, but the interval stops short of the claimed bound {t.claimed:+g}"
+            else:
+                why = f"the interval includes 0 and reaches past {half}"
+        out.append((v, why))
+    return out
+
 
 @dataclass(frozen=True)
 class ClaimResult:
+    """One claim on one data set, split, profile and pretraining (data None: `not run` anywhere)."""
+
     claim: Claim
     data: str | None
     split: str | None
     proxy: bool
-    measured: float | None
-    se: float | None  # standard error of `measured`
-    n_variant: int
-    n_baseline: int
+    diff: Difference | None
+    interval: tuple[float, float] | None  # 95 % interval of the difference
     verdict: Verdict
     reason: str
     run_ids: tuple[str, ...]
+    profile: str | None = None
+    pretrained: str | None = None
+
+    @property
+    def measured(self) -> float | None:
+        return None if self.diff is None else self.diff.measured
+
+    @property
+    def se(self) -> float | None:
+        return None if self.diff is None else self.diff.se
+
+    @property
+    def n_variant(self) -> int:
+        return 0 if self.diff is None else self.diff.n_variant
+
+    @property
+    def n_baseline(self) -> int:
+        return 0 if self.diff is None else self.diff.n_baseline
 
 
-def verdict(measured: float, se: float | None, n_a: int, n_b: int, claimed: float, approx: bool) -> tuple[Verdict, str]:
-    if n_a < 2 or n_b < 2 or se is None:
-        return "inconclusive", f"fewer than 2 seeds on a side (n = {n_a} / {n_b})"
-    if se >= abs(measured):
-        return "inconclusive", f"the seed spread (standard error {se:.2f}) is at least the effect"
-    if measured * claimed <= 0:
-        return "does not hold", "opposite sign to the claim" if measured else "no change"
-    if abs(measured) < abs(claimed) / 2:
-        return "does not hold", "less than half the claimed size"
-    if approx and abs(measured) > 2 * abs(claimed):
-        return "does not hold", "more than twice the claimed size"
-    return "holds", "same sign, within a factor of two of the claim" if approx else "same sign, at least half the claim"
+@dataclass(frozen=True)
+class _Measure:
+    data: str
+    split: str
+    profile: str
+    pretrained: str | None
+    proxy: bool
+    diff: Difference | None  # None: nothing measured here (`not run`, with `note` saying why)
+    note: str
+    run_ids: tuple[str, ...]
 
 
 def _other(protocol: str) -> str:
@@ -287,8 +513,57 @@ def shared_protocol(runs: Sequence[RunRow], preferred: str, metric: str) -> str:
     return preferred
 
 
-def check_claim(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant]) -> list[ClaimResult]:
-    """One result per data set that holds runs of both sides; a single `not run` result when none does."""
+def _group(x: RunRow) -> tuple[str, str, str, str]:
+    """Runs a claim may compare: one data set, split, profile and pretraining."""
+    return x.data, x.split, x.profile, x.pretrained or ""
+
+
+def _measure_ensemble(claim: Claim, a: Sequence[RunRow], b: Sequence[RunRow], preferred: str,
+                      ensembles: Sequence[EnsembleResult]) -> tuple[Difference | None, str, tuple[str, ...]]:
+    """Variant side: disjoint ensembles of `claim.ensemble` runs of `a`; against `b`'s single runs (Welch), or, when
+    both sides are the same variant, each ensemble minus the mean of its own members (paired)."""
+    k, ids = claim.ensemble, {x.run_id: x for x in a}
+    mine = [e for e in ensembles if e.variant == claim.variant and e.k == k and set(e.run_ids) <= set(ids)]
+    protocols = sorted({e.protocol for e in mine}, key=lambda p: (p != preferred, p))
+    needed = (f"{MIN_SEEDS} disjoint ensembles of {k} need {MIN_SEEDS * k} finished runs of `{claim.variant}` with "
+              f"saved predictions here; {len(a)} found")
+    chosen: list[EnsembleResult] = []
+    for e in sorted((e for e in mine if protocols and e.protocol == protocols[0]),
+                    key=lambda e: [list(ids).index(i) for i in e.run_ids]):
+        if not any(set(e.run_ids) & set(f.run_ids) for f in chosen):
+            chosen.append(e)
+    if not chosen:
+        return None, f"no ensemble of {k} runs: {needed}", ()
+    protocol = protocols[0]
+    note = f"variant side: {len(chosen)} disjoint ensemble(s) of {k} runs (softmax averaged)"
+    if protocol != preferred:
+        note += f", compared on the {fmt.protocol(protocol)} (the ensembles have no {fmt.protocol(preferred)})"
+    values = [getattr(e, claim.metric) for e in chosen]
+    if claim.variant == claim.baseline:
+        gains = []
+        for e, v in zip(chosen, values):
+            members = [run_metric(ids[i], protocol, claim.metric) for i in e.run_ids]
+            if all(m is not None for m in members):
+                gains.append(v - statistics.fmean(m for m in members if m is not None))
+        if not gains:
+            return None, f"the members lack {fmt.protocol(protocol)} {claim.metric} metrics", ()
+        diff = paired(gains)
+        note += ", each minus the mean of its own members"
+        used = tuple(i for e in chosen for i in e.run_ids)
+    else:
+        base = [(x.run_id, run_metric(x, protocol, claim.metric)) for x in b]
+        base = [(i, v) for i, v in base if v is not None]
+        if not base:
+            return None, f"the baseline runs lack {fmt.protocol(protocol)} {claim.metric} metrics", ()
+        diff = welch(values, [v for _, v in base])
+        used = tuple(dict.fromkeys([*(i for e in chosen for i in e.run_ids), *(i for i, _ in base)]))
+    if len(chosen) < MIN_SEEDS:
+        note += f"; {needed}"
+    return diff, note, used
+
+
+def _measure(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant],
+             ensembles: Sequence[EnsembleResult]) -> list[_Measure]:
     by_name = {v.name: v for v in variants}
     proxies = {g[0] for g in proxy_groups(rows, variants)}
     plain = order(plain_runs(rows))
@@ -299,41 +574,75 @@ def check_claim(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant
     else:
         base = by_name.get(claim.baseline)
         pa = pb = base.recipe.test_protocol if base else "center"
-    results = []
-    for data, split in sorted({(x.data, x.split) for x in a_runs} & {(x.data, x.split) for x in b_runs}):
-        a = [x for x in a_runs if (x.data, x.split) == (data, split)]
-        b = [x for x in b_runs if (x.data, x.split) == (data, split)]
-        if claim.variant == claim.baseline:  # paired: both protocols of the same runs
-            pairs = [(run_metric(x, pa, claim.metric), run_metric(x, pb, claim.metric)) for x in a]
-            s = summarize(u - v for u, v in pairs if u is not None and v is not None)
-            if s is None:
+    out = []
+    for g in sorted({_group(x) for x in a_runs} & {_group(x) for x in b_runs}):
+        a = [x for x in a_runs if _group(x) == g]
+        b = [x for x in b_runs if _group(x) == g]
+        note = ""
+        if claim.ensemble > 1:
+            diff, note, ids = _measure_ensemble(claim, a, b, pa, ensembles)
+        elif claim.protocol and claim.variant == claim.baseline:  # paired: both protocols of the same runs
+            pairs = [(x.run_id, run_metric(x, pa, claim.metric), run_metric(x, pb, claim.metric)) for x in a]
+            pairs = [(i, u, v) for i, u, v in pairs if u is not None and v is not None]
+            if not pairs:
                 continue
-            measured, se, na, nb = s.mean, None if s.std is None else s.std / math.sqrt(s.n), s.n, s.n
+            diff, ids = paired(u - v for _, u, v in pairs), tuple(i for i, _, _ in pairs)
+            note = "paired: both protocols of each run"
         else:
-            protocol, note = shared_protocol(a + b, pa, claim.metric), ""
-            if protocol != pa:  # e.g. the proxy evaluates the centre crop only: compare on what both sides have
-                note = f"; compared on the {fmt.protocol(protocol)} (the runs have no {fmt.protocol(pa)})"
-            sa = summarize(run_metric(x, protocol, claim.metric) for x in a)
-            sb = summarize(run_metric(x, protocol, claim.metric) for x in b)
-            if sa is None or sb is None:
+            if claim.protocol:
+                proto_a, proto_b = pa, pb
+            else:
+                proto_a = proto_b = shared_protocol(a + b, pa, claim.metric)
+                if proto_a != pa:  # e.g. the proxy evaluates the centre crop only: compare on what both sides have
+                    note = f"compared on the {fmt.protocol(proto_a)} (the runs have no {fmt.protocol(pa)})"
+            xs = [(x.run_id, run_metric(x, proto_a, claim.metric)) for x in a]
+            ys = [(x.run_id, run_metric(x, proto_b, claim.metric)) for x in b]
+            xs, ys = [(i, v) for i, v in xs if v is not None], [(i, v) for i, v in ys if v is not None]
+            if not xs or not ys:
                 continue
-            measured, na, nb = sa.mean - sb.mean, sa.n, sb.n
-            se = None if sa.std is None or sb.std is None else math.sqrt(sa.std**2 / na + sb.std**2 / nb)
-        v, reason = verdict(measured, se, na, nb, claim.delta, claim.kind == "difference")
-        reason += note if claim.variant != claim.baseline else ""
-        ids = tuple(dict.fromkeys(x.run_id for x in a + b))
-        results.append(ClaimResult(claim, data, split, data in proxies, measured, se, na, nb, v, reason, ids))
-    if results:
-        return results
+            diff = welch([v for _, v in xs], [v for _, v in ys])
+            ids = tuple(dict.fromkeys(i for i, _ in xs + ys))
+        data, split, profile, pretrained = g
+        out.append(_Measure(data, split, profile, pretrained or None, data in proxies, diff, note, ids))
+    if out:
+        return out
     missing = [n for n, runs in ((claim.variant, a_runs), (claim.baseline, b_runs)) if not runs]
-    shared = {(x.data, x.split) for x in a_runs} & {(x.data, x.split) for x in b_runs}
+    shared = {_group(x) for x in a_runs} & {_group(x) for x in b_runs}
     if missing:
         reason = f"needs finished runs of {' and '.join(dict.fromkeys(missing))} with the paper's recipe"
     elif shared:
         reason = f"the runs lack {' / '.join(dict.fromkeys(fmt.protocol(p) for p in (pa, pb)))} {claim.metric} metrics"
     else:
-        reason = "the runs of the two sides are on different data sets"
-    return [ClaimResult(claim, None, None, False, None, None, len(a_runs), len(b_runs), "not run", reason, ())]
+        reason = "the runs of the two sides share no data set, split and profile"
+    return [_Measure("", "", "", None, False, None, reason, ())]
+
+
+def check_claims(claims: Sequence[Claim], rows: Sequence[RunRow], variants: Sequence[Variant],
+                 ensembles: Sequence[EnsembleResult] = ()) -> list[ClaimResult]:
+    """Every claim on every data set, split, profile and pretraining holding runs of both sides (one `not run`
+    result for a claim measured nowhere), judged together by `verdicts`: the proxy family is the whole list."""
+    measured = [(c, m) for c in claims for m in _measure(c, rows, variants, ensembles)]
+    tested = [i for i, (_, m) in enumerate(measured) if m.diff is not None]
+    decided = dict(zip(tested, verdicts([ClaimTest(measured[i][0].kind, measured[i][0].delta, measured[i][1].proxy,
+                                                   measured[i][1].diff) for i in tested])))  # type: ignore[arg-type]
+    out = []
+    for i, (c, m) in enumerate(measured):
+        if m.diff is None:
+            v: Verdict = "not run"
+            reason = m.note
+        else:
+            v, reason = decided[i]
+            reason = "; ".join(x for x in (reason, m.note) if x)
+        where = (None, None, None) if not m.data else (m.data, m.split, m.profile)
+        out.append(ClaimResult(c, where[0], where[1], m.proxy, m.diff, None if m.diff is None else m.diff.interval(),
+                               v, reason, m.run_ids, where[2], m.pretrained))
+    return out
+
+
+def check_claim(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant],
+                ensembles: Sequence[EnsembleResult] = ()) -> list[ClaimResult]:
+    """One claim alone (its own proxy family): one result per data set, split and profile holding both sides."""
+    return check_claims([claim], rows, variants, ensembles)
 
 
 # --- section 5: proxy results -----------------------------------------------------------------------------------

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from harness.report import compute, fmt
 from harness.report.compute import ClaimResult, Comparison, ProxyRow
 from harness.report.types import ReportInputs, RunRow, SweepRow
+
+if TYPE_CHECKING:
+    from variants import Claim
 
 MARK = {True: "yes", False: "**NO**", None: "-"}
 HOW_TO_READ = (
@@ -16,11 +20,19 @@ HOW_TO_READ = (
     "the papers report. Its status is `reproduced` when the mean over seeds is within the variant's tolerance "
     "of the reported top-1 (top-5 where only that is reported), `not reproduced` when it is not, "
     "`not comparable` when the runs used another data set, split or protocol (then no difference is "
-    "computed), `modified recipe` when the only matching runs changed the paper's recipe, and `not run` with "
-    "what the number needs. Accuracies are percentages, shown as mean ± sample standard deviation over seeds "
-    "with n; differences are reproduced minus reported. Claims (section 4) are `holds`, `does not hold`, "
-    "`inconclusive` (fewer than 2 seeds a side, or a seed spread at least as large as the effect) or `not run`; "
-    "the rules are in `harness/report/compute.py`."
+    "computed), `modified recipe` when the only matching runs changed the paper's recipe, `not run` with "
+    "what the number needs, and `reference only` when another network or recipe produced the number (shown, never "
+    "a target). Accuracies are percentages, shown as mean ± sample standard deviation over seeds "
+    "with n; differences are reproduced minus reported."
+)
+CLAIM_RULE = (
+    "Claims (section 4) are differences variant minus baseline with a 95 % confidence interval (Welch's t), judged "
+    "only with at least 3 seeds a side. On the papers' data a claim `holds` when the interval excludes 0 on the "
+    "claimed side and overlaps half to twice the claimed change (reaches the bound of an \"over\" claim; lies within "
+    "the bound of a \"changes little\" claim), and `does not hold` when it excludes 0 on the other side or lies "
+    "within half the claim. On proxy data the papers' sizes mean nothing, so only the direction is tested: "
+    "`supported` or `contradicted` by one-sided Welch tests, Holm-corrected across all proxy claims of the report "
+    "(alpha 0.05). Anything else is `inconclusive`; the rule is `verdicts` in `harness/report/compute.py`."
 )
 ENSEMBLES = (
     "KSH12 averages the softmax outputs of several networks. An ensemble here averages the saved validation "
@@ -92,6 +104,8 @@ def how_to_read(comparisons: Sequence[Comparison], proxies: list[tuple[str, str]
         "",
         HOW_TO_READ,
         "",
+        CLAIM_RULE,
+        "",
         f"Reported numbers: {len(comparisons)} ({counts}).",
         "",
     ]
@@ -144,7 +158,8 @@ def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -
     out += table(
         ["variant", "networks", "data set, split", "source", "reported top-1", "reported top-5", "status", "note"],
         ([f"`{c.variant}`", str(c.reported.ensemble), _data_cell(c), c.reported.source, fmt.reported(c.reported.top1),
-          fmt.reported(c.reported.top5), f"**{c.status}**", "; ".join(x for x in (c.note, c.reported.note) if x)]
+          fmt.reported(c.reported.top5), f"**{c.status}**",
+          "; ".join(x for x in (c.note, "" if c.reported.note in c.note else c.reported.note) if x)]
          for c in rows),
     )
     out.append("")
@@ -192,31 +207,57 @@ def section_fidelity(inputs: ReportInputs) -> list[str]:
     return out + [""]
 
 
+def _claimed(c: Claim) -> str:
+    if c.kind == "equivalence":
+        return f"within ±{c.delta:g}"
+    if c.kind == "at_least":
+        return f"{'≥' if c.delta > 0 else '≤'} {c.delta:+g}"
+    return f"{c.delta:+g}"
+
+
+def _compared(c: Claim) -> str:
+    if c.protocol and c.variant == c.baseline:
+        other = "center" if c.protocol == "ten_crop" else "ten_crop"
+        return f"{fmt.protocol(c.protocol)} vs {fmt.protocol(other)} of `{c.variant}`"
+    if c.ensemble > 1:
+        return f"ensembles of {c.ensemble} `{c.variant}` - single `{c.baseline}`"
+    return f"`{c.variant}` - `{c.baseline}`"
+
+
 def _claim_row(r: ClaimResult) -> list[str]:
     c = r.claim
-    data = fmt.DASH if r.data is None else compute.data_label(r.data, r.split or "", r.proxy)
-    sides = (f"{fmt.protocol(c.protocol)} vs {fmt.protocol('center' if c.protocol == 'ten_crop' else 'ten_crop')} "
-             f"of `{c.variant}`" if c.protocol and c.variant == c.baseline else f"`{c.variant}` - `{c.baseline}`")
-    claimed = f"{c.delta:+g}"
-    if r.measured is None:
-        measured = fmt.DASH
-    else:
-        se = "" if r.se is None else f" ± {r.se:.2f}"
-        measured = f"{r.measured:+.2f}{se} (n={r.n_variant}/{r.n_baseline})"
-    return [c.name, c.text, c.source, data, sides, c.metric, claimed, measured, f"**{r.verdict}**", r.reason]
+    data = fmt.DASH
+    if r.data is not None:
+        data = compute.data_label(r.data, r.split or "", r.proxy) + (f" (`{r.profile}`)" if r.profile else "")
+        data += f", pretrained on {r.pretrained}" if r.pretrained else ""
+    measured, n = fmt.DASH, fmt.DASH
+    if r.diff is not None:
+        d = r.diff
+        measured = f"{d.measured:+.2f}"
+        if r.interval is not None:
+            measured += f" [{r.interval[0]:+.2f}, {r.interval[1]:+.2f}]"
+        n = f"{d.n_variant} / {d.n_baseline}"
+        if c.ensemble > 1:
+            n = f"{d.n_variant} ensembles" + (" (paired)" if d.paired else f" / {d.n_baseline}")
+        elif d.paired:
+            n = f"{d.n_variant} runs (paired)"
+    return [c.name, c.text, c.source, data, _compared(c), c.metric, c.kind, _claimed(c), measured, n,
+            f"**{r.verdict}**", r.reason]
 
 
 def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
-    results = [r for c in inputs.claims for r in compute.check_claim(c, rows, inputs.variants)]
+    results = compute.check_claims(inputs.claims, rows, inputs.variants, inputs.ensembles)
     counts = ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in compute.VERDICTS)
     intro = (
-        "Each claim as an accuracy difference in percentage points (variant minus baseline, same data set and "
-        "split, runs with the paper's recipe), ± its standard error over seeds, with n = seeds per side. "
+        "Each claim as an accuracy difference in percentage points: variant minus baseline on the same data set, "
+        "split and profile, runs with the paper's recipe. `measured` is the mean difference with its 95 % confidence "
+        "interval: Welch's t over seeds, or a paired t for two protocols of the same runs and for ensembles against "
+        "their own members; `n` counts seeds (or disjoint ensembles) per side. The verdict rule is in How to read. "
         f"Verdicts: {counts}."
     )
     out = ["## 4. Paper claims", "", intro, ""]
-    out += table(["claim", "text", "source", "data set", "compared", "metric", "claimed", "measured", "verdict",
-                  "why"], (_claim_row(r) for r in results))
+    out += table(["claim", "text", "source", "data set", "compared", "metric", "kind", "claimed",
+                  "measured [95 % CI]", "n", "verdict", "why"], (_claim_row(r) for r in results))
     return out + [""]
 
 

@@ -75,6 +75,7 @@ class EnsembleResult:
     run_ids: tuple[str, ...]
     top1: float
     top5: float
+    profile: str = ""  # the members' profile; "" when they mix profiles
 
     @property
     def k(self) -> int:

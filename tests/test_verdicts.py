@@ -1,0 +1,297 @@
+"""The claim rule (`compute.verdicts`) on fixed numbers: one test per branch, then how claims are measured from runs
+(profiles never pooled, paired protocols, disjoint ensembles) and reference-only reported numbers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from scipy import stats
+
+from harness.report import compute
+from harness.report.compute import ClaimTest, Difference
+from harness.report.render import render
+from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow
+from variants import Claim, get_variant, list_variants
+
+VARIANTS = tuple(list_variants())
+T975_DF4 = 2.7764451051977934  # Student t, 97.5 % quantile, 4 degrees of freedom (scipy.stats.t.ppf)
+
+
+def diff(measured: float, se: float | None = 0.2, df: float | None = 4.0, n: tuple[int, int] = (3, 3)) -> Difference:
+    return Difference(measured, se, df, *n)
+
+
+def one(kind: str, claimed: float, d: Difference, proxy: bool = False) -> tuple[str, str]:
+    [result] = compute.verdicts([ClaimTest(kind, claimed, proxy, d)])  # type: ignore[arg-type]
+    return result
+
+
+# --- statistics ---------------------------------------------------------------------------------------------------
+
+
+def test_t_quantile_and_welch_match_the_textbook() -> None:
+    assert compute.t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-6)
+    assert compute.t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
+    a, b = (57.8, 57.9, 57.7), (59.0, 59.6, 59.3)  # no LRN vs KSH12's net: s = 0.1 and 0.3
+    d = compute.welch(a, b)
+    assert d.measured == pytest.approx(-1.5)
+    assert d.se == pytest.approx((0.01 / 3 + 0.09 / 3) ** 0.5)
+    assert d.df == pytest.approx((0.1 / 3) ** 2 / ((0.01 / 3) ** 2 / 2 + (0.09 / 3) ** 2 / 2))  # 2.439
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert d.interval() == pytest.approx(tuple(ref.confidence_interval(0.95)))
+    assert d.p_one_sided(-1) == pytest.approx(ref.pvalue / 2)  # one-sided towards the observed sign
+    assert compute.welch(b[::-1], a[::-1]).measured == pytest.approx(1.5)
+    assert compute.welch((1.0,), b).se is None  # one seed: no spread, no interval
+    assert compute.welch((1.0, 1.0, 1.0), (2.0, 2.0, 2.0)).interval() == (-1.0, -1.0)  # no spread: a point
+
+
+def test_paired_differences_use_the_one_sample_t() -> None:
+    d = compute.paired((1.5, 1.7, 1.6))
+    assert d.paired and (d.n_variant, d.n_baseline, d.df) == (3, 3, 2.0)
+    assert d.measured == pytest.approx(1.6) and d.se == pytest.approx(0.1 / 3**0.5)
+    lo, hi = d.interval()
+    assert (1.6 - lo, hi - 1.6) == pytest.approx((stats.t.ppf(0.975, 2) * 0.1 / 3**0.5,) * 2)
+
+
+def test_holm_adjusts_step_down_in_input_order() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.06 for the last
+    assert compute.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert compute.holm([0.6, 0.7]) == [1.0, 1.0]
+    assert compute.holm([]) == []
+
+
+# --- paper data: sizes count ------------------------------------------------------------------------------------
+
+LRN = -1.4  # KSH12 s3.3: LRN lowers top-1 error by 1.4 %: without it accuracy changes by -1.4 (range [-2.8, -0.7])
+
+
+@pytest.mark.parametrize(
+    ("d", "verdict", "why"),
+    [
+        (diff(-1.5), "holds", "overlaps [-2.8, -0.7]"),  # [-2.06, -0.94]
+        (diff(-0.6, 0.1), "holds", "overlaps"),  # mean under half the claim, interval [-0.88, -0.32] reaches it
+        (diff(+0.7, 0.1), "does not hold", "other side"),  # [+0.42, +0.98]
+        (diff(-0.4, 0.05), "does not hold", "within ±0.7"),  # [-0.54, -0.26]: the claimed side, under half
+        (diff(-0.2, 0.1), "does not hold", "within ±0.7"),  # [-0.48, +0.08]: contains 0 but any effect is small
+        (diff(-1.5, 1.0), "inconclusive", "includes 0"),  # [-4.28, +1.28]: too wide
+        (diff(-0.6, 0.4), "inconclusive", "includes 0"),  # the old rule's "does not hold" (under half the claim)
+        (diff(-5.0), "inconclusive", "beyond twice the claim (-2.8)"),  # [-5.56, -4.44]
+        (diff(-1.5, n=(2, 3)), "inconclusive", "needs at least 3 seeds a side, has 2 / 3"),
+        (diff(-1.5, None, None, (1, 3)), "inconclusive", "has 1 / 3"),
+        (diff(-1.5, 0.0, None), "holds", "overlaps"),  # no spread at all: a point interval
+    ],
+)
+def test_paper_difference(d: Difference, verdict: str, why: str) -> None:
+    v, reason = one("difference", LRN, d)
+    assert v == verdict and why in reason
+
+
+def test_paper_interval_is_the_95_percent_welch_interval() -> None:
+    assert diff(-1.5).interval() == pytest.approx((-1.5 - 0.2 * T975_DF4, -1.5 + 0.2 * T975_DF4))
+
+
+@pytest.mark.parametrize(
+    ("d", "verdict", "why"),
+    [
+        (diff(0.2), "holds", "within ±1"),  # [-0.36, +0.76]
+        (diff(-0.9, 0.03), "holds", "within ±1"),  # [-0.98, -0.82]: a clear change, but under the bound
+        (diff(2.5, 0.3), "does not hold", "entirely outside ±1"),  # [+1.67, +3.33]
+        (diff(-2.5, 0.3), "does not hold", "entirely outside ±1"),
+        (diff(0.5, 0.3), "inconclusive", "reaches past ±1"),  # [-0.33, +1.33]
+        (diff(0.2, n=(3, 2)), "inconclusive", "has 3 / 2"),
+    ],
+)
+def test_paper_equivalence(d: Difference, verdict: str, why: str) -> None:
+    v, reason = one("equivalence", 1.0, d)  # ZF13 Table 3: removing fc7 changes little (|d| <= 1)
+    assert v == verdict and why in reason
+
+
+@pytest.mark.parametrize(
+    ("d", "verdict", "why"),
+    [
+        (diff(-1.5), "holds", "reaches the claimed bound -1"),  # [-2.06, -0.94]
+        (diff(-3.5), "holds", "reaches"),  # a bound has no upper end: far beyond it still holds
+        (diff(-0.7, 0.05), "inconclusive", "stops short of the claimed bound -1"),  # [-0.84, -0.56]
+        (diff(-0.3, 0.05), "does not hold", "within ±0.5"),  # [-0.44, -0.16]
+        (diff(+0.5, 0.1), "does not hold", "other side"),
+        (diff(-0.5, 0.5), "inconclusive", "includes 0"),
+    ],
+)
+def test_paper_at_least(d: Difference, verdict: str, why: str) -> None:
+    v, reason = one("at_least", -1.0, d)  # KSH12 s4.1: PCA lighting lowers top-1 error by over 1 %
+    assert v == verdict and why in reason
+
+
+def test_a_claim_without_direction_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        one("difference", 0.0, diff(1.0))
+    with pytest.raises(ValueError):
+        one("equivalence", -1.0, diff(1.0))
+
+
+# --- proxy data: direction only, Holm-corrected -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("d", "verdict"),
+    [
+        (diff(-1.5), "supported"),  # t = -7.5, one-sided p 0.00085, x2 tests
+        (diff(-30.0, 1.0), "supported"),  # twenty times the claim: on a proxy only the direction counts
+        (diff(-0.1, 0.02), "supported"),  # a tenth of the claim, clearly negative
+        (diff(+1.5), "contradicted"),
+        (diff(-0.3), "inconclusive"),  # t = -1.5, p 0.10
+        (diff(-1.5, n=(3, 2)), "inconclusive"),
+    ],
+)
+def test_proxy_direction_only(d: Difference, verdict: str) -> None:
+    assert one("difference", LRN, d, proxy=True)[0] == verdict
+    assert one("at_least", -1.0, d, proxy=True)[0] == verdict  # a bound is a direction too
+
+
+def test_proxy_equivalence_is_inconclusive_and_outside_the_family() -> None:
+    v, reason = one("equivalence", 1.0, diff(0.0, 0.01), proxy=True)
+    assert v == "inconclusive" and "direction only" in reason
+    eq, lrn = compute.verdicts([ClaimTest("equivalence", 1.0, True, diff(0.0)),
+                                ClaimTest("difference", LRN, True, diff(-1.5))])
+    assert eq[0] == "inconclusive" and lrn[0] == "supported" and "2 one-sided tests" in lrn[1]
+
+
+def test_holm_over_the_proxy_claims_of_a_report() -> None:
+    """p = 0.02 for the claimed direction: supported alone (x2), not beside a stronger claim (x3 at second rank)."""
+    weak = ClaimTest("difference", LRN, True, diff(-3.0, 1.0))  # one-sided p 0.01997
+    strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))  # p 0.00028
+    assert compute.verdicts([weak])[0][0] == "supported"
+    assert [v for v, _ in compute.verdicts([weak, strong])] == ["inconclusive", "supported"]
+    paper = ClaimTest("difference", LRN, False, diff(-10.0, 1.0))  # paper claims are not in the proxy family
+    assert compute.verdicts([weak, paper])[0][0] == "supported"
+
+
+def test_holm_step_down_stops_at_the_first_failure() -> None:
+    """Three claims, six one-sided tests. p = 0.0095 passes its own rank (x5 = 0.0475) only if the claim ranked before
+    it passes: behind p = 0.009 (x6 = 0.054) it stops; behind p = 0.00028 it is supported."""
+    second = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.0095, 4), 1.0))
+    null = ClaimTest("difference", LRN, True, diff(0.0, 1.0))  # p 0.5 both ways
+    close = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.009, 4), 1.0))
+    strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))
+    assert [v for v, _ in compute.verdicts([close, second, null])] == ["inconclusive"] * 3
+    assert [v for v, _ in compute.verdicts([strong, second, null])] == ["supported", "supported", "inconclusive"]
+    assert "6 one-sided tests" in compute.verdicts([strong, second, null])[1][1]
+
+
+# --- measuring claims from runs ------------------------------------------------------------------------------------
+
+
+def run(variant: str, seed: int, top1: float, profile: str = "paper", data: str = "ILSVRC-2012",
+        center: float | None = None, **kw: object) -> RunRow:
+    row = RunRow(run_id=f"{profile}-{variant}-{seed}", experiment="e", kind="variant", variant=variant,
+                 profile=profile, dataset="imagefolder", dataset_name=data, split="val",
+                 protocol=get_variant(variant).recipe.test_protocol, seed=seed, final_top1=top1, final_top5=top1 + 20,
+                 ten_crop_top1=top1, ten_crop_top5=top1 + 20, center_top1=center, center_top5=None)
+    return replace(row, **kw)  # type: ignore[arg-type]
+
+
+LRN_CLAIM = Claim("lrn", "LRN lowers top-1 error by 1.4 %", "alexnet2012_no_lrn", "alexnet2012", "top1", -1.4,
+                  "KSH12 s3.3")
+
+
+def test_claims_never_pool_profiles() -> None:
+    rows = [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
+    rows += [run("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))]
+    rows += [run("alexnet2012_no_lrn", s, 40.0, profile="short") for s in range(3)]  # a shorter schedule
+    [result] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)  # `short` has no baseline runs: not compared
+    assert result.profile == "paper" and result.verdict == "holds" and (result.n_variant, result.n_baseline) == (3, 3)
+    assert result.interval == pytest.approx(tuple(stats.ttest_ind((57.8, 57.9, 57.7), (59.0, 59.6, 59.3),
+                                                                  equal_var=False).confidence_interval(0.95)))
+    rows += [run("alexnet2012", s, 39.0 + s / 10, profile="short") for s in range(3)]
+    results = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
+    assert [(r.profile, r.n_variant, r.n_baseline) for r in results] == [("paper", 3, 3), ("short", 3, 3)]
+    assert results[1].measured == pytest.approx(0.9) and results[1].verdict == "does not hold"  # other side
+
+
+def test_protocol_claim_is_paired_per_run() -> None:
+    claim = Claim("ten_crop", "10-crop gains about 1.5 top-1", "alexnet2012", "alexnet2012", "top1", 1.5, "x",
+                  protocol="ten_crop")
+    rows = [run("alexnet2012", s, t, center=t - g) for s, (t, g) in enumerate(((59.0, 1.5), (62.0, 1.7), (56.0, 1.6)))]
+    [r] = compute.check_claims([claim], rows, VARIANTS)
+    # unpaired, seeds 56-62 would swamp the gain; per run the differences are 1.5, 1.7, 1.6
+    assert r.diff.paired and r.measured == pytest.approx(1.6) and r.verdict == "holds"
+    assert r.interval[1] - r.interval[0] < 1.0 and "paired" in r.reason
+
+
+def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [run("alexnet2012_no_lrn", s, 96.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [run("alexnet2012_nonoverlap_pool", s, 97.1 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    pool = Claim("overlap_pool", "Overlapping pooling lowers top-1 error by 0.4 %", "alexnet2012_nonoverlap_pool",
+                 "alexnet2012", "top1", -0.4, "KSH12 s3.4")
+    lrn, overlap = compute.check_claims([LRN_CLAIM, pool], rows, VARIANTS)
+    assert lrn.proxy and lrn.verdict == "supported" and "4 one-sided tests" in lrn.reason
+    assert overlap.verdict == "inconclusive"
+
+
+def _ensembles(rows: list[RunRow], k: int, gain: float) -> list[EnsembleResult]:
+    cands = compute.claim_ensemble_candidates([ENSEMBLE_CLAIM if k == 3 else replace(ENSEMBLE_CLAIM, ensemble=k)], rows)
+    by_id = {r.run_id: r for r in rows}
+    return [EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids,
+                           sum(by_id[i].final_top1 for i in c.run_ids) / k + gain + j / 10, 80.0, c.profile)
+            for j, c in enumerate(cands)]
+
+
+ENSEMBLE_CLAIM = Claim("ensemble", "averaging 3 CNNs gains 2.6 top-1", "alexnet2012", "alexnet2012", "top1", 2.6,
+                       "test", ensemble=3)
+
+
+def test_ensemble_claim_needs_three_disjoint_ensembles() -> None:
+    rows = [run("alexnet2012", s, 59.0 + (s % 4) / 10) for s in range(10)]  # 10 runs: 3 ensembles of 3, one left
+    rows += [run("alexnet2012", s, 50.0, profile="short") for s in range(3)]  # another profile: its own ensemble
+    cands = compute.claim_ensemble_candidates([ENSEMBLE_CLAIM], rows)
+    paper = [c.run_ids for c in cands if c.profile == "paper"]
+    assert len(paper) == 3 and len({i for ids in paper for i in ids}) == 9
+    assert [c.run_ids for c in cands if c.profile == "short"] == [tuple(f"short-alexnet2012-{s}" for s in range(3))]
+    ens = _ensembles(rows, 3, 2.5)  # gains over the members' mean: 2.5, 2.6, 2.7
+    paper_result, short_result = compute.check_claims([ENSEMBLE_CLAIM], rows, VARIANTS, ens)
+    assert paper_result.profile == "paper" and paper_result.diff.paired and paper_result.n_variant == 3
+    assert paper_result.measured == pytest.approx(2.6) and paper_result.verdict == "holds"
+    assert "3 disjoint ensemble(s) of 3 runs" in paper_result.reason
+    assert short_result.verdict == "inconclusive" and "9 finished runs" in short_result.reason  # one ensemble
+    [none] = compute.check_claims([ENSEMBLE_CLAIM], rows[:2], VARIANTS, ())
+    assert none.verdict == "not run" and "no ensemble of 3 runs" in none.reason
+
+
+def test_ensemble_claim_against_another_variant_is_welch() -> None:
+    claim = replace(ENSEMBLE_CLAIM, baseline="alexnet2012_no_lrn")
+    rows = [run("alexnet2012", s, 59.0 + (s % 3) / 10) for s in range(9)]
+    rows += [run("alexnet2012_no_lrn", s, 58.0 + s / 10) for s in range(3)]
+    [r] = compute.check_claims([claim], rows, VARIANTS, _ensembles(rows, 3, 2.0))
+    assert not r.diff.paired and (r.n_variant, r.n_baseline) == (3, 3)
+    assert r.measured == pytest.approx(59.1 + 2.1 - 58.1)
+
+
+# --- reference-only reported numbers and the rendered claims ------------------------------------------------------
+
+
+def test_reference_only_rows_are_never_compared() -> None:
+    v = get_variant("alexnet2012")
+    r = replace(v.reported[0], reference_only=True, note="Caffe's own recipe and 227 crops")
+    rows = [run("alexnet2012", s, r.top1 or 0.0) for s in range(3)]
+    c = compute.compare(v, r, rows, ())
+    assert c.status == "reference only" and c.diff is None and c.top1 is None
+    assert "Caffe's own recipe" in c.note
+    md = render(ReportInputs("t", "s", ("e",), tuple(rows), (replace(v, reported=(r,)),), (), {}))
+    assert "**reference only**" in md and "**reproduced**" not in md and "1 reference only" in md
+
+
+def test_render_claims_show_kind_interval_n_and_rule() -> None:
+    rows = [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
+    rows += [run("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))]
+    eq = Claim("no_fc7", "Removing fc7 changes little", "alexnet2012_no_lrn", "alexnet2012", "top1", 1.0, "ZF13",
+               kind="equivalence")
+    md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (LRN_CLAIM, eq), {}, (), FigurePaths()))
+    assert md == render(ReportInputs("t", "s", ("e",), tuple(rows[::-1]), VARIANTS, (LRN_CLAIM, eq), {}))
+    [lrn] = [x for x in md.splitlines() if x.startswith("| lrn |")]
+    assert "| difference | -1.4 | -1.50 [-2.16, -0.84] | 3 / 3 | **holds** |" in lrn
+    assert "ILSVRC-2012 val (`paper`)" in lrn
+    [fc7] = [x for x in md.splitlines() if x.startswith("| no_fc7 |")]
+    assert "| equivalence | within ±1 | -1.50 [-2.16, -0.84] | 3 / 3 | **inconclusive** |" in fc7
+    assert "Holm-corrected across all proxy claims" in md and "at least 3 seeds a side" in md
