@@ -78,7 +78,10 @@ def test_reproduced_within_tolerance() -> None:
     c = comparison("alexnet2012", "KSH12 Table 2")
     assert c.status == "reproduced" and c.top1.n == 3 and c.diff == pytest.approx(0.0, abs=1e-9)
     assert len(c.run_ids) == 3
-    center = comparison("alexnet2012", "CAFFE bvlc_alexnet")  # the runs' center metric, not their own protocol
+    caffe = next(r for r in get_variant("alexnet2012").reported if r.source.startswith("CAFFE models/bvlc_alexnet"))
+    assert comparison("alexnet2012", caffe.source).status == "reference only"  # another recipe's number
+    # a centre-crop row is compared with the runs' center metric, not their own (10-crop) protocol
+    center = compute.compare(get_variant("alexnet2012"), replace(caffe, reference_only=False), ROWS, ())
     assert center.status == "reproduced" and center.top1.mean == pytest.approx(57.7)
 
 
@@ -91,12 +94,12 @@ def test_not_comparable_computes_no_difference() -> None:
     c = comparison("zfnet", "ZF13 Table 2")
     assert c.status == "not comparable" and c.diff is None and c.top1 is None
     assert "mnist5k val" in c.note and "97.50 ± 0.71 (n=2)" in c.note
-    split = comparison("alexnet2012", "seed table")  # ILSVRC-2012 test: the runs evaluated val
+    split = comparison("alexnet2012", "KSH12 Table 1")  # ILSVRC-2010 test: the runs evaluated 2012 val
     assert split.status == "not comparable" and split.diff is None
 
 
 def test_modified_recipe_is_never_a_reproduction() -> None:
-    c = comparison("alexnet2014", "CC2 wiki")
+    c = comparison("alexnet2014", "CC2 wiki TrainingExample.md")
     assert c.status == "modified recipe" and c.diff is None and "lr" in c.note
 
 
@@ -201,7 +204,7 @@ def test_render_tables_and_flags() -> None:
     assert "**reproduced**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
     assert "59.30 ± 0.30 (n=3)" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
     assert "**not reproduced**" in _line(md, "`torchvision_alexnet`", "TV IMAGENET1K")
-    zf = _line(md, "`zfnet`", "ZF13 Table 2")
+    zf = _line(md, "`zfnet`", "ZF13 Table 2", "61.6 | 83.5")
     assert "**not comparable**" in zf and "| - | **not comparable**" in zf  # no difference
     assert "**modified recipe**" in _line(md, "`alexnet2014`", "CC2 wiki", "57.45")
     assert "ImageNet Fall 2009" in _line(md, "`alexnet2012_conv6`", "KSH12 s6")
@@ -307,7 +310,7 @@ def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> Non
     assert "**not run**" in _line(md, "`alexnet2012_conv6`", "KSH12 s6")
     assert "97.20 ± 0.28 (n=2)" in _line(md, "| 1 | `alexnet2012`")
     assert "did not learn" in _line(md, "| 2 | `alexnet2012_one_tower_half`", "11.00")
-    assert "1 of 1 runs unfinished" in _line(md, "| - | `zfnet`")
+    assert "1 of 1 runs unfinished" in _line(md, "| - | `zfnet` | -")
     assert "`alexnet2014`" not in md.split("## 5. Proxy results")[1].split("## 6.")[0]  # tuned: not ranked
     assert "mnist5k (proxy) val" in _line(md, "| two_towers |")
     assert "mnist5k instead of ImageNet" in md and "`proxy`" in md  # profile deviations from config.json
