@@ -2,24 +2,82 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 from dataclasses import asdict, fields
+from importlib import metadata
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+import variants
+
 from harness.report.types import Measured
 from variants import PAPERS, Variant
-from variants.convnet import count_macs
+from variants.convnet import count_macs, trace
 
 
 def measure(variant: Variant, num_classes: int = 1000) -> Measured:
-    """Parameters, MACs and size, counted on the meta device (shapes only: no weights allocated or initialised)."""
+    """Parameters, MACs and size, counted on the meta device (shapes only: no weights allocated or initialised),
+    and cached (see `_cache_key`): the meta forward of LRN alone costs ~2 s of imports."""
+    key = _cache_key(variant, num_classes)
+    cache = _read_cache()
+    if key is not None and key in cache:
+        return Measured(**cache[key])
     try:
         with torch.device("meta"):
-            return _measure(variant, num_classes)
+            m = _measure(variant, num_classes)
     except (NotImplementedError, RuntimeError):  # an op without a meta kernel: build it for real (~0.3 s)
-        return _measure(variant, num_classes)
+        m = _measure(variant, num_classes)
+    if key is not None:
+        _write_cache(cache | {key: asdict(m)})
+    return m
+
+
+def cache_path() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alexnet-harness" / "measured.json"
+
+
+@functools.cache
+def _source_digest() -> str:
+    """The variants package's source and the torch / torchvision versions: what a registered network is built from."""
+    h = hashlib.sha256()
+    for f in sorted(Path(variants.__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    for dist in ("torch", "torchvision"):
+        h.update(metadata.version(dist).encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_key(variant: Variant, num_classes: int) -> str | None:
+    """Only variants built by the `variants` package are cached (not ones a caller registered at run time)."""
+    builder = getattr(variant.builder, "func", variant.builder)
+    if not getattr(builder, "__module__", "").startswith("variants."):
+        return None
+    return f"{_source_digest()}:{variant.name}:{num_classes}:{variant.input_size}"
+
+
+def _read_cache() -> dict[str, dict[str, float]]:
+    try:
+        data = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(cache: dict[str, dict[str, float]]) -> None:
+    """Best effort, atomic: a read-only home or a concurrent writer only costs the next command a recount."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _measure(variant: Variant, num_classes: int) -> Measured:
@@ -79,20 +137,10 @@ def list_table(variants: list[Variant]) -> str:
 
 def architecture(model: nn.Module, size: int) -> list[tuple[str, str, str, int]]:
     """(name, module repr, output shape, params) for every leaf module, from one forward pass at `size`."""
-    rows: list[tuple[str, str, str, int]] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if len(list(module.children())) == 0:
-            def hook(mod: nn.Module, inp: object, out: torch.Tensor, name: str = name) -> None:
-                n = sum(p.numel() for p in mod.parameters())
-                rows.append((name, repr(mod), "x".join(str(d) for d in out.shape[1:]), n))
-            hooks.append(module.register_forward_hook(hook))
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    for h in hooks:
-        h.remove()
-    return rows
+    return [
+        (t.name, repr(t.module), "x".join(str(d) for d in t.shape), sum(p.numel() for p in t.module.parameters()))
+        for t in trace(model, size)
+    ]
 
 
 def show(variant: Variant) -> str:
@@ -105,7 +153,9 @@ def show(variant: Variant) -> str:
         f"{_mark(params_match(variant, m))}), forward GMACs at {variant.input_size} px: {m.macs / 1e9:.3f}"
     )
     out += ["", f"Architecture at {variant.input_size}x{variant.input_size} (output shape C x H x W):"]
-    for name, mod, shape, n in architecture(variant.build(1000), variant.input_size):
+    with torch.device("meta"):  # shapes only
+        model = variant.build(1000)
+    for name, mod, shape, n in architecture(model, variant.input_size):
         out.append(f"  {name:24} {shape:>12} {n:>12,}  {mod}")
     out += ["", "Recipe:"]
     recipe = variant.recipe

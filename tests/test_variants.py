@@ -81,10 +81,17 @@ def test_reported_parameter_counts_present():
     assert counts["zfnet"] == 62_357_608
 
 
-def test_torchvision_macs_and_size_match_its_metadata():
-    m = catalog.measure(variants.get_variant("torchvision_alexnet"))
-    assert round(m.macs / 1e9, 3) == 0.714
-    assert round(m.size_mb, 1) == 233.1
+def test_torchvision_variant_matches_its_weights_metadata():
+    """Every torchvision figure the registry carries, against torchvision's own IMAGENET1K_V1 metadata."""
+    meta = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.meta
+    v = variants.get_variant("torchvision_alexnet")
+    m = catalog.measure(v)
+    assert m.params == v.reported_params == meta["num_params"]
+    assert round(m.macs / 1e9, 3) == v.reported_macs == meta["_ops"]
+    assert v.reported_size_mb == meta["_file_size"] and abs(m.size_mb - meta["_file_size"]) < 0.05
+    assert (v.min_input_size, v.min_input_size) == meta["min_size"]
+    (row,) = v.reported
+    assert (row.top1, row.top5) == (meta["_metrics"]["ImageNet-1K"]["acc@1"], meta["_metrics"]["ImageNet-1K"]["acc@5"])
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ Sources: torchvision `models/alexnet.py` and its `AlexNet_Weights.IMAGENET1K_V1`
 from __future__ import annotations
 
 import torch.nn as nn
-import torchvision
 
 from variants.types import Claim, Paper, Recipe, Reported, Variant
 
@@ -15,7 +14,10 @@ PAPER = Paper("TV", "torchvision models.alexnet and references/classification (r
 
 
 def build(num_classes: int) -> nn.Module:
-    # Built by torchvision so that its official weights load unchanged (TV models/alexnet.py).
+    # Built by torchvision so that its official weights load unchanged (TV models/alexnet.py). Imported here: the
+    # registry itself (and `harness list --help`) does not pay for torchvision's import.
+    import torchvision
+
     return torchvision.models.alexnet(weights=None, num_classes=num_classes)
 
 
