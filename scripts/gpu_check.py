@@ -5,8 +5,8 @@
 1. training step at the paper shapes (224 px, batch 128) per variant: the harness's own `engine.train_one_epoch`
    (fp32, NCHW, host syncs each step) against a lean step (bf16 autocast, channels_last, no host syncs, cudnn
    autotuning): images/s and the ratio - the baseline issue 13 (performance) starts from;
-2. `engine.fit` end to end on CUDA (smoke profile: synthetic data, 2 epochs, checkpoint, evaluation) for two
-   variants: that the path runs and learns;
+2. `engine.fit` end to end on CUDA (smoke profile: 64 synthetic images, 2 epochs, checkpoint, evaluation) for
+   two variants: that the path runs (too little data and time to learn anything);
 3. the JPEG input pipeline at the paper's geometry (KSH12 random 224 crops of 256, flips, PCA lighting) on a
    folder of generated 500x375 JPEGs: images/s with 0 and 8 DataLoader workers, no model.
 
