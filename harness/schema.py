@@ -52,6 +52,10 @@ TAG_SWEEP_SPACE = "sweep_space"  # the search space's name, on sweep parents and
 # Sweep parents: the best trial's recipe changes as params BEST_PREFIX + field (e.g. best_lr), its value and counts.
 BEST_PREFIX = "best_"
 BEST_VAL_TOP1 = "best_val_top1"
+BEST_TRIAL = "best_trial"  # metric and tag: the best trial's number
+TAG_BEST_RUN_ID = "best_run_id"  # the best trial's MLflow run
+TAG_FIGURES_NOTE = "figures_note"  # why an Optuna figure was not drawn
+TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own nesting tag
 N_TRIALS = "n_trials"
 N_COMPLETE = "n_complete"
 N_PRUNED = "n_pruned"

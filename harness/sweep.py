@@ -364,7 +364,7 @@ def _on_stale(uri: str, exp_id: str):
             run.set_tags({schema.TAG_TRIAL_STATE: "failed"})
             if r.info.status == "RUNNING":
                 run.finish("KILLED")
-            parent_id = r.data.tags.get("mlflow.parentRunId")
+            parent_id = r.data.tags.get(schema.TAG_PARENT_RUN)
             if parent_id and tracking.client(uri).get_run(parent_id).info.status == "RUNNING":
                 tracking.Tracker(uri, parent_id).finish("KILLED")
 
@@ -373,7 +373,7 @@ def _on_stale(uri: str, exp_id: str):
 
 def _close_children(uri: str, exp_id: str, parent_id: str) -> None:
     """Trial runs of this sweep left without a state (interrupted): failed, and KILLED if still RUNNING."""
-    runs = tracking.client(uri).search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    runs = tracking.client(uri).search_runs([exp_id], filter_string=f"tags.`{schema.TAG_PARENT_RUN}` = '{parent_id}'")
     for r in runs:
         if schema.TAG_TRIAL_STATE not in r.data.tags:
             run = tracking.Tracker(uri, r.info.run_id)
@@ -420,8 +420,9 @@ def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.Froze
         changes = _typed(best.user_attrs.get("changes") or best.params)
         parent.log_params({schema.BEST_PREFIX + k: _fmt(v) if isinstance(v, tuple) else str(v)
                            for k, v in changes.items()})
-        parent.log_metrics({schema.BEST_VAL_TOP1: float(best.value), "best_trial": float(best.number)})
-        parent.set_tags({"best_trial": str(best.number), "best_run_id": str(best.user_attrs.get("mlflow_run_id", ""))})
+        parent.log_metrics({schema.BEST_VAL_TOP1: float(best.value), schema.BEST_TRIAL: float(best.number)})
+        parent.set_tags({schema.BEST_TRIAL: str(best.number),
+                         schema.TAG_BEST_RUN_ID: str(best.user_attrs.get("mlflow_run_id", ""))})
     notes = []
     for artifact, draw in (("optimization_history.png", _history_figure), ("param_importances.png", _importances)):
         try:
@@ -431,7 +432,7 @@ def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.Froze
         except Exception as e:  # noqa: BLE001 - a figure must not lose the sweep's results
             notes.append(f"{artifact}: not drawn ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     if notes:
-        parent.set_tags({"figures_note": "; ".join(notes)})
+        parent.set_tags({schema.TAG_FIGURES_NOTE: "; ".join(notes)})
         for n in notes:
             print(f"note: {n}", file=sys.stderr)
     return best

@@ -95,7 +95,7 @@ class Tracker:
     def create(cls, uri: str, exp_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> Tracker:
         tags = dict(tags)
         if parent:
-            tags["mlflow.parentRunId"] = parent
+            tags[schema.TAG_PARENT_RUN] = parent
         run = client(uri).create_run(exp_id, run_name=name, tags=tags)
         return cls(uri, run.info.run_id)
 
