@@ -12,6 +12,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from harness.errors import HarnessError
+from harness.transforms import INPUT_SCALES
 from variants import InitScheme, Recipe, Variant
 
 DATASETS = ("imagefolder", "mnist5k", "cifar10", "synthetic")
@@ -282,6 +283,9 @@ def validate_recipe(recipe: Recipe) -> None:
         raise HarnessError(f"crop must be at least 63 px (the smallest input the builders take), got {recipe.crop}")
     if recipe.resize < recipe.crop:
         raise HarnessError(f"resize ({recipe.resize}) must be at least crop ({recipe.crop})")
+    if recipe.input_scale not in INPUT_SCALES:
+        raise HarnessError(f"input_scale must be 1 ((x/255 - mean) / std, torchvision) or 255 (pixel values minus "
+                           f"the training mean, KSH12/CC2 code), got {recipe.input_scale}")  # fmt: skip
 
 
 def resolve(

@@ -113,7 +113,7 @@ def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
     return data_mod.DataSpec(
         dataset=cfg.dataset, root=Path(cfg.data_dir) if cfg.data_dir else None, image_size=r.crop, resize=r.resize,
         train_aug=r.train_aug, flip=cfg.flip, pca_lighting=r.pca_lighting, pca_alpha_std=r.pca_alpha_std,
-        limit_train=cfg.limit_train, limit_val=cfg.limit_val,
+        limit_train=cfg.limit_train, limit_val=cfg.limit_val, input_scale=r.input_scale,
     )
 
 
