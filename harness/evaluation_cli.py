@@ -28,6 +28,13 @@ def resolve_weights(variant: str, weights: str | None, run_id: str | None, uri: 
     return Path(weights)
 
 
+def run_input_scale(uri: str, run_id: str) -> float:
+    """The input scale a run trained at: its logged `input_scale`, or 1 for runs logged before the field existed
+    (all of them fed (x - mean) / std). A checkpoint must be evaluated at the scale it was trained at, whatever its
+    variant's recipe says now."""
+    return float(tracking.client(uri).get_run(run_id).data.params.get("input_scale", "1.0"))
+
+
 def eval_command(args: argparse.Namespace) -> int:
     from harness import runner
     from harness.config import PROFILES, resolve
@@ -53,8 +60,9 @@ def eval_command(args: argparse.Namespace) -> int:
     opts = runner.RunOptions(names=[variant.name], profile=args.profile, data=args.data, dataset=args.dataset,
                              device=args.device)
     profile, dataset = runner.choose_profile(opts)
+    changes = {"input_scale": run_input_scale(uri, args.run_id)} if args.run_id else None
     cfg = resolve(variant, PROFILES[profile], dataset=dataset, data_dir=args.data, limit_val=args.limit_val,
-                  limit_train=args.limit_train)
+                  limit_train=args.limit_train, changes=changes)
     protocol = args.tta or cfg.recipe.test_protocol
     data = runner.load(runner.data_spec(cfg), protocol)
     if data.num_classes != num_classes:
