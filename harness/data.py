@@ -145,7 +145,8 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
 
 def _transforms(spec: DataSpec, protocol: str, prepared: bool) -> tuple[TrainTransform, EvalTransform]:
     lighting = PcaLighting(spec.pca_eig or IMAGENET_PCA, spec.pca_alpha_std) if spec.pca_lighting else None
-    train = TrainTransform(spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared, spec.input_scale)
+    train = TrainTransform(spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared,
+                           spec.input_scale)
     return train, EvalTransform(protocol, spec.image_size, spec.resize, prepared, spec.input_scale)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,16 @@ def test_set_input_scale_is_logged_and_eval_uses_the_runs_scale(tmp_path: Path) 
     assert run.data.params["input_scale"] == "255.0"
     assert "input_scale" in run.data.tags["modified_keys"].split(",")
     assert run_input_scale(uri, run.info.run_id) == 255.0  # `eval --run-id` evaluates at the scale it trained at
+
+
+def test_proxy_feeds_unit_scale_whatever_the_recipe_and_set_still_wins() -> None:
+    """He init dies at pixel scale (measured; PROXY's reasons): the proxy overrides input_scale to 1, a profile
+    deviation, and `--set input_scale=255` still reaches the run as a recipe change."""
+    v = variants.get_variant("alexnet2012")
+    pixel = replace(v, recipe=replace(v.recipe, input_scale=255.0))  # as the KSH12 recipe will have it
+    cfg = config.resolve(pixel, config.PROXY, dataset="mnist5k")
+    assert cfg.recipe.input_scale == 1.0 and cfg.recipe.init.name == "he2015" and not cfg.recipe_modified
+    assert any(d.startswith("input_scale = 1.0: ") and "10.0 %" in d for d in cfg.profile_deviations)
+    assert config.resolve(pixel, config.PAPER, dataset="imagefolder").recipe.input_scale == 255.0
+    changed = config.resolve(pixel, config.PROXY, dataset="mnist5k", changes=config.parse_set(["input_scale=255"]))
+    assert changed.recipe.input_scale == 255.0 and changed.modified_keys == ("input_scale",)
