@@ -32,6 +32,7 @@ from harness.transforms import (
     PcaLighting,
     TrainTransform,
     check_geometry,
+    check_input_scale,
     resize_shorter,
 )
 
@@ -70,6 +71,7 @@ class DataSpec:
     pca_lighting: bool = True
     pca_alpha_std: float = 0.1
     pca_eig: PcaEig | None = None  # None: IMAGENET_PCA
+    input_scale: float = 1.0  # Recipe.input_scale: 1 (x - mean) / std on [0, 1]; 255 pixel values minus the mean
     limit_train: int | None = None  # first N of a fixed class-interleaved shuffle
     limit_val: int | None = None
     synthetic_classes: int = 10
@@ -128,6 +130,7 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
     if spec.dataset not in DATASETS:
         raise HarnessError(f"unknown dataset {spec.dataset!r}; expected one of {', '.join(DATASETS)}")
     check_geometry(spec.train_aug, protocol, spec.image_size, spec.resize)
+    check_input_scale(spec.input_scale)
     for name in ("limit_train", "limit_val"):
         if getattr(spec, name) is not None and getattr(spec, name) < 1:
             raise HarnessError(f"{name} must be a positive number of items, got {getattr(spec, name)}")
@@ -142,8 +145,9 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
 
 def _transforms(spec: DataSpec, protocol: str, prepared: bool) -> tuple[TrainTransform, EvalTransform]:
     lighting = PcaLighting(spec.pca_eig or IMAGENET_PCA, spec.pca_alpha_std) if spec.pca_lighting else None
-    train = TrainTransform(spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared)
-    return train, EvalTransform(protocol, spec.image_size, spec.resize, prepared)
+    train = TrainTransform(spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared,
+                           spec.input_scale)
+    return train, EvalTransform(protocol, spec.image_size, spec.resize, prepared, spec.input_scale)
 
 
 def stratified_slice(labels: Sequence[int], n: int | None, seed: int = SPLIT_SEED) -> list[int]:

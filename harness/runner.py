@@ -12,7 +12,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
     return data_mod.DataSpec(
         dataset=cfg.dataset, root=Path(cfg.data_dir) if cfg.data_dir else None, image_size=r.crop, resize=r.resize,
         train_aug=r.train_aug, flip=cfg.flip, pca_lighting=r.pca_lighting, pca_alpha_std=r.pca_alpha_std,
-        limit_train=cfg.limit_train, limit_val=cfg.limit_val,
+        limit_train=cfg.limit_train, limit_val=cfg.limit_val, input_scale=r.input_scale,
     )
 
 
@@ -380,6 +380,12 @@ def resolve_weights(req: EvalRequest) -> Path:
     return Path(req.weights)
 
 
+def run_input_scale(uri: str, run_id: str) -> float:
+    """The input scale a run trained at: its logged `input_scale`, or 1 for runs logged before the field existed
+    (all of them fed (x - mean) / std)."""
+    return float(tracking.client(uri).get_run(run_id).data.params.get("input_scale", "1.0"))
+
+
 def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     """`harness eval`: load weights into the variant and evaluate them under a test protocol."""
     from variants import UnknownVariantError
@@ -401,7 +407,10 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
         lines = str(e).splitlines()
         raise HarnessError(f"{path} is not a state dict for {variant.name}: "
                            f"{(lines[1] if len(lines) > 1 else lines[0]).strip()}") from None
-    cfg = resolve(variant, req.as_run())
+    run_req = req.as_run()
+    if req.run_id:  # evaluate a run's checkpoint at the scale it was trained at, whatever the recipe says now
+        run_req = replace(run_req, sets={"input_scale": run_input_scale(req.uri, req.run_id)})
+    cfg = resolve(variant, run_req)
     protocol = req.tta or cfg.recipe.test_protocol
     data = load(data_spec(cfg), protocol)
     if data.num_classes != num_classes:

@@ -23,6 +23,10 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 TRAIN_AUGS: tuple[str, ...] = typing.get_args(TrainAug)
 PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
+# 1: torchvision's (x - MEAN) / STD on x in [0, 1]. 255: pixel values 0-255 minus the training mean in pixel units,
+# 255 * (x - MEAN), no division by STD: what the 2012 code (convdata.py: `datadic['data'] - self.data_mean`) and
+# cuda-convnet2 feed, the scale their LRN constants and std-0.01 init were tuned at.
+INPUT_SCALES = (1.0, 255.0)
 
 ImageLike = Image.Image | torch.Tensor
 
@@ -53,8 +57,20 @@ def to_float(img: ImageLike) -> torch.Tensor:
     return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    return F.normalize(x, list(MEAN), list(STD))
+def normalize(x: torch.Tensor, input_scale: float = 1.0) -> torch.Tensor:
+    """RGB in [0, 1] -> network input. input_scale 1: (x - MEAN) / STD (torchvision); 255: 255 * (x - MEAN), i.e.
+    0-255 pixel values minus the mean in pixel units (KSH12/CC2 code). The per-channel MEAN stands in for the 2012
+    code's per-pixel mean image."""
+    if input_scale == 1:
+        return F.normalize(x, list(MEAN), list(STD))
+    if input_scale == 255:
+        return (x - torch.tensor(MEAN, dtype=x.dtype).view(3, 1, 1)).mul_(255.0)
+    raise HarnessError(_bad_scale(input_scale))
+
+
+def _bad_scale(input_scale: float) -> str:
+    return (f"unknown input_scale {input_scale!r}; expected 1 ((x/255 - mean) / std, torchvision) or 255 "
+            "(pixel values minus the training mean, KSH12/CC2 code)")  # fmt: skip
 
 
 def resize_shorter(img: ImageLike, size: int) -> ImageLike:
@@ -119,6 +135,7 @@ class TrainTransform:
     flip: bool = True
     lighting: Callable[[torch.Tensor], torch.Tensor] | None = None  # PcaLighting, or None when the recipe has none
     prepared: bool = False  # True when `prepare_train` already ran (precomputed arrays)
+    input_scale: float = 1.0  # see `normalize`
 
     def __call__(self, img: ImageLike) -> torch.Tensor:
         if not self.prepared:
@@ -136,8 +153,10 @@ class TrainTransform:
             img = F.horizontal_flip(img)  # KSH12 s4.1: and their horizontal reflections
         x = to_float(img)
         if self.lighting is not None:
-            x = self.lighting(x)  # on RGB in [0, 1], before normalisation (FB order)
-        return normalize(x)
+            # on RGB in [0, 1], before normalisation (FB order): the offset is scaled with the pixels, x255 at
+            # input_scale 255 (pixel units), /STD at input_scale 1
+            x = self.lighting(x)
+        return normalize(x, self.input_scale)
 
 
 @dataclass(frozen=True)
@@ -149,16 +168,22 @@ class EvalTransform:
     image_size: int
     resize: int
     prepared: bool = False  # True when the image is already resized (precomputed arrays)
+    input_scale: float = 1.0  # see `normalize`
 
     def __call__(self, img: ImageLike) -> torch.Tensor:
         if not self.prepared:
             img = resize_shorter(img, self.resize)
         if self.protocol == "center":
-            return normalize(to_float(F.center_crop(img, [self.image_size, self.image_size])))
+            return normalize(to_float(F.center_crop(img, [self.image_size, self.image_size])), self.input_scale)
         square = F.center_crop(img, [self.resize, self.resize])
         crops = five_crops(square, self.image_size)
         crops += [F.horizontal_flip(c) for c in crops]
-        return torch.stack([normalize(to_float(c)) for c in crops])
+        return torch.stack([normalize(to_float(c), self.input_scale) for c in crops])
+
+
+def check_input_scale(input_scale: float) -> None:
+    if input_scale not in INPUT_SCALES:
+        raise HarnessError(_bad_scale(input_scale))
 
 
 def check_geometry(train_aug: str, protocol: str, image_size: int, resize: int) -> None:

@@ -82,9 +82,14 @@ RECIPE = Recipe(
     train_aug="ksh12",
     pca_lighting=True,  # KSH12 s4.1
     test_protocol="ten_crop",  # KSH12 s4.1: four corners + centre, and their flips
+    # KSH12 s2 and CHM convdata.py (`datadic['data'] - self.data_mean`): 0-255 pixels minus the mean; the LRN
+    # constants and the std-0.01 init were tuned at this scale
+    input_scale=255.0,
 )
 
 COMMON_DEVIATIONS = (
+    "Input scale 255 (pixel values minus the mean, as the code fed them), but the mean subtracted is per "
+    "channel (ImageNet's, x255), not the per-pixel mean image of the training set that KSH12 s2 subtracts.",
     "Input: the paper's 224x224 crop is zero-padded right/bottom to 227 before conv1, emulating cuda-convnet's "
     "output size 1 + ceil((224 - 11) / 4) = 55 (CHM layer.py); Caffe uses 227 crops, torchvision conv1 padding 2.",
     "LRN constants as the 2012 code computed them: (2 + 2e-5 * sum a^2)^0.75 over 5 maps (nn.LocalResponseNorm "

@@ -69,9 +69,12 @@ RECIPE = Recipe(
     train_aug="zf",  # resize 256, centre 256, random 224 crops + flips
     pca_lighting=False,
     test_protocol="ten_crop",
+    input_scale=255.0,  # ZF13 s3: "subtracting the per-pixel mean (across all images)", no division by a std
 )
 
 COMMON_DEVIATIONS = (
+    "Input scale 255 (pixel values minus the mean, as the code fed them), but the mean subtracted is per "
+    "channel (ImageNet's, x255), not the per-pixel mean image of the training set that ZF13 s3 subtracts.",
     "Weight decay 5e-4 (KSH12's): ZF13 gives no value.",
     "The manual annealing on plateau is ReduceLROnPlateau on val top-1 (factor 0.1, patience 5, at most 3 drops).",
 )
