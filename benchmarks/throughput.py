@@ -48,8 +48,11 @@ def main() -> None:
     tuned = not a.default_malloc and memory.keep_freed_memory()
     names = a.names or [v.name for v in variants.list_variants()]
     base = images_per_second("torchvision_alexnet", a.size, a.batch_size, a.steps)
-    print(f"{'variant':36} {'img/s':>8} {'ratio':>6}   ({a.size} px, batch {a.batch_size}, {torch.get_num_threads()} threads, "
-          f"malloc {'tuned' if tuned else 'default'})")
+    print(
+        f"{'variant':36} {'img/s':>8} {'ratio':>6}   ({a.size} px, batch {a.batch_size}, "
+        f"{torch.get_num_threads()} threads, "
+        f"malloc {'tuned' if tuned else 'default'})"
+    )
     for name in names:
         ips = images_per_second(name, a.size, a.batch_size, a.steps)
         print(f"{name:36} {ips:>8.1f} {ips / base:>6.2f}")

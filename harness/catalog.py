@@ -14,7 +14,6 @@ import torch
 import torch.nn as nn
 
 import variants
-
 from harness.report.types import Measured
 from variants import PAPERS, Variant
 from variants.convnet import count_macs, trace
@@ -177,12 +176,18 @@ def show(variant: Variant) -> str:
         extra = (f" ensemble of {r.ensemble}" if r.ensemble > 1 else "") + (
             f" pretrained on {r.pretrained}" if r.pretrained else ""
         )
-        out.append(f"  {r.dataset} {r.split} {r.protocol}: top-1 {t1} top-5 {t5} [{r.source}]{extra}"
-                   + (f" ({r.note})" if r.note else ""))
+        out.append(
+            f"  {r.dataset} {r.split} {r.protocol}: top-1 {t1} top-5 {t5} [{r.source}]{extra}"
+            + (f" ({r.note})" if r.note else "")
+        )
     if not variant.reported:
         out.append("  (none: this variant is compared through its claims against its base variant)")
     out += ["", "Deviations from the paper:"]
     out += [f"  - {d}" for d in variant.deviations] or ["  (none)"]
-    out += ["", "Run it:", f"  python -m harness run {variant.name}                 # proxy profile (mnist5k)",
-            f"  python -m harness run {variant.name} --data /path/to/imagenet   # paper profile"]
+    out += [
+        "",
+        "Run it:",
+        f"  python -m harness run {variant.name}                 # proxy profile (mnist5k)",
+        f"  python -m harness run {variant.name} --data /path/to/imagenet   # paper profile",
+    ]
     return "\n".join(out)

@@ -18,8 +18,13 @@ def rng_state() -> dict[str, object]:
         "torch": torch.get_rng_state(),
         "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
         "python": _to_plain(random.getstate()),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
     }
 
 
@@ -79,7 +84,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is one line for the user
-        raise HarnessError(f"cannot load weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise HarnessError(
+            f"cannot load weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
     state = extract_state_dict(obj)
     if state is None:
         raise HarnessError(f"{path} is not a state dict (a mapping of parameter names to tensors)")

@@ -46,8 +46,11 @@ def positive_float(text: str) -> float:
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """The fields of `DataRequest`: data, profile, device, store."""
-    p.add_argument("--profile", choices=PROFILE_NAMES, help="paper (default with --data), proxy (default without: "
-                   "mnist5k), smoke (synthetic, seconds)")
+    p.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        help="paper (default with --data), proxy (default without: mnist5k), smoke (synthetic, seconds)",
+    )
     p.add_argument("--data", help="data folder: ImageNet-style train/ and val/ (or a CIFAR-10 folder)")
     p.add_argument("--dataset", help="imagefolder, mnist5k, cifar10 or synthetic (default from profile/--data)")
     p.add_argument("--dataset-name", help="what the data is, for the report, e.g. ILSVRC-2012 or ILSVRC-2010")
@@ -59,8 +62,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_store_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
-                   "sqlite:///<cwd>/mlruns/mlflow.db)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db)"
+    )
 
 
 def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -> None:
@@ -69,8 +73,14 @@ def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -
     if batch_size:
         p.add_argument("--batch-size", type=positive_int, help="global batch size (all ranks together)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="change a recipe field, e.g. --set lr=0.005 (marks the run recipe_modified)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a recipe field, e.g. --set lr=0.005 (marks the run recipe_modified)",
+    )
 
 
 def request(cls: type[R], args: argparse.Namespace, **extra: object) -> R:
@@ -179,8 +189,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
         raise HarnessError(f"{uri} is not a local SQLite store: open that server's own UI instead")
     if not db.is_file():
         raise HarnessError(f"no MLflow store at {db}: run `python -m harness run` first")
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root",
-           str(db.parent / "artifacts"), "--host", "127.0.0.1", "--port", str(args.port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        str(db.parent / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
     return subprocess.call(cmd, env=os.environ.copy())
 
@@ -235,28 +257,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
-        "sweep", help="Optuna search around a variant's recipe, one nested MLflow run per trial (single process)",
+        "sweep",
+        help="Optuna search around a variant's recipe, one nested MLflow run per trial (single process)",
         description="Hyperparameter search with Optuna (TPE, seeded; median pruning on per-epoch val_top1), tracked "
-                    "in MLflow as a parent run with one nested run per trial. Runs in one process: no torchrun/DDP. "
-                    "The study lives in optuna.db beside the MLflow store; the same --study-name continues it.",
+        "in MLflow as a parent run with one nested run per trial. Runs in one process: no torchrun/DDP. "
+        "The study lives in optuna.db beside the MLflow store; the same --study-name continues it.",
     )
     p.add_argument("name", help="variant name (see `harness list`)")
     p.add_argument("--trials", type=positive_int, default=6, help="trials to run now, added to the study (default 6)")
     p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
     p.add_argument("--space", default="default", help=f"search space (default: default). {spaces.describe()}")
     p.add_argument("--timeout", type=positive_float, help="start no new trial after this many seconds")
-    p.add_argument("--pruner", choices=PRUNERS, default="median",
-                   help="median (default): stop a trial whose val_top1 is below the median of complete trials at "
-                        "the same epoch")
+    p.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="median",
+        help="median (default): stop a trial whose val_top1 is below the median of complete trials at the same epoch",
+    )
     add_recipe_options(p, batch_size=False)
     add_data_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write the markdown report (and figures) of tracked runs under reports/")
-    p.add_argument("--experiment", dest="experiments", action="append", metavar="NAME",
-                   help="an MLflow experiment to report (repeatable; default: all experiments in the store)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="markdown file to write (default: reports/<experiment names>.md); figures go beside it")
+    p.add_argument(
+        "--experiment",
+        dest="experiments",
+        action="append",
+        metavar="NAME",
+        help="an MLflow experiment to report (repeatable; default: all experiments in the store)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown file to write (default: reports/<experiment names>.md); figures go beside it",
+    )
     add_store_option(p)
     p.set_defaults(func=cmd_report)
 

@@ -10,12 +10,11 @@ import hashlib
 import json
 import typing
 from dataclasses import asdict, dataclass, fields, replace
-
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.transforms import INPUT_SCALES
 from harness.request import DATASETS, PROFILE_NAMES, RunRequest
+from harness.transforms import INPUT_SCALES
 from variants import MIN_INPUT_SIZE, InitScheme, Recipe, Variant
 
 
@@ -63,29 +62,47 @@ PROXY = Profile(
         Override("epochs", 3, "3 epochs of 4,000 digits instead of 70-90 epochs of 1.2M images: run --all in 30 min"),
         Override("batch_size", 32, "batch 32: ~150 img/s here; batch 16 learns more per image but runs at ~90"),
         Override("lr_scale_batch", None, "no linear lr scaling for the small batch: every variant peaks at lr 0.01"),
-        Override("schedule", "warmup_linear",
-                 "lr rises from 0 to 0.01 over the first epoch, then falls linearly to 0 at the last step: "
-                 "375 steps leave no room for the papers' drops by 10 after 20-30 epochs"),
-        Override("warmup_epochs", 1.0,
-                 "a 1-epoch warmup: with 0.3 epoch torchvision's net (no LRN) diverged to chance, seed 0"),
-        Override("init", HE_INIT,
-                 "He et al. 2015 init (std sqrt(2/fan_in), biases 0; output layer std 0.01) for every variant: "
-                 "with the papers' fixed std 0.01 (and biases 1) on (x/255 - mean)/std inputs the loss stays at "
-                 "ln 10 for the whole proxy (alexnet2014: 10.0 %), and torchvision's PyTorch default init reaches "
-                 "82.9 % (He: 98.0 %). At the papers' own pixel scale (--set init=paper --set input_scale=255) "
-                 "their init does learn, but slower: val top-1 after epochs 1-3 alexnet2014 23.4 / 61.6 / 91.6 %, "
-                 "alexnet2012 10.0 / 45.8 / 88.2 % (He at scale 1: 97.6, 97.2 % in reports/mnist5k-proxy.md; seed 0)"),
-        Override("input_scale", 1.0,
-                 "(x/255 - mean)/std inputs for every variant, also where the recipe feeds 0-255 pixels minus the "
-                 "mean (KSH12, CC2, ZF13 code): He init is scaled for unit-variance inputs and dies at pixel scale "
-                 "(--set input_scale=255, seed 0: train loss 10.3 / 9.4 in epoch 1, then val top-1 10.0 % after "
-                 "every epoch for alexnet2014 and alexnet2012), and the papers' init at pixel scale is 6-9 points "
-                 "below He at scale 1 after 3 epochs (see init)"),
-        Override("train_aug", "ksh12",
-                 "random 64 px crops of the 73 px digit for every variant: torchvision's RandomResizedCrop keeps "
-                 "8-100 % of the area, often a fragment of a digit"),
-        Override("test_protocol", "center",
-                 "centre crop only: 10-crop averages over mirrored crops, and a mirrored digit is another symbol"),
+        Override(
+            "schedule",
+            "warmup_linear",
+            "lr rises from 0 to 0.01 over the first epoch, then falls linearly to 0 at the last step: "
+            "375 steps leave no room for the papers' drops by 10 after 20-30 epochs",
+        ),
+        Override(
+            "warmup_epochs",
+            1.0,
+            "a 1-epoch warmup: with 0.3 epoch torchvision's net (no LRN) diverged to chance, seed 0",
+        ),
+        Override(
+            "init",
+            HE_INIT,
+            "He et al. 2015 init (std sqrt(2/fan_in), biases 0; output layer std 0.01) for every variant: "
+            "with the papers' fixed std 0.01 (and biases 1) on (x/255 - mean)/std inputs the loss stays at "
+            "ln 10 for the whole proxy (alexnet2014: 10.0 %), and torchvision's PyTorch default init reaches "
+            "82.9 % (He: 98.0 %). At the papers' own pixel scale (--set init=paper --set input_scale=255) "
+            "their init does learn, but slower: val top-1 after epochs 1-3 alexnet2014 23.4 / 61.6 / 91.6 %, "
+            "alexnet2012 10.0 / 45.8 / 88.2 % (He at scale 1: 97.6, 97.2 % in reports/mnist5k-proxy.md; seed 0)",
+        ),
+        Override(
+            "input_scale",
+            1.0,
+            "(x/255 - mean)/std inputs for every variant, also where the recipe feeds 0-255 pixels minus the "
+            "mean (KSH12, CC2, ZF13 code): He init is scaled for unit-variance inputs and dies at pixel scale "
+            "(--set input_scale=255, seed 0: train loss 10.3 / 9.4 in epoch 1, then val top-1 10.0 % after "
+            "every epoch for alexnet2014 and alexnet2012), and the papers' init at pixel scale is 6-9 points "
+            "below He at scale 1 after 3 epochs (see init)",
+        ),
+        Override(
+            "train_aug",
+            "ksh12",
+            "random 64 px crops of the 73 px digit for every variant: torchvision's RandomResizedCrop keeps "
+            "8-100 % of the area, often a fragment of a digit",
+        ),
+        Override(
+            "test_protocol",
+            "center",
+            "centre crop only: 10-crop averages over mirrored crops, and a mirrored digit is another symbol",
+        ),
     ),
     flip=False,
     final_protocols=("center",),

@@ -145,8 +145,9 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
 
 def _transforms(spec: DataSpec, protocol: str, prepared: bool) -> tuple[TrainTransform, EvalTransform]:
     lighting = PcaLighting(spec.pca_eig or IMAGENET_PCA, spec.pca_alpha_std) if spec.pca_lighting else None
-    train = TrainTransform(spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared,
-                           spec.input_scale)
+    train = TrainTransform(
+        spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared, spec.input_scale
+    )
     return train, EvalTransform(protocol, spec.image_size, spec.resize, prepared, spec.input_scale)
 
 
@@ -385,7 +386,9 @@ def _pca(dataset_root: Path, max_images: int, seed: int) -> tuple[PcaEig, int, i
             with Image.open(path) as im:
                 px = np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
         except Exception as e:  # noqa: BLE001
-            warnings.warn(f"skipping unreadable image {path} ({type(e).__name__}: {e})", UnreadableImageWarning)
+            warnings.warn(
+                f"skipping unreadable image {path} ({type(e).__name__}: {e})", UnreadableImageWarning, stacklevel=2
+            )
             continue
         px = px[rng.randint(0, len(px), PCA_PIXELS_PER_IMAGE)]  # every image weighs the same
         total += px.sum(0)

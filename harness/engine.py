@@ -8,9 +8,9 @@ model, optimiser, scheduler, epoch and every RNG state; the shuffle and augmenta
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -74,8 +74,11 @@ def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.
     biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
     groups = [
         {"params": weights, "lr": lr, "weight_decay": recipe.weight_decay},
-        {"params": biases, "lr": lr * recipe.bias_lr_mult,
-         "weight_decay": recipe.weight_decay if recipe.bias_weight_decay else 0.0},
+        {
+            "params": biases,
+            "lr": lr * recipe.bias_lr_mult,
+            "weight_decay": recipe.weight_decay if recipe.bias_weight_decay else 0.0,
+        },
     ]
     # fused: one pass over the ~61M parameters per step instead of three (the step dominates small-image CPU runs)
     return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, fused=True)
@@ -106,7 +109,7 @@ def per_step(recipe: Recipe) -> bool:
     return recipe.schedule == "warmup_linear"
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int = 1):  # noqa: ANN201
+def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int = 1):
     if recipe.schedule == "warmup_linear":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(recipe, steps_per_epoch))
     if recipe.schedule == "multistep":
@@ -154,8 +157,15 @@ def train_loader(dataset: Dataset, cfg: RunConfig, d: Dist, epoch: int) -> DataL
     else:
         g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
         sampler = RandomSampler(dataset, generator=g)
-    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=cfg.workers, drop_last=True,
-                      pin_memory=d.device.type == "cuda", persistent_workers=False)
+    return DataLoader(
+        dataset,
+        batch_size=per_rank,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        drop_last=True,
+        pin_memory=d.device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
 def train_one_epoch(
@@ -167,7 +177,7 @@ def train_one_epoch(
     progress: Progress,
     scheduler: object = None,
 ) -> EpochTraining:
-    """One pass over the training set. `scheduler` is stepped after every optimiser step when the recipe's schedule is per step."""
+    """One pass over the training set; `scheduler` steps after every optimiser step when the schedule is per step."""
     model.train()
     start = time.perf_counter()
     loss_sum = correct = seen = 0.0
@@ -232,24 +242,42 @@ def fit(
     for epoch in range(start_epoch, recipe.epochs + 1):
         torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # augmentation and dropout of this epoch
         loader = train_loader(train_set, cfg, d, epoch)
-        progress = Progress(f"{cfg.variant} epoch {epoch}/{recipe.epochs}", total=steps * recipe.batch_size,
-                            enabled=verbose and d.is_main)
+        progress = Progress(
+            f"{cfg.variant} epoch {epoch}/{recipe.epochs}",
+            total=steps * recipe.batch_size,
+            enabled=verbose and d.is_main,
+        )
         trained = train_one_epoch(net, loader, optimizer, d, recipe, progress, scheduler)
         last = epoch == recipe.epochs
-        val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers,
-                       keep_probs=last)
+        val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers, keep_probs=last)
         if last:
             result.last_val = val  # the final centre-crop numbers: `runner.finish` does not evaluate them again
         progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}")
-        stats = EpochStats(epoch, trained.loss, trained.top1, val.loss, val.top1, val.top5, trained.lr,
-                           trained.images / trained.seconds, trained.seconds)
+        stats = EpochStats(
+            epoch,
+            trained.loss,
+            trained.top1,
+            val.loss,
+            val.top1,
+            val.top5,
+            trained.lr,
+            trained.images / trained.seconds,
+            trained.seconds,
+        )
         result.history.append(stats)
         step_scheduler(scheduler, val.top1)
         if d.is_main:
             on_epoch(stats)
-            checkpoint.save(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), epoch=epoch, rng=checkpoint.rng_state(),
-                            history=[h.__dict__ for h in result.history], config_hash=cfg.config_hash())
+            checkpoint.save(
+                ckpt_path,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                epoch=epoch,
+                rng=checkpoint.rng_state(),
+                history=[h.__dict__ for h in result.history],
+                config_hash=cfg.config_hash(),
+            )
         distributed.barrier(d)
     return result
 

@@ -65,8 +65,11 @@ def evaluate(
     loss_sum, correct1, correct5, seen = distributed.all_reduce_sum([loss_sum, correct1, correct5, seen], d)
     result = EvalResult(100.0 * correct1 / seen, 100.0 * correct5 / seen, loss_sum / seen, int(seen))
     if keep_probs:
-        local = (indices, np.concatenate(probs_parts) if probs_parts else None,
-                 np.concatenate(labels_parts) if labels_parts else None)
+        local = (
+            indices,
+            np.concatenate(probs_parts) if probs_parts else None,
+            np.concatenate(labels_parts) if labels_parts else None,
+        )
         parts = distributed.gather(local, d)
         if d.is_main:
             n_classes = next(p[1].shape[1] for p in parts if p[1] is not None)

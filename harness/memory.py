@@ -33,8 +33,10 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
-    return all((
-        mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1,  # blocks up to 1 GiB come from the heap, not from mmap
-        mallopt(M_TRIM_THRESHOLD, 1 << 31) == 1,  # never give the top of the heap back to the OS mid-run
-        mallopt(M_TOP_PAD, 64 << 20) == 1,  # grow the heap 64 MiB at a time
-    ))
+    return all(
+        (
+            mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1,  # blocks up to 1 GiB come from the heap, not from mmap
+            mallopt(M_TRIM_THRESHOLD, 1 << 31) == 1,  # never give the top of the heap back to the OS mid-run
+            mallopt(M_TOP_PAD, 64 << 20) == 1,  # grow the heap 64 MiB at a time
+        )
+    )

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import data as data_mod
 from harness import checkpoint, distributed, engine, evaluate, memory, schema, store, tracking
+from harness import data as data_mod
 from harness.config import RunConfig, resolve
 from harness.distributed import Dist
 from harness.errors import HarnessError
@@ -61,9 +61,17 @@ def configs(req: RunRequest, d: Dist) -> list[tuple[Variant, RunConfig]]:
 def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
     r = cfg.recipe
     return data_mod.DataSpec(
-        dataset=cfg.dataset, root=Path(cfg.data_dir) if cfg.data_dir else None, image_size=r.crop, resize=r.resize,
-        train_aug=r.train_aug, flip=cfg.flip, pca_lighting=r.pca_lighting, pca_alpha_std=r.pca_alpha_std,
-        limit_train=cfg.limit_train, limit_val=cfg.limit_val, input_scale=r.input_scale,
+        dataset=cfg.dataset,
+        root=Path(cfg.data_dir) if cfg.data_dir else None,
+        image_size=r.crop,
+        resize=r.resize,
+        train_aug=r.train_aug,
+        flip=cfg.flip,
+        pca_lighting=r.pca_lighting,
+        pca_alpha_std=r.pca_alpha_std,
+        limit_train=cfg.limit_train,
+        limit_val=cfg.limit_val,
+        input_scale=r.input_scale,
     )
 
 
@@ -145,16 +153,20 @@ def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, ver
     t0 = time.perf_counter()
     decision: Decision = distributed.broadcast(decide(cfg, rec) if d.is_main else None, d)  # type: ignore[assignment]
     if decision.action == "skip":
-        outcome = _skipped(rec.uri, decision.run_id, variant, cfg) if d.is_main else Outcome(
-            variant.name, "skipped", decision.run_id)
+        outcome = (
+            _skipped(rec.uri, decision.run_id, variant, cfg)
+            if d.is_main
+            else Outcome(variant.name, "skipped", decision.run_id)
+        )
     else:
         outcome = train_tracked(variant, cfg, d, rec, decision, verbose)
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
 
-def train_tracked(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, decision: Decision,
-                  verbose: bool) -> Outcome:
+def train_tracked(
+    variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, decision: Decision, verbose: bool
+) -> Outcome:
     """Train (or resume) and record one run. Rank 0 alone talks to MLflow; a failure is recorded, not raised."""
     tracker: tracking.Tracker | tracking.NullTracker = tracking.NullTracker()
     try:
@@ -165,13 +177,19 @@ def train_tracked(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, dec
                 tracker = tracking.Tracker.reopen(rec.uri, decision.run_id)
                 print(f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}", file=sys.stderr)
             else:
-                tracker = tracking.Tracker.create(rec.uri, rec.exp_id, rec.run_name or variant.name, tags,
-                                                  parent=rec.parent)
+                tracker = tracking.Tracker.create(
+                    rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent
+                )
             tracker.set_tags(tags)
-            tracker.log_params(cfg.params() | {
-                "dataset_fingerprint": data.fingerprint, "num_classes": str(data.num_classes),
-                "train_size": str(len(data.train)), "val_size": str(len(data.val)),
-            })
+            tracker.log_params(
+                cfg.params()
+                | {
+                    "dataset_fingerprint": data.fingerprint,
+                    "num_classes": str(data.num_classes),
+                    "train_size": str(len(data.train)),
+                    "val_size": str(len(data.val)),
+                }
+            )
             tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
             tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})
         model = engine.prepare_model(variant, data.num_classes, cfg.recipe, cfg.seed)
@@ -194,7 +212,7 @@ def train_tracked(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, dec
     except (KeyboardInterrupt, SystemExit):
         tracker.finish("KILLED")
         raise
-    except Exception as e:  # noqa: BLE001 - one variant's failure must not stop run --all
+    except Exception as e:
         if isinstance(e, HarnessError) and decision.action == "new" and tracker.run_id == "" and d.is_main:
             raise  # bad input (e.g. a missing data folder) before anything was recorded: one line for the user
         tracker.log_text(traceback.format_exc(), schema.ART_ERROR)
@@ -211,8 +229,9 @@ def _config_json(cfg: RunConfig, data: data_mod.Datasets) -> str:
     return json.dumps(d, indent=2, sort_keys=True)
 
 
-def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, result,  # noqa: ANN001
-           log_weights: bool = True) -> Outcome:
+def finish(
+    model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, result, log_weights: bool = True
+) -> Outcome:
     """Final evaluation under the profile's protocols (KSH12 s4.1 ten-crop and centre), artifacts, status.
 
     The centre crop is the last epoch's evaluation when this process trained it (`FitResult.last_val`).
@@ -224,13 +243,18 @@ def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, resu
             finals[protocol] = result.last_val
             continue
         val = load(spec, protocol).val
-        finals[protocol] = evaluate.evaluate(model, val, d, batch_size=64, workers=cfg.workers,
-                                             keep_probs=protocol == cfg.recipe.test_protocol)
+        finals[protocol] = evaluate.evaluate(
+            model, val, d, batch_size=64, workers=cfg.workers, keep_probs=protocol == cfg.recipe.test_protocol
+        )
     main = finals[cfg.recipe.test_protocol]
     did_learn = engine.learned(main.top1, data.num_classes)
     if d.is_main:
-        metrics = {schema.FINAL_TOP1: main.top1, schema.FINAL_TOP5: main.top5, schema.FINAL_LOSS: main.loss,
-                   schema.LEARNED: float(did_learn)}
+        metrics = {
+            schema.FINAL_TOP1: main.top1,
+            schema.FINAL_TOP5: main.top5,
+            schema.FINAL_LOSS: main.loss,
+            schema.LEARNED: float(did_learn),
+        }
         for protocol, r in finals.items():
             metrics[schema.PROTOCOL_METRIC.format(protocol=protocol, k="top1")] = r.top1
             metrics[schema.PROTOCOL_METRIC.format(protocol=protocol, k="top5")] = r.top5
@@ -238,27 +262,56 @@ def finish(model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, resu
         with tempfile.TemporaryDirectory() as tmp:
             tmpd = Path(tmp)
             classes, probs5 = evaluate.top5_table(main.probs)
-            np.savez_compressed(tmpd / "val_predictions.npz", labels=main.labels, probs=main.probs,
-                                top5_classes=classes, top5_probs=probs5, protocol=np.array(cfg.recipe.test_protocol))
+            np.savez_compressed(
+                tmpd / "val_predictions.npz",
+                labels=main.labels,
+                probs=main.probs,
+                top5_classes=classes,
+                top5_probs=probs5,
+                protocol=np.array(cfg.recipe.test_protocol),
+            )
             tracker.log_artifact(tmpd / "val_predictions.npz", "predictions")
             if log_weights:
                 torch.save(model.state_dict(), tmpd / "final.pt")
                 tracker.log_artifact(tmpd / "final.pt", "checkpoint")
         fig = figures.curves_figure(
-            [figures.Curves(f"seed {cfg.seed}", tuple((h.epoch, h.val_top1) for h in result.history),
-                            tuple((h.epoch, h.train_loss) for h in result.history))],
-            variant.name, data.num_classes)
+            [
+                figures.Curves(
+                    f"seed {cfg.seed}",
+                    tuple((h.epoch, h.val_top1) for h in result.history),
+                    tuple((h.epoch, h.train_loss) for h in result.history),
+                )
+            ],
+            variant.name,
+            data.num_classes,
+        )
         tracker.log_figure(fig, schema.ART_CURVES)
         tracker.finish("FINISHED")
-    return Outcome(variant.name, "finished", tracker.run_id, main.top1, main.top5, cfg.recipe.test_protocol,
-                   did_learn, len(result.history))
+    return Outcome(
+        variant.name,
+        "finished",
+        tracker.run_id,
+        main.top1,
+        main.top5,
+        cfg.recipe.test_protocol,
+        did_learn,
+        len(result.history),
+    )
 
 
 def _skipped(uri: str, run_id: str, variant: Variant, cfg: RunConfig) -> Outcome:
     m = tracking.client(uri).get_run(run_id).data.metrics
     learned = m.get(schema.LEARNED)
-    return Outcome(variant.name, "skipped", run_id, m.get(schema.FINAL_TOP1), m.get(schema.FINAL_TOP5),
-                   cfg.recipe.test_protocol, None if learned is None else bool(learned), cfg.recipe.epochs)
+    return Outcome(
+        variant.name,
+        "skipped",
+        run_id,
+        m.get(schema.FINAL_TOP1),
+        m.get(schema.FINAL_TOP5),
+        cfg.recipe.test_protocol,
+        None if learned is None else bool(learned),
+        cfg.recipe.epochs,
+    )
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
@@ -268,8 +321,10 @@ def summary_table(outcomes: list[Outcome]) -> str:
         t1 = "-" if o.top1 is None else f"{o.top1:.2f}"
         t5 = "-" if o.top5 is None else f"{o.top5:.2f}"
         learned = "-" if o.learned is None else ("yes" if o.learned else "NO")
-        lines.append(f"{o.variant:36} {o.status:9} {o.protocol:9} {t1:>7} {t5:>7} {learned:>7} "
-                     f"{o.seconds / 60:>6.1f}  {o.run_id}" + (f"\n    error: {o.error}" if o.error else ""))
+        lines.append(
+            f"{o.variant:36} {o.status:9} {o.protocol:9} {t1:>7} {t5:>7} {learned:>7} "
+            f"{o.seconds / 60:>6.1f}  {o.run_id}" + (f"\n    error: {o.error}" if o.error else "")
+        )
     return "\n".join(lines)
 
 
@@ -309,9 +364,15 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
     parent = None
     if d.is_main and (req.all or len(pairs) > 1):
         parent_tracker = tracking.Tracker.create(
-            uri, exp_id, "run --all" if req.all else "run " + " ".join(req.names),
-            {schema.TAG_KIND: "batch", schema.TAG_PROFILE: first.profile, schema.TAG_DATASET: first.dataset,
-             schema.TAG_GIT: tracking.git_commit()},
+            uri,
+            exp_id,
+            "run --all" if req.all else "run " + " ".join(req.names),
+            {
+                schema.TAG_KIND: "batch",
+                schema.TAG_PROFILE: first.profile,
+                schema.TAG_DATASET: first.dataset,
+                schema.TAG_GIT: tracking.git_commit(),
+            },
         )
         parent = parent_tracker.run_id
     outcomes: list[Outcome] = []
@@ -336,10 +397,13 @@ def summary(result: RunResult) -> str:
     if not_learned:
         lines.append(f"\nDid not learn (val top-1 near chance; see their loss curves): {', '.join(not_learned)}")
     if result.profile != "paper":
-        lines.append(f"\nProfile {result.profile!r} on {result.dataset}: a proxy, not ImageNet. Its numbers "
-                     "say whether the pipeline and architectures learn, not whether a paper reproduces.")
-    lines.append(f"\nMLflow store: {result.uri} (experiment {result.experiment!r}); browse it with "
-                 "`python -m harness ui`")
+        lines.append(
+            f"\nProfile {result.profile!r} on {result.dataset}: a proxy, not ImageNet. Its numbers "
+            "say whether the pipeline and architectures learn, not whether a paper reproduces."
+        )
+    lines.append(
+        f"\nMLflow store: {result.uri} (experiment {result.experiment!r}); browse it with `python -m harness ui`"
+    )
     return "\n".join(lines)
 
 
@@ -360,8 +424,10 @@ class EvalOutcome:
 
     def line(self) -> str:
         r = self.result
-        return (f"{self.variant} on {self.dataset} {self.split} ({r.n} images, {self.protocol}): "
-                f"top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  loss {r.loss:.4f}")
+        return (
+            f"{self.variant} on {self.dataset} {self.split} ({r.n} images, {self.protocol}): "
+            f"top-1 {r.top1:.3f}  top-5 {r.top5:.3f}  loss {r.loss:.4f}"
+        )
 
 
 def resolve_weights(req: EvalRequest) -> Path:
@@ -374,8 +440,9 @@ def resolve_weights(req: EvalRequest) -> Path:
             raise HarnessError(f"{req.weights} are torchvision's AlexNet weights: evaluate them as torchvision_alexnet")
         path = Path(torch.hub.get_dir()) / "checkpoints" / TV_WEIGHTS[req.weights]
         if not path.is_file():
-            raise HarnessError(f"{req.weights} not found; no download is attempted: put {TV_WEIGHTS[req.weights]} "
-                               f"at {path}")
+            raise HarnessError(
+                f"{req.weights} not found; no download is attempted: put {TV_WEIGHTS[req.weights]} at {path}"
+            )
         return path
     return Path(req.weights)
 
@@ -405,8 +472,9 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
         model.load_state_dict(state)
     except RuntimeError as e:
         lines = str(e).splitlines()
-        raise HarnessError(f"{path} is not a state dict for {variant.name}: "
-                           f"{(lines[1] if len(lines) > 1 else lines[0]).strip()}") from None
+        raise HarnessError(
+            f"{path} is not a state dict for {variant.name}: {(lines[1] if len(lines) > 1 else lines[0]).strip()}"
+        ) from None
     run_req = req.as_run()
     if req.run_id:  # evaluate a run's checkpoint at the scale it was trained at, whatever the recipe says now
         run_req = replace(run_req, sets={"input_scale": run_input_scale(req.uri, req.run_id)})

@@ -14,6 +14,7 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     from variants import Recipe
 
+
 @dataclass(frozen=True)
 class FloatRange:
     """A float recipe field sampled in [low, high]; `relative` bounds multiply the base recipe's own value."""
@@ -55,21 +56,32 @@ class Space:
 SPACES: dict[str, Space] = {
     s.name: s
     for s in (
-        Space("default", "lr and weight decay within 10x of the recipe's (log), momentum 0.8-0.95", (
-            FloatRange("lr", 0.1, 10.0, log=True, relative=True),
-            FloatRange("weight_decay", 0.1, 10.0, log=True, relative=True),
-            FloatRange("momentum", 0.8, 0.95),
-        )),
-        Space("lr", "lr only, within 10x of the recipe's (log)", (
-            FloatRange("lr", 0.1, 10.0, log=True, relative=True),
-        )),
-        Space("schedule", "lr schedule (plateau, multistep, step) and its decay factor gamma", (
-            Categorical("schedule", ("plateau", "multistep", "step")),
-            FloatRange("gamma", 0.05, 0.5, log=True),
-        )),
-        Space("batch", "batch size 16/32/64, lr scaled linearly with it from the profile's batch (OWT14 s5)", (
-            IntChoice("batch_size", (16, 32, 64)),
-        ), scale_lr_with_batch=True),
+        Space(
+            "default",
+            "lr and weight decay within 10x of the recipe's (log), momentum 0.8-0.95",
+            (
+                FloatRange("lr", 0.1, 10.0, log=True, relative=True),
+                FloatRange("weight_decay", 0.1, 10.0, log=True, relative=True),
+                FloatRange("momentum", 0.8, 0.95),
+            ),
+        ),
+        Space(
+            "lr", "lr only, within 10x of the recipe's (log)", (FloatRange("lr", 0.1, 10.0, log=True, relative=True),)
+        ),
+        Space(
+            "schedule",
+            "lr schedule (plateau, multistep, step) and its decay factor gamma",
+            (
+                Categorical("schedule", ("plateau", "multistep", "step")),
+                FloatRange("gamma", 0.05, 0.5, log=True),
+            ),
+        ),
+        Space(
+            "batch",
+            "batch size 16/32/64, lr scaled linearly with it from the profile's batch (OWT14 s5)",
+            (IntChoice("batch_size", (16, 32, 64)),),
+            scale_lr_with_batch=True,
+        ),
     )
 }
 

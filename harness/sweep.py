@@ -22,7 +22,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,8 +67,10 @@ def check_space(space: Space, recipe: Recipe, sets: dict[str, object] | None = N
     for dim in space.dims:
         where = f"search space {space.name!r}: {dim.key}"
         if dim.key in sets and not (isinstance(dim, FloatRange) and dim.relative):
-            raise HarnessError(f"{where} is tuned by the space, so --set {dim.key} would be overridden; drop it "
-                               "or choose another --space")
+            raise HarnessError(
+                f"{where} is tuned by the space, so --set {dim.key} would be overridden; drop it "
+                "or choose another --space"
+            )
         if isinstance(dim, FloatRange):
             low, high = dim.bounds(recipe)
             base = f" (the recipe's {dim.key} is {_fmt(getattr(recipe, dim.key))})" if dim.relative else ""
@@ -136,8 +138,11 @@ def _storage(path: Path, on_stale=None):
     _quiet_optuna()
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(
-        f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 30}},
-        heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, heartbeat_stale_trial_callback=on_stale,
+        f"sqlite:///{path}",
+        engine_kwargs={"connect_args": {"timeout": 30}},
+        heartbeat_interval=HEARTBEAT_S,
+        grace_period=GRACE_S,
+        heartbeat_stale_trial_callback=on_stale,
     )
 
 
@@ -145,8 +150,9 @@ def build_sampler(seed: int):
     import optuna
 
     # multivariate: lr and weight decay interact; constant_liar only matters for parallel workers (n_jobs=1 here)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS, multivariate=True,
-                                      constant_liar=False, group=False)
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=TPE_STARTUP_TRIALS, multivariate=True, constant_liar=False, group=False
+    )
 
 
 def build_pruner(name: str):
@@ -155,8 +161,9 @@ def build_pruner(name: str):
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_COMPLETE, n_warmup_steps=PRUNE_WARMUP_EPOCHS,
-                                           interval_steps=1, n_min_trials=1)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=PRUNE_AFTER_COMPLETE, n_warmup_steps=PRUNE_WARMUP_EPOCHS, interval_steps=1, n_min_trials=1
+        )
     raise HarnessError(f"unknown pruner {name!r}; known: median, none")
 
 
@@ -228,9 +235,16 @@ def sweep_command(a: SweepRequest) -> int:
     pruner = build_pruner(a.pruner)
     runner.load(runner.data_spec(base), "center")  # a bad --data fails here, before anything is recorded
     meta = {
-        "variant": variant.name, "profile": base.profile, "dataset": base.dataset, "dataset_name": base.dataset_name,
-        "data_dir": str(base.data_dir), "space": space.name, "epochs": base.recipe.epochs,
-        "limit_train": base.limit_train, "limit_val": base.limit_val, "sets": json.dumps(_jsonable(sets), sort_keys=True),
+        "variant": variant.name,
+        "profile": base.profile,
+        "dataset": base.dataset,
+        "dataset_name": base.dataset_name,
+        "data_dir": str(base.data_dir),
+        "space": space.name,
+        "epochs": base.recipe.epochs,
+        "limit_train": base.limit_train,
+        "limit_val": base.limit_val,
+        "sets": json.dumps(_jsonable(sets), sort_keys=True),
     }
 
     import optuna
@@ -243,36 +257,76 @@ def sweep_command(a: SweepRequest) -> int:
         optuna.storages.fail_stale_trials(existing)
     n_before = len(existing.trials) if existing is not None else 0
     sampler_seed = a.seed + n_before  # a continued study draws new random trials, not the first ones again
-    study = optuna.create_study(storage=storage, study_name=study_name, sampler=build_sampler(sampler_seed),
-                                pruner=pruner, direction="maximize", load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        sampler=build_sampler(sampler_seed),
+        pruner=pruner,
+        direction="maximize",
+        load_if_exists=True,
+    )
     if existing is None:
         for k, v in meta.items():
             study.set_user_attr(k, v)
 
-    parent = tracking.Tracker.create(uri, exp_id, f"sweep {study_name}", {
-        schema.TAG_KIND: "sweep", schema.TAG_SWEEP: study_name, schema.TAG_VARIANT: variant.name,
-        schema.TAG_PAPER: variant.paper, schema.TAG_PROFILE: base.profile, schema.TAG_DATASET: base.dataset,
-        schema.TAG_DATASET_NAME: base.dataset_name, schema.TAG_SWEEP_SPACE: space.name,
-        schema.TAG_GIT: tracking.git_commit(),
-        schema.TAG_DEVICE: base.device,
-    })
-    parent.log_params({
-        "space": space.name, "space_about": space.about, **{f"space.{k}": v for k, v in ranges.items()},
-        "trials": str(a.trials), "timeout": str(a.timeout), "seed": str(a.seed), "sampler": "TPESampler",
-        "sampler_seed": str(sampler_seed), "tpe_startup_trials": str(TPE_STARTUP_TRIALS), "tpe_multivariate": "True",
-        "pruner": a.pruner, "prune_after_complete": str(PRUNE_AFTER_COMPLETE),
-        "prune_warmup_epochs": str(PRUNE_WARMUP_EPOCHS), "epochs": str(base.recipe.epochs),
-        "limit_train": str(base.limit_train), "limit_val": str(base.limit_val), "sets": meta["sets"],
-        "trials_before": str(n_before), "optuna_storage": str(storage_path(uri)),
-    })
-    print(f"sweep {study_name}: {a.trials} trial(s) of {variant.name} on {base.dataset} ({base.profile}), space "
-          f"{space.name!r}: {', '.join(f'{k} {v}' for k, v in ranges.items())}"
-          + (f"; continuing ({n_before} trials so far)" if n_before else ""), file=sys.stderr)
+    parent = tracking.Tracker.create(
+        uri,
+        exp_id,
+        f"sweep {study_name}",
+        {
+            schema.TAG_KIND: "sweep",
+            schema.TAG_SWEEP: study_name,
+            schema.TAG_VARIANT: variant.name,
+            schema.TAG_PAPER: variant.paper,
+            schema.TAG_PROFILE: base.profile,
+            schema.TAG_DATASET: base.dataset,
+            schema.TAG_DATASET_NAME: base.dataset_name,
+            schema.TAG_SWEEP_SPACE: space.name,
+            schema.TAG_GIT: tracking.git_commit(),
+            schema.TAG_DEVICE: base.device,
+        },
+    )
+    parent.log_params(
+        {
+            "space": space.name,
+            "space_about": space.about,
+            **{f"space.{k}": v for k, v in ranges.items()},
+            "trials": str(a.trials),
+            "timeout": str(a.timeout),
+            "seed": str(a.seed),
+            "sampler": "TPESampler",
+            "sampler_seed": str(sampler_seed),
+            "tpe_startup_trials": str(TPE_STARTUP_TRIALS),
+            "tpe_multivariate": "True",
+            "pruner": a.pruner,
+            "prune_after_complete": str(PRUNE_AFTER_COMPLETE),
+            "prune_warmup_epochs": str(PRUNE_WARMUP_EPOCHS),
+            "epochs": str(base.recipe.epochs),
+            "limit_train": str(base.limit_train),
+            "limit_val": str(base.limit_val),
+            "sets": meta["sets"],
+            "trials_before": str(n_before),
+            "optuna_storage": str(storage_path(uri)),
+        }
+    )
+    print(
+        f"sweep {study_name}: {a.trials} trial(s) of {variant.name} on {base.dataset} ({base.profile}), space "
+        f"{space.name!r}: {', '.join(f'{k} {v}' for k, v in ranges.items())}"
+        + (f"; continuing ({n_before} trials so far)" if n_before else ""),
+        file=sys.stderr,
+    )
 
     objective = _objective(space, base, a, d, exp_id, parent.run_id, study_name)
     try:
-        study.optimize(objective, n_trials=a.trials, timeout=a.timeout, n_jobs=1, catch=(TrialFailed,),
-                       callbacks=[_print_trial], gc_after_trial=True)
+        study.optimize(
+            objective,
+            n_trials=a.trials,
+            timeout=a.timeout,
+            n_jobs=1,
+            catch=(TrialFailed,),
+            callbacks=[_print_trial],
+            gc_after_trial=True,
+        )
     except BaseException as e:
         _close_children(uri, exp_id, parent.run_id)
         parent.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
@@ -283,15 +337,23 @@ def sweep_command(a: SweepRequest) -> int:
     parent.finish("FINISHED")
     print()
     print(summary_table(study, first_new=n_before))
-    print(f"\nMLflow: parent run {parent.run_id} in experiment {runner.experiment_name(base)!r} ({uri}); "
-          f"Optuna study {study_name!r} in {storage_path(uri)}")
+    print(
+        f"\nMLflow: parent run {parent.run_id} in experiment {runner.experiment_name(base)!r} ({uri}); "
+        f"Optuna study {study_name!r} in {storage_path(uri)}"
+    )
     if best is None:
         print(f"No complete trial in study {study_name!r}: nothing to re-run.")
         return 1
-    again = [f"--profile {a.profile}" if a.profile else "", f"--data {a.data}" if a.data else "",
-             f"--dataset {a.dataset}" if a.dataset else "", f"--tracking-uri {a.tracking_uri}" if a.tracking_uri else ""]
-    print(f"Re-run the best configuration in full: python -m harness run {variant.name} --from-sweep {study_name} "
-          + " ".join(x for x in again if x))
+    again = [
+        f"--profile {a.profile}" if a.profile else "",
+        f"--data {a.data}" if a.data else "",
+        f"--dataset {a.dataset}" if a.dataset else "",
+        f"--tracking-uri {a.tracking_uri}" if a.tracking_uri else "",
+    ]
+    print(
+        f"Re-run the best configuration in full: python -m harness run {variant.name} --from-sweep {study_name} "
+        + " ".join(x for x in again if x)
+    )
     return 0
 
 
@@ -301,12 +363,15 @@ def _check_same_study(study: optuna.Study, meta: dict[str, object]) -> None:
     old = study.user_attrs
     for key, value in meta.items():
         if key in old and old[key] != value:
-            raise HarnessError(f"study {study.study_name!r} was made with {key} = {old[key]!r}, this command has "
-                               f"{value!r}: use another --study-name")
+            raise HarnessError(
+                f"study {study.study_name!r} was made with {key} = {old[key]!r}, this command has "
+                f"{value!r}: use another --study-name"
+            )
 
 
-def _objective(space: Space, base: RunConfig, req: SweepRequest, d: Dist, exp_id: str, parent_id: str,
-               study_name: str) -> Callable[[optuna.Trial], float]:
+def _objective(
+    space: Space, base: RunConfig, req: SweepRequest, d: Dist, exp_id: str, parent_id: str, study_name: str
+) -> Callable[[optuna.Trial], float]:
     import optuna
 
     uri = req.uri
@@ -316,7 +381,9 @@ def _objective(space: Space, base: RunConfig, req: SweepRequest, d: Dist, exp_id
         trial.set_user_attr("changes", _jsonable(changes))
         ((variant, cfg),) = runner.configs(replace(req, sets=changes), d)
         tags = {
-            schema.TAG_KIND: "trial", schema.TAG_SWEEP: study_name, schema.TAG_TRIAL: str(trial.number),
+            schema.TAG_KIND: "trial",
+            schema.TAG_SWEEP: study_name,
+            schema.TAG_TRIAL: str(trial.number),
             schema.TAG_RECIPE_MODIFIED: "true",  # tuned, even where a sampled value equals the recipe's
             schema.TAG_MODIFIED_KEYS: ",".join(sorted(set(cfg.modified_keys) | set(changes))),
             schema.TAG_SWEEP_SPACE: space.name,
@@ -330,8 +397,17 @@ def _objective(space: Space, base: RunConfig, req: SweepRequest, d: Dist, exp_id
 
         ckpt = store.local_root(uri) / "checkpoints" / f"sweep-{study_name}-trial-{trial.number}.pt"
         # a trial is always a new run (never skipped or resumed), tagged as a trial, without final weights
-        rec = runner.Recording(uri, exp_id, parent_id, ckpt, reuse=False, run_name=f"trial-{trial.number}",
-                               tags=tags, log_weights=False, on_epoch=on_epoch)
+        rec = runner.Recording(
+            uri,
+            exp_id,
+            parent_id,
+            ckpt,
+            reuse=False,
+            run_name=f"trial-{trial.number}",
+            tags=tags,
+            log_weights=False,
+            on_epoch=on_epoch,
+        )
         outcome = runner.train_variant(variant, cfg, d, rec, verbose=req.verbose)
         ckpt.unlink(missing_ok=True)
         trial.set_user_attr("mlflow_run_id", outcome.run_id)
@@ -354,11 +430,16 @@ def _on_stale(uri: str, exp_id: str):
     """Optuna failed a trial whose process died: close its MLflow run (and that dead sweep's parent) too."""
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        print(f"trial {trial.number} of {study.study_name} had no heartbeat for {GRACE_S} s (its process stopped): "
-              "marked failed", file=sys.stderr)
+        print(
+            f"trial {trial.number} of {study.study_name} had no heartbeat for {GRACE_S} s (its process stopped): "
+            "marked failed",
+            file=sys.stderr,
+        )
         runs = tracking.client(uri).search_runs(
-            [exp_id], filter_string=f"tags.{schema.TAG_SWEEP} = '{study.study_name}' and "
-                                    f"tags.{schema.TAG_TRIAL} = '{trial.number}'")
+            [exp_id],
+            filter_string=f"tags.{schema.TAG_SWEEP} = '{study.study_name}' and "
+            f"tags.{schema.TAG_TRIAL} = '{trial.number}'",
+        )
         for r in runs:
             run = tracking.Tracker(uri, r.info.run_id)
             run.set_tags({schema.TAG_TRIAL_STATE: "failed"})
@@ -387,7 +468,9 @@ def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 
 def _state(trial: optuna.trial.FrozenTrial) -> str:
-    return {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(trial.state.name, trial.state.name.lower())
+    return {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(
+        trial.state.name, trial.state.name.lower()
+    )
 
 
 def _value(trial: optuna.trial.FrozenTrial) -> str:
@@ -407,8 +490,12 @@ def _params(trial: optuna.trial.FrozenTrial) -> str:
 
 def _counts(study: optuna.Study) -> dict[str, int]:
     states = [_state(t) for t in study.get_trials(deepcopy=False)]
-    return {schema.N_TRIALS: len(states), schema.N_COMPLETE: states.count("complete"),
-            schema.N_PRUNED: states.count("pruned"), schema.N_FAILED: states.count("failed")}
+    return {
+        schema.N_TRIALS: len(states),
+        schema.N_COMPLETE: states.count("complete"),
+        schema.N_PRUNED: states.count("pruned"),
+        schema.N_FAILED: states.count("failed"),
+    }
 
 
 def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.FrozenTrial | None:
@@ -418,11 +505,13 @@ def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.Froze
     best = study.best_trial if complete else None
     if best is not None:
         changes = _typed(best.user_attrs.get("changes") or best.params)
-        parent.log_params({schema.BEST_PREFIX + k: _fmt(v) if isinstance(v, tuple) else str(v)
-                           for k, v in changes.items()})
+        parent.log_params(
+            {schema.BEST_PREFIX + k: _fmt(v) if isinstance(v, tuple) else str(v) for k, v in changes.items()}
+        )
         parent.log_metrics({schema.BEST_VAL_TOP1: float(best.value), schema.BEST_TRIAL: float(best.number)})
-        parent.set_tags({schema.BEST_TRIAL: str(best.number),
-                         schema.TAG_BEST_RUN_ID: str(best.user_attrs.get("mlflow_run_id", ""))})
+        parent.set_tags(
+            {schema.BEST_TRIAL: str(best.number), schema.TAG_BEST_RUN_ID: str(best.user_attrs.get("mlflow_run_id", ""))}
+        )
     notes = []
     for artifact, draw in (("optimization_history.png", _history_figure), ("param_importances.png", _importances)):
         try:
@@ -438,7 +527,7 @@ def _record(study: optuna.Study, parent: tracking.Tracker) -> optuna.trial.Froze
     return best
 
 
-def _optuna_figure(plot, study: optuna.Study):  # noqa: ANN001, ANN202 - an optuna.visualization.matplotlib plot
+def _optuna_figure(plot, study: optuna.Study):
     """Draw one of optuna's matplotlib plots off screen (Agg) and return its closed Figure, 8 x 4.5 in."""
     import matplotlib
 
@@ -476,8 +565,10 @@ def summary_table(study: optuna.Study, first_new: int = 0) -> str:
         minutes = "-" if "seconds" not in t.user_attrs else f"{t.user_attrs['seconds'] / 60:.1f}"
         lines.append(f"{mark} {t.number:>5} {_state(t):9} {_value(t):>10} {minutes:>5}  {_params(t)}")
     c = _counts(study)
-    lines.append(f"\n{c[schema.N_TRIALS]} trials: {c[schema.N_COMPLETE]} complete, {c[schema.N_PRUNED]} pruned, "
-                 f"{c[schema.N_FAILED]} failed")
+    lines.append(
+        f"\n{c[schema.N_TRIALS]} trials: {c[schema.N_COMPLETE]} complete, {c[schema.N_PRUNED]} pruned, "
+        f"{c[schema.N_FAILED]} failed"
+    )
     complete = [t for t in study.get_trials(deepcopy=False) if _state(t) == "complete"]
     if complete:
         b = study.best_trial

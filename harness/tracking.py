@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 _INITIALISED: set[str] = set()
 
 
-def client(uri: str):  # noqa: ANN201 - MlflowClient
+def client(uri: str):
     """Initialise the store once per process (before any parallel writer: mlflow issue #19943) and return a client."""
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -46,7 +46,7 @@ def experiment_id(uri: str, name: str) -> str:
     location = (root / "artifacts" / name).as_uri() if root is not None else None
     try:
         return c.create_experiment(name, artifact_location=location)
-    except Exception:  # noqa: BLE001 - created concurrently by another process
+    except Exception:
         exp = c.get_experiment_by_name(name)
         if exp is None:
             raise
@@ -147,7 +147,7 @@ class NullTracker:
 
     run_id = ""
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return lambda *a, **k: None
 
 
@@ -155,7 +155,8 @@ def download_artifact(uri: str, run_id: str, path: str) -> Path:
     from mlflow.artifacts import download_artifacts
 
     try:
-        return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(),
-                                       tracking_uri=uri))
+        return Path(
+            download_artifacts(run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(), tracking_uri=uri)
+        )
     except Exception as e:  # noqa: BLE001
         raise HarnessError(f"run {run_id} has no artifact {path}: {str(e).splitlines()[0]}") from None

@@ -29,12 +29,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import data, engine  # noqa: E402
-from harness.config import resolve  # noqa: E402
-from harness.distributed import Dist  # noqa: E402
-from harness.progress import Progress  # noqa: E402
-from harness.request import RunRequest  # noqa: E402
-from variants import get_variant  # noqa: E402
+from harness import data, engine
+from harness.config import resolve
+from harness.distributed import Dist
+from harness.progress import Progress
+from harness.request import RunRequest
+from variants import get_variant
 
 VARIANTS = ("alexnet2012", "alexnet2014", "torchvision_alexnet", "zfnet")
 
@@ -90,16 +90,33 @@ def lean_step_rate(name: str, device: torch.device, batch: int, size: int, steps
 def fit_smoke(name: str, device: torch.device, tmp: Path) -> dict[str, object]:
     v = get_variant(name)
     cfg = resolve(v, RunRequest(profile="smoke", device=device.type), device=str(device))
-    sets = data.load_datasets(data.DataSpec("synthetic", image_size=cfg.recipe.crop, resize=cfg.recipe.resize,
-                                            train_aug=cfg.recipe.train_aug), "center")
+    sets = data.load_datasets(
+        data.DataSpec(
+            "synthetic", image_size=cfg.recipe.crop, resize=cfg.recipe.resize, train_aug=cfg.recipe.train_aug
+        ),
+        "center",
+    )
     model = engine.prepare_model(v, sets.num_classes, cfg.recipe, cfg.seed)
     t = time.perf_counter()
-    result = engine.fit(model, cfg, sets.train, sets.val, Dist(0, 1, 0, device), tmp / f"{name}.pt",
-                        on_epoch=lambda s: None, verbose=False)
-    return {"variant": name, "epochs": len(result.history), "val_top1": [round(h.val_top1, 1) for h in result.history],
-            "train_loss": [round(h.train_loss, 3) for h in result.history],
-            "checkpoint": (tmp / f"{name}.pt").is_file(), "seconds": round(time.perf_counter() - t, 1),
-            "device": str(next(model.parameters()).device)}
+    result = engine.fit(
+        model,
+        cfg,
+        sets.train,
+        sets.val,
+        Dist(0, 1, 0, device),
+        tmp / f"{name}.pt",
+        on_epoch=lambda s: None,
+        verbose=False,
+    )
+    return {
+        "variant": name,
+        "epochs": len(result.history),
+        "val_top1": [round(h.val_top1, 1) for h in result.history],
+        "train_loss": [round(h.train_loss, 3) for h in result.history],
+        "checkpoint": (tmp / f"{name}.pt").is_file(),
+        "seconds": round(time.perf_counter() - t, 1),
+        "device": str(next(model.parameters()).device),
+    }
 
 
 def write_jpegs(root: Path, n: int, classes: int = 4) -> None:
@@ -117,11 +134,11 @@ def write_jpegs(root: Path, n: int, classes: int = 4) -> None:
 
 
 def loader_rate(root: Path, workers: int, batch: int, size: int, resize: int, max_batches: int) -> float:
-    spec = data.DataSpec("imagefolder", root=root, image_size=size, resize=resize, train_aug="ksh12",
-                         pca_lighting=True)
+    spec = data.DataSpec("imagefolder", root=root, image_size=size, resize=resize, train_aug="ksh12", pca_lighting=True)
     sets = data.load_datasets(spec, "center")
-    loader = torch.utils.data.DataLoader(sets.train, batch_size=batch, shuffle=True, num_workers=workers,
-                                         drop_last=True, persistent_workers=False)
+    loader = torch.utils.data.DataLoader(
+        sets.train, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=False
+    )
     it = iter(loader)
     next(it)  # workers started, first batch
     t, seen = time.perf_counter(), 0
@@ -141,17 +158,24 @@ def main() -> int:
     batch, size, steps, jpegs, workers = (8, 64, 2, 64, (0, 2)) if a.quick else (128, 224, 30, 3072, (0, 8))
     report: dict[str, object] = {
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "batch": batch, "size": size, "steps": steps,
+        "torch": torch.__version__,
+        "batch": batch,
+        "size": size,
+        "steps": steps,
     }
     print(f"device {report['device']}, torch {torch.__version__}", flush=True)
     rows = []
     for name in VARIANTS:
         h = harness_step_rate(name, device, batch, size, steps)
         lean = lean_step_rate(name, device, batch, size, steps)
-        rows.append({"variant": name, "harness_img_s": round(h), "lean_img_s": round(lean),
-                     "ratio": round(lean / h, 2)})
-        print(f"  step {name:22} harness {h:8.0f} img/s   lean (bf16, channels_last, no syncs) {lean:8.0f} img/s"
-              f"   x{lean / h:.2f}", flush=True)
+        rows.append(
+            {"variant": name, "harness_img_s": round(h), "lean_img_s": round(lean), "ratio": round(lean / h, 2)}
+        )
+        print(
+            f"  step {name:22} harness {h:8.0f} img/s   lean (bf16, channels_last, no syncs) {lean:8.0f} img/s"
+            f"   x{lean / h:.2f}",
+            flush=True,
+        )
     report["steps_224"] = rows
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
@@ -161,8 +185,9 @@ def main() -> int:
         write_jpegs(tmpd / "jpegs", jpegs)
         rates = {}
         for w in workers:
-            rates[w] = loader_rate(tmpd / "jpegs", w, batch, size, 256 if not a.quick else 73,
-                                   max_batches=(jpegs // batch) - 2)
+            rates[w] = loader_rate(
+                tmpd / "jpegs", w, batch, size, 256 if not a.quick else 73, max_batches=(jpegs // batch) - 2
+            )
             print(f"  JPEG loader, KSH12 train transform, {w} workers: {rates[w]:.0f} img/s", flush=True)
         report["jpeg_loader_img_s"] = {str(w): round(r) for w, r in rates.items()}
     if a.out:

@@ -48,8 +48,9 @@ def mlflow_runs(uri: str, kind: str = "variant") -> list:
 
     c = MlflowClient(uri)
     exps = [e.experiment_id for e in c.search_experiments()]
-    return c.search_runs(exps, filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'",
-                         order_by=["attributes.start_time ASC"])
+    return c.search_runs(
+        exps, filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'", order_by=["attributes.start_time ASC"]
+    )
 
 
 @pytest.fixture
@@ -57,11 +58,13 @@ def runs() -> Callable[..., list]:
     return mlflow_runs
 
 
-def harness_subprocess(*args: str, cwd: Path | None = None, env: dict | None = None,
-                       timeout: int = 600) -> subprocess.CompletedProcess:
+def harness_subprocess(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """`python -m harness ARGS` in a fresh process, output captured as text."""
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -91,8 +94,8 @@ N_TRAIN, N_VAL = 6, 3  # images per class
 
 
 def photo_crop(kind: str, i: int):  # -> np.ndarray, 96x128 RGB
-    from sklearn.datasets import load_sample_images
     import numpy as np
+    from sklearn.datasets import load_sample_images
 
     china, flower = load_sample_images().images  # 427x640 RGB
     top, left = 17 * i + 10, 41 * i + 20
@@ -111,9 +114,7 @@ def write_photo_tree(root: Path, n_train: int = N_TRAIN, n_val: int = N_VAL) -> 
         for name in PHOTO_CLASSES:
             (root / split / name).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(photo_crop(name, i + offset)).save(
-                    root / split / name / f"{name}_{i}.JPEG", quality=90
-                )
+                Image.fromarray(photo_crop(name, i + offset)).save(root / split / name / f"{name}_{i}.JPEG", quality=90)
     return root
 
 

@@ -17,7 +17,7 @@ from harness.request import DataRequest, EvalRequest, RunRequest, SweepRequest
 SUBCOMMANDS = {"list", "show", "run", "eval", "sweep", "report", "ui", "pca"}
 
 
-def _subcommands(parser) -> set[str]:  # noqa: ANN001
+def _subcommands(parser) -> set[str]:
     (action,) = [a for a in parser._actions if a.dest == "command"]
     return set(action.choices)
 
@@ -27,16 +27,33 @@ def test_every_subcommand_is_registered_by_the_cli_module() -> None:
 
 
 def test_help_loads_no_torch_mlflow_or_optuna() -> None:
-    code = ("import sys, contextlib, io\nfrom harness import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try:\n        cli.main(['--help'])\n    except SystemExit:\n        pass\n"
-            "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'numpy') if m in sys.modules))")
+    code = (
+        "import sys, contextlib, io\nfrom harness import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        cli.main(['--help'])\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'numpy') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
 
 
 def test_run_arguments_become_one_frozen_request() -> None:
-    args = cli.build_parser().parse_args(["run", "zfnet", "alexnet2012", "--epochs", "2", "--set", "lr=0.02",
-                                          "--profile", "smoke", "--limit-val", "5", "--seed", "3"])
+    args = cli.build_parser().parse_args(
+        [
+            "run",
+            "zfnet",
+            "alexnet2012",
+            "--epochs",
+            "2",
+            "--set",
+            "lr=0.02",
+            "--profile",
+            "smoke",
+            "--limit-val",
+            "5",
+            "--seed",
+            "3",
+        ]
+    )
     req = cli.request(RunRequest, args)
     assert req.names == ("zfnet", "alexnet2012") and req.profile == "smoke" and req.limit_val == 5 and req.seed == 3
     assert dict(req.sets) == {"lr": 0.02} and req.changes() == {"lr": 0.02, "epochs": 2}
@@ -45,21 +62,22 @@ def test_run_arguments_become_one_frozen_request() -> None:
 
 
 def test_sweep_request_is_a_run_request_for_one_variant() -> None:
-    args = cli.build_parser().parse_args(["sweep", "zfnet", "--trials", "2", "--space", "lr", "--set", "momentum=0.8",
-                                          "--dataset", "synthetic"])
+    args = cli.build_parser().parse_args(
+        ["sweep", "zfnet", "--trials", "2", "--space", "lr", "--set", "momentum=0.8", "--dataset", "synthetic"]
+    )
     req = cli.request(SweepRequest, args, names=(args.name,))
     assert isinstance(req, RunRequest) and req.name == "zfnet" and req.trials == 2 and req.space == "lr"
     assert dict(req.sets) == {"momentum": 0.8} and req.dataset == "synthetic" and req.batch_size is None
 
 
 def test_eval_request_shares_the_data_fields() -> None:
-    args = cli.build_parser().parse_args(["eval", "zfnet", "--weights", "w.pt", "--profile", "smoke", "--tta",
-                                          "ten_crop"])
+    args = cli.build_parser().parse_args(
+        ["eval", "zfnet", "--weights", "w.pt", "--profile", "smoke", "--tta", "ten_crop"]
+    )
     req = cli.request(EvalRequest, args)
     assert (req.variant, req.weights, req.tta, req.profile) == ("zfnet", "w.pt", "ten_crop", "smoke")
     run = req.as_run()
-    assert run.names == ("zfnet",) and {f.name: getattr(run, f.name) for f in fields(DataRequest)} == \
-        req.data_fields()
+    assert run.names == ("zfnet",) and {f.name: getattr(run, f.name) for f in fields(DataRequest)} == req.data_fields()
 
 
 def test_sweep_help_lists_every_space() -> None:
@@ -67,12 +85,15 @@ def test_sweep_help_lists_every_space() -> None:
         assert f"{space.name}: {space.about}" in spaces.describe()
 
 
-@pytest.mark.parametrize(("req", "message"), [
-    (RunRequest(profile="paper"), "the paper profile needs --data"),
-    (RunRequest(profile="fast"), "unknown profile 'fast'"),
-    (RunRequest(dataset="imagenet21k"), "unknown dataset 'imagenet21k'"),
-    (RunRequest(dataset="cifar10"), "dataset cifar10 needs --data DIR"),
-])
+@pytest.mark.parametrize(
+    ("req", "message"),
+    [
+        (RunRequest(profile="paper"), "the paper profile needs --data"),
+        (RunRequest(profile="fast"), "unknown profile 'fast'"),
+        (RunRequest(dataset="imagenet21k"), "unknown dataset 'imagenet21k'"),
+        (RunRequest(dataset="cifar10"), "dataset cifar10 needs --data DIR"),
+    ],
+)
 def test_bad_profile_or_dataset_is_a_harness_error(req: RunRequest, message: str) -> None:
     with pytest.raises(HarnessError, match=message):
         choose_profile(req)

@@ -19,22 +19,49 @@ from mlflow.tracking import MlflowClient
 
 import variants
 from harness import engine, schema
-from harness.request import RunRequest
 from harness.cli import main
+from harness.request import RunRequest
 from variants import Reported, Variant
 from variants.torchvision_ref import RECIPE as TV_RECIPE
 
 
 @pytest.mark.slow
 def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cli, runs):
-    r = cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2", "--set", "warmup_epochs=0.5",
-             "--tracking-uri", uri, "--no-report", cwd=tmp_path)
+    r = cli(
+        "run",
+        "torchvision_alexnet",
+        "--limit-train",
+        "320",
+        "--limit-val",
+        "100",
+        "--epochs",
+        "2",
+        "--set",
+        "warmup_epochs=0.5",
+        "--tracking-uri",
+        uri,
+        "--no-report",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "torchvision_alexnet" in r.stdout and "finished" in r.stdout and "MLflow store" in r.stdout
     (run,) = runs(uri)
     p, t, m = run.data.params, run.data.tags, run.data.metrics
-    for key in ("lr", "momentum", "weight_decay", "batch_size", "epochs", "schedule", "crop", "seed", "world_size",
-                "dataset", "dataset_fingerprint", "profile", "effective_lr"):
+    for key in (
+        "lr",
+        "momentum",
+        "weight_decay",
+        "batch_size",
+        "epochs",
+        "schedule",
+        "crop",
+        "seed",
+        "world_size",
+        "dataset",
+        "dataset_fingerprint",
+        "profile",
+        "effective_lr",
+    ):
         assert key in p, key
     assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist5k"
     assert t["variant"] == "torchvision_alexnet" and t["paper"] == "TV" and t["profile"] == "proxy"
@@ -52,22 +79,41 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cl
     lrs = [h.value for h in c.get_metric_history(run.info.run_id, "lr")]
     assert p["schedule"] == "warmup_linear" and p["init"] == "he2015" and lrs[1] < lrs[0] < 0.01
     arts = {a.path for a in c.list_artifacts(run.info.run_id)} | {
-        a.path for d in ("predictions", "checkpoint") for a in c.list_artifacts(run.info.run_id, d)}
+        a.path for d in ("predictions", "checkpoint") for a in c.list_artifacts(run.info.run_id, d)
+    }
     assert {schema.ART_CONFIG, schema.ART_CURVES, schema.ART_CHECKPOINT, schema.ART_PREDICTIONS} <= arts
     # the store lives in ./mlruns as SQLite with artifacts beside it
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
     # the same command again skips the finished identical configuration
-    r2 = cli("run", "torchvision_alexnet", "--limit-train", "320", "--limit-val", "100", "--epochs", "2", "--set", "warmup_epochs=0.5",
-              "--tracking-uri", uri, "--no-report", cwd=tmp_path)
+    r2 = cli(
+        "run",
+        "torchvision_alexnet",
+        "--limit-train",
+        "320",
+        "--limit-val",
+        "100",
+        "--epochs",
+        "2",
+        "--set",
+        "warmup_epochs=0.5",
+        "--tracking-uri",
+        uri,
+        "--no-report",
+        cwd=tmp_path,
+    )
     assert r2.returncode == 0 and "skipped" in r2.stdout
     assert len(runs(uri)) == 1
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule", [
-    [],  # OWT14's MultiStepLR, stepped per epoch
-    ["--set", "schedule=warmup_linear", "--set", "warmup_epochs=0.5"],  # the proxy's, stepped per optimiser step
-], ids=["multistep", "warmup_linear"])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        [],  # OWT14's MultiStepLR, stepped per epoch
+        ["--set", "schedule=warmup_linear", "--set", "warmup_epochs=0.5"],  # the proxy's, stepped per optimiser step
+    ],
+    ids=["multistep", "warmup_linear"],
+)
 def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule, make_uri, cli, runs):
     args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "3", "--no-report", *schedule]
     a, b = tmp_path / "a", tmp_path / "b"
@@ -75,8 +121,12 @@ def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule, make_u
     r = cli(*args, "--tracking-uri", make_uri(a), cwd=a)
     assert r.returncode == 0, r.stderr[-3000:]
     # interrupt a second, identical run with SIGKILL once its first checkpoint exists, then run it again
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--tracking-uri", make_uri(b)], cwd=b,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args, "--tracking-uri", make_uri(b)],
+        cwd=b,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not list((b / "mlruns" / "checkpoints").glob("*/last.pt")) and time.time() < deadline:
         time.sleep(0.05)
@@ -99,9 +149,27 @@ def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule, make_u
 
 @pytest.mark.slow
 def test_torchrun_two_processes_log_one_run(tmp_path, uri, runs):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "harness",
-           "run", "torchvision_alexnet", "--profile", "smoke", "--epochs", "1", "--device", "cpu",
-           "--tracking-uri", uri, "--no-report"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "harness",
+        "run",
+        "torchvision_alexnet",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--tracking-uri",
+        uri,
+        "--no-report",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     runs = runs(uri)
@@ -109,8 +177,12 @@ def test_torchrun_two_processes_log_one_run(tmp_path, uri, runs):
     p = runs[0].data.params
     assert p["world_size"] == "2"
     # every validation image counted exactly once across the two ranks
-    preds = mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, artifact_path=schema.ART_PREDICTIONS,
-                                                tracking_uri=uri, dst_path=str(tmp_path / "dl"))
+    preds = mlflow.artifacts.download_artifacts(
+        run_id=runs[0].info.run_id,
+        artifact_path=schema.ART_PREDICTIONS,
+        tracking_uri=uri,
+        dst_path=str(tmp_path / "dl"),
+    )
     import numpy as np
 
     z = np.load(preds)
@@ -124,12 +196,32 @@ def _broken(num_classes: int) -> nn.Module:
 
 @pytest.mark.slow
 def test_one_failing_variant_does_not_stop_the_others(uri, runs, harness_main):
-    broken = Variant("broken_for_test", "TV", "a model whose output width is wrong", _broken, TV_RECIPE,
-                     reported=(Reported("x", "val", "center", 1.0, 2.0, "test"),))
+    broken = Variant(
+        "broken_for_test",
+        "TV",
+        "a model whose output width is wrong",
+        _broken,
+        TV_RECIPE,
+        reported=(Reported("x", "val", "center", 1.0, 2.0, "test"),),
+    )
     variants.register(broken)
     try:
-        code, out, _ = harness_main(["run", "broken_for_test", "torchvision_alexnet", "--profile", "smoke",
-                                     "--epochs", "1", "--tracking-uri", uri, "--no-report", "--device", "cpu"])
+        code, out, _ = harness_main(
+            [
+                "run",
+                "broken_for_test",
+                "torchvision_alexnet",
+                "--profile",
+                "smoke",
+                "--epochs",
+                "1",
+                "--tracking-uri",
+                uri,
+                "--no-report",
+                "--device",
+                "cpu",
+            ]
+        )
     finally:
         variants.registry._REGISTRY.pop("broken_for_test")
     assert code == 1
@@ -198,14 +290,26 @@ def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path, uri, cli, runs):
     r = cli("run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     (run,) = runs(uri)
-    r = cli("eval", "torchvision_alexnet", "--run-id", run.info.run_id, "--profile", "smoke", "--tta", "center",
-             "--tracking-uri", uri, cwd=tmp_path)
+    r = cli(
+        "eval",
+        "torchvision_alexnet",
+        "--run-id",
+        run.info.run_id,
+        "--profile",
+        "smoke",
+        "--tta",
+        "center",
+        "--tracking-uri",
+        uri,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     reported = float(r.stdout.split("top-1 ")[1].split()[0])
     assert reported == pytest.approx(run.data.metrics["center_val_top1"], abs=1e-3)
     # the checkpoint of another architecture is a clear error
-    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=schema.ART_CHECKPOINT,
-                                               tracking_uri=uri, dst_path=str(tmp_path / "dl"))
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path=schema.ART_CHECKPOINT, tracking_uri=uri, dst_path=str(tmp_path / "dl")
+    )
     r = cli("eval", "zfnet", "--weights", path, "--profile", "smoke", cwd=tmp_path)
     assert r.returncode == 2 and "not a state dict for zfnet" in r.stderr
 
@@ -262,9 +366,26 @@ def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path, photos, uri
     """A paper-profile run on an ImageFolder of real photos (scaled down), with one corrupt JPEG skipped and logged."""
     root = Path(shutil.copytree(photos, tmp_path / "photos"))
     (root / "train" / "china" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    r = cli("run", "torchvision_alexnet", "--data", str(root), "--dataset-name", "photos", "--epochs", "1",
-             "--batch-size", "6", "--set", "crop=64", "--set", "resize=72", "--tracking-uri", uri, "--no-report",
-             cwd=tmp_path)
+    r = cli(
+        "run",
+        "torchvision_alexnet",
+        "--data",
+        str(root),
+        "--dataset-name",
+        "photos",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "6",
+        "--set",
+        "crop=64",
+        "--set",
+        "resize=72",
+        "--tracking-uri",
+        uri,
+        "--no-report",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "broken.JPEG" in r.stderr
     (run,) = runs(uri)

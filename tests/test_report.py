@@ -23,19 +23,49 @@ CLAIMS = tuple(claims())
 def imagenet(variant: str, seed: int, ten: float | None, center: float | None = None, **kw: object) -> RunRow:
     protocol = get_variant(variant).recipe.test_protocol
     final = ten if protocol == "ten_crop" else center
-    row = RunRow(run_id=f"{variant}-{seed}".ljust(32, "0"), experiment="imagenet-paper", kind="variant",
-                 variant=variant, profile="paper", dataset="imagefolder", dataset_name="ILSVRC-2012", split="val",
-                 protocol=protocol, seed=seed, final_top1=final, final_top5=None if final is None else final + 22,
-                 ten_crop_top1=ten, ten_crop_top5=None if ten is None else ten + 22, center_top1=center,
-                 center_top5=None if center is None else center + 23, learned=1.0)
+    row = RunRow(
+        run_id=f"{variant}-{seed}".ljust(32, "0"),
+        experiment="imagenet-paper",
+        kind="variant",
+        variant=variant,
+        profile="paper",
+        dataset="imagefolder",
+        dataset_name="ILSVRC-2012",
+        split="val",
+        protocol=protocol,
+        seed=seed,
+        final_top1=final,
+        final_top5=None if final is None else final + 22,
+        ten_crop_top1=ten,
+        ten_crop_top5=None if ten is None else ten + 22,
+        center_top1=center,
+        center_top5=None if center is None else center + 23,
+        learned=1.0,
+    )
     return replace(row, **kw)  # type: ignore[arg-type]
 
 
 def proxy(variant: str, seed: int, top1: float, learned: float = 1.0) -> RunRow:
-    return RunRow(run_id=f"p-{variant}-{seed}".ljust(32, "0"), experiment="mnist5k-proxy", kind="variant",
-                  variant=variant, profile="proxy", dataset="mnist5k", dataset_name="mnist5k", split="val",
-                  protocol="ten_crop", seed=seed, final_top1=top1, final_top5=99.0, ten_crop_top1=top1,
-                  ten_crop_top5=99.0, center_top1=top1 - 0.5, center_top5=98.5, learned=learned, num_classes=10)
+    return RunRow(
+        run_id=f"p-{variant}-{seed}".ljust(32, "0"),
+        experiment="mnist5k-proxy",
+        kind="variant",
+        variant=variant,
+        profile="proxy",
+        dataset="mnist5k",
+        dataset_name="mnist5k",
+        split="val",
+        protocol="ten_crop",
+        seed=seed,
+        final_top1=top1,
+        final_top5=99.0,
+        ten_crop_top1=top1,
+        ten_crop_top5=99.0,
+        center_top1=top1 - 0.5,
+        center_top5=98.5,
+        learned=learned,
+        num_classes=10,
+    )
 
 
 ALEX = [imagenet("alexnet2012", s, t, t - 1.6) for s, t in enumerate((59.0, 59.6, 59.3))]
@@ -55,9 +85,18 @@ ROWS = (
 
 
 def inputs(rows=ROWS, ensembles=(), figures=None, measured=None) -> ReportInputs:
-    return ReportInputs(title="t", store="sqlite:///mlruns/mlflow.db", experiments=("e",), rows=tuple(rows),
-                        variants=VARIANTS, claims=CLAIMS, measured=measured or {}, ensembles=tuple(ensembles),
-                        figures=figures or FigurePaths(), profile_deviations={"paper": ()})
+    return ReportInputs(
+        title="t",
+        store="sqlite:///mlruns/mlflow.db",
+        experiments=("e",),
+        rows=tuple(rows),
+        variants=VARIANTS,
+        claims=CLAIMS,
+        measured=measured or {},
+        ensembles=tuple(ensembles),
+        figures=figures or FigurePaths(),
+        profile_deviations={"paper": ()},
+    )
 
 
 def comparison(variant: str, source: str, ensemble: int = 1, ensembles=()) -> compute.Comparison:
@@ -134,9 +173,15 @@ def test_ensemble_row_uses_the_averaged_runs() -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("lrn", "holds"), ("overlap_pool", "does not hold"), ("two_towers", "inconclusive"),
-     ("pca_lighting", "inconclusive"), ("no_conv3", "inconclusive"), ("ten_crop", "holds"),
-     ("zf_no_fc7", "not run")],
+    [
+        ("lrn", "holds"),
+        ("overlap_pool", "does not hold"),
+        ("two_towers", "inconclusive"),
+        ("pca_lighting", "inconclusive"),
+        ("no_conv3", "inconclusive"),
+        ("ten_crop", "holds"),
+        ("zf_no_fc7", "not run"),
+    ],
 )
 def test_claim_verdicts(name: str, expected: str) -> None:
     claim = next(c for c in CLAIMS if c.name == name)
@@ -149,6 +194,7 @@ def test_claim_verdicts(name: str, expected: str) -> None:
 def test_verdict_rule() -> None:
     """The 95 % interval decides, not the mean: an interval reaching half the claim holds; more on fixed numbers in
     test_verdicts.py."""
+
     def verdict(measured: float, se: float | None, n_a: int, n_b: int, claimed: float) -> str:
         d = compute.Difference(measured, se, None if se is None else 4.0, n_a, n_b)
         return compute.verdicts([compute.ClaimTest("difference", claimed, False, d)])[0][0]
@@ -172,9 +218,16 @@ def test_claim_on_proxy_is_labelled() -> None:
 
 def test_claim_falls_back_to_the_protocol_both_sides_have() -> None:
     """The proxy evaluates the centre crop only: a KSH12 ablation claim (10-crop) is measured on the centre crop."""
+
     def centre_only(variant: str, seed: int, top1: float) -> RunRow:
-        return replace(proxy(variant, seed, top1), protocol="center", ten_crop_top1=None, ten_crop_top5=None,
-                       center_top1=top1, center_top5=99.0)
+        return replace(
+            proxy(variant, seed, top1),
+            protocol="center",
+            ten_crop_top1=None,
+            ten_crop_top5=None,
+            center_top1=top1,
+            center_top5=99.0,
+        )
 
     rows = [centre_only("alexnet2012", s, t) for s, t in enumerate((97.0, 97.4))]
     rows += [centre_only("alexnet2012_no_lrn", s, t) for s, t in enumerate((96.0, 96.2))]
@@ -197,9 +250,19 @@ def test_render_tables_and_flags() -> None:
     figs = FigurePaths(curves={("mnist5k", "val", "zfnet_wide"): "r_figures/curves_mnist5k-val__zfnet_wide.png"})
     md = render(inputs(figures=figs))
     assert md == render(inputs(figures=figs))
-    for title in ("How to read", "1. Reproduced versus reported", "2. Ensembles", "3. Architecture fidelity",
-                  "4. Paper claims", "5. Proxy results", "6. Sweeps", "7. Figures", "8. Deviations", "Tuned runs",
-                  "Runs"):
+    for title in (
+        "How to read",
+        "1. Reproduced versus reported",
+        "2. Ensembles",
+        "3. Architecture fidelity",
+        "4. Paper claims",
+        "5. Proxy results",
+        "6. Sweeps",
+        "7. Figures",
+        "8. Deviations",
+        "Tuned runs",
+        "Runs",
+    ):
         assert f"# {title}" in md or f"## {title}" in md
     assert "**reproduced**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
     assert "59.30 ± 0.30 (n=3)" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
@@ -222,11 +285,15 @@ def test_proxy_only_warning_and_fidelity_marks() -> None:
     from harness.report.types import Measured
 
     rows = [r for r in ROWS if r.dataset == "mnist5k"]
-    measured = {"torchvision_alexnet": Measured(61_100_840, 714_188_480, 233.0812),
-                "alexnet2012": Measured(60_965_224, 724_406_816, 232.564)}
+    measured = {
+        "torchvision_alexnet": Measured(61_100_840, 714_188_480, 233.0812),
+        "alexnet2012": Measured(60_965_224, 724_406_816, 232.564),
+    }
     md = render(inputs(rows=rows, measured=measured))
-    assert "This report compares runs on a proxy data set (mnist5k); no number in it says whether the paper " \
-           "reproduces on ImageNet" in md
+    assert (
+        "This report compares runs on a proxy data set (mnist5k); no number in it says whether the paper "
+        "reproduces on ImageNet" in md
+    )
     tv = _line(md, "`torchvision_alexnet`", "61,100,840 | 61,100,840")
     assert tv.count("| yes |") == 3
     assert "computed 60,965,224 (+1.6 %): ~yes" in md
@@ -237,15 +304,35 @@ def test_proxy_only_warning_and_fidelity_marks() -> None:
 EXPERIMENT = "mnist5k-proxy"
 
 
-def _log_run(client, exp_id: str, tmp: Path, variant: str, seed: int, top1: float, *, learned: float = 1.0,
-             modified: bool = False, failed: bool = False, conv1: tuple[int, ...] = (96, 3, 11, 11),
-             conv2_in: int = 48) -> str:
+def _log_run(
+    client,
+    exp_id: str,
+    tmp: Path,
+    variant: str,
+    seed: int,
+    top1: float,
+    *,
+    learned: float = 1.0,
+    modified: bool = False,
+    failed: bool = False,
+    conv1: tuple[int, ...] = (96, 3, 11, 11),
+    conv2_in: int = 48,
+) -> str:
     import torch
 
     protocol = get_variant(variant).recipe.test_protocol
-    tags = {"harness.kind": "variant", "variant": variant, "paper": get_variant(variant).paper, "profile": "proxy",
-            "dataset": "mnist5k", "dataset_name": "mnist5k", "split": "val", "test_protocol": protocol,
-            "recipe_modified": str(modified).lower(), "modified_keys": "lr" if modified else ""}
+    tags = {
+        "harness.kind": "variant",
+        "variant": variant,
+        "paper": get_variant(variant).paper,
+        "profile": "proxy",
+        "dataset": "mnist5k",
+        "dataset_name": "mnist5k",
+        "split": "val",
+        "test_protocol": protocol,
+        "recipe_modified": str(modified).lower(),
+        "modified_keys": "lr" if modified else "",
+    }
     run = client.create_run(exp_id, tags=tags)
     rid = run.info.run_id
     client.log_param(rid, "seed", seed)
@@ -256,8 +343,15 @@ def _log_run(client, exp_id: str, tmp: Path, variant: str, seed: int, top1: floa
     if failed:
         client.set_terminated(rid, "FAILED")
         return rid
-    metrics = {"final_val_top1": top1, "final_val_top5": 99.0, "center_val_top1": top1 - 0.5,
-               "center_val_top5": 98.9, "ten_crop_val_top1": top1, "ten_crop_val_top5": 99.0, "learned": learned}
+    metrics = {
+        "final_val_top1": top1,
+        "final_val_top5": 99.0,
+        "center_val_top1": top1 - 0.5,
+        "center_val_top5": 98.9,
+        "ten_crop_val_top1": top1,
+        "ten_crop_val_top5": 99.0,
+        "learned": learned,
+    }
     for k, v in metrics.items():
         client.log_metric(rid, k, v)
     d = tmp / rid
@@ -265,11 +359,21 @@ def _log_run(client, exp_id: str, tmp: Path, variant: str, seed: int, top1: floa
     (d / "checkpoint").mkdir()
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(10), size=20).astype(np.float16)
-    np.savez(d / "predictions" / "val_predictions.npz", labels=np.arange(20) % 10, probs=probs,
-             top5_classes=np.argsort(-probs, axis=1)[:, :5], top5_probs=np.sort(probs, axis=1)[:, ::-1][:, :5])
+    np.savez(
+        d / "predictions" / "val_predictions.npz",
+        labels=np.arange(20) % 10,
+        probs=probs,
+        top5_classes=np.argsort(-probs, axis=1)[:, :5],
+        top5_probs=np.sort(probs, axis=1)[:, ::-1][:, :5],
+    )
     g = torch.Generator().manual_seed(seed)
-    torch.save({"features.conv1.weight": torch.randn(*conv1, generator=g),
-                "features.conv2.weight": torch.randn(8, conv2_in, 5, 5, generator=g)}, d / "checkpoint" / "final.pt")
+    torch.save(
+        {
+            "features.conv1.weight": torch.randn(*conv1, generator=g),
+            "features.conv2.weight": torch.randn(8, conv2_in, 5, 5, generator=g),
+        },
+        d / "checkpoint" / "final.pt",
+    )
     (d / "config.json").write_text(json.dumps({"profile_deviations": ["mnist5k instead of ImageNet", "3 epochs"]}))
     client.log_artifact(rid, str(d / "predictions" / "val_predictions.npz"), "predictions")
     client.log_artifact(rid, str(d / "checkpoint" / "final.pt"), "checkpoint")
@@ -302,8 +406,16 @@ def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> Non
     out = generate_report(uri, [EXPERIMENT], tmp_path / "reports" / "proxy.md")
     md = out.read_text()
     assert out == tmp_path / "reports" / "proxy.md"
-    for title in ("1. Reproduced versus reported", "2. Ensembles", "3. Architecture fidelity", "4. Paper claims",
-                  "5. Proxy results", "6. Sweeps", "7. Figures", "8. Deviations"):
+    for title in (
+        "1. Reproduced versus reported",
+        "2. Ensembles",
+        "3. Architecture fidelity",
+        "4. Paper claims",
+        "5. Proxy results",
+        "6. Sweeps",
+        "7. Figures",
+        "8. Deviations",
+    ):
         assert f"## {title}" in md
     assert "This report compares runs on a proxy data set (mnist5k)" in md
     assert "**not comparable**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
@@ -317,10 +429,13 @@ def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> Non
     assert "| variant |" in _line(md, "`alexnet2014`", "| lr |")  # a tuned run, shown as tuned
     assert "FAILED" in md
     links = re.findall(r"\]\(([^)]+\.png)\)", md)
-    assert {Path(p).name for p in links} >= {"conv1_mnist5k-val__alexnet2012_tower1.png",
-                                             "conv1_mnist5k-val__alexnet2012_tower2.png",
-                                             "conv1_mnist5k-val__alexnet2012_one_tower_half.png",
-                                             "val_top1_mnist5k-val.png", "reproduced_vs_reported.png"}
+    assert {Path(p).name for p in links} >= {
+        "conv1_mnist5k-val__alexnet2012_tower1.png",
+        "conv1_mnist5k-val__alexnet2012_tower2.png",
+        "conv1_mnist5k-val__alexnet2012_one_tower_half.png",
+        "val_top1_mnist5k-val.png",
+        "reproduced_vs_reported.png",
+    }
     assert all((out.parent / p).is_file() for p in links)
     figures = {p: (out.parent / p).read_bytes() for p in links}
     again = generate_report(uri, [EXPERIMENT], out)
@@ -355,8 +470,7 @@ def _cli(argv: list[str]) -> int:
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["--experiment", "nope"], "unknown experiment 'nope'"),
-     (["--experiment", "empty"], "no variant runs in empty")],
+    [(["--experiment", "nope"], "unknown experiment 'nope'"), (["--experiment", "empty"], "no variant runs in empty")],
 )
 def test_bad_input_is_one_line(store: tuple[str, Path], argv: list[str], message: str) -> None:
     uri, _ = store
@@ -398,21 +512,53 @@ def test_sweep_baseline_is_the_paper_recipe_on_the_same_data_and_profile() -> No
 def test_render_sweeps_against_the_paper_recipe() -> None:
     paper = Stat(59.3, 0.3, 3)
     sweeps = (
-        SweepRow("zf-proxy-lr", "zfnet", "mnist5k", "proxy", "lr", n_trials=4, n_pruned=1, n_failed=1,
-                 best_value=98.25, best_params=(("lr", "0.0123456789"),), epochs=4),  # no paper-recipe run
-        SweepRow("alex-paper-default", "alexnet2012", "ILSVRC-2012", "paper", "default", n_trials=6, n_pruned=2,
-                 best_value=61.05, best_params=(("lr", "0.02"), ("momentum", "0.9"), ("schedule", "plateau")),
-                 epochs=30, paper=paper, paper_run_ids=tuple(r.run_id for r in ALEX), paper_epochs=(90,)),
+        SweepRow(
+            "zf-proxy-lr",
+            "zfnet",
+            "mnist5k",
+            "proxy",
+            "lr",
+            n_trials=4,
+            n_pruned=1,
+            n_failed=1,
+            best_value=98.25,
+            best_params=(("lr", "0.0123456789"),),
+            epochs=4,
+        ),  # no paper-recipe run
+        SweepRow(
+            "alex-paper-default",
+            "alexnet2012",
+            "ILSVRC-2012",
+            "paper",
+            "default",
+            n_trials=6,
+            n_pruned=2,
+            best_value=61.05,
+            best_params=(("lr", "0.02"), ("momentum", "0.9"), ("schedule", "plateau")),
+            epochs=30,
+            paper=paper,
+            paper_run_ids=tuple(r.run_id for r in ALEX),
+            paper_epochs=(90,),
+        ),
     )
     md = render(replace(inputs(), sweeps=sweeps))
     assert md == render(replace(inputs(), sweeps=sweeps[::-1]))  # ordered by variant, data, profile, study
     section = _sweeps_section(md)
     assert "not reproductions of the paper's recipe" in section
     alex = _line(section, "`alex-paper-default`")
-    for cell in ("`alexnet2012`", "ILSVRC-2012 (`paper`)", "| default |", "| 4 / 2 / 0 |", "| 30 |", "| 61.05 |",
-                 "lr=0.02 momentum=0.9 schedule=plateau", "59.30 ± 0.30 (n=3)", "| +1.75 |",
-                 "trials trained 30 epoch(s), the paper-recipe runs 90",
-                 "`python -m harness run alexnet2012 --from-sweep alex-paper-default --profile paper`"):
+    for cell in (
+        "`alexnet2012`",
+        "ILSVRC-2012 (`paper`)",
+        "| default |",
+        "| 4 / 2 / 0 |",
+        "| 30 |",
+        "| 61.05 |",
+        "lr=0.02 momentum=0.9 schedule=plateau",
+        "59.30 ± 0.30 (n=3)",
+        "| +1.75 |",
+        "trials trained 30 epoch(s), the paper-recipe runs 90",
+        "`python -m harness run alexnet2012 --from-sweep alex-paper-default --profile paper`",
+    ):
         assert cell in alex, cell
     zf = _line(section, "`zf-proxy-lr`")
     assert "| 2 / 1 / 1 |" in zf and "lr=0.01235" in zf and "| - | - |" in zf  # no paper value, no difference
@@ -433,9 +579,23 @@ def test_report_shows_a_real_sweep_beside_a_paper_recipe_run(tmp_path: Path, mon
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     parser = build_parser()
-    for argv in (["sweep", "torchvision_alexnet", "--profile", "smoke", "--trials", "2", "--epochs", "1", "--space",
-                  "lr", "--tracking-uri", uri],
-                 ["run", "torchvision_alexnet", "--profile", "smoke", "--no-report", "--tracking-uri", uri]):
+    for argv in (
+        [
+            "sweep",
+            "torchvision_alexnet",
+            "--profile",
+            "smoke",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--space",
+            "lr",
+            "--tracking-uri",
+            uri,
+        ],
+        ["run", "torchvision_alexnet", "--profile", "smoke", "--no-report", "--tracking-uri", uri],
+    ):
         args = parser.parse_args(argv)
         assert args.func(args) == 0, argv
     [s] = sweep_summaries(uri)

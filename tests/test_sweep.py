@@ -16,10 +16,10 @@ from mlflow.tracking import MlflowClient
 
 from harness import config, schema, spaces, sweep
 from harness.config import resolve
-from harness.request import RunRequest
-from tests.conftest import harness_in_process, harness_subprocess, mlflow_runs, store_uri
 from harness.errors import HarnessError
 from harness.report import read
+from harness.request import RunRequest
+from tests.conftest import harness_in_process, harness_subprocess, mlflow_runs, store_uri
 from variants import get_variant, list_variants
 
 VARIANT = "torchvision_alexnet"
@@ -40,8 +40,21 @@ def _cli(argv: list[str]) -> tuple[int, str]:
 
 
 def _sweep_argv(uri: str, *extra: str) -> list[str]:
-    return ["sweep", VARIANT, "--profile", "smoke", "--epochs", "2", "--space", "lr", "--study-name", STUDY,
-            "--tracking-uri", uri, *extra]
+    return [
+        "sweep",
+        VARIANT,
+        "--profile",
+        "smoke",
+        "--epochs",
+        "2",
+        "--space",
+        "lr",
+        "--study-name",
+        STUDY,
+        "--tracking-uri",
+        uri,
+        *extra,
+    ]
 
 
 def _study(uri: str) -> optuna.Study:
@@ -69,7 +82,11 @@ def test_sweep_records_parent_and_nested_trial_runs(smoke_sweep):
     parent = parents[0]
     t = parent.data.tags
     assert (t[schema.TAG_SWEEP], t[schema.TAG_VARIANT], t[schema.TAG_PROFILE], t[schema.TAG_DATASET]) == (
-        STUDY, VARIANT, "smoke", "synthetic")
+        STUDY,
+        VARIANT,
+        "smoke",
+        "synthetic",
+    )
     assert parent.info.status == "FINISHED"
     children = [r for r in mlflow_runs(uri, "trial") if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
     assert sorted(r.data.tags[schema.TAG_TRIAL] for r in children) == ["0", "1", "2"]
@@ -135,8 +152,11 @@ def test_same_study_name_continues_and_fails_a_stale_running_trial(smoke_sweep, 
     storage.record_heartbeat(stale._trial_id)
     c = MlflowClient(uri)
     exp = c.get_experiment_by_name("synthetic-smoke").experiment_id
-    dead = c.create_run(exp, run_name=f"trial-{stale.number}", tags={
-        schema.TAG_KIND: "trial", schema.TAG_SWEEP: STUDY, schema.TAG_TRIAL: str(stale.number)})
+    dead = c.create_run(
+        exp,
+        run_name=f"trial-{stale.number}",
+        tags={schema.TAG_KIND: "trial", schema.TAG_SWEEP: STUDY, schema.TAG_TRIAL: str(stale.number)},
+    )
     monkeypatch.setattr(sweep, "GRACE_S", 1)
     monkeypatch.setattr(sweep, "build_pruner", lambda name: OddTrialsPruner())
     monkeypatch.chdir(root)
@@ -172,8 +192,21 @@ def test_best_params_and_run_from_sweep_are_tagged_tuned(smoke_sweep, monkeypatc
     with pytest.raises(HarnessError, match=f"unknown sweep study 'nope'.*{STUDY}"):
         sweep.best_params("nope", uri)
     monkeypatch.chdir(root)
-    code, out = _cli(["run", VARIANT, "--profile", "smoke", "--epochs", "1", "--from-sweep", STUDY,
-                      "--tracking-uri", uri, "--no-report"])
+    code, out = _cli(
+        [
+            "run",
+            VARIANT,
+            "--profile",
+            "smoke",
+            "--epochs",
+            "1",
+            "--from-sweep",
+            STUDY,
+            "--tracking-uri",
+            uri,
+            "--no-report",
+        ]
+    )
     assert code == 0, out
     (run,) = mlflow_runs(uri, "variant")
     assert run.data.tags[schema.TAG_RECIPE_MODIFIED] == "true"
@@ -196,8 +229,11 @@ def test_best_params_without_a_store_or_complete_trial(tmp_path):
 
 
 def _complete(study: optuna.Study, epoch1: float) -> None:
-    study.add_trial(optuna.trial.create_trial(value=epoch1 + 5, intermediate_values={1: epoch1, 2: epoch1 + 5},
-                                              params={}, distributions={}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=epoch1 + 5, intermediate_values={1: epoch1, 2: epoch1 + 5}, params={}, distributions={}
+        )
+    )
 
 
 def test_median_pruner_stops_a_trial_below_the_median_at_epoch_1_after_two_complete():
@@ -271,8 +307,9 @@ def test_batch_space_scales_lr_linearly_from_the_profile_batch():
 def test_schedule_space_gives_multistep_milestones_when_the_recipe_has_none():
     recipe = resolve(get_variant(VARIANT), RunRequest()).recipe
     assert recipe.milestones == ()
-    changes = sweep.sample(optuna.trial.FixedTrial({"schedule": "multistep", "gamma": 0.2}),
-                           spaces.SPACES["schedule"], recipe)
+    changes = sweep.sample(
+        optuna.trial.FixedTrial({"schedule": "multistep", "gamma": 0.2}), spaces.SPACES["schedule"], recipe
+    )
     assert changes == {"schedule": "multistep", "gamma": 0.2, "milestones": sweep.DEFAULT_MILESTONES}
 
 
@@ -280,15 +317,22 @@ def test_schedule_space_gives_multistep_milestones_when_the_recipe_has_none():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("args", "message"), [
-    (["torchvision_alexnet", "--space", "nope"], "unknown search space 'nope'; known: default, lr, schedule, batch"),
-    (["torchvision_alexnet", "--set", "weight_decay=0"], "weight_decay range [0, 0] is empty"),
-    (["torchvision_alexnet", "--space", "default", "--set", "momentum=0.9"], "--set momentum would be overridden"),
-    (["torchvision_alexne"], "did you mean torchvision_alexnet"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["torchvision_alexnet", "--space", "nope"],
+            "unknown search space 'nope'; known: default, lr, schedule, batch",
+        ),
+        (["torchvision_alexnet", "--set", "weight_decay=0"], "weight_decay range [0, 0] is empty"),
+        (["torchvision_alexnet", "--space", "default", "--set", "momentum=0.9"], "--set momentum would be overridden"),
+        (["torchvision_alexne"], "did you mean torchvision_alexnet"),
+    ],
+)
 def test_bad_sweep_input_is_one_line_exit_2(tmp_path, args, message):
-    r = harness_subprocess("sweep", *args, "--profile", "smoke", "--tracking-uri", store_uri(tmp_path), cwd=tmp_path,
-                           timeout=300)
+    r = harness_subprocess(
+        "sweep", *args, "--profile", "smoke", "--tracking-uri", store_uri(tmp_path), cwd=tmp_path, timeout=300
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr

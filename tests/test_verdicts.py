@@ -152,8 +152,9 @@ def test_proxy_direction_only(d: Difference, verdict: str) -> None:
 def test_proxy_equivalence_is_inconclusive_and_outside_the_family() -> None:
     v, reason = one("equivalence", 1.0, diff(0.0, 0.01), proxy=True)
     assert v == "inconclusive" and "direction only" in reason
-    eq, lrn = compute.verdicts([ClaimTest("equivalence", 1.0, True, diff(0.0)),
-                                ClaimTest("difference", LRN, True, diff(-1.5))])
+    eq, lrn = compute.verdicts(
+        [ClaimTest("equivalence", 1.0, True, diff(0.0)), ClaimTest("difference", LRN, True, diff(-1.5))]
+    )
     assert eq[0] == "inconclusive" and lrn[0] == "supported" and "2 one-sided tests" in lrn[1]
 
 
@@ -182,17 +183,39 @@ def test_holm_step_down_stops_at_the_first_failure() -> None:
 # --- measuring claims from runs ------------------------------------------------------------------------------------
 
 
-def run(variant: str, seed: int, top1: float, profile: str = "paper", data: str = "ILSVRC-2012",
-        center: float | None = None, **kw: object) -> RunRow:
-    row = RunRow(run_id=f"{profile}-{variant}-{seed}", experiment="e", kind="variant", variant=variant,
-                 profile=profile, dataset="imagefolder", dataset_name=data, split="val",
-                 protocol=get_variant(variant).recipe.test_protocol, seed=seed, final_top1=top1, final_top5=top1 + 20,
-                 ten_crop_top1=top1, ten_crop_top5=top1 + 20, center_top1=center, center_top5=None)
+def run(
+    variant: str,
+    seed: int,
+    top1: float,
+    profile: str = "paper",
+    data: str = "ILSVRC-2012",
+    center: float | None = None,
+    **kw: object,
+) -> RunRow:
+    row = RunRow(
+        run_id=f"{profile}-{variant}-{seed}",
+        experiment="e",
+        kind="variant",
+        variant=variant,
+        profile=profile,
+        dataset="imagefolder",
+        dataset_name=data,
+        split="val",
+        protocol=get_variant(variant).recipe.test_protocol,
+        seed=seed,
+        final_top1=top1,
+        final_top5=top1 + 20,
+        ten_crop_top1=top1,
+        ten_crop_top5=top1 + 20,
+        center_top1=center,
+        center_top5=None,
+    )
     return replace(row, **kw)  # type: ignore[arg-type]
 
 
-LRN_CLAIM = Claim("lrn", "LRN lowers top-1 error by 1.4 %", "alexnet2012_no_lrn", "alexnet2012", "top1", -1.4,
-                  "KSH12 s3.3")
+LRN_CLAIM = Claim(
+    "lrn", "LRN lowers top-1 error by 1.4 %", "alexnet2012_no_lrn", "alexnet2012", "top1", -1.4, "KSH12 s3.3"
+)
 
 
 def test_claims_never_pool_profiles() -> None:
@@ -201,8 +224,9 @@ def test_claims_never_pool_profiles() -> None:
     rows += [run("alexnet2012_no_lrn", s, 40.0, profile="short") for s in range(3)]  # a shorter schedule
     [result] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)  # `short` has no baseline runs: not compared
     assert result.profile == "paper" and result.verdict == "holds" and (result.n_variant, result.n_baseline) == (3, 3)
-    assert result.interval == pytest.approx(tuple(stats.ttest_ind((57.8, 57.9, 57.7), (59.0, 59.6, 59.3),
-                                                                  equal_var=False).confidence_interval(0.95)))
+    assert result.interval == pytest.approx(
+        tuple(stats.ttest_ind((57.8, 57.9, 57.7), (59.0, 59.6, 59.3), equal_var=False).confidence_interval(0.95))
+    )
     rows += [run("alexnet2012", s, 39.0 + s / 10, profile="short") for s in range(3)]
     results = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
     assert [(r.profile, r.n_variant, r.n_baseline) for r in results] == [("paper", 3, 3), ("short", 3, 3)]
@@ -210,8 +234,9 @@ def test_claims_never_pool_profiles() -> None:
 
 
 def test_protocol_claim_is_paired_per_run() -> None:
-    claim = Claim("ten_crop", "10-crop gains about 1.5 top-1", "alexnet2012", "alexnet2012", "top1", 1.5, "x",
-                  protocol="ten_crop")
+    claim = Claim(
+        "ten_crop", "10-crop gains about 1.5 top-1", "alexnet2012", "alexnet2012", "top1", 1.5, "x", protocol="ten_crop"
+    )
     rows = [run("alexnet2012", s, t, center=t - g) for s, (t, g) in enumerate(((59.0, 1.5), (62.0, 1.7), (56.0, 1.6)))]
     [r] = compute.check_claims([claim], rows, VARIANTS)
     # unpaired, seeds 56-62 would swamp the gain; per run the differences are 1.5, 1.7, 1.6
@@ -223,8 +248,15 @@ def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
     rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
     rows += [run("alexnet2012_no_lrn", s, 96.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
     rows += [run("alexnet2012_nonoverlap_pool", s, 97.1 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
-    pool = Claim("overlap_pool", "Overlapping pooling lowers top-1 error by 0.4 %", "alexnet2012_nonoverlap_pool",
-                 "alexnet2012", "top1", -0.4, "KSH12 s3.4")
+    pool = Claim(
+        "overlap_pool",
+        "Overlapping pooling lowers top-1 error by 0.4 %",
+        "alexnet2012_nonoverlap_pool",
+        "alexnet2012",
+        "top1",
+        -0.4,
+        "KSH12 s3.4",
+    )
     lrn, overlap = compute.check_claims([LRN_CLAIM, pool], rows, VARIANTS)
     assert lrn.proxy and lrn.verdict == "supported" and "4 one-sided tests" in lrn.reason
     assert overlap.verdict == "inconclusive"
@@ -233,13 +265,25 @@ def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
 def _ensembles(rows: list[RunRow], k: int, gain: float) -> list[EnsembleResult]:
     cands = compute.claim_ensemble_candidates([ENSEMBLE_CLAIM if k == 3 else replace(ENSEMBLE_CLAIM, ensemble=k)], rows)
     by_id = {r.run_id: r for r in rows}
-    return [EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids,
-                           sum(by_id[i].final_top1 for i in c.run_ids) / k + gain + j / 10, 80.0, c.profile)
-            for j, c in enumerate(cands)]
+    return [
+        EnsembleResult(
+            c.variant,
+            c.data,
+            c.split,
+            c.protocol,
+            c.pretrained,
+            c.run_ids,
+            sum(by_id[i].final_top1 for i in c.run_ids) / k + gain + j / 10,
+            80.0,
+            c.profile,
+        )
+        for j, c in enumerate(cands)
+    ]
 
 
-ENSEMBLE_CLAIM = Claim("ensemble", "averaging 3 CNNs gains 2.6 top-1", "alexnet2012", "alexnet2012", "top1", 2.6,
-                       "test", ensemble=3)
+ENSEMBLE_CLAIM = Claim(
+    "ensemble", "averaging 3 CNNs gains 2.6 top-1", "alexnet2012", "alexnet2012", "top1", 2.6, "test", ensemble=3
+)
 
 
 def test_ensemble_claim_needs_three_disjoint_ensembles() -> None:
@@ -285,8 +329,16 @@ def test_reference_only_rows_are_never_compared() -> None:
 def test_render_claims_show_kind_interval_n_and_rule() -> None:
     rows = [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
     rows += [run("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))]
-    eq = Claim("no_fc7", "Removing fc7 changes little", "alexnet2012_no_lrn", "alexnet2012", "top1", 1.0, "ZF13",
-               kind="equivalence")
+    eq = Claim(
+        "no_fc7",
+        "Removing fc7 changes little",
+        "alexnet2012_no_lrn",
+        "alexnet2012",
+        "top1",
+        1.0,
+        "ZF13",
+        kind="equivalence",
+    )
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (LRN_CLAIM, eq), {}, (), FigurePaths()))
     assert md == render(ReportInputs("t", "s", ("e",), tuple(rows[::-1]), VARIANTS, (LRN_CLAIM, eq), {}))
     [lrn] = [x for x in md.splitlines() if x.startswith("| lrn |")]

@@ -107,7 +107,8 @@ VARIANT = Variant(
     ),
     deviations=(
         "Input scale 255 (pixel values minus the mean, as the code fed them), but the mean subtracted is per "
-        "channel (ImageNet's, x255), not the per-pixel mean image of the training set that cuda-convnet2's data provider subtracts.",
+        "channel (ImageNet's, x255), not the per-pixel mean image of the training set that cuda-convnet2's data "
+        "provider subtracts.",
         "Channels follow the CC2 code (conv4 256 maps), not the OWT14 footnote (384): 61,100,840 parameters "
         "instead of 61,838,248.",
         "Input: the 224 crop is zero-padded right/bottom to 227 before conv1 (cuda-convnet's ceil output size), "

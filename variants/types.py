@@ -5,8 +5,9 @@ Everything a report compares against is a field here, never prose. `variants` de
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Callable, Literal
+from typing import Literal
 
 import torch.nn as nn
 

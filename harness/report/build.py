@@ -20,8 +20,9 @@ def default_out(experiments: Sequence[str]) -> Path:
     return Path("reports") / f"{'+'.join(figures.slug(e) for e in experiments) or 'all'}.md"
 
 
-def compute_ensembles(reader: ArtifactReader, variants: Sequence[Variant], rows: Sequence[RunRow],
-                      claims: Sequence[Claim] = ()) -> list[EnsembleResult]:
+def compute_ensembles(
+    reader: ArtifactReader, variants: Sequence[Variant], rows: Sequence[RunRow], claims: Sequence[Claim] = ()
+) -> list[EnsembleResult]:
     """Ensembles of the reported numbers (first k runs), then the claims' disjoint ones; each computed once (the
     same runs give the same candidate)."""
     candidates = compute.ensemble_candidates(variants, rows) + compute.claim_ensemble_candidates(claims, rows)
@@ -34,8 +35,9 @@ def compute_ensembles(reader: ArtifactReader, variants: Sequence[Variant], rows:
         if any(p[0].shape != labels.shape or (p[0] != labels).any() for p in loaded):  # type: ignore[index]
             continue  # predictions of different images or orders cannot be averaged
         top1, top5 = compute.ensemble_accuracy([p[1] for p in loaded], labels)  # type: ignore[index]
-        out.append(EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids, top1, top5,
-                                  c.profile))
+        out.append(
+            EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids, top1, top5, c.profile)
+        )
     return out
 
 
@@ -46,8 +48,9 @@ def _clear(fig_dir: Path) -> None:
             p.unlink()
 
 
-def draw_figures(reader: ArtifactReader, rows: Sequence[RunRow], comparisons: Sequence[compute.Comparison],
-                 fig_dir: Path) -> FigurePaths:
+def draw_figures(
+    reader: ArtifactReader, rows: Sequence[RunRow], comparisons: Sequence[compute.Comparison], fig_dir: Path
+) -> FigurePaths:
     _clear(fig_dir)
     rel = fig_dir.name
 
@@ -60,18 +63,23 @@ def draw_figures(reader: ArtifactReader, rows: Sequence[RunRow], comparisons: Se
         here = [r for r in shown if (r.data, r.split) == (data, split)]
         g = figures.slug(f"{data}-{split}")
         if any(r.val_top1 for r in here):
-            val_top1[data, split] = link(figures.val_top1_figure(
-                here, f"Validation top-1, {data} {split}", fig_dir / f"val_top1_{g}.png"))
+            val_top1[data, split] = link(
+                figures.val_top1_figure(here, f"Validation top-1, {data} {split}", fig_dir / f"val_top1_{g}.png")
+            )
         for variant in sorted({r.variant for r in here}):
             mine = [r for r in here if r.variant == variant]
             if any(r.val_top1 or r.train_loss for r in mine):
-                curves[data, split, variant] = link(figures.variant_curves_figure(
-                    mine, f"{variant}, {data} {split}", fig_dir / f"curves_{g}__{figures.slug(variant)}.png"))
+                curves[data, split, variant] = link(
+                    figures.variant_curves_figure(
+                        mine, f"{variant}, {data} {split}", fig_dir / f"curves_{g}__{figures.slug(variant)}.png"
+                    )
+                )
             for r in (x for x in mine if x.finished):
                 state = reader.state_dict(r.run_id)
                 if state is not None:
-                    paths = figures.kernel_figures(state, f"{variant} conv1, {data} {split}",
-                                                   fig_dir / f"conv1_{g}__{figures.slug(variant)}")
+                    paths = figures.kernel_figures(
+                        state, f"{variant} conv1, {data} {split}", fig_dir / f"conv1_{g}__{figures.slug(variant)}"
+                    )
                     if paths:
                         kernels[data, split, variant] = tuple(link(p) for p in paths)
                     break
@@ -92,27 +100,38 @@ def profile_deviations(reader: ArtifactReader, rows: Sequence[RunRow]) -> dict[s
     return out
 
 
-def sweep_rows(reader: ArtifactReader, tracking_uri: str, experiments: Sequence[str] | None,
-               rows: Sequence[RunRow]) -> tuple[SweepRow, ...]:
+def sweep_rows(
+    reader: ArtifactReader, tracking_uri: str, experiments: Sequence[str] | None, rows: Sequence[RunRow]
+) -> tuple[SweepRow, ...]:
     """Each sweep study's latest state, beside the paper recipe's runs of its variant on the same data and profile."""
     out = []
     for s in sweep_summaries(tracking_uri, list(experiments) if experiments else None):
         paper = compute.sweep_baseline(s.variant, (s.dataset_name, s.dataset), s.profile, rows)
         epochs = reader.param(s.parent_run_id, "epochs")
-        out.append(SweepRow(
-            study=s.study, variant=s.variant, data=s.dataset_name or s.dataset or "unknown data", profile=s.profile,
-            space=s.space, n_trials=s.n_trials, n_pruned=s.n_pruned, n_failed=s.n_failed, best_value=s.best_value,
-            best_params=tuple(sorted(s.best_params.items())),
-            epochs=int(epochs) if epochs and epochs.isdigit() else None,
-            paper=compute.summarize(r.final_top1 for r in paper),
-            paper_run_ids=tuple(r.run_id for r in paper if r.final_top1 is not None),
-            paper_epochs=tuple(sorted({r.epochs for r in paper if r.epochs is not None})),
-        ))
+        out.append(
+            SweepRow(
+                study=s.study,
+                variant=s.variant,
+                data=s.dataset_name or s.dataset or "unknown data",
+                profile=s.profile,
+                space=s.space,
+                n_trials=s.n_trials,
+                n_pruned=s.n_pruned,
+                n_failed=s.n_failed,
+                best_value=s.best_value,
+                best_params=tuple(sorted(s.best_params.items())),
+                epochs=int(epochs) if epochs and epochs.isdigit() else None,
+                paper=compute.summarize(r.final_top1 for r in paper),
+                paper_run_ids=tuple(r.run_id for r in paper if r.final_top1 is not None),
+                paper_epochs=tuple(sorted({r.epochs for r in paper if r.epochs is not None})),
+            )
+        )
     return tuple(sorted(out, key=lambda r: (r.variant, r.data, r.profile, r.study)))
 
 
-def generate_report(tracking_uri: str, experiments: Sequence[str] | None = None,
-                    out_path: str | Path | None = None) -> Path:
+def generate_report(
+    tracking_uri: str, experiments: Sequence[str] | None = None, out_path: str | Path | None = None
+) -> Path:
     """Write the markdown report (and its figures beside it) of the runs in `experiments`; return its path."""
     rows = read_runs(tracking_uri, list(experiments) if experiments else None)
     if not rows:

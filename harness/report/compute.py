@@ -42,8 +42,14 @@ from variants.types import ClaimKind
 
 Status = Literal["reproduced", "not reproduced", "not comparable", "modified recipe", "not run", "reference only"]
 Verdict = Literal["holds", "does not hold", "supported", "contradicted", "inconclusive", "not run"]
-STATUSES: tuple[Status, ...] = ("reproduced", "not reproduced", "not comparable", "modified recipe", "not run",
-                                "reference only")
+STATUSES: tuple[Status, ...] = (
+    "reproduced",
+    "not reproduced",
+    "not comparable",
+    "modified recipe",
+    "not run",
+    "reference only",
+)
 VERDICTS: tuple[Verdict, ...] = ("holds", "does not hold", "supported", "contradicted", "inconclusive", "not run")
 
 
@@ -150,8 +156,14 @@ def compare(variant: Variant, r: Reported, rows: Sequence[RunRow], ensembles: Se
     metric = "top1" if r.top1 is not None else "top5"
     reference = r.top1 if r.top1 is not None else r.top5
 
-    def result(status: Status, note: str, top1: Stat | None = None, top5: Stat | None = None,
-               ids: Iterable[str] = (), diff: float | None = None) -> Comparison:
+    def result(
+        status: Status,
+        note: str,
+        top1: Stat | None = None,
+        top5: Stat | None = None,
+        ids: Iterable[str] = (),
+        diff: float | None = None,
+    ) -> Comparison:
         return Comparison(variant.name, r, status, top1, top5, diff, metric, tuple(ids), note)
 
     if r.reference_only:  # another network or recipe produced it: a reference point, not a target
@@ -171,8 +183,13 @@ def compare(variant: Variant, r: Reported, rows: Sequence[RunRow], ensembles: Se
     top5 = summarize(run_metric(x, r.protocol, "top5") for x in (plain or matching))
     if not plain:
         keys = sorted({k for x in matching for k in x.modified_keys.split(",") if k})
-        return result("modified recipe", f"only runs with a modified recipe ({', '.join(keys) or 'unknown keys'}); "
-                      "not a reproduction", top1, top5, (x.run_id for x in matching))
+        return result(
+            "modified recipe",
+            f"only runs with a modified recipe ({', '.join(keys) or 'unknown keys'}); not a reproduction",
+            top1,
+            top5,
+            (x.run_id for x in matching),
+        )
     s = top1 if metric == "top1" else top5
     assert s is not None and reference is not None  # _matches guarantees the metric
     diff = s.mean - reference
@@ -180,8 +197,9 @@ def compare(variant: Variant, r: Reported, rows: Sequence[RunRow], ensembles: Se
     return result(_status(s.mean, reference, r.tolerance), note, top1, top5, (x.run_id for x in plain), diff)
 
 
-def _compare_ensemble(variant: Variant, r: Reported, plain: Sequence[RunRow],
-                      ensembles: Sequence[EnsembleResult]) -> Comparison:
+def _compare_ensemble(
+    variant: Variant, r: Reported, plain: Sequence[RunRow], ensembles: Sequence[EnsembleResult]
+) -> Comparison:
     metric = "top1" if r.top1 is not None else "top5"
     key = (variant.name, r.dataset, r.split, r.protocol, r.pretrained, r.ensemble)
     found = [e for e in ensembles if (e.variant, e.data, e.split, e.protocol, e.pretrained, e.k) == key]
@@ -192,12 +210,22 @@ def _compare_ensemble(variant: Variant, r: Reported, plain: Sequence[RunRow],
     e = found[0]
     value, reference = (e.top1, r.top1) if r.top1 is not None else (e.top5, r.top5)
     assert reference is not None
-    return Comparison(variant.name, r, _status(value, reference, r.tolerance), Stat(e.top1, None, 1),
-                      Stat(e.top5, None, 1), value - reference, metric, e.run_ids, f"softmax of {e.k} runs averaged")
+    return Comparison(
+        variant.name,
+        r,
+        _status(value, reference, r.tolerance),
+        Stat(e.top1, None, 1),
+        Stat(e.top5, None, 1),
+        value - reference,
+        metric,
+        e.run_ids,
+        f"softmax of {e.k} runs averaged",
+    )
 
 
-def compare_all(variants: Sequence[Variant], rows: Sequence[RunRow],
-                ensembles: Sequence[EnsembleResult]) -> list[Comparison]:
+def compare_all(
+    variants: Sequence[Variant], rows: Sequence[RunRow], ensembles: Sequence[EnsembleResult]
+) -> list[Comparison]:
     return [compare(v, r, rows, ensembles) for v in variants for r in v.reported]
 
 
@@ -245,11 +273,23 @@ def ensemble_candidates(variants: Sequence[Variant], rows: Sequence[RunRow]) -> 
         keys = sorted({(x.data, x.split, x.protocol, x.pretrained or "") for x in mine})
         for k in ensemble_sizes(v):
             for data, split, protocol, pretrained in keys:
-                members = [x for x in mine if (x.data, x.split, x.protocol, x.pretrained or "")
-                           == (data, split, protocol, pretrained)]
+                members = [
+                    x
+                    for x in mine
+                    if (x.data, x.split, x.protocol, x.pretrained or "") == (data, split, protocol, pretrained)
+                ]
                 if len(members) >= k:
-                    out.append(EnsembleCandidate(v.name, data, split, protocol, pretrained or None,
-                                                 tuple(x.run_id for x in members[:k]), _profile(members[:k])))
+                    out.append(
+                        EnsembleCandidate(
+                            v.name,
+                            data,
+                            split,
+                            protocol,
+                            pretrained or None,
+                            tuple(x.run_id for x in members[:k]),
+                            _profile(members[:k]),
+                        )
+                    )
     return out
 
 
@@ -263,8 +303,12 @@ def claim_ensemble_candidates(claims: Sequence[Claim], rows: Sequence[RunRow]) -
         for key in sorted({(x.data, x.split, x.protocol, x.pretrained or "", x.profile) for x in mine}):
             data, split, protocol, pretrained, profile = key
             members = [x.run_id for x in mine if (x.data, x.split, x.protocol, x.pretrained or "", x.profile) == key]
-            out += [EnsembleCandidate(variant, data, split, protocol, pretrained or None,
-                                      tuple(members[i * k:(i + 1) * k]), profile) for i in range(len(members) // k)]
+            out += [
+                EnsembleCandidate(
+                    variant, data, split, protocol, pretrained or None, tuple(members[i * k : (i + 1) * k]), profile
+                )
+                for i in range(len(members) // k)
+            ]
     return out
 
 
@@ -404,8 +448,9 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
         sign = 1 if tests[i].claimed > 0 else -1
         pvalues += [tests[i].diff.p_one_sided(sign), tests[i].diff.p_one_sided(-sign)]
     adjusted = holm(pvalues)  # type: ignore[arg-type]  # family members have a standard error
-    by_test = {i: (pvalues[2 * j], adjusted[2 * j], pvalues[2 * j + 1], adjusted[2 * j + 1])
-               for j, i in enumerate(family)}
+    by_test = {
+        i: (pvalues[2 * j], adjusted[2 * j], pvalues[2 * j + 1], adjusted[2 * j + 1]) for j, i in enumerate(family)
+    }
     out: list[tuple[Verdict, str]] = []
     for i, t in enumerate(tests):
         d, c = t.diff, abs(t.claimed)
@@ -441,8 +486,11 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
                 v, why = "does not hold", "the interval excludes 0 on the other side of the claim"
             elif low > 0 and high >= reach and (t.kind == "at_least" or low <= 2 * c):
                 ends = sorted((t.claimed / 2, 2 * t.claimed))
-                target = (f"reaches the claimed bound {t.claimed:+g}" if t.kind == "at_least"
-                          else f"overlaps [{ends[0]:+g}, {ends[1]:+g}]")
+                target = (
+                    f"reaches the claimed bound {t.claimed:+g}"
+                    if t.kind == "at_least"
+                    else f"overlaps [{ends[0]:+g}, {ends[1]:+g}]"
+                )
                 v, why = "holds", f"the interval excludes 0 on the claimed side and {target}"
             elif -c / 2 < low and high < c / 2:
                 v, why = "does not hold", f"the interval lies within {half}"
@@ -518,18 +566,23 @@ def _group(x: RunRow) -> tuple[str, str, str, str]:
     return x.data, x.split, x.profile, x.pretrained or ""
 
 
-def _measure_ensemble(claim: Claim, a: Sequence[RunRow], b: Sequence[RunRow], preferred: str,
-                      ensembles: Sequence[EnsembleResult]) -> tuple[Difference | None, str, tuple[str, ...]]:
+def _measure_ensemble(
+    claim: Claim, a: Sequence[RunRow], b: Sequence[RunRow], preferred: str, ensembles: Sequence[EnsembleResult]
+) -> tuple[Difference | None, str, tuple[str, ...]]:
     """Variant side: disjoint ensembles of `claim.ensemble` runs of `a`; against `b`'s single runs (Welch), or, when
     both sides are the same variant, each ensemble minus the mean of its own members (paired)."""
     k, ids = claim.ensemble, {x.run_id: x for x in a}
     mine = [e for e in ensembles if e.variant == claim.variant and e.k == k and set(e.run_ids) <= set(ids)]
     protocols = sorted({e.protocol for e in mine}, key=lambda p: (p != preferred, p))
-    needed = (f"{MIN_SEEDS} disjoint ensembles of {k} need {MIN_SEEDS * k} finished runs of `{claim.variant}` with "
-              f"saved predictions here; {len(a)} found")
+    needed = (
+        f"{MIN_SEEDS} disjoint ensembles of {k} need {MIN_SEEDS * k} finished runs of `{claim.variant}` with "
+        f"saved predictions here; {len(a)} found"
+    )
     chosen: list[EnsembleResult] = []
-    for e in sorted((e for e in mine if protocols and e.protocol == protocols[0]),
-                    key=lambda e: [list(ids).index(i) for i in e.run_ids]):
+    for e in sorted(
+        (e for e in mine if protocols and e.protocol == protocols[0]),
+        key=lambda e: [list(ids).index(i) for i in e.run_ids],
+    ):
         if not any(set(e.run_ids) & set(f.run_ids) for f in chosen):
             chosen.append(e)
     if not chosen:
@@ -562,8 +615,9 @@ def _measure_ensemble(claim: Claim, a: Sequence[RunRow], b: Sequence[RunRow], pr
     return diff, note, used
 
 
-def _measure(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant],
-             ensembles: Sequence[EnsembleResult]) -> list[_Measure]:
+def _measure(
+    claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant], ensembles: Sequence[EnsembleResult]
+) -> list[_Measure]:
     by_name = {v.name: v for v in variants}
     proxies = {g[0] for g in proxy_groups(rows, variants)}
     plain = order(plain_runs(rows))
@@ -617,14 +671,27 @@ def _measure(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant],
     return [_Measure("", "", "", None, False, None, reason, ())]
 
 
-def check_claims(claims: Sequence[Claim], rows: Sequence[RunRow], variants: Sequence[Variant],
-                 ensembles: Sequence[EnsembleResult] = ()) -> list[ClaimResult]:
+def check_claims(
+    claims: Sequence[Claim],
+    rows: Sequence[RunRow],
+    variants: Sequence[Variant],
+    ensembles: Sequence[EnsembleResult] = (),
+) -> list[ClaimResult]:
     """Every claim on every data set, split, profile and pretraining holding runs of both sides (one `not run`
     result for a claim measured nowhere), judged together by `verdicts`: the proxy family is the whole list."""
     measured = [(c, m) for c in claims for m in _measure(c, rows, variants, ensembles)]
     tested = [i for i, (_, m) in enumerate(measured) if m.diff is not None]
-    decided = dict(zip(tested, verdicts([ClaimTest(measured[i][0].kind, measured[i][0].delta, measured[i][1].proxy,
-                                                   measured[i][1].diff) for i in tested])))  # type: ignore[arg-type]
+    decided = dict(
+        zip(
+            tested,
+            verdicts(
+                [
+                    ClaimTest(measured[i][0].kind, measured[i][0].delta, measured[i][1].proxy, measured[i][1].diff)
+                    for i in tested
+                ]
+            ),
+        )
+    )  # type: ignore[arg-type]
     out = []
     for i, (c, m) in enumerate(measured):
         if m.diff is None:
@@ -634,13 +701,27 @@ def check_claims(claims: Sequence[Claim], rows: Sequence[RunRow], variants: Sequ
             v, reason = decided[i]
             reason = "; ".join(x for x in (reason, m.note) if x)
         where = (None, None, None) if not m.data else (m.data, m.split, m.profile)
-        out.append(ClaimResult(c, where[0], where[1], m.proxy, m.diff, None if m.diff is None else m.diff.interval(),
-                               v, reason, m.run_ids, where[2], m.pretrained))
+        out.append(
+            ClaimResult(
+                c,
+                where[0],
+                where[1],
+                m.proxy,
+                m.diff,
+                None if m.diff is None else m.diff.interval(),
+                v,
+                reason,
+                m.run_ids,
+                where[2],
+                m.pretrained,
+            )
+        )
     return out
 
 
-def check_claim(claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant],
-                ensembles: Sequence[EnsembleResult] = ()) -> list[ClaimResult]:
+def check_claim(
+    claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant], ensembles: Sequence[EnsembleResult] = ()
+) -> list[ClaimResult]:
     """One claim alone (its own proxy family): one result per data set, split and profile holding both sides."""
     return check_claims([claim], rows, variants, ensembles)
 
@@ -666,11 +747,13 @@ class ProxyRow:
 def proxy_table(rows: Sequence[RunRow], variants: Sequence[Variant], data: str, split: str) -> list[ProxyRow]:
     """Variants run on one data set, best top-1 first (variants with no finished run last, registry order)."""
     by_name = {v.name: v for v in variants}
-    here = [x for x in order(rows) if x.kind == "variant" and (x.data, x.split) == (data, split)
-            and not x.recipe_modified]  # tuned runs are listed under Deviations, not ranked
+    here = [
+        x for x in order(rows) if x.kind == "variant" and (x.data, x.split) == (data, split) and not x.recipe_modified
+    ]  # tuned runs are listed under Deviations, not ranked
     plain = plain_runs(here)
-    names = sorted({x.variant for x in here}, key=lambda n: (n not in by_name, list(by_name).index(n)
-                                                              if n in by_name else 0, n))
+    names = sorted(
+        {x.variant for x in here}, key=lambda n: (n not in by_name, list(by_name).index(n) if n in by_name else 0, n)
+    )
 
     def mean_under(name: str, protocol: str) -> float | None:
         s = summarize(run_metric(x, protocol, "top1") for x in plain if x.variant == name)
@@ -691,19 +774,21 @@ def proxy_table(rows: Sequence[RunRow], variants: Sequence[Variant], data: str, 
         all_mine = [x for x in here if x.variant == name]
         base = by_name[name].ablation_of if name in by_name else None
         change = change_against(name, base) if base else None
-        out.append(ProxyRow(
-            variant=name,
-            protocol=", ".join(sorted({x.protocol for x in mine})) or "-",
-            top1=summarize(x.final_top1 for x in mine),
-            top5=summarize(x.final_top5 for x in mine),
-            center_top1=summarize(x.center_top1 for x in mine),
-            runs=len(all_mine),
-            unfinished=len([x for x in all_mine if not x.finished]),
-            not_learned=len([x for x in mine if x.learned == 0.0]),
-            base=base,
-            change=change,
-            run_ids=tuple(x.run_id for x in mine),
-        ))
+        out.append(
+            ProxyRow(
+                variant=name,
+                protocol=", ".join(sorted({x.protocol for x in mine})) or "-",
+                top1=summarize(x.final_top1 for x in mine),
+                top5=summarize(x.final_top5 for x in mine),
+                center_top1=summarize(x.center_top1 for x in mine),
+                runs=len(all_mine),
+                unfinished=len([x for x in all_mine if not x.finished]),
+                not_learned=len([x for x in mine if x.learned == 0.0]),
+                base=base,
+                change=change,
+                run_ids=tuple(x.run_id for x in mine),
+            )
+        )
     return sorted(out, key=lambda p: (p.top1 is None, -(p.top1.mean if p.top1 else 0.0), names.index(p.variant)))
 
 
@@ -714,8 +799,11 @@ def sweep_baseline(variant: str, data: Iterable[str], profile: str, rows: Iterab
     """Finished paper-recipe runs of `variant` whose data set is one of `data` (a sweep's dataset_name and loader)
     and, when the sweep names one, whose profile is the sweep's: what the sweep's best is compared against."""
     names = {d for d in data if d}
-    return order(r for r in plain_runs(rows)
-                 if r.variant == variant and r.data in names and (not profile or r.profile == profile))
+    return order(
+        r
+        for r in plain_runs(rows)
+        if r.variant == variant and r.data in names and (not profile or r.profile == profile)
+    )
 
 
 def sweep_note(epochs: int | None, paper_epochs: Iterable[int]) -> str:
@@ -723,8 +811,10 @@ def sweep_note(epochs: int | None, paper_epochs: Iterable[int]) -> str:
     others = sorted(set(paper_epochs) - {epochs}) if epochs is not None else []
     if not others:
         return ""
-    return (f"trials trained {epochs} epoch(s), the paper-recipe runs {', '.join(map(str, others))}: "
-            "the difference mixes tuning with training length")
+    return (
+        f"trials trained {epochs} epoch(s), the paper-recipe runs {', '.join(map(str, others))}: "
+        "the difference mixes tuning with training length"
+    )
 
 
 # --- section 3: architecture fidelity ---------------------------------------------------------------------------
@@ -740,7 +830,7 @@ class Approximate:
     source: str
 
 
-APPROXIMATE = (Approximate("alexnet2012", 60e6, 0.05, "KSH12 s1/abstract: \"60 million parameters\""),)
+APPROXIMATE = (Approximate("alexnet2012", 60e6, 0.05, 'KSH12 s1/abstract: "60 million parameters"'),)
 MACS_TOL_G = 0.0005  # reported GMACs are given to 3 decimals
 SIZE_TOL_MB = 0.05  # torchvision's file size includes serialisation overhead beyond the float32 weights
 
@@ -769,8 +859,15 @@ class Fidelity:
 
 
 def fidelity(variant: Variant, params: int, macs: int, size_mb: float) -> Fidelity:
-    return Fidelity(variant.name, params, macs / 1e9, size_mb, variant.reported_params, variant.reported_macs,
-                    variant.reported_size_mb)
+    return Fidelity(
+        variant.name,
+        params,
+        macs / 1e9,
+        size_mb,
+        variant.reported_params,
+        variant.reported_macs,
+        variant.reported_size_mb,
+    )
 
 
 def approx_match(a: Approximate, params: int) -> tuple[bool, float]:

@@ -53,10 +53,17 @@ def val_top1_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
             if not r.val_top1:
                 continue
             epochs, values = zip(*r.val_top1)
-            label = r.variant if r.run_id == min(x.run_id for x in runs if x.variant == r.variant and x.val_top1) \
-                else None
-            ax.plot(epochs, values, color=_colour(names.index(r.variant)), label=label, linewidth=1.2,
-                    linestyle="-" if r.finished else ":")
+            label = (
+                r.variant if r.run_id == min(x.run_id for x in runs if x.variant == r.variant and x.val_top1) else None
+            )
+            ax.plot(
+                epochs,
+                values,
+                color=_colour(names.index(r.variant)),
+                label=label,
+                linewidth=1.2,
+                linestyle="-" if r.finished else ":",
+            )
         ax.set(xlabel="epoch", ylabel="validation top-1 (%)", title=title + " (dotted: unfinished runs)")
         _epoch_axis(ax)
         ax.grid(alpha=0.3)
@@ -107,8 +114,7 @@ def curves_figure(runs: Sequence[Curves], title: str, num_classes: int | None) -
 def variant_curves_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
     """One variant: every run's curves (labelled by seed), saved for the report."""
     curves = [
-        Curves(f"seed {r.seed}" if r.seed is not None else fmt.short_id(r.run_id), r.val_top1, r.train_loss,
-               r.finished)
+        Curves(f"seed {r.seed}" if r.seed is not None else fmt.short_id(r.run_id), r.val_top1, r.train_loss, r.finished)
         for r in sorted(runs, key=lambda r: (r.seed or 0, r.run_id))
     ]
     classes = sorted({r.num_classes for r in runs if r.num_classes})
@@ -125,12 +131,20 @@ def reported_figure(comparisons: Sequence[Comparison], path: Path) -> Path:
         ax.barh(y, [c.reported.top1 for c in rows], color="#bbbbbb", label="reported")
         comparable = [(yy, c) for yy, c in zip(y, rows) if c.diff is not None and c.top1 is not None]
         if comparable:
-            ax.errorbar([c.top1.mean for _, c in comparable], [yy for yy, _ in comparable],
-                        xerr=[c.top1.std or 0.0 for _, c in comparable], fmt="o", color="#d62728",
-                        label="reproduced (mean ± std)")
-        labels = [f"{c.variant} · {c.reported.dataset} {c.reported.split} · {c.reported.source}"
-                  + (f" · x{c.reported.ensemble}" if c.reported.ensemble > 1 else "") + f" [{c.status}]"
-                  for c in rows]
+            ax.errorbar(
+                [c.top1.mean for _, c in comparable],
+                [yy for yy, _ in comparable],
+                xerr=[c.top1.std or 0.0 for _, c in comparable],
+                fmt="o",
+                color="#d62728",
+                label="reproduced (mean ± std)",
+            )
+        labels = [
+            f"{c.variant} · {c.reported.dataset} {c.reported.split} · {c.reported.source}"
+            + (f" · x{c.reported.ensemble}" if c.reported.ensemble > 1 else "")
+            + f" [{c.status}]"
+            for c in rows
+        ]
         ax.set_yticks(y, labels, fontsize=6)
         ax.set(xlabel="top-1 (%)", xlim=(0, 100), title="Reported top-1 and the reproduced value where comparable")
         ax.grid(axis="x", alpha=0.3)
@@ -141,8 +155,11 @@ def reported_figure(comparisons: Sequence[Comparison], path: Path) -> Path:
 
 def conv_weights(state: dict[str, object]) -> tuple[np.ndarray, int] | None:
     """conv1's weights (out, in, k, k) and the number of towers: conv2's groups (KSH12: 96 filters, 48 per tower)."""
-    convs = [(k, v) for k, v in state.items() if k.startswith("features.") and k.endswith(".weight")
-             and getattr(v, "ndim", 0) == 4]
+    convs = [
+        (k, v)
+        for k, v in state.items()
+        if k.startswith("features.") and k.endswith(".weight") and getattr(v, "ndim", 0) == 4
+    ]
     preferred = [kv for kv in convs if kv[0] in ("features.conv1.weight", "features.0.weight")]
     if not convs:
         return None
@@ -167,7 +184,7 @@ def kernel_grid(w: np.ndarray) -> np.ndarray:
     grid = np.ones((rows * (k + 1) + 1, cols * (k + 1) + 1, 3))
     for i in range(n):
         r, col = divmod(i, cols)
-        grid[1 + r * (k + 1): 1 + r * (k + 1) + k, 1 + col * (k + 1): 1 + col * (k + 1) + k] = f[i]
+        grid[1 + r * (k + 1) : 1 + r * (k + 1) + k, 1 + col * (k + 1) : 1 + col * (k + 1) + k] = f[i]
     return grid
 
 
@@ -193,7 +210,8 @@ def kernel_figures(state: dict[str, object], title: str, stem: Path) -> list[Pat
         return [kernel_figure(w, title, stem.with_name(stem.name + ".png"))]
     per = w.shape[0] // towers
     return [
-        kernel_figure(w[i * per: (i + 1) * per], f"{title}, tower {i + 1}",
-                      stem.with_name(f"{stem.name}_tower{i + 1}.png"))
+        kernel_figure(
+            w[i * per : (i + 1) * per], f"{title}, tower {i + 1}", stem.with_name(f"{stem.name}_tower{i + 1}.png")
+        )
         for i in range(towers)
     ]

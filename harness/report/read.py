@@ -155,8 +155,13 @@ def read_runs(tracking_uri: str, experiments: list[str] | None) -> list[RunRow]:
     frames = []
     with using_store(tracking_uri):
         for kind in KINDS:  # MLflow's filter grammar has no IN for tags
-            frames.append(mlflow.search_runs(experiment_ids=sorted(ids), filter_string=f"tags.`{schema.TAG_KIND}` = "
-                                             f"'{kind}'", output_format="pandas"))
+            frames.append(
+                mlflow.search_runs(
+                    experiment_ids=sorted(ids),
+                    filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'",
+                    output_format="pandas",
+                )
+            )
     rows = [
         to_row(rec, ids.get(str(rec["experiment_id"]), str(rec["experiment_id"])), client)
         for frame in frames
@@ -173,8 +178,11 @@ def _local_artifact(client: MlflowClient, tracking_uri: str, run_id: str, path: 
         local = Path(unquote(parsed.path)) / path
         return local if local.is_file() else None
     try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst),
-                                                        tracking_uri=tracking_uri))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=tracking_uri
+            )
+        )
     except (MlflowException, OSError):
         return None
 
@@ -247,8 +255,12 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
         return []
     runs, token = [], None
     while True:
-        page = c.search_runs(exp_ids, filter_string=f"tags.`{schema.TAG_KIND}` = 'sweep'",
-                             order_by=["attributes.start_time DESC"], page_token=token)
+        page = c.search_runs(
+            exp_ids,
+            filter_string=f"tags.`{schema.TAG_KIND}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            page_token=token,
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -256,19 +268,31 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
     chosen: dict[str, Run] = {}
     for r in runs:  # newest first
         study = r.data.tags.get(schema.TAG_SWEEP, "")
-        if study not in chosen or (schema.BEST_VAL_TOP1 in r.data.metrics
-                                   and schema.BEST_VAL_TOP1 not in chosen[study].data.metrics):
+        if study not in chosen or (
+            schema.BEST_VAL_TOP1 in r.data.metrics and schema.BEST_VAL_TOP1 not in chosen[study].data.metrics
+        ):
             chosen[study] = r
     out = []
     for study, r in sorted(chosen.items()):
         t, m, p = r.data.tags, r.data.metrics, r.data.params
-        out.append(SweepSummary(
-            study=study, variant=t.get(schema.TAG_VARIANT, ""), dataset=t.get(schema.TAG_DATASET, ""),
-            profile=t.get(schema.TAG_PROFILE, ""), best_value=m.get(schema.BEST_VAL_TOP1),
-            n_trials=int(m.get(schema.N_TRIALS, 0)), n_pruned=int(m.get(schema.N_PRUNED, 0)),
-            best_params={k.removeprefix(schema.BEST_PREFIX): v for k, v in sorted(p.items())
-                         if k.startswith(schema.BEST_PREFIX)},
-            parent_run_id=r.info.run_id, dataset_name=t.get(schema.TAG_DATASET_NAME, ""),
-            space=t.get(schema.TAG_SWEEP_SPACE, ""), n_failed=int(m.get(schema.N_FAILED, 0)),
-        ))
+        out.append(
+            SweepSummary(
+                study=study,
+                variant=t.get(schema.TAG_VARIANT, ""),
+                dataset=t.get(schema.TAG_DATASET, ""),
+                profile=t.get(schema.TAG_PROFILE, ""),
+                best_value=m.get(schema.BEST_VAL_TOP1),
+                n_trials=int(m.get(schema.N_TRIALS, 0)),
+                n_pruned=int(m.get(schema.N_PRUNED, 0)),
+                best_params={
+                    k.removeprefix(schema.BEST_PREFIX): v
+                    for k, v in sorted(p.items())
+                    if k.startswith(schema.BEST_PREFIX)
+                },
+                parent_run_id=r.info.run_id,
+                dataset_name=t.get(schema.TAG_DATASET_NAME, ""),
+                space=t.get(schema.TAG_SWEEP_SPACE, ""),
+                n_failed=int(m.get(schema.N_FAILED, 0)),
+            )
+        )
     return out

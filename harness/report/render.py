@@ -28,8 +28,8 @@ HOW_TO_READ = (
 CLAIM_RULE = (
     "Claims (section 4) are differences variant minus baseline with a 95 % confidence interval (Welch's t), judged "
     "only with at least 3 seeds a side. On the papers' data a claim `holds` when the interval excludes 0 on the "
-    "claimed side and overlaps half to twice the claimed change (reaches the bound of an \"over\" claim; lies within "
-    "the bound of a \"changes little\" claim), and `does not hold` when it excludes 0 on the other side or lies "
+    'claimed side and overlaps half to twice the claimed change (reaches the bound of an "over" claim; lies within '
+    'the bound of a "changes little" claim), and `does not hold` when it excludes 0 on the other side or lies '
     "within half the claim. On proxy data the papers' sizes mean nothing, so only the direction is tested: "
     "`supported` or `contradicted` by one-sided Welch tests, Holm-corrected across all proxy claims of the report "
     "(alpha 0.05). Anything else is `inconclusive`; the rule is `verdicts` in `harness/report/compute.py`."
@@ -93,8 +93,9 @@ def render(inputs: ReportInputs) -> str:
 
 def generated_from(inputs: ReportInputs) -> str:
     exps = ", ".join(f"`{e}`" for e in inputs.experiments) or "all experiments"
-    return (f"Generated from the MLflow store `{inputs.store}`, {exps}: {len(inputs.rows)} runs (ids under "
-            "[Runs](#runs)).")
+    return (
+        f"Generated from the MLflow store `{inputs.store}`, {exps}: {len(inputs.rows)} runs (ids under [Runs](#runs))."
+    )
 
 
 def how_to_read(comparisons: Sequence[Comparison], proxies: list[tuple[str, str]], rows: Sequence[RunRow]) -> list[str]:
@@ -114,8 +115,9 @@ def how_to_read(comparisons: Sequence[Comparison], proxies: list[tuple[str, str]
         all_proxy = {d for d, _ in compute.groups(rows)} <= {d for d, _ in proxies}
         out += [
             f"> **Proxy data.** This report compares runs on a proxy data set ({names}); no number in it says "
-            "whether the paper reproduces on ImageNet." if all_proxy else
-            f"> **Proxy data.** Some runs used a proxy data set ({names}); their numbers say nothing about "
+            "whether the paper reproduces on ImageNet."
+            if all_proxy
+            else f"> **Proxy data.** Some runs used a proxy data set ({names}); their numbers say nothing about "
             "whether the paper reproduces on ImageNet.",
             "",
         ]
@@ -139,28 +141,59 @@ def _diff(c: Comparison) -> str:
 
 
 def section_reported(comparisons: Sequence[Comparison]) -> list[str]:
-    header = ["variant", "data set, split", "protocol", "source", "reported top-1", "reported top-5",
-              "reproduced top-1", "reproduced top-5", "difference", "status", "runs / note"]
+    header = [
+        "variant",
+        "data set, split",
+        "protocol",
+        "source",
+        "reported top-1",
+        "reported top-5",
+        "reproduced top-1",
+        "reproduced top-5",
+        "difference",
+        "status",
+        "runs / note",
+    ]
     body = []
     for c in comparisons:
         r = c.reported
         note = "; ".join(x for x in (fmt.run_ids(c.run_ids) if c.run_ids else "", c.note) if x)
-        body.append([f"`{c.variant}`", _data_cell(c), fmt.protocol(r.protocol), r.source, fmt.reported(r.top1),
-                     fmt.reported(r.top5), fmt.stat(c.top1), fmt.stat(c.top5), _diff(c), f"**{c.status}**",
-                     note or fmt.DASH])
+        body.append(
+            [
+                f"`{c.variant}`",
+                _data_cell(c),
+                fmt.protocol(r.protocol),
+                r.source,
+                fmt.reported(r.top1),
+                fmt.reported(r.top5),
+                fmt.stat(c.top1),
+                fmt.stat(c.top5),
+                _diff(c),
+                f"**{c.status}**",
+                note or fmt.DASH,
+            ]
+        )
     return ["## 1. Reproduced versus reported", "", *table(header, body), ""]
 
 
 def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -> list[str]:
-    out = ["## 2. Ensembles", "",
-           ENSEMBLES, ""]
+    out = ["## 2. Ensembles", "", ENSEMBLES, ""]
     rows = [c for c in comparisons if c.reported.ensemble > 1]
     out += table(
         ["variant", "networks", "data set, split", "source", "reported top-1", "reported top-5", "status", "note"],
-        ([f"`{c.variant}`", str(c.reported.ensemble), _data_cell(c), c.reported.source, fmt.reported(c.reported.top1),
-          fmt.reported(c.reported.top5), f"**{c.status}**",
-          "; ".join(x for x in (c.note, "" if c.reported.note in c.note else c.reported.note) if x)]
-         for c in rows),
+        (
+            [
+                f"`{c.variant}`",
+                str(c.reported.ensemble),
+                _data_cell(c),
+                c.reported.source,
+                fmt.reported(c.reported.top1),
+                fmt.reported(c.reported.top5),
+                f"**{c.status}**",
+                "; ".join(x for x in (c.note, "" if c.reported.note in c.note else c.reported.note) if x),
+            ]
+            for c in rows
+        ),
     )
     out.append("")
     if inputs.ensembles:
@@ -168,9 +201,18 @@ def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -
         out += ["Ensembles computed from the runs (on any data set):", ""]
         out += table(
             ["variant", "networks", "data set, split", "protocol", "top-1", "top-5", "runs"],
-            ([f"`{e.variant}`", str(e.k), compute.data_label(e.data, e.split, e.data in proxies),
-              fmt.protocol(e.protocol), fmt.num(e.top1), fmt.num(e.top5), fmt.run_ids(e.run_ids, limit=10)]
-             for e in sorted(inputs.ensembles, key=lambda e: (e.variant, e.k, e.data, e.split, e.protocol))),
+            (
+                [
+                    f"`{e.variant}`",
+                    str(e.k),
+                    compute.data_label(e.data, e.split, e.data in proxies),
+                    fmt.protocol(e.protocol),
+                    fmt.num(e.top1),
+                    fmt.num(e.top5),
+                    fmt.run_ids(e.run_ids, limit=10),
+                ]
+                for e in sorted(inputs.ensembles, key=lambda e: (e.variant, e.k, e.data, e.split, e.protocol))
+            ),
         )
     else:
         out.append("No variant has enough finished runs on one data set to form an ensemble.")
@@ -190,20 +232,46 @@ def section_fidelity(inputs: ReportInputs) -> list[str]:
         if m is None:
             continue
         f = compute.fidelity(v, m.params, m.macs, m.size_mb)
-        body.append([f"`{v.name}`", f"{f.params:,}", f"{f.reported_params:,}" if f.reported_params else fmt.DASH,
-                     MARK[f.params_match], f"{f.gmacs:.3f}", fmt.reported(f.reported_gmacs), MARK[f.gmacs_match],
-                     f"{f.size_mb:.3f}", fmt.reported(f.reported_size_mb), MARK[f.size_match]])
+        body.append(
+            [
+                f"`{v.name}`",
+                f"{f.params:,}",
+                f"{f.reported_params:,}" if f.reported_params else fmt.DASH,
+                MARK[f.params_match],
+                f"{f.gmacs:.3f}",
+                fmt.reported(f.reported_gmacs),
+                MARK[f.gmacs_match],
+                f"{f.size_mb:.3f}",
+                fmt.reported(f.reported_size_mb),
+                MARK[f.size_match],
+            ]
+        )
     if not body:
         return out + ["Not measured.", ""]
-    out += table(["variant", "params", "reported params", "match", "GMACs", "reported GMACs", "match", "size MiB",
-                  "reported MiB", "match"], body)
+    out += table(
+        [
+            "variant",
+            "params",
+            "reported params",
+            "match",
+            "GMACs",
+            "reported GMACs",
+            "match",
+            "size MiB",
+            "reported MiB",
+            "match",
+        ],
+        body,
+    )
     approx = [(a, inputs.measured[a.variant]) for a in compute.APPROXIMATE if a.variant in inputs.measured]
     if approx:
         out += ["", "Approximate figures from the papers' prose:", ""]
         for a, m in approx:
             ok, rel = compute.approx_match(a, m.params)
-            out.append(f"- `{a.variant}`: {a.source}: computed {m.params:,} ({rel * 100:+.1f} %): "
-                       f"{'~yes' if ok else '**NO**'} (within {a.rel_tol * 100:g} %)")
+            out.append(
+                f"- `{a.variant}`: {a.source}: computed {m.params:,} ({rel * 100:+.1f} %): "
+                f"{'~yes' if ok else '**NO**'} (within {a.rel_tol * 100:g} %)"
+            )
     return out + [""]
 
 
@@ -241,8 +309,20 @@ def _claim_row(r: ClaimResult) -> list[str]:
             n = f"{d.n_variant} ensembles" + (" (paired)" if d.paired else f" / {d.n_baseline}")
         elif d.paired:
             n = f"{d.n_variant} runs (paired)"
-    return [c.name, c.text, c.source, data, _compared(c), c.metric, c.kind, _claimed(c), measured, n,
-            f"**{r.verdict}**", r.reason]
+    return [
+        c.name,
+        c.text,
+        c.source,
+        data,
+        _compared(c),
+        c.metric,
+        c.kind,
+        _claimed(c),
+        measured,
+        n,
+        f"**{r.verdict}**",
+        r.reason,
+    ]
 
 
 def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
@@ -256,8 +336,23 @@ def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
         f"Verdicts: {counts}."
     )
     out = ["## 4. Paper claims", "", intro, ""]
-    out += table(["claim", "text", "source", "data set", "compared", "metric", "kind", "claimed",
-                  "measured [95 % CI]", "n", "verdict", "why"], (_claim_row(r) for r in results))
+    out += table(
+        [
+            "claim",
+            "text",
+            "source",
+            "data set",
+            "compared",
+            "metric",
+            "kind",
+            "claimed",
+            "measured [95 % CI]",
+            "n",
+            "verdict",
+            "why",
+        ],
+        (_claim_row(r) for r in results),
+    )
     return out + [""]
 
 
@@ -272,8 +367,9 @@ def _not_learned(runs: Sequence[RunRow]) -> str:
     if losses and all(abs(x - math.log(c)) <= 0.1 * math.log(c) for x in losses):
         return f"loss stayed at {chance}"
     last = ", ".join(f"{x:.2f}" for x in losses)
-    return f"val top-1 near chance ({100 / c:g} %)" + (f"; final training loss {last} (chance: {chance})" if last
-                                                       else "")
+    return f"val top-1 near chance ({100 / c:g} %)" + (
+        f"; final training loss {last} (chance: {chance})" if last else ""
+    )
 
 
 def _learned(p: ProxyRow, rows: Sequence[RunRow], inputs: ReportInputs, data: str, split: str) -> str:
@@ -297,12 +393,22 @@ def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tu
         for i, p in enumerate(ranked, start=1):
             runs = f" ({p.unfinished} of {p.runs} runs unfinished)" if p.unfinished else ""
             change = fmt.DASH if p.base is None else f"{fmt.signed(p.change)} vs `{p.base}`"
-            body.append([str(i) if p.top1 else fmt.DASH, f"`{p.variant}`", fmt.protocol(p.protocol),
-                         fmt.stat(p.top1) + runs, fmt.stat(p.top5), fmt.stat(p.center_top1), change,
-                         _learned(p, rows, inputs, data, split)])
+            body.append(
+                [
+                    str(i) if p.top1 else fmt.DASH,
+                    f"`{p.variant}`",
+                    fmt.protocol(p.protocol),
+                    fmt.stat(p.top1) + runs,
+                    fmt.stat(p.top5),
+                    fmt.stat(p.center_top1),
+                    change,
+                    _learned(p, rows, inputs, data, split),
+                ]
+            )
         out += [f"### {compute.data_label(data, split, True)}", ""]
-        out += table(["rank", "variant", "protocol", "top-1", "top-5", "center top-1", "change vs base", "learned"],
-                     body)
+        out += table(
+            ["rank", "variant", "protocol", "top-1", "top-5", "center top-1", "change vs base", "learned"], body
+        )
         out.append("")
     return out
 
@@ -345,14 +451,37 @@ def section_sweeps(sweeps: Sequence[SweepRow]) -> list[str]:
     out += [SWEEPS, ""]
     ordered = sorted(sweeps, key=lambda s: (s.variant, s.data, s.profile, s.study))
     out += table(
-        ["study", "variant", "data set (profile)", "space", "trials (complete / pruned / failed)", "epochs",
-         "best val top-1", "best params", "paper recipe top-1", "difference", "note", "re-run the best"],
-        ([f"`{s.study}`", f"`{s.variant}`", f"{s.data} (`{s.profile}`)" if s.profile else s.data,
-          s.space or fmt.DASH, f"{s.n_complete} / {s.n_pruned} / {s.n_failed}",
-          fmt.DASH if s.epochs is None else str(s.epochs), fmt.num(s.best_value),
-          " ".join(f"{k}={_param(v)}" for k, v in s.best_params) or fmt.DASH, fmt.stat(s.paper),
-          fmt.signed(s.diff), _sweep_note(s) or fmt.DASH, _rerun(s)]
-         for s in ordered),
+        [
+            "study",
+            "variant",
+            "data set (profile)",
+            "space",
+            "trials (complete / pruned / failed)",
+            "epochs",
+            "best val top-1",
+            "best params",
+            "paper recipe top-1",
+            "difference",
+            "note",
+            "re-run the best",
+        ],
+        (
+            [
+                f"`{s.study}`",
+                f"`{s.variant}`",
+                f"{s.data} (`{s.profile}`)" if s.profile else s.data,
+                s.space or fmt.DASH,
+                f"{s.n_complete} / {s.n_pruned} / {s.n_failed}",
+                fmt.DASH if s.epochs is None else str(s.epochs),
+                fmt.num(s.best_value),
+                " ".join(f"{k}={_param(v)}" for k, v in s.best_params) or fmt.DASH,
+                fmt.stat(s.paper),
+                fmt.signed(s.diff),
+                _sweep_note(s) or fmt.DASH,
+                _rerun(s),
+            ]
+            for s in ordered
+        ),
     )
     return out + [""]
 
@@ -361,20 +490,29 @@ def section_figures(inputs: ReportInputs) -> list[str]:
     f = inputs.figures
     out = ["## 7. Figures", ""]
     if f.reproduced_vs_reported:
-        out += ["### Reproduced versus reported", "",
-                f"![reproduced versus reported top-1]({f.reproduced_vs_reported})", ""]
+        out += [
+            "### Reproduced versus reported",
+            "",
+            f"![reproduced versus reported top-1]({f.reproduced_vs_reported})",
+            "",
+        ]
     proxies = {d for d, _ in compute.proxy_groups(inputs.rows, inputs.variants)}
     for data, split in sorted(f.val_top1):
         label = compute.data_label(data, split, data in proxies)
-        out += [f"### Validation top-1 per epoch, {label}", "",
-                f"![validation top-1, {label}]({f.val_top1[data, split]})", ""]
+        out += [
+            f"### Validation top-1 per epoch, {label}",
+            "",
+            f"![validation top-1, {label}]({f.val_top1[data, split]})",
+            "",
+        ]
         curves = sorted((v, p) for (d, s, v), p in f.curves.items() if (d, s) == (data, split))
         if curves:
-            out += ["Per variant (validation top-1 and training loss): " + ", ".join(f"[{v}]({p})" for v, p in curves),
-                    ""]
+            out += [
+                "Per variant (validation top-1 and training loss): " + ", ".join(f"[{v}]({p})" for v, p in curves),
+                "",
+            ]
     if f.kernels:
-        out += ["### First-layer kernels", "",
-                KERNELS, ""]
+        out += ["### First-layer kernels", "", KERNELS, ""]
         for (data, split, variant), paths in sorted(f.kernels.items()):
             label = compute.data_label(data, split, data in proxies)
             images = " ".join(
@@ -387,8 +525,14 @@ def section_figures(inputs: ReportInputs) -> list[str]:
 
 
 def section_deviations(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
-    out = ["## 8. Deviations", "", "### Variants", "",
-           "Every recorded difference from the papers, with the variants it applies to.", ""]
+    out = [
+        "## 8. Deviations",
+        "",
+        "### Variants",
+        "",
+        "Every recorded difference from the papers, with the variants it applies to.",
+        "",
+    ]
     applies: dict[str, list[str]] = {}
     for v in inputs.variants:
         for d in v.deviations:
@@ -409,15 +553,26 @@ def section_deviations(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str
         else:
             out.append(f"- `{profile}`:")
             out += [f"  - {d}" for d in devs]
-    out += ["", "### Tuned runs", "",
-            TUNED, ""]
+    out += ["", "### Tuned runs", "", TUNED, ""]
     tuned = [r for r in rows if r.recipe_modified or r.kind == "trial"]
     if not tuned:
         return out + ["None.", ""]
-    out += table(["run", "kind", "variant", "data set, split", "modified", "sweep", "status", "top-1"],
-                 ([f"`{fmt.short_id(r.run_id)}`", r.kind, f"`{r.variant}`", f"{r.data} {r.split}",
-                   r.modified_keys or fmt.DASH, r.tuned_from or r.sweep or fmt.DASH, r.status, fmt.num(r.final_top1)]
-                  for r in tuned))
+    out += table(
+        ["run", "kind", "variant", "data set, split", "modified", "sweep", "status", "top-1"],
+        (
+            [
+                f"`{fmt.short_id(r.run_id)}`",
+                r.kind,
+                f"`{r.variant}`",
+                f"{r.data} {r.split}",
+                r.modified_keys or fmt.DASH,
+                r.tuned_from or r.sweep or fmt.DASH,
+                r.status,
+                fmt.num(r.final_top1),
+            ]
+            for r in tuned
+        ),
+    )
     return out + [""]
 
 
@@ -432,10 +587,35 @@ def _who(names: list[str], papers: dict[str, list[str]], total: int) -> str:
 
 def section_runs(rows: Sequence[RunRow]) -> list[str]:
     out = ["## Runs", ""]
-    out += table(["run id", "experiment", "kind", "variant", "data set, split", "protocol", "seed", "status",
-                  "top-1", "top-5", "recipe"],
-                 ([f"`{r.run_id}`", r.experiment, r.kind, f"`{r.variant}`", f"{r.data} {r.split}",
-                   fmt.protocol(r.protocol), fmt.DASH if r.seed is None else str(r.seed), r.status,
-                   fmt.num(r.final_top1), fmt.num(r.final_top5), "modified" if r.recipe_modified else "paper"]
-                  for r in rows))
+    out += table(
+        [
+            "run id",
+            "experiment",
+            "kind",
+            "variant",
+            "data set, split",
+            "protocol",
+            "seed",
+            "status",
+            "top-1",
+            "top-5",
+            "recipe",
+        ],
+        (
+            [
+                f"`{r.run_id}`",
+                r.experiment,
+                r.kind,
+                f"`{r.variant}`",
+                f"{r.data} {r.split}",
+                fmt.protocol(r.protocol),
+                fmt.DASH if r.seed is None else str(r.seed),
+                r.status,
+                fmt.num(r.final_top1),
+                fmt.num(r.final_top5),
+                "modified" if r.recipe_modified else "paper",
+            ]
+            for r in rows
+        ),
+    )
     return out
