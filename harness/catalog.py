@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 import variants
+from harness.config import recipe_params
 from harness.report.types import Measured
 from variants import PAPERS, Variant
 from variants.convnet import count_macs, trace
@@ -103,6 +104,7 @@ def variant_record(variant: Variant) -> dict[str, object]:
         "reported_macs_g": variant.reported_macs,
         "ablation_of": variant.ablation_of,
         "input_size": variant.input_size,
+        "recipe": recipe_params(variant.recipe),  # as `harness run` logs it to MLflow (before any profile)
         "reported": [asdict(r) for r in variant.reported],
         "deviations": list(variant.deviations),
     }

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.request import DATASETS, PROFILE_NAMES, RunRequest
-from harness.transforms import INPUT_SCALES
-from variants import MIN_INPUT_SIZE, InitScheme, Recipe, Variant
+from variants import INPUT_SCALES, MIN_INPUT_SIZE, InitScheme, Recipe, Variant
 
 
 @dataclass(frozen=True)
@@ -180,11 +179,7 @@ class RunConfig:
         return r.lr * r.batch_size / r.lr_scale_batch if r.lr_scale_batch else r.lr
 
     def recipe_params(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for f in fields(self.recipe):
-            value = getattr(self.recipe, f.name)
-            out[f.name] = value.name if f.name == "init" else _param_str(value)
-        return out
+        return recipe_params(self.recipe)
 
     def params(self) -> dict[str, str]:
         """Every value actually used, under the recipe's own field names, for mlflow.log_params."""
@@ -227,6 +222,14 @@ class RunConfig:
         d["recipe_modified"] = self.recipe_modified
         d["config_hash"] = self.config_hash()
         return json.dumps(d, indent=2, sort_keys=True)
+
+
+def recipe_params(recipe: Recipe) -> dict[str, str]:
+    """A recipe as MLflow params: every field under its own name (the init scheme by its name)."""
+    return {
+        f.name: getattr(recipe, f.name).name if f.name == "init" else _param_str(getattr(recipe, f.name))
+        for f in fields(recipe)
+    }
 
 
 def _param_str(value: object) -> str:

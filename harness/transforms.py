@@ -17,16 +17,12 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from harness.errors import HarnessError
-from variants.types import Protocol, TrainAug
+from variants.types import INPUT_SCALES, Protocol, TrainAug
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 TRAIN_AUGS: tuple[str, ...] = typing.get_args(TrainAug)
 PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
-# 1: torchvision's (x - MEAN) / STD on x in [0, 1]. 255: pixel values 0-255 minus the training mean in pixel units,
-# 255 * (x - MEAN), no division by STD: what the 2012 code (convdata.py: `datadic['data'] - self.data_mean`) and
-# cuda-convnet2 feed, the scale their LRN constants and std-0.01 init were tuned at.
-INPUT_SCALES = (1.0, 255.0)
 
 ImageLike = Image.Image | torch.Tensor
 

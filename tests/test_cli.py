@@ -3,6 +3,7 @@ and the layering contract."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import fields
@@ -110,3 +111,18 @@ def test_import_layers_hold() -> None:
     r = subprocess.run(["lint-imports"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "0 broken" in r.stdout
+
+
+def test_list_json_gives_each_recipe_under_its_mlflow_param_names() -> None:
+    from harness import catalog
+    from harness.config import resolve
+    from variants import Recipe, get_variant, list_variants
+
+    records = {r["name"]: r for r in json.loads(catalog.list_json(list_variants()))}
+    for name, scale in (("alexnet2012", "255.0"), ("torchvision_alexnet", "1.0"), ("zfnet", "255.0")):
+        recipe = records[name]["recipe"]
+        assert list(recipe) == Recipe.field_names() and recipe["input_scale"] == scale
+        # the paper profile changes nothing: a paper run logs exactly these params
+        paper = resolve(get_variant(name), RunRequest(data="/data/imagenet")).params()
+        assert {k: paper[k] for k in recipe} == recipe
+    assert records["alexnet2012_conv6"]["params"] == 61_555_304

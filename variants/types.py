@@ -65,6 +65,13 @@ class InitScheme:
         return self.default_std, self.default_bias
 
 
+# Recipe.input_scale. 1: torchvision's (x - mean) / std on x in [0, 1]. 255: pixel values 0-255 minus the training
+# mean in pixel units, 255 * (x - mean), no division by a std: what the 2012 code (convdata.py:
+# `datadic['data'] - self.data_mean`) and cuda-convnet2 feed, the scale their LRN constants and std-0.01 init were
+# tuned at.
+INPUT_SCALES = (1.0, 255.0)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A training recipe as its paper gives it. Field names are the names logged to MLflow."""
