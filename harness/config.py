@@ -124,9 +124,12 @@ SMOKE = Profile(
         Override("epochs", 2, "2 epochs: seconds, for tests"),
         Override("batch_size", 16, "batch 16: synthetic data"),
         Override("lr_scale_batch", None, "no linear lr scaling"),
-        Override("input_scale", 1.0,
-                 "unit-scale input for every variant: at the KSH12/CC2 pixel scale (255) alexnet2014's smoke run "
-                 "diverged (train loss 83.7, then 2,679, then NaN, seed 0)"),
+        Override(
+            "input_scale",
+            1.0,
+            "unit-scale input for every variant: at the KSH12/CC2 pixel scale (255) alexnet2014's smoke run "
+            "diverged (train loss 83.7, then 2,679, then NaN, seed 0)",
+        ),
     ),
     deviations=("Data set: synthetic images; numbers mean nothing beyond 'the pipeline runs'.",),
 )
