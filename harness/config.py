@@ -320,6 +320,8 @@ def validate_recipe(recipe: Recipe) -> None:
         )
     if recipe.resize < recipe.crop:
         raise HarnessError(f"resize ({recipe.resize}) must be at least crop ({recipe.crop})")
+    if not 0 < recipe.width <= 4:
+        raise HarnessError(f"width must be in (0, 4] (1: the paper's channels), got {recipe.width}")
     if recipe.input_scale not in INPUT_SCALES:
         raise HarnessError(f"input_scale must be 1 ((x/255 - mean) / std, torchvision) or 255 (pixel values minus "
                            f"the training mean, KSH12/CC2 code), got {recipe.input_scale}")  # fmt: skip

@@ -447,6 +447,15 @@ def resolve_weights(req: EvalRequest) -> Path:
     return Path(req.weights)
 
 
+def _state_width(variant: Variant, state: dict) -> float:
+    """The width a state dict was trained at (`Recipe.width`): its first layer's channels over the paper's."""
+    first = next((v for k, v in state.items() if k.endswith("weight") and v.dim() == 4), None)
+    if first is None:
+        return 1.0
+    native = next(m for m in variant.build(1).modules() if isinstance(m, torch.nn.Conv2d)).out_channels
+    return first.shape[0] / native
+
+
 def run_input_scale(uri: str, run_id: str) -> float:
     """The input scale a run trained at: its logged `input_scale`, or 1 for runs logged before the field existed
     (all of them fed (x - mean) / std)."""
@@ -467,7 +476,8 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     if not fc:
         raise HarnessError(f"{path} is not a state dict for {variant.name}: it has no fully connected layer")
     num_classes = state[fc[-1]].shape[0]
-    model = variant.build(num_classes)
+    width = _state_width(variant, state)
+    model = variant.build(num_classes, width)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

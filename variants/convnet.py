@@ -172,6 +172,43 @@ def remove_fcs(spec: NetSpec, count: int) -> NetSpec:
     return replace(spec, fc=spec.fc[: len(spec.fc) - count])
 
 
+def narrow(model: nn.Module, width: float) -> nn.Module:
+    """The same network with `width` times the channels of every conv layer and the units of every hidden fc layer
+    (rounded to a multiple of the layer's groups); the input's 3 channels and the output's classes stay. Works on any
+    stack of Conv2d / Linear / GroupedLinear whose layers read the previous one (fc6 reads the last conv's maps
+    flattened: its inputs scale with that conv's channels). Weights are fresh: call before `init_weights`."""
+    if width == 1:
+        return model
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    prev_old = prev_new = 0
+    for i, (name, m) in enumerate(layers):
+        groups = getattr(m, "groups", 1)
+        old_in, old_out = (
+            (m.in_channels, m.out_channels) if isinstance(m, nn.Conv2d) else (m.in_features, m.out_features)
+        )
+        if i == 0:
+            new_in = old_in
+        elif old_in % prev_old:
+            raise ValueError(f"{name} reads {old_in} inputs, not a multiple of the previous layer's {prev_old}")
+        else:
+            new_in = old_in // prev_old * prev_new
+        new_out = old_out if i == len(layers) - 1 else max(groups, round(old_out * width / groups) * groups)
+        if isinstance(m, nn.Conv2d):
+            new: nn.Module = nn.Conv2d(
+                new_in, new_out, m.kernel_size, m.stride, m.padding, groups=groups, bias=m.bias is not None
+            )
+        elif isinstance(m, GroupedLinear):
+            new = GroupedLinear(new_in, new_out, groups)
+        else:
+            new = nn.Linear(new_in, new_out, bias=m.bias is not None)
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+        prev_old, prev_new = old_out, new_out
+    return model
+
+
 def init_weights(model: nn.Module, scheme: object) -> None:
     """Apply an InitScheme to every named conv/fc layer: weight ~ N(0, std), bias = constant.
 

@@ -101,6 +101,9 @@ class Recipe:
     test_protocol: Protocol = "ten_crop"
     # 1: (x/255 - mean) / std as torchvision; 255: pixel values minus the training mean, as the 2012/2014 code fed
     input_scale: float = 1.0
+    # Channel width multiplier: every conv and hidden fc layer has `width` times the paper's units (`convnet.narrow`).
+    # 1 is the paper's network; only a profile (the CPU proxy) or `--set width=` changes it, as a recorded deviation.
+    width: float = 1.0
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -164,5 +167,8 @@ class Variant:
     ablation_of: str | None = None
     deviations: tuple[str, ...] = field(default=())
 
-    def build(self, num_classes: int = 1000) -> nn.Module:
-        return self.builder(num_classes)
+    def build(self, num_classes: int = 1000, width: float = 1.0) -> nn.Module:
+        """The network for `num_classes`; `width` != 1 scales every conv and hidden fc layer (`convnet.narrow`)."""
+        from variants.convnet import narrow
+
+        return narrow(self.builder(num_classes), width)
