@@ -138,13 +138,18 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
         return _load_imagefolder(spec, protocol)
     if spec.dataset == "mnist5k":
         return _from_arrays(spec, protocol, _mnist5k_arrays(), split="val")
+    if spec.dataset == "mnist-clutter":
+        return _from_arrays(spec, protocol, _clutter_arrays(), split="val")
     if spec.dataset == "cifar10":
         return _from_arrays(spec, protocol, _cifar10_arrays(spec.root), split="test")  # CIFAR-10 has no val split
     return _from_arrays(spec, protocol, _synthetic_arrays(spec), split="val")
 
 
-def _transforms(spec: DataSpec, protocol: str, prepared: bool) -> tuple[TrainTransform, EvalTransform]:
-    lighting = PcaLighting(spec.pca_eig or IMAGENET_PCA, spec.pca_alpha_std) if spec.pca_lighting else None
+def _transforms(
+    spec: DataSpec, protocol: str, prepared: bool, own_pca: PcaEig | None = None
+) -> tuple[TrainTransform, EvalTransform]:
+    """`own_pca`: the eigen-pairs of the data set's own training pixels (array data sets), else ImageNet's."""
+    lighting = PcaLighting(spec.pca_eig or own_pca or IMAGENET_PCA, spec.pca_alpha_std) if spec.pca_lighting else None
     train = TrainTransform(
         spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared, spec.input_scale
     )
@@ -281,7 +286,9 @@ def _from_arrays(spec: DataSpec, protocol: str, arrays: Arrays, split: str) -> D
     keep_t, keep_v = stratified_slice(y_train, spec.limit_train), stratified_slice(y_val, spec.limit_val)
     x_train, y_train, x_val, y_val = x_train[keep_t], y_train[keep_t], x_val[keep_v], y_val[keep_v]
     fingerprint = _digest(*(np.ascontiguousarray(a).tobytes() for a in (x_train, y_train, x_val, y_val)))
-    train_tf, val_tf = _transforms(spec, protocol, prepared=True)
+    # KSH12 s4.1 computes the PCA over the training set it trains on: an array data set's own pixels, not ImageNet's
+    own = array_pca(x_train) if spec.pca_lighting and spec.pca_eig is None else None
+    train_tf, val_tf = _transforms(spec, protocol, prepared=True, own_pca=own)
     return Datasets(
         train=ArrayDataset(torch.from_numpy(x_train), y_train.tolist(), train_tf, spec.resize),
         val=ArrayDataset(torch.from_numpy(x_val), y_val.tolist(), val_tf, spec.resize),
@@ -322,6 +329,55 @@ def _mnist5k_arrays() -> Arrays:
     x, y = _mnist_raw()  # grey 0..255, replicated to RGB by to_float
     train, val = mnist5k_split()
     return x[train], y[train], x[val], y[val], [str(c) for c in range(10)]
+
+
+@functools.lru_cache(maxsize=1)
+def _clutter_arrays() -> Arrays:
+    """`harness.clutter`'s canvases: train from the 4,000 training digits of `mnist5k_split`, val from the 1,000
+    held-out ones (seeds fixed: the same arrays in every run). Drawing takes ~10 s on 2 cores, so the arrays are
+    kept in the user's cache folder, under a key of the generator's source and the library versions."""
+    from harness import clutter
+
+    path = clutter_cache_path()
+    try:
+        with np.load(path) as f:
+            arrays = tuple(f[k] for k in ("x_train", "y_train", "x_val", "y_val"))
+    except (OSError, ValueError, KeyError, EOFError):  # absent, truncated or not an npz: draw them again
+        x, y = _mnist_raw()
+        train, val = mnist5k_split()
+        lay = clutter.LAYOUT
+        arrays = (
+            *clutter.draw(x[train, 0], y[train], lay.per_digit_train, seed=1),
+            *clutter.draw(x[val, 0], y[val], lay.per_digit_val, seed=2),
+        )
+        _save_npz(path, dict(zip(("x_train", "y_train", "x_val", "y_val"), arrays, strict=True)))
+    for a in arrays:
+        a.flags.writeable = False
+    x_train, y_train, x_val, y_val = arrays
+    return x_train, y_train, x_val, y_val, [str(c) for c in range(10)]
+
+
+def clutter_cache_path() -> Path:
+    from importlib import metadata
+
+    from harness import clutter
+
+    h = hashlib.sha256(Path(clutter.__file__).read_bytes())
+    for dist in ("numpy", "pillow", "mlxtend"):
+        h.update(metadata.version(dist).encode())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alexnet-harness"
+    return cache / f"mnist-clutter-{h.hexdigest()[:16]}.npz"
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically (a unique temporary file, then rename); a cache that cannot be written is only slower."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _cifar10_arrays(root: Path | None) -> Arrays:
@@ -398,13 +454,33 @@ def _pca(dataset_root: Path, max_images: int, seed: int) -> tuple[PcaEig, int, i
     if n_images == 0:
         raise HarnessError(f"no readable images in {root / 'train'}")
     mean = total / n_pixels
-    eigval, eigvec = np.linalg.eigh(outer / n_pixels - np.outer(mean, mean))
+    return _eig(outer / n_pixels - np.outer(mean, mean)), n_images, n_pixels
+
+
+_ARRAY_PCA: dict[str, PcaEig] = {}  # digest of the images -> eigen-pairs, once per process
+
+
+def array_pca(images: np.ndarray) -> PcaEig:
+    """Eigen-pairs of the RGB covariance (values in [0, 1]) of uint8 images [N, C, H, W]: up to 2M pixels drawn with
+    a fixed seed (KSH12 s4.1: "PCA on the set of RGB pixel values throughout the ... training set")."""
+    raw = np.ascontiguousarray(images)
+    key = _digest(raw.tobytes())
+    if key not in _ARRAY_PCA:
+        px = np.moveaxis(raw, 1, -1).reshape(-1, raw.shape[1])
+        px = px[np.random.RandomState(0).randint(0, len(px), min(len(px), 2_000_000))].astype(np.float64) / 255.0
+        if px.shape[1] == 1:  # grey images are replicated to RGB: one direction carries all the variance
+            px = np.repeat(px, 3, axis=1)
+        _ARRAY_PCA[key] = _eig(np.cov(px, rowvar=False, bias=True))
+    return _ARRAY_PCA[key]
+
+
+def _eig(cov: np.ndarray) -> PcaEig:
+    eigval, eigvec = np.linalg.eigh(cov)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
     # signs are arbitrary (alpha is symmetric): fix them so each vector's largest component is positive
     eigvec *= np.sign(eigvec[np.abs(eigvec).argmax(0), range(3)])
-    eig = PcaEig(tuple(float(v) for v in eigval), tuple(tuple(float(v) for v in row) for row in eigvec))
-    return eig, n_images, n_pixels
+    return PcaEig(tuple(float(v) for v in eigval), tuple(tuple(float(v) for v in row) for row in eigvec))
 
 
 def compute_pca(dataset_root: Path, max_images: int = 2000, seed: int = 0) -> PcaEig:

@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 from harness import store
 
-DatasetName = Literal["imagefolder", "mnist5k", "cifar10", "synthetic"]
+DatasetName = Literal["imagefolder", "mnist-clutter", "mnist5k", "cifar10", "synthetic"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
 ProfileName = Literal["paper", "proxy", "smoke"]  # harness.config.PROFILES holds one Profile for each
 PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
