@@ -168,3 +168,20 @@ def test_six_proxy_seeds_give_three_disjoint_pairs_each_against_its_members() ->
     paper_rows = [replace(x, dataset_name="ILSVRC-2012") for x in rows]  # the same numbers as paper data: k = 5
     [p] = compute.check_claims([claim], paper_rows, VARIANTS, ())
     assert p.verdict == "not run" and "no ensemble of 5 runs" in p.reason
+
+
+# --- the report -----------------------------------------------------------------------------------------------------
+
+
+def test_proxy_report_lists_the_seed_plan_and_paper_reports_do_not() -> None:
+    from harness.report.render import render
+    from harness.report.types import ReportInputs
+
+    rows = [run("alexnet2012", s, 98.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [run("alexnet2012_one_tower_half", s, 97.5, profile="proxy", data="mnist5k") for s in range(2)]
+    md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, CLAIMS, {}))
+    assert "### Seed plan (proxy)" in md
+    [line] = [x for x in md.splitlines() if x.startswith("| `two_towers` |")]
+    assert "| 3 / 3 | 2 / 3 |" in line and "to be measured" in line
+    paper = [replace(x, profile="paper", dataset_name="ILSVRC-2012") for x in rows]
+    assert "Seed plan" not in render(ReportInputs("t", "s", ("e",), tuple(paper), VARIANTS, CLAIMS, {}))

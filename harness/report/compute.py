@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -352,6 +352,8 @@ class Difference:
     n_variant: int
     n_baseline: int
     paired: bool = False
+    variant_side: Stat | None = None  # mean ± std (n) of the values each side rests on (None: not kept, e.g. paired
+    baseline_side: Stat | None = None  # protocols of one run, where the interval already shows the spread)
 
     def interval(self, level: float = LEVEL) -> tuple[float, float] | None:
         """Two-sided `level` confidence interval of the difference; None without a standard error."""
@@ -378,12 +380,13 @@ def welch(a: Iterable[float], b: Iterable[float]) -> Difference:
     if not xs or not ys:
         raise ValueError("welch needs at least one value on each side")
     measured = statistics.fmean(xs) - statistics.fmean(ys)
+    sides = {"variant_side": summarize(xs), "baseline_side": summarize(ys)}
     if len(xs) < 2 or len(ys) < 2:
-        return Difference(measured, None, None, len(xs), len(ys))
+        return Difference(measured, None, None, len(xs), len(ys), **sides)
     va, vb = statistics.variance(xs) / len(xs), statistics.variance(ys) / len(ys)
     se = math.sqrt(va + vb)
     df = None if se == 0 else (va + vb) ** 2 / (va**2 / (len(xs) - 1) + vb**2 / (len(ys) - 1))
-    return Difference(measured, se, df, len(xs), len(ys))
+    return Difference(measured, se, df, len(xs), len(ys), **sides)
 
 
 def paired(diffs: Iterable[float]) -> Difference:
@@ -617,14 +620,19 @@ def _measure_ensemble(
         note += f", compared on the {fmt.protocol(protocol)} (the ensembles have no {fmt.protocol(preferred)})"
     values = [getattr(e, claim.metric) for e in chosen]
     if claim.variant == claim.baseline:
-        gains = []
+        kept, member_means = [], []
         for e, v in zip(chosen, values):
             members = [run_metric(ids[i], protocol, claim.metric) for i in e.run_ids]
             if all(m is not None for m in members):
-                gains.append(v - statistics.fmean(m for m in members if m is not None))
-        if not gains:
+                kept.append(v)
+                member_means.append(statistics.fmean(m for m in members if m is not None))
+        if not kept:
             return None, f"the members lack {fmt.protocol(protocol)} {claim.metric} metrics", ()
-        diff = paired(gains)
+        diff = replace(
+            paired(v - m for v, m in zip(kept, member_means)),
+            variant_side=summarize(kept),
+            baseline_side=summarize(member_means),
+        )
         note += ", each minus the mean of its own members"
         used = tuple(i for e in chosen for i in e.run_ids)
     else:
