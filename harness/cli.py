@@ -72,7 +72,7 @@ def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -
     p.add_argument("--epochs", type=positive_int, help="epochs (default: the profile's or the recipe's)")
     if batch_size:
         p.add_argument("--batch-size", type=positive_int, help="global batch size (all ranks together)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=int, help="training seed (default 0)")
     p.add_argument(
         "--set",
         dest="sets",
@@ -88,6 +88,8 @@ def request(cls: type[R], args: argparse.Namespace, **extra: object) -> R:
     values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     if isinstance(values.get("names"), list):
         values["names"] = tuple(values["names"])
+    if values.get("seed") is None:
+        values.pop("seed", None)  # the request's default (0): `--seed` not given
     if "sets" in values:
         from harness.config import parse_set
 
@@ -121,17 +123,27 @@ def cmd_show(args: argparse.Namespace) -> int:
 # --- run, eval ------------------------------------------------------------------------------------------------------
 
 
+def run_seeds(args: argparse.Namespace) -> int | None:
+    """`--seeds N`: N seeds from 0; `--seed S`: that one seed; neither: None (the plan decides)."""
+    if args.seeds is not None and args.seed is not None:
+        raise HarnessError("give either --seed S (one seed) or --seeds N (seeds 0..N-1), not both")
+    return args.seeds if args.seeds is not None else (1 if args.seed is not None else None)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import runner
 
-    req = request(RunRequest, args)
+    req = request(RunRequest, args, seeds=run_seeds(args))
+    if args.plan:
+        print(runner.describe_plan(req))
+        return 0
     if args.from_sweep:
         from harness.sweep import best_params
 
         if len(req.names) != 1 or req.all:
             raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
         best = best_params(args.from_sweep, req.tracking_uri, variant=req.names[0])
-        req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep)
+        req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
     result = runner.run_variants(req)
     if not result.is_main:
         return 1 if result.failed else 0
@@ -244,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", help="where per-epoch training checkpoints go (default: beside the store)")
     p.add_argument("--from-sweep", help="run the best trial of this sweep study (tagged as tuned)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        metavar="N",
+        help="train seeds 0..N-1 of each variant (default: one seed; `--all` on the proxy follows the plan)",
+    )
+    p.add_argument("--plan", action="store_true", help="print the runs (variant, seeds, why) and train nothing")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("eval", help="evaluate given weights or a finished run's checkpoint")

@@ -52,7 +52,9 @@ class RunRequest(DataRequest):
     all: bool = False
     epochs: int | None = None
     batch_size: int | None = None  # global batch (all ranks together)
-    seed: int = 0
+    seed: int = 0  # the first seed
+    seeds: int | None = None  # seeds seed..seed+N-1 of each variant; None: `harness.plan` decides (one seed unless
+    # `--all` on the proxy)
     sets: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))  # typed recipe changes (--set)
     checkpoint_dir: str | None = None
     tuned_from: str | None = None  # --from-sweep: the study whose best trial this run repeats

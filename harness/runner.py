@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import checkpoint, distributed, engine, evaluate, memory, schema, store, tracking
+from harness import checkpoint, distributed, engine, evaluate, memory, plan, schema, store, tracking
 from harness import data as data_mod
-from harness.config import RunConfig, resolve
+from harness.config import RunConfig, choose_profile, resolve
 from harness.distributed import Dist
 from harness.errors import HarnessError
+from harness.plan import PlannedRun
 from harness.report import figures
 from harness.request import EvalRequest, RunRequest
 from variants import Variant, get_variant
@@ -41,11 +42,13 @@ class Outcome:
     epochs: int = 0
     seconds: float = 0.0
     error: str = ""
+    seed: int | None = None
 
 
-def configs(req: RunRequest, d: Dist) -> list[tuple[Variant, RunConfig]]:
-    """Each requested variant with its fully resolved configuration; bad names or values are HarnessErrors."""
-    from variants import UnknownVariantError, list_variants
+def planned(req: RunRequest) -> tuple[list[Variant], str, tuple[PlannedRun, ...]]:
+    """The requested variants, the profile's name and the (variant, seed) runs to train, in order: `--seeds N` or
+    `--seed S` for every variant; else `run --all` follows the profile's plan (`harness.plan`); else seed 0."""
+    from variants import UnknownVariantError, claims, list_variants
 
     if req.all and req.names:
         raise HarnessError("give either --all or variant names, not both")
@@ -55,7 +58,44 @@ def configs(req: RunRequest, d: Dist) -> list[tuple[Variant, RunConfig]]:
         chosen = list_variants() if req.all else [get_variant(n) for n in req.names]
     except UnknownVariantError as e:
         raise HarnessError(str(e)) from None
-    return [(v, resolve(v, req, device=str(d.device), world_size=d.world_size)) for v in chosen]
+    profile = choose_profile(req)[0].name
+    if not follows_plan(req):
+        runs = plan.fixed_seeds([v.name for v in chosen], range(req.seed, req.seed + (req.seeds or 1)))
+    else:
+        runs = plan.plan(chosen, claims(), plan.PROXY_SEEDS, profile)
+    return chosen, profile, runs
+
+
+def follows_plan(req: RunRequest) -> bool:
+    """`run --all` with neither `--seeds` nor `--seed`: the profile's plan chooses the seeds."""
+    return req.all and req.seeds is None
+
+
+def describe_plan(req: RunRequest) -> str:
+    """`harness run --plan` (no names: `--all`): what `harness run` with the same options would train, and why."""
+    from variants import claims
+
+    if not req.names:
+        req = replace(req, all=True)
+    _, profile, runs = planned(req)
+    target = ("--all" if req.all else " ".join(req.names)) + (
+        "" if req.seeds is None else f" --seed {req.seed}" if req.seeds == 1 else f" --seeds {req.seeds}"
+    )
+    table = plan.PROXY_SEEDS if follows_plan(req) else ()
+    return plan.describe(runs, claims(), table, f"Plan for `run {target}` on the {profile} profile")
+
+
+def configs(req: RunRequest, d: Dist) -> list[tuple[Variant, RunConfig]]:
+    """Each planned (variant, seed) with its fully resolved configuration; bad names or values are HarnessErrors."""
+    chosen, _, runs = planned(req)
+    by_name = {v.name: v for v in chosen}
+    return [
+        (
+            by_name[r.variant],
+            resolve(by_name[r.variant], replace(req, seed=r.seed), device=str(d.device), world_size=d.world_size),
+        )
+        for r in runs
+    ]
 
 
 def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
@@ -161,6 +201,7 @@ def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, ver
     else:
         outcome = train_tracked(variant, cfg, d, rec, decision, verbose)
     outcome.seconds = time.perf_counter() - t0
+    outcome.seed = cfg.seed
     return outcome
 
 
@@ -315,15 +356,18 @@ def _skipped(uri: str, run_id: str, variant: Variant, cfg: RunConfig) -> Outcome
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
-    head = f"{'variant':36} {'status':9} {'protocol':9} {'top-1':>7} {'top-5':>7} {'learned':>7} {'min':>6}  run id"
+    head = (
+        f"{'variant':36} {'seed':>4} {'status':9} {'protocol':9} {'top-1':>7} {'top-5':>7} {'learned':>7} {'min':>6}  "
+        "run id"
+    )
     lines = [head, "-" * len(head)]
     for o in outcomes:
         t1 = "-" if o.top1 is None else f"{o.top1:.2f}"
         t5 = "-" if o.top5 is None else f"{o.top5:.2f}"
         learned = "-" if o.learned is None else ("yes" if o.learned else "NO")
         lines.append(
-            f"{o.variant:36} {o.status:9} {o.protocol:9} {t1:>7} {t5:>7} {learned:>7} "
-            f"{o.seconds / 60:>6.1f}  {o.run_id}" + (f"\n    error: {o.error}" if o.error else "")
+            f"{o.variant:36} {'-' if o.seed is None else o.seed:>4} {o.status:9} {o.protocol:9} {t1:>7} {t5:>7} "
+            f"{learned:>7} {o.seconds / 60:>6.1f}  {o.run_id}" + (f"\n    error: {o.error}" if o.error else "")
         )
     return "\n".join(lines)
 

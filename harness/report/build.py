@@ -23,9 +23,10 @@ def default_out(experiments: Sequence[str]) -> Path:
 def compute_ensembles(
     reader: ArtifactReader, variants: Sequence[Variant], rows: Sequence[RunRow], claims: Sequence[Claim] = ()
 ) -> list[EnsembleResult]:
-    """Ensembles of the reported numbers (first k runs), then the claims' disjoint ones; each computed once (the
-    same runs give the same candidate)."""
-    candidates = compute.ensemble_candidates(variants, rows) + compute.claim_ensemble_candidates(claims, rows)
+    """Ensembles of the reported numbers (first k runs), then the claims' disjoint ones (on proxy data of the
+    proxy's size k'); each computed once (the same runs give the same candidate)."""
+    proxies = {data for data, _ in compute.proxy_groups(rows, variants)}
+    candidates = compute.ensemble_candidates(variants, rows) + compute.claim_ensemble_candidates(claims, rows, proxies)
     out = []
     for c in dict.fromkeys(candidates):
         loaded = [reader.predictions(i) for i in c.run_ids]

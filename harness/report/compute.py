@@ -18,7 +18,9 @@ paper's recipe of both sides (never pooling profiles); `not run` when none does.
 A protocol claim on one variant (10-crop vs centre): paired, one difference per run. An ensemble claim
 (Claim.ensemble = k): the variant side is disjoint ensembles of k runs (lowest seeds first), each the averaged
 softmax of its saved predictions; against the same variant each ensemble is paired with the mean of its own
-members, against another variant Welch. Its verdict is `verdicts`' rule.
+members, against another variant Welch. On proxy data (direction only) the ensembles have k' = max(2, n // 3) of
+the n finished runs instead (at most k; 6 runs: 3 disjoint pairs), and the reason says so. Its verdict is
+`verdicts`' rule.
 
 A sweep (section 6) is compared with the mean final top-1 of finished, unmodified runs of its variant on the same
 data set (tag `dataset_name` or loader) and profile; difference = best trial minus that mean, never a status.
@@ -28,8 +30,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -293,16 +295,27 @@ def ensemble_candidates(variants: Sequence[Variant], rows: Sequence[RunRow]) -> 
     return out
 
 
-def claim_ensemble_candidates(claims: Sequence[Claim], rows: Sequence[RunRow]) -> list[EnsembleCandidate]:
+def claim_ensemble_size(k: int, n: int, proxy: bool) -> int:
+    """The ensemble size a claim of ensembles of `k` is measured with, from `n` finished runs: `k` on paper data;
+    on proxy data (direction only) k' = max(2, n // 3), at most k, so that 6 runs give 3 disjoint pairs (3 disjoint
+    ensembles of 5 would need 15 runs)."""
+    return min(k, max(2, n // MIN_SEEDS)) if proxy else k
+
+
+def claim_ensemble_candidates(
+    claims: Sequence[Claim], rows: Sequence[RunRow], proxies: Collection[str] = ()
+) -> list[EnsembleCandidate]:
     """For every claim whose variant side is an ensemble of k runs: disjoint ensembles of k plain runs of each data
-    set, split, protocol, pretraining and profile (never pooling profiles): lowest seeds first, then the next k..."""
+    set, split, protocol, pretraining and profile (never pooling profiles): lowest seeds first, then the next k...
+    On a data set in `proxies` the size is `claim_ensemble_size`'s k' instead of k."""
     out = []
     plain = order(plain_runs(rows))
-    for variant, k in sorted({(c.variant, c.ensemble) for c in claims if c.ensemble > 1}):
+    for variant, claim_k in sorted({(c.variant, c.ensemble) for c in claims if c.ensemble > 1}):
         mine = [x for x in plain if x.variant == variant]
         for key in sorted({(x.data, x.split, x.protocol, x.pretrained or "", x.profile) for x in mine}):
             data, split, protocol, pretrained, profile = key
             members = [x.run_id for x in mine if (x.data, x.split, x.protocol, x.pretrained or "", x.profile) == key]
+            k = claim_ensemble_size(claim_k, len(members), data in proxies)
             out += [
                 EnsembleCandidate(
                     variant, data, split, protocol, pretrained or None, tuple(members[i * k : (i + 1) * k]), profile
@@ -339,6 +352,8 @@ class Difference:
     n_variant: int
     n_baseline: int
     paired: bool = False
+    variant_side: Stat | None = None  # mean ± std (n) of the values each side rests on (None: not kept, e.g. paired
+    baseline_side: Stat | None = None  # protocols of one run, where the interval already shows the spread)
 
     def interval(self, level: float = LEVEL) -> tuple[float, float] | None:
         """Two-sided `level` confidence interval of the difference; None without a standard error."""
@@ -365,12 +380,13 @@ def welch(a: Iterable[float], b: Iterable[float]) -> Difference:
     if not xs or not ys:
         raise ValueError("welch needs at least one value on each side")
     measured = statistics.fmean(xs) - statistics.fmean(ys)
+    sides = {"variant_side": summarize(xs), "baseline_side": summarize(ys)}
     if len(xs) < 2 or len(ys) < 2:
-        return Difference(measured, None, None, len(xs), len(ys))
+        return Difference(measured, None, None, len(xs), len(ys), **sides)
     va, vb = statistics.variance(xs) / len(xs), statistics.variance(ys) / len(ys)
     se = math.sqrt(va + vb)
     df = None if se == 0 else (va + vb) ** 2 / (va**2 / (len(xs) - 1) + vb**2 / (len(ys) - 1))
-    return Difference(measured, se, df, len(xs), len(ys))
+    return Difference(measured, se, df, len(xs), len(ys), **sides)
 
 
 def paired(diffs: Iterable[float]) -> Difference:
@@ -567,11 +583,17 @@ def _group(x: RunRow) -> tuple[str, str, str, str]:
 
 
 def _measure_ensemble(
-    claim: Claim, a: Sequence[RunRow], b: Sequence[RunRow], preferred: str, ensembles: Sequence[EnsembleResult]
+    claim: Claim,
+    a: Sequence[RunRow],
+    b: Sequence[RunRow],
+    preferred: str,
+    ensembles: Sequence[EnsembleResult],
+    proxy: bool = False,
 ) -> tuple[Difference | None, str, tuple[str, ...]]:
-    """Variant side: disjoint ensembles of `claim.ensemble` runs of `a`; against `b`'s single runs (Welch), or, when
-    both sides are the same variant, each ensemble minus the mean of its own members (paired)."""
-    k, ids = claim.ensemble, {x.run_id: x for x in a}
+    """Variant side: disjoint ensembles of `claim.ensemble` runs of `a` (proxy data: `claim_ensemble_size`'s k');
+    against `b`'s single runs (Welch), or, when both sides are the same variant, each ensemble minus the mean of its
+    own members (paired)."""
+    k, ids = claim_ensemble_size(claim.ensemble, len(a), proxy), {x.run_id: x for x in a}
     mine = [e for e in ensembles if e.variant == claim.variant and e.k == k and set(e.run_ids) <= set(ids)]
     protocols = sorted({e.protocol for e in mine}, key=lambda p: (p != preferred, p))
     needed = (
@@ -589,18 +611,28 @@ def _measure_ensemble(
         return None, f"no ensemble of {k} runs: {needed}", ()
     protocol = protocols[0]
     note = f"variant side: {len(chosen)} disjoint ensemble(s) of {k} runs (softmax averaged)"
+    if k != claim.ensemble:
+        note = (
+            f"proxy: {len(chosen)} disjoint ensemble(s) of {k} instead of {claim.ensemble} (of {len(a)} runs; the "
+            f"direction only), softmax averaged"
+        )
     if protocol != preferred:
         note += f", compared on the {fmt.protocol(protocol)} (the ensembles have no {fmt.protocol(preferred)})"
     values = [getattr(e, claim.metric) for e in chosen]
     if claim.variant == claim.baseline:
-        gains = []
+        kept, member_means = [], []
         for e, v in zip(chosen, values):
             members = [run_metric(ids[i], protocol, claim.metric) for i in e.run_ids]
             if all(m is not None for m in members):
-                gains.append(v - statistics.fmean(m for m in members if m is not None))
-        if not gains:
+                kept.append(v)
+                member_means.append(statistics.fmean(m for m in members if m is not None))
+        if not kept:
             return None, f"the members lack {fmt.protocol(protocol)} {claim.metric} metrics", ()
-        diff = paired(gains)
+        diff = replace(
+            paired(v - m for v, m in zip(kept, member_means)),
+            variant_side=summarize(kept),
+            baseline_side=summarize(member_means),
+        )
         note += ", each minus the mean of its own members"
         used = tuple(i for e in chosen for i in e.run_ids)
     else:
@@ -634,7 +666,7 @@ def _measure(
         b = [x for x in b_runs if _group(x) == g]
         note = ""
         if claim.ensemble > 1:
-            diff, note, ids = _measure_ensemble(claim, a, b, pa, ensembles)
+            diff, note, ids = _measure_ensemble(claim, a, b, pa, ensembles, g[0] in proxies)
         elif claim.protocol and claim.variant == claim.baseline:  # paired: both protocols of the same runs
             pairs = [(x.run_id, run_metric(x, pa, claim.metric), run_metric(x, pb, claim.metric)) for x in a]
             pairs = [(i, u, v) for i, u, v in pairs if u is not None and v is not None]

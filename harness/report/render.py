@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from harness import plan
 from harness.report import compute, fmt
 from harness.report.compute import ClaimResult, Comparison, ProxyRow
 from harness.report.types import ReportInputs, RunRow, SweepRow
@@ -298,9 +299,11 @@ def _claim_row(r: ClaimResult) -> list[str]:
     if r.data is not None:
         data = compute.data_label(r.data, r.split or "", r.proxy) + (f" (`{r.profile}`)" if r.profile else "")
         data += f", pretrained on {r.pretrained}" if r.pretrained else ""
-    measured, n = fmt.DASH, fmt.DASH
+    measured, n, sides = fmt.DASH, fmt.DASH, fmt.DASH
     if r.diff is not None:
         d = r.diff
+        if d.variant_side is not None and d.baseline_side is not None:
+            sides = f"{fmt.stat(d.variant_side)} / {fmt.stat(d.baseline_side)}"
         measured = f"{d.measured:+.2f}"
         if r.interval is not None:
             measured += f" [{r.interval[0]:+.2f}, {r.interval[1]:+.2f}]"
@@ -318,6 +321,7 @@ def _claim_row(r: ClaimResult) -> list[str]:
         c.metric,
         c.kind,
         _claimed(c),
+        sides,
         measured,
         n,
         f"**{r.verdict}**",
@@ -332,7 +336,9 @@ def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
         "Each claim as an accuracy difference in percentage points: variant minus baseline on the same data set, "
         "split and profile, runs with the paper's recipe. `measured` is the mean difference with its 95 % confidence "
         "interval: Welch's t over seeds, or a paired t for two protocols of the same runs and for ensembles against "
-        "their own members; `n` counts seeds (or disjoint ensembles) per side. The verdict rule is in How to read. "
+        "their own members; `variant / baseline` is each side's mean ± standard deviation (n) over seeds (ensembles: "
+        "the ensembles' and their members' means); `n` counts seeds (or disjoint ensembles) per side. The verdict rule "
+        "is in How to read. "
         f"Verdicts: {counts}."
     )
     out = ["## 4. Paper claims", "", intro, ""]
@@ -346,12 +352,51 @@ def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
             "metric",
             "kind",
             "claimed",
+            "variant / baseline",
             "measured [95 % CI]",
             "n",
             "verdict",
             "why",
         ],
         (_claim_row(r) for r in results),
+    )
+    out.append("")
+    if compute.proxy_groups(rows, inputs.variants):
+        out += section_plan(inputs, rows)
+    return out
+
+
+def section_plan(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
+    """Proxy reports: the claims `harness run --all` trains several seeds for (`harness.plan.PROXY_SEEDS`), and why."""
+    by_name = {c.name: c for c in inputs.claims}
+    entries = [e for e in plan.PROXY_SEEDS if e.claim in by_name]
+    out = ["### Seed plan (proxy)", ""]
+    if not entries:
+        return out + ["No claim has a seed plan.", ""]
+    proxies = {d for d, _ in compute.proxy_groups(rows, inputs.variants)}
+    plain = [x for x in compute.plain_runs(rows) if x.data in proxies]
+
+    def seeds(variant: str) -> str:
+        return str(len({x.seed for x in plain if x.variant == variant}))
+
+    out += [
+        "`python -m harness run --all` on the proxy trains seed 0 of every variant, then these claims' extra seeds "
+        "(`python -m harness run --plan` lists every run). `finished` counts the distinct seeds of finished "
+        "paper-recipe runs on proxy data.",
+        "",
+    ]
+    out += table(
+        ["claim", "compared", "seeds planned (variant / baseline)", "finished", "why"],
+        (
+            [
+                f"`{e.claim}`",
+                _compared(by_name[e.claim]),
+                f"{e.variant} / {e.baseline}",
+                f"{seeds(by_name[e.claim].variant)} / {seeds(by_name[e.claim].baseline)}",
+                e.why,
+            ]
+            for e in entries
+        ),
     )
     return out + [""]
 
