@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import variants
-from variants import krizhevsky2012, krizhevsky2014, registry, torchvision_ref, zeiler2013
+from variants import krizhevsky2012, krizhevsky2012_fig1, krizhevsky2014, registry, torchvision_ref, zeiler2013
 from variants.convnet import GroupedLinear, count_macs, feature_sizes, trace
 from variants.types import Claim, Reported, Variant
 
@@ -329,7 +329,7 @@ def test_training_setup_fields_default_to_unknown() -> None:
 
 # --- the registry ----------------------------------------------------------------------------------------------
 
-MODULES: tuple[ModuleType, ...] = (krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013)
+MODULES: tuple[ModuleType, ...] = (krizhevsky2012, krizhevsky2012_fig1, krizhevsky2014, torchvision_ref, zeiler2013)
 
 
 def test_each_paper_module_exports_paper_variants_and_claims() -> None:
