@@ -317,6 +317,7 @@ def test_reference_only_rows_are_other_networks_or_recipes() -> None:
         ("alexnet2012", "CAFFE models/bvlc_alexnet/readme.md"),
         ("alexnet2012", "CAFFE models/bvlc_reference_caffenet/readme.md"),
         ("zfnet", "ZF13 Table 2"),
+        ("ksh12_fig1_relu", "CHM example-layers/layers-80sec.cfg l.1"),  # the example's recipe, not Fig. 1's
     }
 
 
