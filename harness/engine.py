@@ -223,6 +223,8 @@ def train_one_epoch(
             chunk_correct = chunk_seen = 0
         elapsed = time.perf_counter() - start
         progress.update(n, loss=loss_sum / seen, acc=100 * correct / seen, ips=seen * d.world_size / elapsed)
+    if chunk_seen:  # the epoch's last steps (every epoch of a short run has at least this point)
+        curve.append((images_before + int(seen) * d.world_size, 100.0 * (1 - chunk_correct / chunk_seen)))
     seconds = time.perf_counter() - start
     loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], d)
     if seen == 0:

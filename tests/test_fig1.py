@@ -59,6 +59,8 @@ def test_train_one_epoch_logs_error_every_few_steps_keyed_by_images() -> None:
     d = Dist(0, 1, 0, torch.device("cpu"))
     out = engine.train_one_epoch(model, loader, opt, d, recipe, Progress("t", 160, False), images_before=320, every=5)
     assert [i for i, _ in out.curve] == [360, 400, 440, 480]  # 20 steps of 8, a point every 5
+    short = engine.train_one_epoch(model, loader, opt, d, recipe, Progress("t", 160, False), every=7)
+    assert [i for i, _ in short.curve] == [56, 112, 160]  # the last 6 steps make the epoch's last point
     assert all(0 <= e <= 100 for _, e in out.curve)
     assert engine.curve_every(390) == 10 and engine.curve_every(10_009) == 200
 
