@@ -130,9 +130,9 @@ CLAIMS = (
         "KSH12 s3.1 Fig. 1",
         kind="speedup",
         threshold=25.0,
-        # harness's choice: on the proxy's digits 25 % training error falls within the first few hundred images
-        # for both nets, too early for a running error to tell them apart; a lower error is still reached by both
-        # within the proxy's 3 epochs (see harness.report.compute.images_to_threshold for the running window)
+        # harness's choice, not yet measured: 10 digit classes are far easier than CIFAR-10, so 25 % training
+        # error is expected within the first few chunks for both nets, too early to tell them apart; 10 % is meant
+        # to be reached by both within the proxy's epochs. Re-measure on the proxy's data set (issue 11).
         proxy_threshold=10.0,
     ),
 )
