@@ -307,16 +307,17 @@ def _convert(key: str, raw: str, hint: object) -> object:
     return raw
 
 
-def validate_recipe(recipe: Recipe) -> None:
+def validate_recipe(recipe: Recipe, min_size: int = MIN_INPUT_SIZE) -> None:
+    """`min_size`: the variant's smallest input (`Variant.min_input_size`; KSH12 Fig. 1's CIFAR net takes 8 px)."""
     if recipe.epochs <= 0:
         raise HarnessError(f"epochs must be a positive integer, got {recipe.epochs}")
     if recipe.batch_size <= 0:
         raise HarnessError(f"batch size must be a positive integer, got {recipe.batch_size}")
     if recipe.lr <= 0:
         raise HarnessError(f"lr must be positive, got {recipe.lr}")
-    if recipe.crop < MIN_INPUT_SIZE:
+    if recipe.crop < min_size:
         raise HarnessError(
-            f"crop must be at least {MIN_INPUT_SIZE} px (the smallest input the builders take), got {recipe.crop}"
+            f"crop must be at least {min_size} px (the smallest input the builder takes), got {recipe.crop}"
         )
     if recipe.resize < recipe.crop:
         raise HarnessError(f"resize ({recipe.resize}) must be at least crop ({recipe.crop})")
@@ -355,7 +356,7 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         changes["init"] = init_scheme(str(changes["init"]), variant)
     modified = tuple(sorted(k for k, v in changes.items() if getattr(recipe, k) != v))
     recipe = replace(recipe, **changes)
-    validate_recipe(recipe)
+    validate_recipe(recipe, variant.min_input_size)
     if recipe.batch_size % world_size:
         raise HarnessError(f"batch size {recipe.batch_size} is not divisible by the world size {world_size}")
     return RunConfig(

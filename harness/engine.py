@@ -45,9 +45,10 @@ class EpochStats:
     lr: float
     images_per_sec: float
     epoch_seconds: float
+    train_curve: tuple[tuple[int, float], ...] = ()  # EpochTraining.curve: logged as its own series
 
     def metrics(self) -> dict[str, float]:
-        return {k: v for k, v in self.__dict__.items() if k != "epoch"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("epoch", "train_curve")}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class EpochTraining:
     images: int  # images seen across ranks
     seconds: float
     lr: float  # mean lr of the first param group over the epoch's steps
+    # (training images seen since the run began, top-1 error % over the last `curve_every` batches) every
+    # `curve_every` steps: what KSH12 Fig. 1's time-to-threshold is read from (harness.report.compute)
+    curve: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass
@@ -168,6 +172,11 @@ def train_loader(dataset: Dataset, cfg: RunConfig, d: Dist, epoch: int) -> DataL
     )
 
 
+def curve_every(steps_per_epoch: int) -> int:
+    """Steps per point of the training-error curve: 10, or 1/50 epoch when longer (ImageNet: ~250 steps)."""
+    return max(10, steps_per_epoch // 50)
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -176,12 +185,19 @@ def train_one_epoch(
     recipe: Recipe,
     progress: Progress,
     scheduler: object = None,
+    images_before: int = 0,
+    every: int = 10,
 ) -> EpochTraining:
-    """One pass over the training set; `scheduler` steps after every optimiser step when the schedule is per step."""
+    """One pass over the training set; `scheduler` steps after every optimiser step when the schedule is per step.
+
+    Every `every` steps the error of those steps' batches (this rank's) joins `curve`, keyed by images seen so far
+    across ranks (`images_before`: the earlier epochs')."""
     model.train()
     start = time.perf_counter()
     loss_sum = correct = seen = 0.0
     lrs: list[float] = []
+    curve: list[tuple[int, float]] = []
+    chunk_correct = chunk_seen = steps = 0
     for x, y in loader:
         lrs.append(optimizer.param_groups[0]["lr"])
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
@@ -197,17 +213,24 @@ def train_one_epoch(
         if scheduler is not None and per_step(recipe):
             scheduler.step()  # type: ignore[attr-defined]
         n = len(y)
+        hits = (logits.argmax(1) == y).sum().item()
         loss_sum += loss.item() * n
-        correct += (logits.argmax(1) == y).sum().item()
+        correct += hits
         seen += n
+        steps, chunk_correct, chunk_seen = steps + 1, chunk_correct + hits, chunk_seen + n
+        if steps % every == 0:
+            curve.append((images_before + int(seen) * d.world_size, 100.0 * (1 - chunk_correct / chunk_seen)))
+            chunk_correct = chunk_seen = 0
         elapsed = time.perf_counter() - start
         progress.update(n, loss=loss_sum / seen, acc=100 * correct / seen, ips=seen * d.world_size / elapsed)
+    if chunk_seen:  # the epoch's last steps (every epoch of a short run has at least this point)
+        curve.append((images_before + int(seen) * d.world_size, 100.0 * (1 - chunk_correct / chunk_seen)))
     seconds = time.perf_counter() - start
     loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], d)
     if seen == 0:
         raise Diverged("no training batch: the training set is smaller than one batch")
     mean_lr = sum(lrs) / len(lrs) if lrs else optimizer.param_groups[0]["lr"]
-    return EpochTraining(loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr)
+    return EpochTraining(loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr, tuple(curve))
 
 
 def fit(
@@ -228,6 +251,7 @@ def fit(
     optimizer = build_optimizer(model, recipe, cfg.effective_lr)
     steps = len(train_set) // recipe.batch_size  # type: ignore[arg-type]
     scheduler = build_scheduler(optimizer, recipe, steps)
+    every = curve_every(steps)
     result = FitResult()
     start_epoch = 1
     if ckpt_path.is_file():
@@ -247,7 +271,9 @@ def fit(
             total=steps * recipe.batch_size,
             enabled=verbose and d.is_main,
         )
-        trained = train_one_epoch(net, loader, optimizer, d, recipe, progress, scheduler)
+        trained = train_one_epoch(
+            net, loader, optimizer, d, recipe, progress, scheduler, (epoch - 1) * steps * recipe.batch_size, every
+        )
         last = epoch == recipe.epochs
         val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers, keep_probs=last)
         if last:
@@ -263,6 +289,7 @@ def fit(
             trained.lr,
             trained.images / trained.seconds,
             trained.seconds,
+            trained.curve,
         )
         result.history.append(stats)
         step_scheduler(scheduler, val.top1)

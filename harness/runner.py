@@ -237,6 +237,7 @@ def train_tracked(
 
         def on_epoch(stats: engine.EpochStats) -> None:
             tracker.log_metrics(stats.metrics(), step=stats.epoch)
+            tracker.log_series(schema.TRAIN_ERR, stats.train_curve)
             if rec.on_epoch is not None:
                 rec.on_epoch(stats)
 

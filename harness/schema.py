@@ -17,6 +17,10 @@ EPOCH_METRICS = (
     "epoch_seconds",
 )
 
+# Training top-1 error (%) over the last few batches (engine.curve_every steps), step = training images seen so far:
+# the curve KSH12 Fig. 1's speedup claim is read from (harness.report.compute.images_to_threshold).
+TRAIN_ERR = "train_err"
+
 # Final metrics, logged once at the end of a finished run (accuracy in percent).
 FINAL_TOP1 = "final_val_top1"  # under the recipe's own test protocol (tag `test_protocol`)
 FINAL_TOP5 = "final_val_top5"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,17 @@ class Tracker:
 
         ts = int(time.time() * 1000)
         self._client.log_batch(self.run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+
+    def log_series(self, key: str, points: Iterable[tuple[int, float]]) -> None:
+        """One metric at many steps, in one batch: (step, value) pairs (e.g. schema.TRAIN_ERR by images seen)."""
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        batch = [Metric(key, float(v), ts, int(step)) for step, v in points]
+        for i in range(0, len(batch), 1000):  # MLflow's log_batch takes at most 1,000 metrics
+            self._client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
     def log_artifact(self, local: Path, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self.run_id, str(local), artifact_path)

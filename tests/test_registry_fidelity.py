@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import variants
-from variants import krizhevsky2012, krizhevsky2014, registry, torchvision_ref, zeiler2013
+from variants import krizhevsky2012, krizhevsky2012_fig1, krizhevsky2014, registry, torchvision_ref, zeiler2013
 from variants.convnet import GroupedLinear, count_macs, feature_sizes, trace
 from variants.types import Claim, Reported, Variant
 
@@ -317,6 +317,7 @@ def test_reference_only_rows_are_other_networks_or_recipes() -> None:
         ("alexnet2012", "CAFFE models/bvlc_alexnet/readme.md"),
         ("alexnet2012", "CAFFE models/bvlc_reference_caffenet/readme.md"),
         ("zfnet", "ZF13 Table 2"),
+        ("ksh12_fig1_relu", "CHM example-layers/layers-80sec.cfg l.1"),  # the example's recipe, not Fig. 1's
     }
 
 
@@ -329,7 +330,7 @@ def test_training_setup_fields_default_to_unknown() -> None:
 
 # --- the registry ----------------------------------------------------------------------------------------------
 
-MODULES: tuple[ModuleType, ...] = (krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013)
+MODULES: tuple[ModuleType, ...] = (krizhevsky2012, krizhevsky2012_fig1, krizhevsky2014, torchvision_ref, zeiler2013)
 
 
 def test_each_paper_module_exports_paper_variants_and_claims() -> None:

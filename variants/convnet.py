@@ -11,6 +11,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,8 @@ class ConvSpec:
     ceil_pad: bool = False  # cuda-convnet output size 1 + ceil((in + 2p - k) / s): pad right/bottom as needed
     # ablation (see `remove_convs`): the conv, its ReLU and LRN are gone; its pooling stays where it was
     removed: bool = False
+    # "avg": average pooling (cuda-convnet example-layers/layers-80sec.cfg l.47-55, 70-78: pool2, pool3 pool=avg)
+    pool_type: Literal["max", "avg"] = "max"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class NetSpec:
     lrn_k: float = 2.0
     dropout: float = 0.5
     pool_to: int = 6  # adaptive average pool before fc6: the identity at the native size
+    # the nonlinearity after every conv and hidden fc layer; "tanh": KSH12 Fig. 1's dashed line. Modules are named
+    # relu{i} / relu_fc{j} for "relu" (unchanged) and tanh{i} / tanh_fc{j} for "tanh"; neither has parameters.
+    activation: Literal["relu", "tanh"] = "relu"
 
 
 class CeilPad(nn.Module):
@@ -119,12 +125,12 @@ class ConvNet(nn.Module):
                 layers[c.name] = nn.Conv2d(channels, c.out, c.kernel, c.stride, c.pad, groups=c.groups)
                 if c.norm and c.norm_before_relu:
                     layers[f"norm{i}"] = self._lrn()
-                layers[f"relu{i}"] = nn.ReLU(inplace=True)
+                layers[f"{spec.activation}{i}"] = self._act()
                 if c.norm and not (c.norm_after_pool or c.norm_before_relu):
                     layers[f"norm{i}"] = self._lrn()
                 channels = c.out
             if c.pool:
-                layers[f"pool{i}"] = nn.MaxPool2d(spec.pool_kernel, spec.pool_stride, ceil_mode=spec.pool_ceil)
+                layers[f"pool{i}"] = self._pool(c.pool_type)
             if c.norm and c.norm_after_pool and not c.removed:
                 layers[f"norm{i}"] = self._lrn()
         self.features = nn.Sequential(layers)
@@ -136,11 +142,21 @@ class ConvNet(nn.Module):
             raise ValueError(f"fc_groups {spec.fc_groups} does not match the hidden fc layers {spec.fc}")
         for j, (units, g) in enumerate(zip(spec.fc, groups, strict=True), start=6):
             head[f"fc{j}"] = nn.Linear(width, units) if g == 1 else GroupedLinear(width, units, g)
-            head[f"relu_fc{j}"] = nn.ReLU(inplace=True)
+            head[f"{spec.activation}_fc{j}"] = self._act()
             head[f"drop{j}"] = nn.Dropout(spec.dropout)
             width = units
         head[f"fc{6 + len(spec.fc)}"] = nn.Linear(width, num_classes)
         self.classifier = nn.Sequential(head)
+
+    def _act(self) -> nn.Module:
+        return nn.Tanh() if self.spec.activation == "tanh" else nn.ReLU(inplace=True)
+
+    def _pool(self, kind: str) -> nn.Module:
+        s = self.spec
+        if kind == "avg":
+            # with ceil_mode a window past the edge averages its in-bounds values only (PyTorch's divisor)
+            return nn.AvgPool2d(s.pool_kernel, s.pool_stride, ceil_mode=s.pool_ceil)
+        return nn.MaxPool2d(s.pool_kernel, s.pool_stride, ceil_mode=s.pool_ceil)
 
     def _lrn(self) -> nn.LocalResponseNorm:
         s = self.spec

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import difflib
 
-from variants import krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013
+from variants import krizhevsky2012, krizhevsky2012_fig1, krizhevsky2014, torchvision_ref, zeiler2013
 from variants.types import Claim, Variant
 
-MODULES = (krizhevsky2012, krizhevsky2014, torchvision_ref, zeiler2013)
+# krizhevsky2012_fig1 shares krizhevsky2012's PAPER (KSH12): one key, one citation
+MODULES = (krizhevsky2012, krizhevsky2012_fig1, krizhevsky2014, torchvision_ref, zeiler2013)
 
 # key -> citation, e.g. "KSH12" -> "Krizhevsky, Sutskever, Hinton. ..."; `Variant.paper` must be one of the keys
 PAPERS: dict[str, str] = {m.PAPER.key: m.PAPER.citation for m in MODULES}

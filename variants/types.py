@@ -20,7 +20,9 @@ Metric = Literal["top1", "top5"]
 MIN_INPUT_SIZE = 63
 # difference: "X lowers error by d" (a signed change); at_least: "by over d" (a lower bound on the change);
 # equivalence: "X changes little" (|change| <= delta).
-ClaimKind = Literal["difference", "at_least", "equivalence"]
+# speedup: "X reaches a training error `threshold` `delta` times faster than the baseline" (KSH12 Fig. 1): measured
+# as training images seen until the running training error first falls to the threshold, per run.
+ClaimKind = Literal["difference", "at_least", "equivalence", "speedup"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,11 @@ class Claim:
     protocol: Protocol | None = None  # protocol claims: compare ten_crop of `variant` with center of `baseline`
     kind: ClaimKind = "difference"  # equivalence: `delta` is the bound on |variant - baseline| (positive)
     ensemble: int = 1  # > 1: the variant side is the softmax average of this many runs of `variant` (KSH12 Table 2)
+    # speedup claims: `delta` is the claimed factor (> 1: the variant needs 1/delta of the baseline's images), and
+    # the threshold is a training top-1 error in percent (KSH12 Fig. 1: 25 %) on the papers' data;
+    # `proxy_threshold` is the one used on proxy data (the harness's choice, with the reason at the claim)
+    threshold: float | None = None
+    proxy_threshold: float | None = None
 
 
 @dataclass(frozen=True)

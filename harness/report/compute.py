@@ -19,8 +19,10 @@ A protocol claim on one variant (10-crop vs centre): paired, one difference per 
 (Claim.ensemble = k): the variant side is disjoint ensembles of k runs (lowest seeds first), each the averaged
 softmax of its saved predictions; against the same variant each ensemble is paired with the mean of its own
 members, against another variant Welch. On proxy data (direction only) the ensembles have k' = max(2, n // 3) of
-the n finished runs instead (at most k; 6 runs: 3 disjoint pairs), and the reason says so. Its verdict is
-`verdicts`' rule.
+the n finished runs instead (at most k; 6 runs: 3 disjoint pairs), and the reason says so. A speedup claim (KSH12
+Fig. 1): per run the training images seen until the running training error first falls to the claim's threshold
+(`images_to_threshold`), Welch over the logs of those counts (variant - baseline), so the difference is a log ratio.
+Its verdict is `verdicts`' rule.
 
 A sweep (section 6) is compared with the mean final top-1 of finished, unmodified runs of its variant on the same
 data set (tag `dataset_name` or loader) and profile; difference = best trial minus that mean, never a status.
@@ -37,6 +39,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from harness import schema
 from harness.report import fmt
 from harness.report.types import EnsembleResult, RunRow, Stat
 from variants import Claim, Reported, Variant
@@ -453,15 +456,26 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
       inconclusive  neither does.
     Equivalence claims on proxy data are inconclusive and outside the family: "changes little" is a statement about
     size, which a proxy cannot test.
+
+    Speedup claims (KSH12 Fig. 1): d = mean log(images to the threshold) of the variant minus the baseline's, c the
+    claimed factor (> 1: the variant needs 1/c of the images). On proxy data d < 0 is the claimed direction, tested
+    in the same Holm family. On paper data the interval is read as a ratio r = baseline / variant = exp(-d), [exp(-hi),
+    exp(-lo)], with the difference rule's half-to-twice logic made multiplicative (`speedup_verdict`): holds when
+    it excludes 1 on the claimed side and overlaps [c/2, 2c] ([3, 12] for "six times"); does not hold when it excludes
+    1 on the other side, or lies within (2/c, c/2) (less than half the claimed factor either way); inconclusive
+    otherwise (an interval that contains 1 and reaches past that band, or lies entirely beyond 2c). A claimed c < 1
+    is judged as 1/c with the ratio inverted.
     """
     for t in tests:
-        if (t.claimed <= 0) if t.kind == "equivalence" else (t.claimed == 0):
+        if (t.claimed <= 0) if t.kind in ("equivalence", "speedup") else (t.claimed == 0):
             raise ValueError(f"a {t.kind} claim of {t.claimed:+g}: no direction or bound to test")
+        if t.kind == "speedup" and t.claimed == 1:
+            raise ValueError("a speedup claim of 1x: no direction to test")
     enough = [t.diff.se is not None and min(t.diff.n_variant, t.diff.n_baseline) >= MIN_SEEDS for t in tests]
     family = [i for i, t in enumerate(tests) if enough[i] and t.proxy and t.kind != "equivalence"]
     pvalues = []
     for i in family:
-        sign = 1 if tests[i].claimed > 0 else -1
+        sign = claimed_sign(tests[i])
         pvalues += [tests[i].diff.p_one_sided(sign), tests[i].diff.p_one_sided(-sign)]
     adjusted = holm(pvalues)  # type: ignore[arg-type]  # family members have a standard error
     by_test = {
@@ -485,6 +499,8 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
                 p, adj = min((p_for, adj_for), (p_against, adj_against))
                 why = f"neither direction: p {p:.2g}, Holm-adjusted {adj:.2g} > {alpha:g}"
             why += f" ({len(pvalues)} one-sided tests in the family)"
+        elif t.kind == "speedup":
+            v, why = speedup_verdict(d.interval(level), t.claimed)  # type: ignore[arg-type]
         elif t.kind == "equivalence":
             lo, hi = d.interval(level)  # type: ignore[misc]  # enough[i]: a standard error exists
             if -c <= lo and hi <= c:
@@ -518,6 +534,87 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
                 why = f"the interval includes 0 and reaches past {half}"
         out.append((v, why))
     return out
+
+
+def claimed_sign(t: ClaimTest) -> int:
+    """The sign of the difference the claim predicts: +1 or -1 (speedup: fewer images, a negative log ratio)."""
+    if t.kind == "speedup":
+        return -1 if t.claimed > 1 else 1
+    return 1 if t.claimed > 0 else -1
+
+
+def speedup_verdict(interval: tuple[float, float], claimed: float) -> tuple[Verdict, str]:
+    """Paper-data verdict of a speedup claim from the interval [lo, hi] of d = log(variant / baseline images)."""
+    lo, hi = interval
+    low, high, c = (math.exp(-hi), math.exp(-lo), claimed) if claimed > 1 else (math.exp(lo), math.exp(hi), 1 / claimed)
+    span = f"speed-up interval [{low:.3g}x, {high:.3g}x]"
+    if high < 1:
+        return "does not hold", f"{span} excludes 1 on the other side of the claim"
+    if low > 1 and high >= c / 2 and low <= 2 * c:
+        return "holds", f"{span} excludes 1 on the claimed side and overlaps [{c / 2:g}x, {2 * c:g}x]"
+    if 2 / c < low and high < c / 2:
+        return "does not hold", f"{span} lies within ({2 / c:.3g}x, {c / 2:g}x): under half the claimed {c:g}x"
+    if low > 2 * c:
+        return "inconclusive", f"{span}: the claimed direction, but beyond twice the claim ({2 * c:g}x)"
+    return "inconclusive", f"{span} includes 1 and reaches past ({2 / c:.3g}x, {c / 2:g}x)"
+
+
+SPEEDUP_WINDOW = 5  # curve points in the running mean (engine.curve_every = 10 steps each: 50 batches)
+
+
+def images_to_threshold(
+    curve: Sequence[tuple[int, float]], threshold: float, window: int = SPEEDUP_WINDOW
+) -> tuple[int, bool] | None:
+    """Training images seen when the running training error first falls to `threshold` (%), and whether it did.
+
+    `curve` is a run's schema.TRAIN_ERR series: (images seen, error % over the last few batches), images ascending.
+    The running error is the mean of the last `window` points (a full window; one point of 10 batches is too
+    noisy to cross a threshold on); the images are those of the window's last point. A run that never reaches it is
+    censored: (images of its last point, False), a lower bound. None: no curve (or shorter than one window)."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    points = sorted(curve)
+    if len(points) < window:
+        return None
+    for i in range(window - 1, len(points)):
+        if statistics.fmean(v for _, v in points[i - window + 1 : i + 1]) <= threshold:
+            return points[i][0], True
+    return points[-1][0], False
+
+
+def speedup_threshold(claim: Claim, proxy: bool) -> float | None:
+    """The training error (%) a speedup claim is measured at: `proxy_threshold` on proxy data, else `threshold`."""
+    return claim.proxy_threshold if proxy else claim.threshold
+
+
+def _measure_speedup(
+    claim: Claim, a: Sequence[RunRow], b: Sequence[RunRow], proxy: bool
+) -> tuple[Difference | None, str, tuple[str, ...]]:
+    """Welch over log(images to the threshold): variant runs `a` against baseline runs `b`."""
+    threshold = speedup_threshold(claim, proxy)
+    if threshold is None:
+        return None, f"the claim gives no {'proxy ' if proxy else ''}threshold", ()
+    sides = []
+    for runs in (a, b):
+        found = [(x.run_id, images_to_threshold(x.train_err, threshold)) for x in runs]
+        sides.append([(i, r) for i, r in found if r is not None])
+    (xs, ys) = sides
+    if not xs or not ys:
+        return None, "", ()
+    diff = welch([math.log(r[0]) for _, r in xs], [math.log(r[0]) for _, r in ys])
+    median = [statistics.median(r[0] for _, r in side) for side in (xs, ys)]
+    note = (
+        f"threshold {threshold:g} % training error ({'proxy: the harness' if proxy else 'the paper'}'s), running mean "
+        f"of {SPEEDUP_WINDOW} logged error points; median training images to it {median[0]:,.0f} (variant) / "
+        f"{median[1]:,.0f} (baseline); measured: mean log(images) variant - baseline"
+    )
+    censored = [sum(not r[1] for _, r in side) for side in (xs, ys)]
+    if any(censored):
+        note += (
+            f"; {censored[0]} / {censored[1]} runs never reached it (counted as all the images they saw, a lower "
+            "bound: this shrinks the difference)"
+        )
+    return diff, note, tuple(dict.fromkeys(i for i, _ in xs + ys))
 
 
 @dataclass(frozen=True)
@@ -665,7 +762,11 @@ def _measure(
         a = [x for x in a_runs if _group(x) == g]
         b = [x for x in b_runs if _group(x) == g]
         note = ""
-        if claim.ensemble > 1:
+        if claim.kind == "speedup":
+            diff, note, ids = _measure_speedup(claim, a, b, g[0] in proxies)
+            if diff is None:
+                continue
+        elif claim.ensemble > 1:
             diff, note, ids = _measure_ensemble(claim, a, b, pa, ensembles, g[0] in proxies)
         elif claim.protocol and claim.variant == claim.baseline:  # paired: both protocols of the same runs
             pairs = [(x.run_id, run_metric(x, pa, claim.metric), run_metric(x, pb, claim.metric)) for x in a]
@@ -696,6 +797,8 @@ def _measure(
     shared = {_group(x) for x in a_runs} & {_group(x) for x in b_runs}
     if missing:
         reason = f"needs finished runs of {' and '.join(dict.fromkeys(missing))} with the paper's recipe"
+    elif shared and claim.kind == "speedup":
+        reason = f"the runs lack a {schema.TRAIN_ERR} curve (or the claim a threshold for their data)"
     elif shared:
         reason = f"the runs lack {' / '.join(dict.fromkeys(fmt.protocol(p) for p in (pa, pb)))} {claim.metric} metrics"
     else:

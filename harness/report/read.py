@@ -2,9 +2,10 @@
 
 What is read, by the names in harness.schema: tags harness.kind, variant, paper, profile, dataset, dataset_name,
 split, test_protocol, recipe_modified, modified_keys, tuned_from_sweep, sweep, pretrained; params seed, epochs,
-num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1 and
-train_loss; artifacts config.json (key profile_deviations), predictions/val_predictions.npz, checkpoint/final.pt;
-a sweep parent's param epochs, its best_* params and trial counts (`sweep_summaries`).
+num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1,
+train_loss and train_err (step: images seen); artifacts config.json (key profile_deviations),
+predictions/val_predictions.npz, checkpoint/final.pt; a sweep parent's param epochs, its best_* params and trial
+counts (`sweep_summaries`).
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
         learned=metric(schema.LEARNED),
         val_top1=history(client, run_id, "val_top1") if wants_history else (),
         train_loss=history(client, run_id, "train_loss") if wants_history else (),
+        train_err=history(client, run_id, schema.TRAIN_ERR) if wants_history else (),
     )
 
 

@@ -33,7 +33,10 @@ CLAIM_RULE = (
     'the bound of a "changes little" claim), and `does not hold` when it excludes 0 on the other side or lies '
     "within half the claim. On proxy data the papers' sizes mean nothing, so only the direction is tested: "
     "`supported` or `contradicted` by one-sided Welch tests, Holm-corrected across all proxy claims of the report "
-    "(alpha 0.05). Anything else is `inconclusive`; the rule is `verdicts` in `harness/report/compute.py`."
+    "(alpha 0.05). Anything else is `inconclusive`; the rule is `verdicts` in `harness/report/compute.py`. "
+    "A speedup claim (KSH12 Fig. 1) compares the training images each run saw until its running training error "
+    "first fell to the threshold, as a ratio baseline / variant (Welch on the logs): on the papers' data it holds "
+    "when the interval excludes 1 on the claimed side and overlaps half to twice the claimed factor."
 )
 ENSEMBLES = (
     "KSH12 averages the softmax outputs of several networks. An ensemble here averages the saved validation "
@@ -277,6 +280,8 @@ def section_fidelity(inputs: ReportInputs) -> list[str]:
 
 
 def _claimed(c: Claim) -> str:
+    if c.kind == "speedup":
+        return f"{c.delta:g}x faster to {c.threshold:g} % train error (proxy: {c.proxy_threshold:g} %)"
     if c.kind == "equivalence":
         return f"within ±{c.delta:g}"
     if c.kind == "at_least":
@@ -307,6 +312,10 @@ def _claim_row(r: ClaimResult) -> list[str]:
         measured = f"{d.measured:+.2f}"
         if r.interval is not None:
             measured += f" [{r.interval[0]:+.2f}, {r.interval[1]:+.2f}]"
+        if c.kind == "speedup":  # a log ratio of images: shown as the speed-up baseline / variant
+            measured = f"{math.exp(-d.measured):.2f}x"
+            if r.interval is not None:
+                measured += f" [{math.exp(-r.interval[1]):.2f}x, {math.exp(-r.interval[0]):.2f}x]"
         n = f"{d.n_variant} / {d.n_baseline}"
         if c.ensemble > 1:
             n = f"{d.n_variant} ensembles" + (" (paired)" if d.paired else f" / {d.n_baseline}")

@@ -43,6 +43,7 @@ class RunRow:
     learned: float | None = None
     val_top1: History = ()
     train_loss: History = ()
+    train_err: History = ()  # schema.TRAIN_ERR: (training images seen, top-1 error %) every few steps, not by epoch
 
     @property
     def data(self) -> str:
