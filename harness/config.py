@@ -344,13 +344,19 @@ def choose_profile(req: RunRequest) -> tuple[Profile, str]:
     return profile, dataset
 
 
+def applied_overrides(profile: Profile, variant: Variant) -> tuple[Override, ...]:
+    """The profile's overrides that change this variant's recipe. A profile's train_aug picks which augmentation a
+    run uses; it never puts augmentation back into the ablation that removes it (train_aug "none", KSH12 s4.1)."""
+    return tuple(o for o in profile.overrides if not (o.key == "train_aug" and variant.recipe.train_aug == "none"))
+
+
 def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_size: int = 1) -> RunConfig:
     """The variant's recipe, changed by the profile (recorded deviations), then by the request (recipe_modified)."""
     profile, dataset = choose_profile(req)
     dataset_name = req.dataset_name or (
         f"imagefolder:{Path(req.data).name}" if dataset == "imagefolder" and req.data else dataset
     )
-    recipe = replace(variant.recipe, **{o.key: o.value for o in profile.overrides})
+    recipe = replace(variant.recipe, **{o.key: o.value for o in applied_overrides(profile, variant)})
     changes = req.changes()
     if isinstance(changes.get("init"), str):
         changes["init"] = init_scheme(str(changes["init"]), variant)

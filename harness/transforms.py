@@ -123,7 +123,8 @@ def prepare_train(img: ImageLike, aug: str, resize: int) -> ImageLike:
 
 @dataclass(frozen=True)
 class TrainTransform:
-    """Training view of one image: recipe geometry + flip + optional PCA lighting + normalisation -> [3,H,W]."""
+    """Training view of one image: recipe geometry + flip + optional PCA lighting + normalisation -> [3,H,W].
+    aug "none" (an ablation) takes the centre crop and never flips, whatever `flip` says."""
 
     aug: str
     image_size: int
@@ -139,13 +140,16 @@ class TrainTransform:
         if self.aug == "torchvision":
             # TVREF: RandomResizedCrop(224) (scale 0.08-1, ratio 3/4-4/3), then flip
             img = v2.RandomResizedCrop(self.image_size, antialias=True)(img)
+        elif self.aug == "none":
+            # the KSH12 s4.1 ablation: no random patches (and no reflections below), the centre crop as at test time
+            img = F.center_crop(img, [self.image_size, self.image_size])
         elif self.aug == "zf":
             # ZF13 s3: "10 different sub-crops of size 224x224 (corners + center with(out) horizontal flips)"; the
             # flip is drawn below, so one of the five positions is drawn here
             img = five_crops(img, self.image_size)[int(torch.randint(0, 5, (1,)).item())]
         else:
             img = random_crop(img, self.image_size)  # KSH12 s4.1: random 224x224 patches
-        if self.flip and torch.rand(1).item() < 0.5:
+        if self.flip and self.aug != "none" and torch.rand(1).item() < 0.5:
             img = F.horizontal_flip(img)  # KSH12 s4.1: and their horizontal reflections
         x = to_float(img)
         if self.lighting is not None:

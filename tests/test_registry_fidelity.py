@@ -218,6 +218,8 @@ def test_every_claim_names_its_source(claim: Claim) -> None:
     assert claim.variant in names and claim.baseline in names
     if claim.kind == "equivalence":
         assert claim.delta > 0
+    if claim.kind == "direction":  # a sign without a size: -1 or +1 by convention
+        assert abs(claim.delta) == 1
     if claim.ensemble > 1 or claim.protocol:
         assert claim.variant == claim.baseline
 
@@ -282,6 +284,19 @@ def test_claim_kinds_and_values() -> None:
     assert s7 == {"alexnet2012_no_conv2", "alexnet2012_no_conv3", "alexnet2012_no_conv4"}
     assert not [c for c in CLAIMS if "alexnet2012_no_conv5" in (c.variant, c.baseline)]
     assert variants.get_variant("alexnet2012_no_conv5").summary.startswith("Extra, not a KSH12 claim")
+
+
+def test_direction_claims_are_ksh12_s4_overfitting_statements() -> None:
+    """KSH12 s4.1 and s4.2 give no number for the nets without augmentation or dropout: top-1, direction only."""
+    by_name = {c.name: c for c in CLAIMS}
+    got = {n: (by_name[n].variant, by_name[n].baseline, by_name[n].source) for n in ("dropout", "augmentation")}
+    assert got == {
+        "dropout": ("alexnet2012_no_dropout", "alexnet2012", "KSH12 s4.2"),
+        "augmentation": ("alexnet2012_no_augmentation", "alexnet2012", "KSH12 s4.1"),
+    }
+    assert {(c.kind, c.delta, c.metric) for c in (by_name["dropout"], by_name["augmentation"])} == {
+        ("direction", -1.0, "top1")
+    }
 
 
 def test_rows_added_from_the_sources() -> None:

@@ -348,3 +348,116 @@ def test_render_claims_show_kind_interval_n_and_rule() -> None:
     [fc7] = [x for x in md.splitlines() if x.startswith("| no_fc7 |")]
     assert f"| equivalence | within ±1 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 | **inconclusive** |" in fc7
     assert "Holm-corrected across all proxy claims" in md and "at least 3 seeds a side" in md
+
+
+# --- direction claims: a sign without a size (KSH12 s4.1, s4.2) ---------------------------------------------------
+
+LOWER = -1.0  # KSH12 s4.2: "without dropout, substantial overfitting": no number, only the sign counts
+
+
+@pytest.mark.parametrize(
+    ("d", "verdict", "why"),
+    [
+        (diff(-1.5), "holds", "excludes 0 on the claimed side"),  # [-2.06, -0.94]
+        (diff(-30.0, 1.0), "holds", "claimed side"),  # any size: 30 points is still "lower"
+        (diff(-0.1, 0.02), "holds", "claimed side"),  # [-0.16, -0.04]: small but clear
+        (diff(+0.7, 0.1), "does not hold", "other side"),  # [+0.42, +0.98]
+        (diff(-0.2, 0.1), "inconclusive", "includes 0"),  # [-0.48, +0.08]: no size to be "within half" of
+        (diff(-1.5, n=(2, 3)), "inconclusive", "has 2 / 3"),
+    ],
+)
+def test_paper_direction(d: Difference, verdict: str, why: str) -> None:
+    v, reason = one("direction", LOWER, d)
+    assert v == verdict and why in reason
+    assert one("direction", -7.0, d) == (v, reason)  # only the sign of delta counts
+    flipped = {"holds": "does not hold", "does not hold": "holds"}.get(verdict, verdict)
+    assert one("direction", +1.0, replace(d, measured=-d.measured))[0] == verdict  # "higher", mirrored
+    assert one("direction", +1.0, d)[0] == flipped
+
+
+@pytest.mark.parametrize(
+    ("d", "verdict"),
+    [
+        (diff(-1.5), "supported"),
+        (diff(-30.0, 1.0), "supported"),
+        (diff(+1.5), "contradicted"),
+        (diff(-0.3), "inconclusive"),
+    ],
+)
+def test_proxy_direction_is_judged_like_a_difference(d: Difference, verdict: str) -> None:
+    """Same one-sided tests and the same Holm family as a difference claim of the same sign."""
+    strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))
+    as_direction = compute.verdicts([ClaimTest("direction", LOWER, True, d), strong])
+    as_difference = compute.verdicts([ClaimTest("difference", LRN, True, d), strong])
+    assert as_direction == as_difference and as_direction[0][0] == verdict
+    assert "4 one-sided tests" in as_direction[0][1]
+
+
+def test_direction_without_a_sign_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        one("direction", 0.0, diff(1.0))
+
+
+# --- top-5 on few classes: no information, outside the family --------------------------------------------------
+
+
+def test_top5_on_ten_classes_is_inconclusive_whatever_the_numbers() -> None:
+    for proxy in (True, False):
+        t = ClaimTest("difference", LRN, proxy, diff(-1.5), "top5", 10)
+        assert compute.verdicts([t]) == [("inconclusive", "top-5 of 10 classes carries no information")]
+    # more classes, unknown classes, or top-1 on 10 classes: judged as before
+    assert (
+        one("difference", LRN, diff(-1.5))
+        == compute.verdicts([ClaimTest("difference", LRN, False, diff(-1.5), "top5", 11)])[0]
+    )
+    assert compute.verdicts([ClaimTest("difference", LRN, True, diff(-1.5), "top5", None)])[0][0] == "supported"
+    assert compute.verdicts([ClaimTest("difference", LRN, True, diff(-1.5), "top1", 10)])[0][0] == "supported"
+
+
+def test_top5_on_few_classes_stays_out_of_the_holm_family() -> None:
+    """The other claims' Holm-adjusted p-values are the same with and without a top-5 claim on 10 classes."""
+    strong = ClaimTest("direction", LOWER, True, diff(-10.0, 1.0))  # one-sided p 0.00028: first rank
+    weak = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.015, 4), 1.0))  # p 0.015: x3 = 0.045 <= 0.05
+    top5 = ClaimTest("difference", LRN, True, diff(-10.0, 1.0), "top5", 10)  # in the family, weak would get x4
+    without = compute.verdicts([weak, strong])
+    with_top5 = compute.verdicts([weak, top5, strong])
+    assert with_top5[0] == without[0] and with_top5[2] == without[1]
+    assert without[0][0] == "supported" and "Holm-adjusted 0.045 " in without[0][1]
+    assert "4 one-sided tests" in with_top5[0][1]
+    assert with_top5[1] == ("inconclusive", "top-5 of 10 classes carries no information")
+    counted = compute.verdicts([weak, replace(top5, classes=1000), strong])  # top-5 of 1000 classes counts
+    assert counted[0][0] == "inconclusive" and "6 one-sided tests" in counted[0][1]
+
+
+def test_claim_classes_come_from_the_runs() -> None:
+    top5 = replace(LRN_CLAIM, name="lrn_top5", metric="top5", delta=-1.2)
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)]
+    rows += [
+        run("alexnet2012_no_lrn", s, 90.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)
+    ]
+    lrn, lrn5 = compute.check_claims([LRN_CLAIM, top5], rows, VARIANTS)
+    assert lrn.verdict == "supported" and "2 one-sided tests" in lrn.reason
+    assert lrn5.verdict == "inconclusive" and lrn5.reason.startswith("top-5 of 10 classes carries no information")
+    unknown = [replace(r, num_classes=None) for r in rows]  # runs that logged no class count: judged as before
+    assert compute.check_claims([top5], unknown, VARIANTS)[0].verdict == "supported"
+
+
+def test_render_shows_a_direction_not_a_number() -> None:
+    dropout = Claim(
+        "dropout",
+        "Dropout lowers top-1 error",
+        "alexnet2012_no_lrn",
+        "alexnet2012",
+        "top1",
+        -1.0,
+        "KSH12 s4.2",
+        kind="direction",
+    )
+    rows = [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
+    rows += [run("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))]
+    md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (dropout,), {}, (), FigurePaths()))
+    [line] = [x for x in md.splitlines() if x.startswith("| dropout |")]
+    assert "| direction | lower | -1.50 [-2.16, -0.84] | 3 / 3 | **holds** |" in line and "-1.0" not in line
+    higher = replace(dropout, delta=1.0)
+    md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (higher,), {}, (), FigurePaths()))
+    assert "| direction | higher |" in md and "**does not hold**" in md

@@ -351,6 +351,22 @@ VARIANTS = (
             "Grouped fully connected layers (GroupedLinear, 2 groups) stand for the per-tower fc layers.",
         ),
     ),
+    _ablation(
+        "alexnet2012_no_dropout",
+        "KSH12 s4.2: no dropout in fc6/fc7 (same layers and parameters)",
+        replace(SPEC, dropout=0.0),
+    ),
+    _ablation(
+        "alexnet2012_no_augmentation",
+        "KSH12 s4.1: trained on the centre crop, without random crops and flips (PCA lighting kept)",
+        SPEC,
+        recipe=replace(RECIPE, train_aug="none"),
+        extra_deviations=(
+            "KSH12 s4.1 says only that the net overfits without random crops and reflections, not what it was "
+            "trained on instead: here the centre crop of the resized square (KSH12 s2: 256 px), the test-time "
+            "centre view, at the same input size; PCA lighting (s4.1's second, separate form) stays on.",
+        ),
+    ),
 )
 
 CLAIMS = (
@@ -457,6 +473,28 @@ CLAIMS = (
         "top5",
         -1.12,
         "CHM layers/layer-params-150.cfg l.179 vs layer-params-145.cfg l.182",
+    ),
+    # KSH12 s4.2 and s4.1 say "substantial overfitting" without either scheme but give no number: a direction only
+    # (delta -1: the variant without the scheme has the lower top-1).
+    Claim(
+        "dropout",
+        "Dropout lowers top-1 error: without it the net overfits",
+        "alexnet2012_no_dropout",
+        "alexnet2012",
+        "top1",
+        -1.0,
+        "KSH12 s4.2",
+        kind="direction",
+    ),
+    Claim(
+        "augmentation",
+        "Random crops and flips lower top-1 error: without them the net overfits",
+        "alexnet2012_no_augmentation",
+        "alexnet2012",
+        "top1",
+        -1.0,
+        "KSH12 s4.1",
+        kind="direction",
     ),
     # KSH12 Table 2, ILSVRC-2012 val: 1 CNN 40.7 / 18.2 % error, 5 CNNs 38.1 / 16.4.
     Claim(

@@ -13,16 +13,18 @@ import torch.nn as nn
 
 Protocol = Literal["center", "ten_crop"]
 Schedule = Literal["plateau", "multistep", "step", "warmup_linear"]
-TrainAug = Literal["ksh12", "torchvision", "zf", "cc2"]
+# "none": no crop or flip augmentation, the centre crop of the resized image (the KSH12 s4.1 ablation)
+TrainAug = Literal["ksh12", "torchvision", "zf", "cc2", "none"]
 Metric = Literal["top1", "top5"]
 
 # The smallest input every builder takes (torchvision: "min_size": (63, 63); the ceil-mode pools here match it).
 MIN_INPUT_SIZE = 63
 # difference: "X lowers error by d" (a signed change); at_least: "by over d" (a lower bound on the change);
-# equivalence: "X changes little" (|change| <= delta).
+# equivalence: "X changes little" (|change| <= delta); direction: "X lowers error" with no size given (only the sign
+# of delta counts: -1 or +1 by convention).
 # speedup: "X reaches a training error `threshold` `delta` times faster than the baseline" (KSH12 Fig. 1): measured
 # as training images seen until the running training error first falls to the threshold, per run.
-ClaimKind = Literal["difference", "at_least", "equivalence", "speedup"]
+ClaimKind = Literal["difference", "at_least", "equivalence", "direction", "speedup"]
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class Claim:
     variant: str  # the run that changes one thing
     baseline: str  # the run it is compared to (same variant for protocol claims)
     metric: Metric
-    delta: float  # claimed accuracy change variant - baseline, percentage points
+    delta: float  # claimed accuracy change variant - baseline, percentage points (direction: -1 or +1, the sign)
     source: str  # where the claim and its numbers were read, as `Reported.source`
     protocol: Protocol | None = None  # protocol claims: compare ten_crop of `variant` with center of `baseline`
     kind: ClaimKind = "difference"  # equivalence: `delta` is the bound on |variant - baseline| (positive)

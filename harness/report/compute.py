@@ -43,7 +43,7 @@ from harness import schema
 from harness.report import fmt
 from harness.report.types import EnsembleResult, RunRow, Stat
 from variants import Claim, Reported, Variant
-from variants.types import ClaimKind
+from variants.types import ClaimKind, Metric
 
 Status = Literal["reproduced", "not reproduced", "not comparable", "modified recipe", "not run", "reference only"]
 Verdict = Literal["holds", "does not hold", "supported", "contradicted", "inconclusive", "not run"]
@@ -333,6 +333,8 @@ def claim_ensemble_candidates(
 ALPHA = 0.05  # proxy verdicts: family-wise error rate of the Holm-corrected one-sided tests
 LEVEL = 0.95  # paper verdicts: two-sided confidence level of the interval of the difference
 MIN_SEEDS = 3  # values per side before any verdict
+# Issue 11: with 10 classes (the proxy's digits) a top-5 guess covers half of them; top-5 tells nothing there.
+FEW_CLASSES = 10  # a top-5 claim on data with at most this many classes is never judged
 
 
 def t_quantile(q: float, df: float) -> float:
@@ -424,6 +426,13 @@ class ClaimTest:
     claimed: float  # Claim.delta: the claimed change variant - baseline, or (equivalence) the bound on |change|
     proxy: bool
     diff: Difference
+    metric: Metric = "top1"
+    classes: int | None = None  # classes of the data the runs used (param num_classes); None: unknown
+
+    @property
+    def uninformative(self) -> bool:
+        """A top-5 claim on data with so few classes that top-5 carries no information."""
+        return self.metric == "top5" and self.classes is not None and self.classes <= FEW_CLASSES
 
 
 def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LEVEL) -> list[tuple[Verdict, str]]:
@@ -433,7 +442,9 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
     Welch's (unequal variances, Welch-Satterthwaite df) or, for paired measurements (two protocols of the same runs;
     ensembles against their own members), the one-sample t interval of the per-pair differences (df = n - 1).
 
-    Any data: fewer than 3 values (seeds; ensembles) on a side -> inconclusive, saying how many there are.
+    Any data: a top-5 claim measured on data with at most 10 classes (ClaimTest.classes, from the runs' param
+    num_classes; unknown counts as many) -> inconclusive, "top-5 of N classes carries no information", and outside
+    the proxy family. Fewer than 3 values (seeds; ensembles) on a side -> inconclusive, saying how many there are.
 
     Paper data (a data set the papers report on): sizes count.
       difference   holds          the interval excludes 0 on the claimed side and overlaps [c/2, 2c];
@@ -442,15 +453,19 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
                    "overlaps [c/2, 2c]"; an interval between |c|/2 and |c| on the claimed side is inconclusive;
       equivalence  c > 0 bounds |d| ("changes little"): holds when the interval lies within [-c, c]; does not hold
                    when it lies entirely outside it (every plausible |d| exceeds the bound);
+      direction    the paper gives no size ("without it, substantial overfitting"), only the sign of c counts (c is
+                   -1 or +1 by convention): holds when the interval excludes 0 on the claimed side, does not hold
+                   when it excludes 0 on the other side;
       anything else is inconclusive: an interval that contains 0 and reaches past +-|c|/2, or (difference) one that
       lies entirely beyond 2c, where the direction holds but the effect is more than twice the claim.
     ("Excludes 0" is strict: an interval ending at 0 does not exclude it; interval ends are included in [c/2, 2c].)
 
-    Proxy data: the papers' sizes mean nothing there; only the direction is tested. A difference or at_least claim
-    gives two one-sided t-tests (Welch's, or one-sample when paired): for the claimed direction (H0: sign(c) d <= 0)
-    and against it (H0: sign(c) d >= 0). Holm's step-down correction runs over both tests of every such claim on proxy
-    data in `tests` (family-wise alpha 0.05; counting both directions makes each pair a two-sided test with a
-    directional decision, so a null effect is called either way with probability at most alpha):
+    Proxy data: the papers' sizes mean nothing there; only the direction is tested. A difference, at_least or
+    direction claim gives two one-sided t-tests (Welch's, or one-sample when paired): for the claimed direction
+    (H0: sign(c) d <= 0) and against it (H0: sign(c) d >= 0). Holm's step-down correction runs over both tests of
+    every such claim on proxy data in `tests` but top-5 on few classes (family-wise alpha 0.05; counting both
+    directions makes each pair a two-sided test with a directional decision, so a null effect is called either way
+    with probability at most alpha):
       supported     the test for the claimed direction rejects after correction;
       contradicted  the test against it rejects after correction;
       inconclusive  neither does.
@@ -472,7 +487,9 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
         if t.kind == "speedup" and t.claimed == 1:
             raise ValueError("a speedup claim of 1x: no direction to test")
     enough = [t.diff.se is not None and min(t.diff.n_variant, t.diff.n_baseline) >= MIN_SEEDS for t in tests]
-    family = [i for i, t in enumerate(tests) if enough[i] and t.proxy and t.kind != "equivalence"]
+    family = [
+        i for i, t in enumerate(tests) if enough[i] and t.proxy and t.kind != "equivalence" and not t.uninformative
+    ]
     pvalues = []
     for i in family:
         sign = claimed_sign(tests[i])
@@ -485,7 +502,9 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
     for i, t in enumerate(tests):
         d, c = t.diff, abs(t.claimed)
         v: Verdict = "inconclusive"
-        if not enough[i]:
+        if t.uninformative:
+            why = f"top-5 of {t.classes} classes carries no information"
+        elif not enough[i]:
             why = f"needs at least {MIN_SEEDS} seeds a side, has {d.n_variant} / {d.n_baseline}"
         elif t.proxy and t.kind == "equivalence":
             why = f"|difference| <= {c:g} is a size; proxy data tests the direction only"
@@ -509,6 +528,15 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
                 v, why = "does not hold", f"the interval lies entirely outside ±{c:g}"
             else:
                 why = f"the interval reaches past ±{c:g}"
+        elif t.kind == "direction":
+            lo, hi = d.interval(level)  # type: ignore[misc]
+            low, high = (lo, hi) if t.claimed > 0 else (-hi, -lo)  # positive: the way the paper says
+            if low > 0:
+                v, why = "holds", "the interval excludes 0 on the claimed side"
+            elif high < 0:
+                v, why = "does not hold", "the interval excludes 0 on the other side of the claim"
+            else:
+                why = "the interval includes 0"
         else:
             lo, hi = d.interval(level)  # type: ignore[misc]
             low, high = (lo, hi) if t.claimed > 0 else (-hi, -lo)  # positive: the way the paper says
@@ -660,6 +688,7 @@ class _Measure:
     diff: Difference | None  # None: nothing measured here (`not run`, with `note` saying why)
     note: str
     run_ids: tuple[str, ...]
+    classes: int | None = None  # the runs' num_classes (the most any of them logged); None: none logged
 
 
 def _other(protocol: str) -> str:
@@ -790,7 +819,8 @@ def _measure(
             diff = welch([v for _, v in xs], [v for _, v in ys])
             ids = tuple(dict.fromkeys(i for i, _ in xs + ys))
         data, split, profile, pretrained = g
-        out.append(_Measure(data, split, profile, pretrained or None, data in proxies, diff, note, ids))
+        classes = max((x.num_classes for x in a + b if x.num_classes), default=None)
+        out.append(_Measure(data, split, profile, pretrained or None, data in proxies, diff, note, ids, classes))
     if out:
         return out
     missing = [n for n, runs in ((claim.variant, a_runs), (claim.baseline, b_runs)) if not runs]
@@ -821,8 +851,8 @@ def check_claims(
             tested,
             verdicts(
                 [
-                    ClaimTest(measured[i][0].kind, measured[i][0].delta, measured[i][1].proxy, measured[i][1].diff)
-                    for i in tested
+                    ClaimTest(c.kind, c.delta, m.proxy, m.diff, c.metric, m.classes)  # type: ignore[arg-type]
+                    for c, m in (measured[i] for i in tested)
                 ]
             ),
         )

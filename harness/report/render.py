@@ -31,9 +31,12 @@ CLAIM_RULE = (
     "only with at least 3 seeds a side. On the papers' data a claim `holds` when the interval excludes 0 on the "
     'claimed side and overlaps half to twice the claimed change (reaches the bound of an "over" claim; lies within '
     'the bound of a "changes little" claim), and `does not hold` when it excludes 0 on the other side or lies '
-    "within half the claim. On proxy data the papers' sizes mean nothing, so only the direction is tested: "
+    "within half the claim; a claim with a direction and no size holds when the interval excludes 0 on the "
+    "claimed side. On proxy data the papers' sizes mean nothing, so only the direction is tested: "
     "`supported` or `contradicted` by one-sided Welch tests, Holm-corrected across all proxy claims of the report "
-    "(alpha 0.05). Anything else is `inconclusive`; the rule is `verdicts` in `harness/report/compute.py`. "
+    "(alpha 0.05). A top-5 claim on data with at most 10 classes is `inconclusive` and left out of that "
+    "correction: top-5 of so few classes carries no information. Anything else is `inconclusive`; the rule is "
+    "`verdicts` in `harness/report/compute.py`. "
     "A speedup claim (KSH12 Fig. 1) compares the training images each run saw until its running training error "
     "first fell to the threshold, as a ratio baseline / variant (Welch on the logs): on the papers' data it holds "
     "when the interval excludes 1 on the claimed side and overlaps half to twice the claimed factor."
@@ -286,6 +289,8 @@ def _claimed(c: Claim) -> str:
         return f"within ±{c.delta:g}"
     if c.kind == "at_least":
         return f"{'≥' if c.delta > 0 else '≤'} {c.delta:+g}"
+    if c.kind == "direction":  # no size: the variant's accuracy is lower (or higher) than the baseline's
+        return "higher" if c.delta > 0 else "lower"
     return f"{c.delta:+g}"
 
 
