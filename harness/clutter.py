@@ -24,13 +24,15 @@ class Layout:
     canvas: int = 72  # the proxy crops 64 at random from it (KSH12 s4.1: 224 of 256; here 64 of 72)
     per_digit_train: int = 2  # canvases per training source digit: 4,000 digits -> 8,000 images
     per_digit_val: int = 2  # 1,000 held-out digits -> 2,000 images
-    digit_min: int = 22  # the label digit's side after scaling (MNIST's 28 x 28 box)
-    digit_max: int = 40
-    fragments: int = 4  # clutter: pieces of other digits per canvas
-    fragment_box: int = 12  # side of the piece cut from a 28 x 28 digit, before scaling
+    digit_min: int = 30  # the label digit's side after scaling (MNIST's 28 x 28 box)
+    digit_max: int = 46
+    max_offset: int = 8  # the label digit's centre lies within this many pixels of the canvas centre (each axis)
+    fragments: int = 2  # clutter: pieces of other digits per canvas
+    fragment_box: int = 10  # side of the piece cut from a 28 x 28 digit, before scaling
     fragment_scale: tuple[float, float] = (1.0, 2.0)
-    min_contrast: float = 120.0  # L1 distance (sum over RGB) between the digit's colour and the background under it
-    texture_amplitude: float = 40.0
+    min_contrast: float = 100.0  # luma difference (0-255, ITU-R 601) between the digit and the background under it
+    background: tuple[float, float] = (30.0, 120.0)  # range of each RGB channel of the gradient's two colours
+    texture_amplitude: float = 12.0
     noise_std: float = 6.0
 
 
@@ -62,7 +64,7 @@ def draw(digits: np.ndarray, labels: np.ndarray, copies: int, seed: int, layout:
 
 def _backgrounds(rng: np.random.RandomState, n: int, xx: np.ndarray, yy: np.ndarray, layout: Layout) -> np.ndarray:
     """[n, 3, S, S]: a gradient between two random colours at a random angle, plus two coloured sinusoids."""
-    c1, c2 = rng.uniform(0, 255, (n, 3, 1, 1)), rng.uniform(0, 255, (n, 3, 1, 1))
+    c1, c2 = rng.uniform(*layout.background, (n, 3, 1, 1)), rng.uniform(*layout.background, (n, 3, 1, 1))
     angle = rng.uniform(0, 2 * np.pi, (n, 1, 1))
     t = ((xx * np.cos(angle) + yy * np.sin(angle) + 1.5) / 3.0)[:, None]
     canvas = c1 * (1 - t) + c2 * t
@@ -94,17 +96,24 @@ def _fragment(rng: np.random.RandomState, digits: np.ndarray, layout: Layout) ->
 def _paste(canvas: np.ndarray, alpha: np.ndarray, rng: np.random.RandomState, layout: Layout, contrast: bool) -> None:
     """Blend a random colour into `canvas` with `alpha` at a random position that keeps it inside the canvas. The
     label digit (`contrast`) gets a colour at least `min_contrast` away from the mean background under it."""
-    h = alpha.shape[0]
-    y, x = rng.randint(0, canvas.shape[1] - h + 1, 2)
+    h, s = alpha.shape[0], canvas.shape[1]
+    lo, hi = 0, s - h  # anywhere inside the canvas; the label digit within `max_offset` of the centre
+    if contrast:
+        lo, hi = max(lo, (s - h) // 2 - layout.max_offset), min(hi, (s - h) // 2 + layout.max_offset)
+    y, x = rng.randint(lo, hi + 1, 2)
     region = canvas[:, y : y + h, x : x + h]
     colour = rng.uniform(0, 255, 3)
     if contrast:
-        under = region.reshape(3, -1).mean(1)
+        under = _luma(region.reshape(3, -1).mean(1))
         for _ in range(100):
-            if np.abs(colour - under).sum() >= layout.min_contrast:
+            if abs(_luma(colour) - under) >= layout.min_contrast:
                 break
             colour = rng.uniform(0, 255, 3)
-        else:
-            colour = np.where(under > 127, 0.0, 255.0)
+        else:  # no random colour is far enough: black or white
+            colour = np.full(3, 0.0 if under > 127 else 255.0)
     region *= 1 - alpha
     region += colour[:, None, None].astype(np.float32) * alpha
+
+
+def _luma(rgb: np.ndarray) -> float:
+    return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])

@@ -182,6 +182,6 @@ def test_proxy_report_lists_the_seed_plan_and_paper_reports_do_not() -> None:
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, CLAIMS, {}))
     assert "### Seed plan (proxy)" in md
     [line] = [x for x in md.splitlines() if x.startswith("| `two_towers` |")]
-    assert "| 3 / 3 | 2 / 3 |" in line and "to be measured" in line
+    assert "| 3 / 3 | 2 / 3 |" in line and "half the MACs" in line
     paper = [replace(x, profile="paper", dataset_name="ILSVRC-2012") for x in rows]
     assert "Seed plan" not in render(ReportInputs("t", "s", ("e",), tuple(paper), VARIANTS, CLAIMS, {}))

@@ -58,7 +58,7 @@ RECIPE = Recipe(
     schedule="step",
     gamma=1.0,  # constant lr
     init=INIT,
-    train_aug="ksh12",  # with resize = crop = 32 a random crop is the whole image: flips only (see DEVIATIONS)
+    train_aug="none",  # CHM convdata_cifar.py l.5-24: CIFARDataProvider feeds the images unaugmented
     pca_lighting=False,
     resize=32,
     crop=32,
@@ -73,8 +73,6 @@ DEVIATIONS = (
     "Learning rate: Fig. 1 chose each network's lr independently 'to make training as fast as possible' and does "
     "not give them; both nets use the cfg's epsW 0.001 / epsB 0.002 (CHM layer-params-80sec.cfg), not tuned.",
     "Weight decay 0 (the cfg has wc 0.004 on conv, 0.03 on fc): Fig. 1 used 'no regularization of any kind'.",
-    "Random horizontal flips remain (train_aug ksh12 at resize = crop = 32 leaves only the flip); CHM's "
-    "CIFARDataProvider (convdata_cifar.py l.5-24) feeds images unaugmented.",
     "Input: 0-255 pixels minus the per-channel mean, not the per-pixel mean image of convdata_cifar.py l.9.",
     "Epochs 40 and batch 128 are the harness's choice / cuda-convnet's default minibatch (not verified for Fig. 1).",
     "Not verified: the tanh net's units. cuda-convnet's tanh neuron is a * tanh(b * x) (CHM include/neuron.cuh "
