@@ -62,7 +62,7 @@ PROXY = Profile(
             "width",
             0.25,
             "every conv and hidden fc layer at 1/4 of its channels (alexnet2012: 3.6M parameters instead of 61M): "
-            "training at 64 px, batch 32 runs at ~590 img/s instead of ~87 (benchmarks/throughput.py), which is "
+            "training at 64 px, batch 32 runs at ~780 img/s instead of ~90 (benchmarks/throughput.py), which is "
             "what lets every variant and the claims' seeds train in 30 minutes; KSH12 Fig. 1's small CIFAR-10 nets "
             "keep their width",
         ),

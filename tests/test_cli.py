@@ -101,7 +101,7 @@ def test_bad_profile_or_dataset_is_a_harness_error(req: RunRequest, message: str
 
 
 def test_profile_defaults_follow_the_data() -> None:
-    assert choose_profile(RunRequest())[0].name == "proxy" and choose_profile(RunRequest())[1] == "mnist5k"
+    assert choose_profile(RunRequest())[0].name == "proxy" and choose_profile(RunRequest())[1] == "mnist-clutter"
     profile, dataset = choose_profile(RunRequest(data="/data/imagenet"))
     assert (profile.name, dataset) == ("paper", "imagefolder")
 

@@ -26,7 +26,7 @@ from variants.torchvision_ref import RECIPE as TV_RECIPE
 
 
 @pytest.mark.slow
-def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cli, runs):
+def test_proxy_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cli, runs):
     r = cli(
         "run",
         "torchvision_alexnet",
@@ -37,7 +37,7 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cl
         "--epochs",
         "2",
         "--set",
-        "warmup_epochs=0.5",
+        "warmup_epochs=0.25",
         "--tracking-uri",
         uri,
         "--no-report",
@@ -63,9 +63,10 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cl
         "effective_lr",
     ):
         assert key in p, key
-    assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist5k"
+    assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist-clutter"
     assert t["variant"] == "torchvision_alexnet" and t["paper"] == "TV" and t["profile"] == "proxy"
-    assert t["dataset"] == "mnist5k" and t["recipe_modified"] == "true" and t["modified_keys"] == "epochs,warmup_epochs"
+    assert t["dataset"] == "mnist-clutter" and t["recipe_modified"] == "true" and t["modified_keys"] == "warmup_epochs"
+    assert p["width"] == "0.25"  # the proxy's quarter-width network
     for key in ("git_commit", "torch_version", "device"):
         assert t[key]
     c = MlflowClient(uri)
@@ -75,7 +76,7 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cl
     assert "ten_crop_val_top1" not in m and p["test_protocol"] == "center"  # the proxy has no 10-crop test
     # the final centre-crop numbers are the last epoch's evaluation, not a second pass
     assert m["center_val_top1"] == c.get_metric_history(run.info.run_id, "val_top1")[-1].value
-    # the proxy's per-step warmup (here half of the first epoch) + linear decay: the epoch-mean lr falls
+    # the proxy's per-step warmup (here a quarter of the first epoch) + linear decay: the epoch-mean lr falls
     lrs = [h.value for h in c.get_metric_history(run.info.run_id, "lr")]
     assert p["schedule"] == "warmup_linear" and p["init"] == "he2015" and lrs[1] < lrs[0] < 0.01
     arts = {a.path for a in c.list_artifacts(run.info.run_id)} | {
@@ -95,7 +96,7 @@ def test_mnist5k_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cl
         "--epochs",
         "2",
         "--set",
-        "warmup_epochs=0.5",
+        "warmup_epochs=0.25",
         "--tracking-uri",
         uri,
         "--no-report",

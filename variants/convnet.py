@@ -109,6 +109,25 @@ class GroupedLinear(nn.Linear):
         return f"{super().extra_repr()}, groups={self.groups}"
 
 
+class FastLRN(nn.LocalResponseNorm):
+    """`nn.LocalResponseNorm`'s function, computed 2-3x faster on the CPU (a running sum over channels instead of a
+    3-d average pool; for beta = 0.75, d^-0.75 as rsqrt(d) * sqrt(rsqrt(d)) instead of a pow). Same constants:
+    b = a / (k + alpha / size * sum of a^2 over `size` neighbouring maps)^beta (KSH12 s3.3, alpha as PyTorch divides
+    it by size). Agrees with PyTorch's to float32 rounding (tests/test_variants.py); in the proxy's alexnet2012 the
+    LRN layers took ~40 % of a training step (benchmarks/throughput.py: 583 img/s, 1,032 without LRN)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            return super().forward(x)
+        n = self.size
+        sums = F.pad(x * x, (0, 0, 0, 0, n // 2 + 1, (n - 1) // 2)).cumsum(1)  # zero, then maps padded as PyTorch
+        d = (sums[:, n:] - sums[:, :-n]) * (self.alpha / n) + self.k
+        if self.beta == 0.75:
+            r = d.rsqrt()
+            return x * r * r.sqrt()
+        return x / d.pow(self.beta)
+
+
 class ConvNet(nn.Module):
     """features (named conv blocks) -> avgpool -> classifier (fc -> ReLU -> dropout, KSH12 s4.2 order)."""
 
@@ -160,7 +179,7 @@ class ConvNet(nn.Module):
 
     def _lrn(self) -> nn.LocalResponseNorm:
         s = self.spec
-        return nn.LocalResponseNorm(s.lrn_size, alpha=s.lrn_alpha, beta=s.lrn_beta, k=s.lrn_k)
+        return FastLRN(s.lrn_size, alpha=s.lrn_alpha, beta=s.lrn_beta, k=s.lrn_k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
