@@ -282,3 +282,20 @@ def test_he_init_scales_with_each_layers_fan_in():
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         assert linears[-1].weight.std().item() == pytest.approx(0.01, rel=0.1), name
         assert linears[0].weight.std().item() == pytest.approx((2 / 9216) ** 0.5, rel=0.03), name
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5])
+@pytest.mark.parametrize("channels", [3, 24, 96])
+def test_fast_lrn_computes_pytorchs_local_response_norm(beta, channels):
+    from variants.convnet import FastLRN
+
+    torch.manual_seed(0)
+    x = (torch.randn(4, channels, 9, 9) * 5).requires_grad_()
+    fast, ref = FastLRN(5, alpha=1e-4, beta=beta, k=2.0), torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=beta, k=2.0)
+    y_fast, y_ref = fast(x), ref(x)
+    (g_fast,) = torch.autograd.grad(y_fast.square().sum(), x)
+    (g_ref,) = torch.autograd.grad(y_ref.square().sum(), x)
+    assert torch.allclose(y_fast, y_ref, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(g_fast, g_ref, rtol=1e-4, atol=1e-4 * g_ref.abs().max().item())
+    # a different window or constant would not pass: the test can fail
+    assert not torch.allclose(y_fast, torch.nn.LocalResponseNorm(3, alpha=1e-4, beta=beta, k=2.0)(x), atol=1e-3)
