@@ -32,7 +32,7 @@ from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.request import PRUNERS, SweepRequest
 from harness.spaces import FloatRange, Space, get_space
-from variants import Recipe
+from variants import MIN_INPUT_SIZE, Recipe
 
 if TYPE_CHECKING:
     import optuna
@@ -60,8 +60,11 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def check_space(space: Space, recipe: Recipe, sets: dict[str, object] | None = None) -> dict[str, str]:
-    """Each dimension's resolved range as text (for the parent run's params); empty or invalid -> HarnessError."""
+def check_space(
+    space: Space, recipe: Recipe, sets: dict[str, object] | None = None, min_size: int = MIN_INPUT_SIZE
+) -> dict[str, str]:
+    """Each dimension's resolved range as text (for the parent run's params); empty or invalid -> HarnessError.
+    `min_size`: the variant's smallest input (`Variant.min_input_size`)."""
     sets = sets or {}
     out: dict[str, str] = {}
     for dim in space.dims:
@@ -79,25 +82,25 @@ def check_space(space: Space, recipe: Recipe, sets: dict[str, object] | None = N
             if dim.log and low <= 0:
                 raise HarnessError(f"{where} log range [{_fmt(low)}, {_fmt(high)}] needs a positive low end{base}")
             for value in (low, high):
-                _check_value(where, recipe, dim.key, value)
+                _check_value(where, recipe, dim.key, value, min_size)
             out[dim.key] = f"[{_fmt(low)}, {_fmt(high)}]" + (" log" if dim.log else "")
         else:
             if not dim.choices:
                 raise HarnessError(f"{where} has no choices")
             for value in dim.choices:
-                _check_value(where, recipe, dim.key, value)
+                _check_value(where, recipe, dim.key, value, min_size)
             out[dim.key] = "{" + ", ".join(map(str, dim.choices)) + "}"
     if space.scale_lr_with_batch:
         out["lr_scale_batch"] = f"lr scales linearly from batch {recipe.lr_scale_batch or recipe.batch_size}"
     return out
 
 
-def _check_value(where: str, recipe: Recipe, key: str, value: object) -> None:
+def _check_value(where: str, recipe: Recipe, key: str, value: object, min_size: int) -> None:
     if key not in settable_keys():
         raise HarnessError(f"{where} is not a settable recipe field")
     try:
         parse_set([f"{key}={value}"])  # the field's own type and Literal choices
-        validate_recipe(replace(recipe, **{key: value}))
+        validate_recipe(replace(recipe, **{key: value}), min_size)
     except HarnessError as e:
         raise HarnessError(f"{where} = {_fmt(value)} is invalid: {e}") from None
 
@@ -228,7 +231,7 @@ def sweep_command(a: SweepRequest) -> int:
     memory.keep_freed_memory()
     d = distributed.init(a.device)
     ((variant, base),) = runner.configs(a, d)
-    ranges = check_space(space, base.recipe, sets)
+    ranges = check_space(space, base.recipe, sets, variant.min_input_size)
     study_name = a.study_name or f"{variant.name}-{base.profile}-{space.name}"
     if not _STUDY_NAME.match(study_name):
         raise HarnessError(f"study name {study_name!r}: use letters, digits, '_', '.' and '-' only")
