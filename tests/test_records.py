@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 import torch
@@ -337,7 +338,9 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_configuration_starts_over
     assert aside.read_bytes() == data[: len(data) // 2] and not ckpt.exists()
     old, new = mlflow_runs(uri)
     assert old.info.run_id == interrupted.info.run_id and old.info.status == "FAILED"
-    error = MlflowClient(uri).download_artifacts(old.info.run_id, schema.ART_ERROR, str(tmp_path))
+    error = mlflow.artifacts.download_artifacts(
+        run_id=old.info.run_id, artifact_path=schema.ART_ERROR, tracking_uri=uri, dst_path=str(tmp_path / "dl")
+    )
     assert "cannot be resumed" in Path(error).read_text()
     assert new.info.status == "FINISHED"
     assert_same_as_uninterrupted(uri, new, uninterrupted)
