@@ -2,8 +2,10 @@
 else writes, the store holds one run per configuration with each epoch exactly once, and the next command finishes
 the job. Real processes, SIGKILL, file locks and a SQLite MLflow store under tmp_path.
 
-A process is killed at an exact point by `KILL_SCRIPT`: the harness's own command line, with `Tracker.log_metrics`
-wrapped to SIGKILL the process just before (or after) it logs a given metric at a given step.
+A process is killed (or paused) at an exact point by `HOOK_SCRIPT`: the harness's own command line, with
+`Tracker.log_metrics` wrapped to SIGKILL the process just before (or after) it logs a given metric at a given step, or
+to pause there until a file appears. Networks at a quarter of their width (`--set width=0.25`) keep each process to
+seconds of training.
 """
 
 from __future__ import annotations
@@ -32,26 +34,47 @@ ENV = os.environ | {"PYTHONPATH": str(ROOT)}  # this checkout's harness in every
 VARIANT = "torchvision_alexnet"
 EXPERIMENT = "synthetic-smoke"
 
-KILL_SCRIPT = """
-import os, sys
+HOOK_SCRIPT = """
+import os, sys, time
+from pathlib import Path
 from harness import tracking
-key, at, when = os.environ["KILL_KEY"], int(os.environ["KILL_STEP"]), os.environ["KILL_WHEN"]
+key, at, when = os.environ["HOOK_KEY"], int(os.environ["HOOK_STEP"]), os.environ["HOOK_WHEN"]
 log_metrics = tracking.Tracker.log_metrics
-def killing_log_metrics(self, metrics, step=0):
+def hooked_log_metrics(self, metrics, step=0):
     hit = key in metrics and step == at
-    if hit and when == "before":
+    if hit and when == "kill-before":
         os.kill(os.getpid(), 9)
     log_metrics(self, metrics, step)
-    if hit:
+    if hit and when == "kill-after":
         os.kill(os.getpid(), 9)
-tracking.Tracker.log_metrics = killing_log_metrics
+    if hit and when.startswith("pause-until:"):
+        go = Path(when.removeprefix("pause-until:"))
+        Path(str(go) + ".paused").touch()
+        while not go.exists():
+            time.sleep(0.05)
+tracking.Tracker.log_metrics = hooked_log_metrics
 from harness.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
+WIDTH = ["--set", "width=0.25"]
+
+
 def run_args(uri: str, epochs: int, *extra: str) -> list[str]:
-    return ["run", VARIANT, "--profile", "smoke", "--epochs", str(epochs), "--no-report", "--tracking-uri", uri, *extra]
+    return [
+        "run",
+        VARIANT,
+        "--profile",
+        "smoke",
+        "--epochs",
+        str(epochs),
+        *WIDTH,
+        "--no-report",
+        "--tracking-uri",
+        uri,
+        *extra,
+    ]
 
 
 def harness(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -61,15 +84,17 @@ def harness(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
 
 
 class Background:
-    """`harness ARGS` started in the background; its stdout and stderr go to files (a pipe nobody reads could fill
-    with progress output and stall it)."""
+    """`harness ARGS` started in the background (with `hook`: under HOOK_SCRIPT, hook = (key, step, when)); its
+    stdout and stderr go to files (a pipe nobody reads could fill with progress output and stall it)."""
 
-    def __init__(self, args: list[str], cwd: Path, name: str) -> None:
+    def __init__(self, args: list[str], cwd: Path, name: str, hook: tuple[str, int, str] | None = None) -> None:
         self.out, self.err = cwd / f"{name}.out", cwd / f"{name}.err"
+        cmd, env = [sys.executable, "-m", "harness", *args], ENV
+        if hook is not None:
+            cmd = [sys.executable, "-c", HOOK_SCRIPT, *args]
+            env = ENV | {"HOOK_KEY": hook[0], "HOOK_STEP": str(hook[1]), "HOOK_WHEN": hook[2]}
         with open(self.out, "w") as out, open(self.err, "w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness", *args], cwd=cwd, env=ENV, stdout=out, stderr=err
-            )
+            self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
         self.pid = self.proc.pid
 
     def running(self) -> bool:
@@ -84,10 +109,11 @@ class Background:
 
 
 def killed_at(args: list[str], cwd: Path, key: str, step: int, when: str) -> subprocess.CompletedProcess:
-    """`harness ARGS`, SIGKILLed by itself just `before` or `after` it logs metric `key` at `step`."""
-    env = ENV | {"KILL_KEY": key, "KILL_STEP": str(step), "KILL_WHEN": when}
+    """`harness ARGS`, SIGKILLed by itself just before (`when` = "kill-before") or after ("kill-after") it logs metric
+    `key` at `step`."""
+    env = ENV | {"HOOK_KEY": key, "HOOK_STEP": str(step), "HOOK_WHEN": when}
     r = subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+        [sys.executable, "-c", HOOK_SCRIPT, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
     )
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     return r
@@ -101,8 +127,9 @@ def wait_for(condition, what: str, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
-def config_hash(epochs: int, **sets: object) -> str:
-    req = RunRequest(names=(VARIANT,), profile="smoke", epochs=epochs, sets=sets)
+def config_hash(epochs: int) -> str:
+    """The configuration `run_args(uri, epochs)` trains."""
+    req = RunRequest(names=(VARIANT,), profile="smoke", epochs=epochs, sets={"width": 0.25})
     return resolve(get_variant(VARIANT), req).config_hash()
 
 
@@ -220,14 +247,17 @@ def test_a_configuration_locked_by_another_process_is_refused_in_one_line_or_wai
 @pytest.mark.slow
 def test_a_second_run_of_a_training_configuration_is_refused_and_a_waiter_skips_after_it(tmp_path):
     uri = store_uri(tmp_path)
-    epochs = 8
-    first = Background(run_args(uri, epochs), tmp_path, "first")
-    wait_for(lambda: list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")), "the first checkpoint")
+    epochs = 3
+    go = tmp_path / "go"  # the first process pauses after recording epoch 1 until this file exists
+    first = Background(run_args(uri, epochs), tmp_path, "first", hook=("val_top1", 1, f"pause-until:{go}"))
+    wait_for(lambda: Path(f"{go}.paused").exists() or not first.running(), "the first run's epoch 1")
     waiter = Background([*run_args(uri, epochs), "--wait"], tmp_path, "waiter")
     second = harness(run_args(uri, epochs), tmp_path)
-    assert first.running(), "the first run ended before the second was refused: raise `epochs`"
-    assert second.returncode == 2 and second.stdout == ""
+    assert second.returncode == 2 and second.stdout == "", second.stderr[-3000:]
     assert len(second.stderr.strip().splitlines()) == 1 and f"in use by PID {first.pid} " in second.stderr
+    wait_for(lambda: "waiting for" in waiter.stderr() or not waiter.running(), "the waiter to wait")
+    assert first.running() and waiter.running()
+    go.touch()
     code, _, err = first.finish()
     assert code == 0, err[-3000:]
     code, out, err = waiter.finish()
@@ -285,9 +315,9 @@ def assert_same_as_uninterrupted(uri: str, run, uninterrupted) -> None:
 @pytest.mark.parametrize(
     "key, step, when, checkpoint_epoch",
     [
-        ("val_top1", 1, "after", 1),  # the issue's case: killed right after the first epoch's metrics appear
-        ("val_top1", 2, "before", 2),  # between epoch 2's checkpoint and its metrics
-        (schema.FINAL_TOP1, EPOCHS, "after", EPOCHS),  # after the final metrics, before the run is closed
+        ("val_top1", 1, "kill-after", 1),  # the issue's case: killed right after the first epoch's metrics appear
+        ("val_top1", 2, "kill-before", 2),  # between epoch 2's checkpoint and its metrics
+        (schema.FINAL_TOP1, EPOCHS, "kill-after", EPOCHS),  # after the final metrics, before the run is closed
     ],
     ids=["after-epoch-1-metrics", "before-epoch-2-metrics", "after-final-metrics"],
 )
@@ -312,7 +342,7 @@ def test_a_kill_around_an_epoch_metrics_resumes_with_each_epoch_once(
 @pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_is_trained_again_in_the_same_run(tmp_path, uninterrupted):
     uri = store_uri(tmp_path)
-    killed_at(run_args(uri, EPOCHS), tmp_path, schema.SKIPPED_IMAGES, 0, "after")
+    killed_at(run_args(uri, EPOCHS), tmp_path, schema.SKIPPED_IMAGES, 0, "kill-after")
     (interrupted,) = mlflow_runs(uri)
     r = harness(run_args(uri, EPOCHS), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -325,7 +355,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_trained_again_in_the_same_r
 @pytest.mark.slow
 def test_a_truncated_checkpoint_is_moved_aside_and_the_configuration_starts_over(tmp_path, uninterrupted):
     uri = store_uri(tmp_path)
-    killed_at(run_args(uri, EPOCHS), tmp_path, "val_top1", 2, "before")
+    killed_at(run_args(uri, EPOCHS), tmp_path, "val_top1", 2, "kill-before")
     (ckpt,) = (tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
@@ -426,8 +456,8 @@ def test_a_sweep_killed_mid_trial_is_cleaned_up_by_the_next_sweep(tmp_path):
     uri = store_uri(tmp_path)
     study = "killed"
     args = ["sweep", VARIANT, "--profile", "smoke", "--epochs", "2", "--space", "lr", "--study-name", study]
-    args += ["--tracking-uri", uri, "--pruner", "none"]
-    killed = killed_at([*args, "--trials", "2"], tmp_path, "val_top1", 1, "after")
+    args += [*WIDTH, "--tracking-uri", uri, "--pruner", "none"]
+    killed = killed_at([*args, "--trials", "2"], tmp_path, "val_top1", 1, "kill-after")
     ckpt = sweep.trial_checkpoint(uri, study, 0)
     assert ckpt.is_file()
     storage = f"sqlite:///{sweep.storage_path(uri)}"
