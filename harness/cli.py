@@ -263,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train seeds 0..N-1 of each variant (default: one seed; `--all` on the proxy follows the plan)",
     )
     p.add_argument("--plan", action="store_true", help="print the runs (variant, seeds, why) and train nothing")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="a configuration another process is training: wait for it to finish (default: refuse, naming its PID)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("eval", help="evaluate given weights or a finished run's checkpoint")

@@ -242,7 +242,11 @@ def fit(
     ckpt_path: Path,
     on_epoch: Callable[[EpochStats], None],
     verbose: bool = True,
+    on_resume: Callable[[list[EpochStats]], None] | None = None,
 ) -> FitResult:
+    """Train from the checkpoint at `ckpt_path` (if any) to the recipe's last epoch. After each epoch the main rank
+    writes the checkpoint, then calls `on_epoch`; on resume `on_resume` gets the checkpoint's history first (to log
+    what a process that died between the two did not)."""
     recipe = cfg.recipe
     model.to(d.device)
     net: nn.Module = model
@@ -263,6 +267,8 @@ def fit(
         start_epoch = int(state["epoch"]) + 1
         result.history = [EpochStats(**h) for h in state["history"]]
         result.resumed_from = start_epoch - 1
+        if d.is_main and on_resume is not None:
+            on_resume(list(result.history))
     for epoch in range(start_epoch, recipe.epochs + 1):
         torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # augmentation and dropout of this epoch
         loader = train_loader(train_set, cfg, d, epoch)
@@ -294,7 +300,8 @@ def fit(
         result.history.append(stats)
         step_scheduler(scheduler, val.top1)
         if d.is_main:
-            on_epoch(stats)
+            # the checkpoint first, then the epoch's metrics: whenever the process dies, what the store holds is
+            # at most what the checkpoint holds, and a resume logs only what the store lacks (runner.train_tracked)
             checkpoint.save(
                 ckpt_path,
                 model=model.state_dict(),
@@ -305,6 +312,7 @@ def fit(
                 history=[h.__dict__ for h in result.history],
                 config_hash=cfg.config_hash(),
             )
+            on_epoch(stats)
         distributed.barrier(d)
     return result
 

@@ -59,6 +59,7 @@ class RunRequest(DataRequest):
     checkpoint_dir: str | None = None
     tuned_from: str | None = None  # --from-sweep: the study whose best trial this run repeats
     verbose: bool = True
+    wait: bool = False  # a configuration another process is training: wait for it instead of refusing
 
     def changes(self) -> dict[str, object]:
         """Every recipe change this request makes: --set, then --epochs and --batch-size."""

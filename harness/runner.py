@@ -6,12 +6,13 @@ evaluate(...) under both test protocols -> tracking (params, tags, metrics, arti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import checkpoint, distributed, engine, evaluate, memory, plan, schema, store, tracking
+from harness import checkpoint, distributed, engine, evaluate, locks, memory, plan, schema, store, tracking
 from harness import data as data_mod
 from harness.config import RunConfig, choose_profile, resolve
 from harness.distributed import Dist
@@ -167,39 +168,108 @@ class Recording:
     tags: Mapping[str, str] = field(default_factory=dict)  # added to the run's tags (a trial's sweep and number)
     log_weights: bool = True  # False: no final.pt (~230 MB for AlexNet); sweep trials re-run in full from the best
     on_epoch: Callable[[engine.EpochStats], None] | None = None  # after each epoch is logged (a sweep's pruner)
+    wait: bool = False  # another process holds this configuration's lock: wait for it (`run --wait`), else refuse
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # "skip" (identical finished run), "resume" (interrupted, checkpoint on disk) or "new"
+    # "skip" (identical finished run), "resume" (an interrupted run: from its checkpoint, or from epoch 1 in the
+    # same run when it has neither a checkpoint nor an epoch logged), "new", or "refuse" (`message` says why: another
+    # live process trains this configuration)
+    action: str
     run_id: str = ""
+    message: str = ""
 
 
 def decide(cfg: RunConfig, rec: Recording) -> Decision:
-    """Rank 0's choice for one configuration: skip it, resume its interrupted run, or start a new run."""
+    """Rank 0's choice for one configuration, made while holding its lock (`train_variant`): skip it, resume its
+    interrupted run, or start a new run.
+
+    Only an interrupted run is resumed or closed: RUNNING without a live owner (`tracking.owner_alive`), or KILLED.
+    A FAILED or FINISHED run keeps its status and end time; after a failure the configuration starts over in a new
+    run. A checkpoint that cannot be resumed (truncated, corrupt) is moved aside and the configuration starts over in
+    a new run, the interrupted one marked FAILED with the reason (`error.txt`): each run's epochs come from one
+    training, never a mix of two.
+    """
     prev = tracking.find_previous(rec.uri, rec.exp_id, cfg.config_hash()) if rec.reuse else None
     if prev and prev.status == "FINISHED":
         return Decision("skip", prev.run_id)
-    if prev and rec.checkpoint.is_file():
-        return Decision("resume", prev.run_id)
-    if prev:  # interrupted before its first checkpoint: start over in a fresh run
-        tracking.client(rec.uri).set_terminated(prev.run_id, status="KILLED")
+    if prev and prev.status == "RUNNING" and tracking.owner_alive(prev.owner):
+        owner = locks.parse_owner(prev.owner)
+        return Decision(
+            "refuse",
+            prev.run_id,
+            f"{cfg.variant} (config {cfg.config_hash()}): run {prev.run_id} is being trained by "
+            f"{owner.describe() if owner else 'another process'}; wait for it, or add --wait",
+        )
+    interrupted = prev is not None and prev.status in ("RUNNING", "KILLED")
+    if prev and interrupted and rec.checkpoint.is_file():
+        problem = checkpoint.check_training(rec.checkpoint, cfg.config_hash())
+        if problem is None:
+            return Decision("resume", prev.run_id)
+        aside = checkpoint.move_aside(rec.checkpoint)
+        note = (
+            f"checkpoint {rec.checkpoint} cannot be resumed ({problem}): moved to {aside.name}; "
+            "this configuration starts over in a new run"
+        )
+        tracking.fail_unresumable(rec.uri, prev.run_id, note)
+        print(f"{cfg.variant}: {note} (run {prev.run_id} marked FAILED)", file=sys.stderr)
+    elif prev and interrupted and not tracking.has_epochs(rec.uri, prev.run_id):
+        rec.checkpoint.unlink(missing_ok=True)
+        return Decision("resume", prev.run_id)  # died before its first epoch was recorded: train it from epoch 1
+    elif prev:
+        tracking.close_orphan(rec.uri, prev.run_id)  # only a RUNNING run without a live owner
     rec.checkpoint.unlink(missing_ok=True)
     return Decision("new")
+
+
+def lock_path(cfg: RunConfig, rec: Recording) -> Path:
+    """The configuration's lock: CONFIG_HASH.lock beside its checkpoint (a trial's: beside the trial's checkpoint)."""
+    if rec.reuse:
+        return rec.checkpoint.parent / f"{cfg.config_hash()}.lock"
+    return rec.checkpoint.with_name(rec.checkpoint.name + ".lock")
+
+
+def _decide_locked(cfg: RunConfig, rec: Recording, held: contextlib.ExitStack) -> Decision:
+    """Rank 0: take the configuration's lock into `held` (waiting for it with `rec.wait`), then `decide`. A lock or
+    run held by another process is a "refuse" decision, so that every rank stops, not only rank 0."""
+    what = f"{cfg.variant} (config {cfg.config_hash()})"
+    try:
+        held.enter_context(locks.hold(lock_path(cfg, rec), what, wait=rec.wait))
+        for tmp in locks.remove_stale_tmp(rec.checkpoint):
+            print(f"{cfg.variant}: removed {tmp.name}, a checkpoint write that did not finish", file=sys.stderr)
+        said = False
+        while True:
+            decision = decide(cfg, rec)
+            if decision.action != "refuse" or not rec.wait:
+                return decision
+            if not said:
+                print(f"{decision.message.removesuffix('; wait for it, or add --wait')}: waiting", file=sys.stderr)
+                said = True
+            time.sleep(2)
+    except HarnessError as e:
+        return Decision("refuse", message=str(e))
 
 
 def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, verbose: bool = True) -> Outcome:
     """One variant, start to finish, on every rank: rank 0 decides and broadcasts, then `train_tracked`."""
     t0 = time.perf_counter()
-    decision: Decision = distributed.broadcast(decide(cfg, rec) if d.is_main else None, d)  # type: ignore[assignment]
-    if decision.action == "skip":
-        outcome = (
-            _skipped(rec.uri, decision.run_id, variant, cfg)
-            if d.is_main
-            else Outcome(variant.name, "skipped", decision.run_id)
+    with contextlib.ExitStack() as held:  # rank 0 holds the configuration's lock until its run is closed
+        decision: Decision = distributed.broadcast(  # type: ignore[assignment]
+            _decide_locked(cfg, rec, held) if d.is_main else None, d
         )
-    else:
-        outcome = train_tracked(variant, cfg, d, rec, decision, verbose)
+        if decision.action == "refuse":
+            raise HarnessError(decision.message)
+        if decision.action == "skip":
+            if d.is_main:  # a process that died after closing its run, before deleting its checkpoint
+                rec.checkpoint.unlink(missing_ok=True)
+            outcome = (
+                _skipped(rec.uri, decision.run_id, variant, cfg)
+                if d.is_main
+                else Outcome(variant.name, "skipped", decision.run_id)
+            )
+        else:
+            outcome = train_tracked(variant, cfg, d, rec, decision, verbose)
     outcome.seconds = time.perf_counter() - t0
     outcome.seed = cfg.seed
     return outcome
@@ -208,18 +278,30 @@ def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, ver
 def train_tracked(
     variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, decision: Decision, verbose: bool
 ) -> Outcome:
-    """Train (or resume) and record one run. Rank 0 alone talks to MLflow; a failure is recorded, not raised."""
-    tracker: tracking.Tracker | tracking.NullTracker = tracking.NullTracker()
+    """Train (or resume) and record one run. Rank 0 alone talks to MLflow; a failure is recorded, not raised.
+
+    Each (metric, step) is logged once (`OnceMetrics`): a resumed run logs what its checkpoint's history has and the
+    run lacks (the epoch its process finished but did not record), then the epochs it trains."""
+    tracker: tracking.Tracker | tracking.NullTracker | OnceMetrics = tracking.NullTracker()
     try:
         data = load(data_spec(cfg), "center")
         if d.is_main:
-            tags = run_tags(cfg, variant, data) | dict(rec.tags)
+            tags = run_tags(cfg, variant, data) | dict(rec.tags) | tracking.owner_tags()
             if decision.action == "resume":
-                tracker = tracking.Tracker.reopen(rec.uri, decision.run_id)
-                print(f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}", file=sys.stderr)
+                tracker = OnceMetrics(
+                    tracking.Tracker.reopen(rec.uri, decision.run_id),
+                    tracking.logged_steps(rec.uri, decision.run_id),
+                )
+                print(
+                    f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}"
+                    if rec.checkpoint.is_file()
+                    else f"{variant.name}: resuming run {decision.run_id} from epoch 1 (it stopped before its first "
+                    "checkpoint)",
+                    file=sys.stderr,
+                )
             else:
-                tracker = tracking.Tracker.create(
-                    rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent
+                tracker = OnceMetrics(
+                    tracking.Tracker.create(rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent)
                 )
             tracker.set_tags(tags)
             tracker.log_params(
@@ -232,16 +314,25 @@ def train_tracked(
                 }
             )
             tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
-            tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})
+            tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})  # once per run (step 0)
         model = engine.prepare_model(variant, data.num_classes, cfg.recipe, cfg.seed)
 
-        def on_epoch(stats: engine.EpochStats) -> None:
+        def log_epoch(stats: engine.EpochStats) -> None:
             tracker.log_metrics(stats.metrics(), step=stats.epoch)
             tracker.log_series(schema.TRAIN_ERR, stats.train_curve)
+
+        def on_epoch(stats: engine.EpochStats) -> None:
+            log_epoch(stats)
             if rec.on_epoch is not None:
                 rec.on_epoch(stats)
 
-        result = engine.fit(model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose)
+        def on_resume(history: list[engine.EpochStats]) -> None:
+            for stats in history:  # only what the run lacks: OnceMetrics drops the rest
+                log_epoch(stats)
+
+        result = engine.fit(
+            model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose, on_resume=on_resume
+        )
         outcome = finish(model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights)
         if d.is_main:
             rec.checkpoint.unlink(missing_ok=True)
@@ -260,6 +351,33 @@ def train_tracked(
         tracker.log_text(traceback.format_exc(), schema.ART_ERROR)
         tracker.finish("FAILED")
         return Outcome(variant.name, "failed", tracker.run_id, error=f"{type(e).__name__}: {e}".splitlines()[0])
+
+
+class OnceMetrics:
+    """A run's tracker that logs each (metric, step) at most once: pairs the run already holds (`known`, from
+    `tracking.logged_steps` when it is resumed) or that this process logged are dropped; all else is passed on."""
+
+    def __init__(self, tracker: tracking.Tracker, known: set[tuple[str, int]] | None = None) -> None:
+        self.tracker, self.known = tracker, set(known or ())
+
+    @property
+    def run_id(self) -> str:
+        return self.tracker.run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        new = {k: v for k, v in metrics.items() if (k, step) not in self.known}
+        if new:
+            self.tracker.log_metrics(new, step=step)
+            self.known |= {(k, step) for k in new}
+
+    def log_series(self, key: str, points: Iterable[tuple[int, float]]) -> None:
+        new = [(int(step), v) for step, v in points if (key, int(step)) not in self.known]
+        if new:
+            self.tracker.log_series(key, new)
+            self.known |= {(key, step) for step, _ in new}
+
+    def __getattr__(self, name: str):
+        return getattr(self.tracker, name)
 
 
 def _config_json(cfg: RunConfig, data: data_mod.Datasets) -> str:
@@ -417,13 +535,14 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
                 schema.TAG_PROFILE: first.profile,
                 schema.TAG_DATASET: first.dataset,
                 schema.TAG_GIT: tracking.git_commit(),
-            },
+            }
+            | tracking.owner_tags(),
         )
         parent = parent_tracker.run_id
     outcomes: list[Outcome] = []
     try:
         for variant, cfg in pairs:
-            rec = Recording(uri, exp_id, parent, checkpoint_path(req, cfg))
+            rec = Recording(uri, exp_id, parent, checkpoint_path(req, cfg), wait=req.wait)
             outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
     except (KeyboardInterrupt, HarnessError) as e:
         if parent and d.is_main:

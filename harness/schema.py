@@ -52,6 +52,8 @@ TAG_SWEEP = "sweep"  # study name, on sweep parents and trial children
 TAG_TRIAL = "trial"  # trial number
 TAG_TRIAL_STATE = "trial_state"  # complete / pruned / failed
 TAG_SWEEP_SPACE = "sweep_space"  # the search space's name, on sweep parents and trial children
+TAG_OWNER = "harness.owner"  # "PID HOST START" of the process writing the run (harness.locks.Owner): a RUNNING run
+# whose owner still runs on this host is live and never closed by another process
 
 # Sweep parents: the best trial's recipe changes as params BEST_PREFIX + field (e.g. best_lr), its value and counts.
 BEST_PREFIX = "best_"

@@ -10,7 +10,10 @@ Killed trials: the study storage runs Optuna's heartbeat (a thread writes a beat
 trial runs). A RUNNING trial whose beat is older than GRACE_S belongs to a process that died; Optuna marks it FAIL at
 the start of every later trial (and we check once more at the start and end of each sweep), and our callback marks
 its MLflow run KILLED with trial_state=failed. We chose heartbeats over "fail every RUNNING trial at start" because
-the latter would also fail the live trials of a second worker sharing the study.
+the latter would also fail the live trials of a second worker sharing the study. Sooner than that, each trial records
+its owner (PID, host, process start time: the `owner` user attribute): at the start of a sweep a RUNNING trial whose
+owner no longer runs on this host is failed at once (`fail_dead_trials`). Either way the dead trial's checkpoint is
+deleted and the dead sweep's parent run is closed KILLED (only if RUNNING and its owner is gone).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import distributed, engine, memory, runner, schema, store, tracking
+from harness import distributed, engine, locks, memory, runner, schema, store, tracking
 from harness.config import RunConfig, parse_set, settable_keys, validate_recipe
 from harness.distributed import Dist
 from harness.errors import HarnessError
@@ -140,13 +143,15 @@ def _storage(path: Path, on_stale=None):
 
     _quiet_optuna()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(
-        f"sqlite:///{path}",
-        engine_kwargs={"connect_args": {"timeout": 30}},
-        heartbeat_interval=HEARTBEAT_S,
-        grace_period=GRACE_S,
-        heartbeat_stale_trial_callback=on_stale,
-    )
+    # two first sweeps beside a fresh store: one creates the tables, the other waits (optuna.db.lock)
+    with locks.hold(path.with_name(path.name + ".lock"), f"the Optuna storage {path}", wait=True, on_wait=""):
+        return optuna.storages.RDBStorage(
+            f"sqlite:///{path}",
+            engine_kwargs={"connect_args": {"timeout": 30}},
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=on_stale,
+        )
 
 
 def build_sampler(seed: int):
@@ -257,6 +262,7 @@ def sweep_command(a: SweepRequest) -> int:
     existing = _load_existing(storage, study_name)
     if existing is not None:
         _check_same_study(existing, meta)
+        fail_dead_trials(existing, storage, uri, exp_id)
         optuna.storages.fail_stale_trials(existing)
     n_before = len(existing.trials) if existing is not None else 0
     sampler_seed = a.seed + n_before  # a continued study draws new random trials, not the first ones again
@@ -287,7 +293,8 @@ def sweep_command(a: SweepRequest) -> int:
             schema.TAG_SWEEP_SPACE: space.name,
             schema.TAG_GIT: tracking.git_commit(),
             schema.TAG_DEVICE: base.device,
-        },
+        }
+        | tracking.owner_tags(),
     )
     parent.log_params(
         {
@@ -380,6 +387,7 @@ def _objective(
     uri = req.uri
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(OWNER_ATTR, locks.owner().text())  # who runs it: `fail_dead_trials` checks this
         changes = {**req.sets, **sample(trial, space, base.recipe)}
         trial.set_user_attr("changes", _jsonable(changes))
         ((variant, cfg),) = runner.configs(replace(req, sets=changes), d)
@@ -398,7 +406,7 @@ def _objective(
             if stats.epoch < cfg.recipe.epochs and trial.should_prune():
                 raise engine.Pruned(f"val_top1 {stats.val_top1:.2f} below the median at epoch {stats.epoch}")
 
-        ckpt = store.local_root(uri) / "checkpoints" / f"sweep-{study_name}-trial-{trial.number}.pt"
+        ckpt = trial_checkpoint(uri, study_name, trial.number)
         # a trial is always a new run (never skipped or resumed), tagged as a trial, without final weights
         rec = runner.Recording(
             uri,
@@ -433,26 +441,70 @@ def _on_stale(uri: str, exp_id: str):
     """Optuna failed a trial whose process died: close its MLflow run (and that dead sweep's parent) too."""
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        print(
-            f"trial {trial.number} of {study.study_name} had no heartbeat for {GRACE_S} s (its process stopped): "
-            "marked failed",
-            file=sys.stderr,
+        _close_dead_trial(
+            uri, exp_id, study.study_name, trial.number, f"had no heartbeat for {GRACE_S} s (its process stopped)"
         )
-        runs = tracking.client(uri).search_runs(
-            [exp_id],
-            filter_string=f"tags.{schema.TAG_SWEEP} = '{study.study_name}' and "
-            f"tags.{schema.TAG_TRIAL} = '{trial.number}'",
-        )
-        for r in runs:
-            run = tracking.Tracker(uri, r.info.run_id)
-            run.set_tags({schema.TAG_TRIAL_STATE: "failed"})
-            if r.info.status == "RUNNING":
-                run.finish("KILLED")
-            parent_id = r.data.tags.get(schema.TAG_PARENT_RUN)
-            if parent_id and tracking.client(uri).get_run(parent_id).info.status == "RUNNING":
-                tracking.Tracker(uri, parent_id).finish("KILLED")
 
     return callback
+
+
+# --- trials whose process died --------------------------------------------------------------------------------------
+
+OWNER_ATTR = "owner"  # trial user attribute: "PID HOST START" of the process running it (harness.locks.Owner)
+
+
+def trial_checkpoint(uri: str, study_name: str, number: int) -> Path:
+    """A trial's per-epoch checkpoint, deleted when the trial ends (or, if its process dies, by the next sweep)."""
+    return store.local_root(uri) / "checkpoints" / f"sweep-{study_name}-trial-{number}.pt"
+
+
+def fail_dead_trials(study: optuna.Study, storage, uri: str, exp_id: str) -> list[int]:
+    """RUNNING trials whose process is gone (their owner PID no longer runs on this host): FAIL in Optuna at once,
+    not GRACE_S after their last heartbeat, then `_close_dead_trial`. Trials of live processes (a second worker),
+    of other hosts and without an owner are left to the heartbeat check. Returns the failed trials' numbers."""
+    import optuna
+
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        o = locks.parse_owner(str(t.user_attrs.get(OWNER_ATTR, "")))
+        if o is None or locks.alive(o) is not False:
+            continue
+        try:
+            if not storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process closed it first
+        failed.append(t.number)
+        _close_dead_trial(uri, exp_id, study.study_name, t.number, f"was left running by {o.describe()}, now gone")
+    sweeps = tracking.client(uri).search_runs(  # a sweep killed between trials has no trial to close it by
+        [exp_id],
+        filter_string=f"tags.{schema.TAG_SWEEP} = '{study.study_name}' and tags.`{schema.TAG_KIND}` = 'sweep' "
+        "and attributes.status = 'RUNNING'",
+    )
+    for r in sweeps:
+        tracking.close_orphan(uri, r.info.run_id)
+    return failed
+
+
+def _close_dead_trial(uri: str, exp_id: str, study_name: str, number: int, why: str) -> None:
+    """A trial Optuna now calls FAIL: its MLflow run KILLED (if RUNNING) with trial_state failed, its sweep's parent
+    run KILLED if that is RUNNING without a live owner, its checkpoint and unfinished writes deleted."""
+    print(f"trial {number} of {study_name} {why}: marked failed", file=sys.stderr)
+    runs = tracking.client(uri).search_runs(
+        [exp_id],
+        filter_string=f"tags.{schema.TAG_SWEEP} = '{study_name}' and tags.{schema.TAG_TRIAL} = '{number}'",
+    )
+    for r in runs:
+        tracking.Tracker(uri, r.info.run_id).set_tags({schema.TAG_TRIAL_STATE: "failed"})
+        tracking.close_orphan(uri, r.info.run_id)
+        parent_id = r.data.tags.get(schema.TAG_PARENT_RUN)
+        if parent_id:
+            tracking.close_orphan(uri, parent_id)
+    ckpt = trial_checkpoint(uri, study_name, number)
+    locks.remove_stale_tmp(ckpt)
+    for path in (ckpt, ckpt.with_name(ckpt.name + ".lock")):
+        if path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def _close_children(uri: str, exp_id: str, parent_id: str) -> None:
@@ -568,9 +620,10 @@ def summary_table(study: optuna.Study, first_new: int = 0) -> str:
         minutes = "-" if "seconds" not in t.user_attrs else f"{t.user_attrs['seconds'] / 60:.1f}"
         lines.append(f"{mark} {t.number:>5} {_state(t):9} {_value(t):>10} {minutes:>5}  {_params(t)}")
     c = _counts(study)
+    running = c[schema.N_TRIALS] - c[schema.N_COMPLETE] - c[schema.N_PRUNED] - c[schema.N_FAILED]
     lines.append(
         f"\n{c[schema.N_TRIALS]} trials: {c[schema.N_COMPLETE]} complete, {c[schema.N_PRUNED]} pruned, "
-        f"{c[schema.N_FAILED]} failed"
+        f"{c[schema.N_FAILED]} failed" + (f", {running} running (another process)" if running else "")
     )
     complete = [t for t in study.get_trials(deepcopy=False) if _state(t) == "complete"]
     if complete:

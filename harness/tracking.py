@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import schema, store
+from harness import locks, schema, store
 from harness.errors import HarnessError
 
 _INITIALISED: set[str] = set()
@@ -31,7 +31,10 @@ def client(uri: str):
             root.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(uri)
         try:
-            MlflowClient(uri).search_experiments(max_results=1)
+            with _setup_lock(uri):  # two first commands in a fresh store: one creates the schema, the other waits
+                MlflowClient(uri).search_experiments(max_results=1)
+        except HarnessError:
+            raise
         except Exception as e:  # noqa: BLE001 - any store failure is one line for the user
             raise HarnessError(f"cannot open the MLflow store {uri}: {str(e).splitlines()[0]}") from None
         _INITIALISED.add(uri)
@@ -58,6 +61,7 @@ def experiment_id(uri: str, name: str) -> str:
 class PreviousRun:
     run_id: str
     status: str  # FINISHED, RUNNING, FAILED, KILLED
+    owner: str = ""  # tag schema.TAG_OWNER: the process that writes (or wrote) it
 
 
 def find_previous(uri: str, exp_id: str, config_hash: str) -> PreviousRun | None:
@@ -68,7 +72,9 @@ def find_previous(uri: str, exp_id: str, config_hash: str) -> PreviousRun | None
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return PreviousRun(runs[0].info.run_id, runs[0].info.status) if runs else None
+    if not runs:
+        return None
+    return PreviousRun(runs[0].info.run_id, runs[0].info.status, runs[0].data.tags.get(schema.TAG_OWNER, ""))
 
 
 def git_commit() -> str:
@@ -172,3 +178,65 @@ def download_artifact(uri: str, run_id: str, path: str) -> Path:
         )
     except Exception as e:  # noqa: BLE001
         raise HarnessError(f"run {run_id} has no artifact {path}: {str(e).splitlines()[0]}") from None
+
+
+# --- owners, store set-up and what a run already holds (crash consistency) --------------------------------------------
+
+
+def _setup_lock(uri: str):
+    """An exclusive lock beside a SQLite store (mlflow.db.lock) while the store is opened the first time in this
+    process; nothing for other stores."""
+    import contextlib
+
+    db = store.sqlite_path(uri)
+    if db is None:
+        return contextlib.nullcontext()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return locks.hold(db.with_name(db.name + ".lock"), f"the MLflow store {db}", wait=True, on_wait="")
+
+
+def owner_tags() -> dict[str, str]:
+    """The tag that names this process as the writer of a run (set when a run is created or reopened)."""
+    return {schema.TAG_OWNER: locks.owner().text()}
+
+
+def owner_alive(owner_tag: str) -> bool:
+    """Whether the process a run's owner tag names still runs on this host. False for runs without the tag (written
+    before it existed) and for another host's runs, which cannot be checked from here: the per-configuration file
+    lock (`harness.runner`) is what keeps two hosts sharing a checkpoint folder apart."""
+    o = locks.parse_owner(owner_tag)
+    return o is not None and o.pid != locks.owner().pid and locks.alive(o) is True
+
+
+def close_orphan(uri: str, run_id: str, status: str = "KILLED") -> bool:
+    """Close a run only if it is RUNNING and no live process owns it; FINISHED, FAILED and KILLED runs keep their
+    status and end time. Returns whether it was closed."""
+    run = client(uri).get_run(run_id)
+    if run.info.status != "RUNNING" or owner_alive(run.data.tags.get(schema.TAG_OWNER, "")):
+        return False
+    client(uri).set_terminated(run_id, status=status)
+    return True
+
+
+def logged_steps(uri: str, run_id: str) -> set[tuple[str, int]]:
+    """Every (metric, step) the run already holds: a resumed run logs only what is missing."""
+    c = client(uri)
+    keys = c.get_run(run_id).data.metrics
+    return {(key, m.step) for key in keys for m in c.get_metric_history(run_id, key)}
+
+
+def has_epochs(uri: str, run_id: str) -> bool:
+    """Whether the run holds any per-epoch metric (schema.EPOCH_METRICS)."""
+    return bool(set(client(uri).get_run(run_id).data.metrics) & set(schema.EPOCH_METRICS))
+
+
+def fail_unresumable(uri: str, run_id: str, note: str) -> None:
+    """An interrupted run (RUNNING without a live owner, or KILLED) that can never be resumed: FAILED, with `note`
+    as its error.txt. A run in any other state is left as it is."""
+    run = client(uri).get_run(run_id)
+    if run.info.status not in ("RUNNING", "KILLED") or (
+        run.info.status == "RUNNING" and owner_alive(run.data.tags.get(schema.TAG_OWNER, ""))
+    ):
+        return
+    client(uri).log_text(run_id, note + "\n", schema.ART_ERROR)
+    client(uri).set_terminated(run_id, status="FAILED")
