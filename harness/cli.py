@@ -222,9 +222,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # Its own process group (session), so that stopping `ui` (Ctrl-C, SIGTERM) stops the server and its workers.
     server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
     try:
-        return server.wait()
-    finally:
+        code = server.wait()
+    except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then exit 130 / 143
         stop_group(server)
+        raise
+    stop_group(server)  # workers the server left behind
+    return code
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -367,8 +370,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: closing the runs is not interrupted by a second SIGTERM
-    raise Terminated
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return  # already stopping (an `except` closing runs KILLED): a second SIGTERM does not interrupt that
+    raise Terminated  # (not SIG_IGN after the first: one raised inside a __del__ is lost, and the next must count)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,6 +96,7 @@ def problem(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
 
 def _http_problem(uri: str, timeout: float) -> str | None:
     """Any HTTP answer (even an error status) means a server listens; no answer in time is the problem."""
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -104,5 +105,8 @@ def _http_problem(uri: str, timeout: float) -> str | None:
     except urllib.error.HTTPError:
         return None
     except (OSError, ValueError) as e:  # URLError, refused, timed out; a malformed URL
-        return f"cannot reach the MLflow store {uri} within {timeout:g} s: {getattr(e, 'reason', e)}"
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLError):  # it answered: its certificate is MLflow's concern (and the user's)
+            return None
+        return f"cannot reach the MLflow store {uri} within {timeout:g} s: {reason}"
     return None

@@ -187,7 +187,7 @@ def download_artifact(uri: str, run_id: str, path: str) -> Path:
 
 def check_store(uri: str) -> None:
     """Say which store this process writes to when it is a server, then check it once with a short timeout
-    (`store.check`): an unreachable server or a read-only folder is one line within seconds, not minutes of MLflow's
+    (`store.problem`): an unreachable server or a read-only folder is one line within seconds, not minutes of MLflow's
     retries."""
     if store.sqlite_path(uri) is None:
         print(f"MLflow store: {uri} (checking it answers within {store.CONNECT_TIMEOUT_S:g} s)", file=sys.stderr)

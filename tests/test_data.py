@@ -211,8 +211,10 @@ def test_corrupt_and_truncated_images_are_skipped(photos_copy: Path) -> None:
         assert load_datasets(DataSpec("imagefolder", photos_copy, **SMALL), "ten_crop").skipped == ds.skipped
     assert not [w for w in again if issubclass(w.category, UnreadableImageWarning)]
     shutil.copy(photos_copy / "train" / "china" / "china_0.JPEG", garbage)  # repaired: the listing changed
-    with pytest.warns(UnreadableImageWarning, match="truncated.jpg"):
+    with warnings.catch_warnings(record=True) as after:  # val/ did not change: truncated.jpg was said already
+        warnings.simplefilter("always")
         repaired = load_datasets(DataSpec("imagefolder", photos_copy, **SMALL))
+    assert not [w for w in after if issubclass(w.category, UnreadableImageWarning)]
     assert repaired.skipped == [str(truncated)] and len(repaired.train) == 3 * N_TRAIN + 1
 
 

@@ -166,8 +166,8 @@ def test_sigterm_during_a_sweep_closes_the_sweep_and_its_trial(tmp_path: Path) -
     assert parent.info.status == "KILLED" and trial.info.status == "KILLED"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
-    (study,) = optuna.get_all_study_summaries(storage)
-    states = [t.state for t in optuna.load_study(study_name=study.study_name, storage=storage).trials]
+    (name,) = optuna.get_all_study_names(storage)
+    states = [t.state for t in optuna.load_study(study_name=name, storage=storage).trials]
     assert states == [optuna.trial.TrialState.FAIL]  # not left RUNNING
 
 
