@@ -8,6 +8,7 @@ the outcomes come back here -> `report.build.generate_report`. Each handler impo
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
@@ -172,7 +173,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep
 
+    logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
     return sweep.sweep_command(request(SweepRequest, args, names=(args.name,)))
+
+
+def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
+    """Optuna logs a trial stopped by Ctrl-C or SIGTERM with its traceback: keep the line, drop the traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 # --- report, ui, pca ------------------------------------------------------------------------------------------------
