@@ -8,9 +8,13 @@ the outcomes come back here -> `report.build.generate_report`. Each handler impo
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -142,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if len(req.names) != 1 or req.all:
             raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
-        best = best_params(args.from_sweep, req.tracking_uri, variant=req.names[0])
+        best = best_params(args.from_sweep, req.uri, variant=req.names[0])
         req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
     result = runner.run_variants(req)
     if not result.is_main:
@@ -169,7 +173,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep
 
+    logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
     return sweep.sweep_command(request(SweepRequest, args, names=(args.name,)))
+
+
+def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
+    """Optuna logs a trial stopped by Ctrl-C or SIGTERM with its traceback: keep the line, drop the traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 # --- report, ui, pca ------------------------------------------------------------------------------------------------
@@ -190,12 +203,12 @@ def write_report(uri: str, experiments: list[str] | None, out: Path | None) -> i
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.build import generate_report
 
-    print(generate_report(args.tracking_uri or store.default_uri(), args.experiments, args.out))
+    print(generate_report(store.resolve(args.tracking_uri), args.experiments, args.out))
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    uri = args.tracking_uri or store.default_uri()
+    uri = store.resolve(args.tracking_uri)
     db = store.sqlite_path(uri)
     if db is None:
         raise HarnessError(f"{uri} is not a local SQLite store: open that server's own UI instead")
@@ -216,7 +229,42 @@ def cmd_ui(args: argparse.Namespace) -> int:
         str(args.port),
     ]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
-    return subprocess.call(cmd, env=os.environ.copy())
+    # Its own process group (session), so that stopping `ui` (Ctrl-C, SIGTERM) stops the server and its workers.
+    server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    try:
+        code = server.wait()
+    except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then exit 130 / 143
+        stop_group(server)
+        raise
+    stop_group(server)  # workers the server left behind
+    return code
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM to every process in `proc`'s group (it leads one: start_new_session), SIGKILL to what is left after
+    `grace_s`; no-op once the group is gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            continue
+        deadline = time.monotonic() + grace_s  # the leader is gone: wait for its workers to follow
+        while time.monotonic() < deadline and _group_alive(proc.pid):
+            time.sleep(0.1)
+        if not _group_alive(proc.pid):
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def cmd_pca(args: argparse.Namespace) -> int:
@@ -330,16 +378,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm and container runtimes send before a kill), raised wherever the program is, as Ctrl-C
+    raises KeyboardInterrupt: the step under way is dropped, the last epoch's checkpoint stays, runs and sweeps are
+    closed KILLED on the way out, and the exit status is 143 (128 + 15)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return  # already stopping (an `except` closing runs KILLED): a second SIGTERM does not interrupt that
+    raise Terminated  # (not SIG_IGN after the first: one raised inside a __del__ is lost, and the next must count)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return e.exit_code
+    except Terminated:
+        print("harness: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import typing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -309,7 +310,10 @@ def _convert(key: str, raw: str, hint: object) -> object:
         if hint is int:
             return int(raw)
         if hint is float:
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise HarnessError(f"--set {key}: {raw!r} is not a finite number")
+            return value
     except ValueError:
         raise HarnessError(f"--set {key}: {raw!r} is not a valid {getattr(hint, '__name__', hint)}") from None
     return raw
@@ -321,8 +325,20 @@ def validate_recipe(recipe: Recipe, min_size: int = MIN_INPUT_SIZE) -> None:
         raise HarnessError(f"epochs must be a positive integer, got {recipe.epochs}")
     if recipe.batch_size <= 0:
         raise HarnessError(f"batch size must be a positive integer, got {recipe.batch_size}")
+    not_finite = [
+        f.name for f in fields(recipe) if isinstance(v := getattr(recipe, f.name), float) and not math.isfinite(v)
+    ]
+    if not_finite:
+        raise HarnessError(f"{', '.join(not_finite)} must be a finite number, got "
+                           f"{', '.join(str(getattr(recipe, k)) for k in not_finite)}")  # fmt: skip
     if recipe.lr <= 0:
         raise HarnessError(f"lr must be positive, got {recipe.lr}")
+    if not 0 <= recipe.momentum < 1:
+        raise HarnessError(
+            f"momentum must be in [0, 1) (0: plain SGD; 1 never forgets a gradient), got {recipe.momentum}"
+        )
+    if recipe.weight_decay < 0:
+        raise HarnessError(f"weight_decay must be at least 0, got {recipe.weight_decay}")
     if recipe.crop < min_size:
         raise HarnessError(
             f"crop must be at least {min_size} px (the smallest input the builder takes), got {recipe.crop}"
@@ -334,6 +350,9 @@ def validate_recipe(recipe: Recipe, min_size: int = MIN_INPUT_SIZE) -> None:
     if recipe.input_scale not in INPUT_SCALES:
         raise HarnessError(f"input_scale must be 1 ((x/255 - mean) / std, torchvision) or 255 (pixel values minus "
                            f"the training mean, KSH12/CC2 code), got {recipe.input_scale}")  # fmt: skip
+
+
+FOLDER_DATASETS = ("imagefolder", "cifar10")  # the data sets read from --data DIR
 
 
 def choose_profile(req: RunRequest) -> tuple[Profile, str]:
@@ -349,6 +368,11 @@ def choose_profile(req: RunRequest) -> tuple[Profile, str]:
         raise HarnessError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     if dataset in ("imagefolder", "cifar10") and not req.data:
         raise HarnessError(f"dataset {dataset} needs --data DIR")
+    if req.data and dataset not in FOLDER_DATASETS:
+        raise HarnessError(
+            f"--data {req.data} is not read by the {name} profile, which trains on {dataset}: drop --data, or add "
+            "--dataset imagefolder (or cifar10) to train on the folder under this profile"
+        )
     return profile, dataset
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "DataSpec",
     "Datasets",
     "PcaEig",
+    "LinkedTwiceWarning",
     "UnreadableImageWarning",
     "compute_pca",
     "load_datasets",
@@ -77,6 +78,7 @@ class DataSpec:
     synthetic_classes: int = 10
     synthetic_train: int = 64
     synthetic_val: int = 32
+    batch_size: int = 1  # the global batch: a training set smaller than one batch is refused up front
 
 
 @dataclass
@@ -102,7 +104,7 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[i]
         with open(path, "rb") as f:
-            img = Image.open(f).convert("RGB")
+            img = to_rgb(Image.open(f))
         return self.transform(img), label
 
 
@@ -200,18 +202,104 @@ def scan_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
     """Class names (sorted folder names) and (path, class index) for every image file, in sorted order."""
     if not split_dir.is_dir():
         raise HarnessError(f"{split_dir.parent} has no {split_dir.name}/ folder; {LAYOUT}")
-    classes = sorted(d.name for d in os.scandir(split_dir) if d.is_dir() and not d.name.startswith("."))
+    classes = sorted(d.name for d in _entries(split_dir) if _is_dir(d) and not d.name.startswith("."))
     if not classes:
         raise HarnessError(f"{split_dir} has no class folders; {LAYOUT}")
     samples: list[tuple[str, int]] = []
+    seen_dirs: set[str] = set()  # real paths: each folder visited once, whatever links lead to it
+    seen_files: set[str] = set()
+    repeats = 0
     for idx, name in enumerate(classes):
-        files = sorted(
-            os.path.join(d, f) for d, _, fs in os.walk(split_dir / name, followlinks=True) for f in fs if _is_image(f)
-        )
+        files, again = _image_files(split_dir / name, seen_dirs, seen_files)
+        repeats += again
         if not files:
             raise HarnessError(f"class folder {split_dir / name} has no images ({', '.join(IMG_EXTENSIONS)})")
         samples += [(f, idx) for f in files]
+    if repeats:
+        _warn_once(
+            f"{split_dir}: {repeats} path(s) lead through symbolic links to a folder or image already listed (a link "
+            "loop, or two links to one place); each folder and image is counted once",
+            LinkedTwiceWarning,
+        )
     return classes, samples
+
+
+class LinkedTwiceWarning(UserWarning):
+    """Symbolic links reach a folder or file of an image tree a second time (e.g. a loop); it is counted once."""
+
+
+def _entries(folder: Path | str) -> list[os.DirEntry]:
+    """A folder's entries; a folder that cannot be read is a HarnessError (os.walk would skip it silently)."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError as e:
+        raise HarnessError(f"cannot read folder {folder}: {e.strerror or e}") from None
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows symbolic links
+    except OSError:
+        return False
+
+
+def _image_files(top: Path, seen_dirs: set[str], seen_files: set[str]) -> tuple[list[str], int]:
+    """Image files under `top` (links followed), sorted, each real folder visited once and each real file listed
+    once across calls that share `seen_dirs` and `seen_files`; and how many paths reached something already seen."""
+    files: list[str] = []
+    repeats = 0
+    stack = [str(top)]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen_dirs:
+            repeats += 1
+            continue
+        seen_dirs.add(real)
+        subdirs = []
+        for entry in sorted(_entries(folder), key=lambda e: e.name):
+            if _is_dir(entry):
+                subdirs.append(entry.path)
+            elif _is_image(entry.name):
+                real_file = os.path.realpath(entry.path)
+                if real_file in seen_files:
+                    repeats += 1
+                    continue
+                seen_files.add(real_file)
+                files.append(entry.path)
+        stack.extend(reversed(subdirs))  # depth first, in name order
+    return sorted(files), repeats
+
+
+_WARNED: set[str] = set()  # messages already warned in this process
+
+
+def _warn_once(message: str, category: type[Warning]) -> None:
+    """Warn with `message` once per process: data are loaded again (e.g. once per test protocol), and the warnings
+    module's own once-only registry is reset whenever a library changes the warning filters."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, category, stacklevel=3)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit grey (PNG "I;16", or "I" holding 16-bit values) is scaled to 8 bits (v / 257), where PIL's
+    own convert("RGB") clips every value above 255 to white."""
+    if img.mode.startswith("I"):
+        px = np.asarray(img).astype(np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or px.max(initial=0) <= 65535 else float(px.max())
+        img = Image.fromarray(np.clip(np.rint(px * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    return img.convert("RGB")
+
+
+def _check_batch(n: int, spec: DataSpec, where: object, readable: bool = False) -> None:
+    if n < spec.batch_size:
+        what = "readable training images" if readable else "training images"
+        raise HarnessError(
+            f"{where} has {n} {what}, fewer than one batch of {spec.batch_size}: nothing would train "
+            "(lower --batch-size or raise --limit-train)"
+        )
 
 
 def check_image(path: str) -> str | None:
@@ -239,9 +327,9 @@ def _drop_unreadable(samples: list[tuple[str, int]]) -> tuple[list[tuple[str, in
         with ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) * 2)) as pool:
             reasons = pool.map(check_image, [p for p, _ in samples])
             _UNREADABLE[key] = {p: r for (p, _), r in zip(samples, reasons) if r is not None}
+        for path, reason in _UNREADABLE[key].items():  # once per listing: loading it again says nothing new
+            warnings.warn(f"skipping unreadable image {path} ({reason})", UnreadableImageWarning, stacklevel=4)
     bad = _UNREADABLE[key]
-    for path, reason in bad.items():
-        warnings.warn(f"skipping unreadable image {path} ({reason})", UnreadableImageWarning, stacklevel=4)
     return [s for s in samples if s[0] not in bad], list(bad)
 
 
@@ -256,12 +344,14 @@ def _load_imagefolder(spec: DataSpec, protocol: str) -> Datasets:
             f"train/ and val/ in {root} have different classes: only in train {only_t}, only in val {only_v}"
         )
     train = [train[i] for i in stratified_slice([y for _, y in train], spec.limit_train)]
+    _check_batch(len(train), spec, root / "train")
     val = [val[i] for i in stratified_slice([y for _, y in val], spec.limit_val)]
     train, bad_train = _drop_unreadable(train)
     val, bad_val = _drop_unreadable(val)
     for split, kept in (("train", train), ("val", val)):
         if not kept:
             raise HarnessError(f"no readable images in {root / split}")
+    _check_batch(len(train), spec, root / "train", readable=True)
     listing = "".join(f"{Path(p).relative_to(root).as_posix()}\t{os.path.getsize(p)}\t{y}\n" for p, y in train + val)
     train_tf, val_tf = _transforms(spec, protocol, prepared=False)
     return Datasets(
@@ -285,6 +375,7 @@ def _from_arrays(spec: DataSpec, protocol: str, arrays: Arrays, split: str) -> D
     x_train, y_train, x_val, y_val, classes = arrays
     keep_t, keep_v = stratified_slice(y_train, spec.limit_train), stratified_slice(y_val, spec.limit_val)
     x_train, y_train, x_val, y_val = x_train[keep_t], y_train[keep_t], x_val[keep_v], y_val[keep_v]
+    _check_batch(len(y_train), spec, spec.dataset)
     fingerprint = _digest(*(np.ascontiguousarray(a).tobytes() for a in (x_train, y_train, x_val, y_val)))
     # KSH12 s4.1 computes the PCA over the training set it trains on: an array data set's own pixels, not ImageNet's
     own = array_pca(x_train) if spec.pca_lighting and spec.pca_eig is None else None
@@ -440,7 +531,7 @@ def _pca(dataset_root: Path, max_images: int, seed: int) -> tuple[PcaEig, int, i
         path = samples[i][0]
         try:
             with Image.open(path) as im:
-                px = np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+                px = np.asarray(to_rgb(im), dtype=np.float64).reshape(-1, 3) / 255.0
         except Exception as e:  # noqa: BLE001
             warnings.warn(
                 f"skipping unreadable image {path} ({type(e).__name__}: {e})", UnreadableImageWarning, stacklevel=2

@@ -38,7 +38,7 @@ class DataRequest:
 
     @property
     def uri(self) -> str:
-        return self.tracking_uri or store.default_uri()
+        return store.resolve(self.tracking_uri)
 
     def data_fields(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(DataRequest)}

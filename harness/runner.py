@@ -113,6 +113,7 @@ def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
         limit_train=cfg.limit_train,
         limit_val=cfg.limit_val,
         input_scale=r.input_scale,
+        batch_size=r.batch_size,
     )
 
 
@@ -654,7 +655,7 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
         run_req = replace(run_req, sets={"input_scale": run_input_scale(req.uri, req.run_id)})
     cfg = resolve(variant, run_req)
     protocol = req.tta or cfg.recipe.test_protocol
-    data = load(data_spec(cfg), protocol)
+    data = load(replace(data_spec(cfg), batch_size=1), protocol)  # evaluation trains nothing: any training set
     if data.num_classes != num_classes:
         raise HarnessError(f"the weights have {num_classes} classes but {cfg.dataset} has {data.num_classes}")
     d = distributed.init(req.device)

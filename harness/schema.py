@@ -48,6 +48,16 @@ TAG_CONFIG_HASH = "config_hash"
 TAG_GIT = "git_commit"
 TAG_TORCH = "torch_version"
 TAG_DEVICE = "device"
+# Tags on every run (variant, trial, sweep, batch): the machine and libraries it ran with (tracking.machine_tags).
+TAG_ENV_PREFIX = "env."
+TAG_ENV_CPU = "env.cpu"  # CPU model name
+TAG_ENV_CPU_COUNT = "env.cpu_count"
+TAG_ENV_THREADS = "env.torch_threads"  # torch.get_num_threads(): intra-op threads (the order float sums are added in)
+TAG_ENV_PYTHON = "env.python"
+TAG_ENV_OS = "env.os"
+TAG_ENV_ACCELERATOR = "env.accelerator"  # the CUDA device's name, or "none"
+TAG_ENV_RESUMED_DIFFERS = "env.resumed_differs"  # on a resumed run: the machine tags that differ from its start
+ENV_LIBRARIES = ("torch", "torchvision", "numpy", "pillow", "mlflow", "optuna")  # tagged env.<name> = version
 TAG_SWEEP = "sweep"  # study name, on sweep parents and trial children
 TAG_TRIAL = "trial"  # trial number
 TAG_TRIAL_STATE = "trial_state"  # complete / pruned / failed

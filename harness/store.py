@@ -15,8 +15,23 @@ SQLITE = "sqlite:///"
 
 
 def default_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else the SQLite store under ./mlruns."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"{SQLITE}{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    """$MLFLOW_TRACKING_URI, else the SQLite store under ./mlruns (a relative SQLite path made absolute)."""
+    return absolute(os.environ.get("MLFLOW_TRACKING_URI") or f"{SQLITE}{Path.cwd() / 'mlruns' / 'mlflow.db'}")
+
+
+def resolve(uri: str | None) -> str:
+    """The store a command uses: `--tracking-uri` (made absolute), else `default_uri()`."""
+    return absolute(uri) if uri else default_uri()
+
+
+def absolute(uri: str) -> str:
+    """`sqlite:///mlflow.db` (a path relative to the working directory, the form MLflow's own documentation uses)
+    as `sqlite:////abs/cwd/mlflow.db`, so that the store and the files beside it do not move with the working
+    directory; any other URI unchanged."""
+    path = sqlite_path(uri)
+    if path is None or path.is_absolute() or not str(path):
+        return uri
+    return f"{SQLITE}{Path.cwd() / path}"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -49,3 +64,49 @@ def display(uri: str) -> str:
         return f"{SQLITE}{path.resolve().relative_to(Path.cwd().resolve())}"
     except ValueError:
         return uri
+
+
+CONNECT_TIMEOUT_S = 5.0  # how long `problem` waits for a remote store before saying it cannot be reached
+
+
+def problem(uri: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why the store cannot be used, in one line, or None: checked once up front so that a bad store fails within
+    seconds instead of minutes of MLflow's retries. A remote store must answer within `timeout` seconds; a SQLite
+    store's folder must exist (or be creatable) and be writable, and its file (if any) a file that can be read and
+    written."""
+    path = sqlite_path(uri)
+    if path is None:
+        return _http_problem(uri, timeout) if uri.startswith(("http://", "https://")) else None
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot create the MLflow store folder {folder}: {e.strerror or e}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"the MLflow store folder {folder} is not writable (SQLite writes its journal beside {path.name}): "
+            "choose another --tracking-uri"
+        )
+    if path.exists() and not path.is_file():
+        return f"the MLflow store {path} is not a file"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"the MLflow store {path} cannot be read and written"
+    return None
+
+
+def _http_problem(uri: str, timeout: float) -> str | None:
+    """Any HTTP answer (even an error status) means a server listens; no answer in time is the problem."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as e:  # URLError, refused, timed out; a malformed URL
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLError):  # it answered: its certificate is MLflow's concern (and the user's)
+            return None
+        return f"cannot reach the MLflow store {uri} within {timeout:g} s: {reason}"
+    return None

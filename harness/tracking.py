@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,9 +27,7 @@ def client(uri: str):
     if uri not in _INITIALISED:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # schema set-up chatter
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        root = store.store_root(uri)
-        if root is not None:
-            root.mkdir(parents=True, exist_ok=True)
+        check_store(uri)
         mlflow.set_tracking_uri(uri)
         try:
             with _setup_lock(uri):  # two first commands in a fresh store: one creates the schema, the other waits
@@ -100,7 +99,7 @@ class Tracker:
 
     @classmethod
     def create(cls, uri: str, exp_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> Tracker:
-        tags = dict(tags)
+        tags = machine_tags() | dict(tags)
         if parent:
             tags[schema.TAG_PARENT_RUN] = parent
         run = client(uri).create_run(exp_id, run_name=name, tags=tags)
@@ -110,7 +109,19 @@ class Tracker:
     def reopen(cls, uri: str, run_id: str) -> Tracker:
         c = client(uri)
         c.update_run(run_id, status="RUNNING")
-        return cls(uri, run_id)
+        tracker = cls(uri, run_id)
+        tracker.note_machine()
+        return tracker
+
+    def note_machine(self) -> None:
+        """On resume: the machine tags the run lacks, and (tag env.resumed_differs) what differs from the machine
+        that started it, so that a resumed run that differs from an uninterrupted one says why it may."""
+        existing = self._client.get_run(self.run_id).data.tags
+        now = machine_tags()
+        self.set_tags({k: v for k, v in now.items() if k not in existing})
+        differs = [f"{k}={v}" for k, v in now.items() if k in existing and existing[k] != v]
+        if differs:
+            self.set_tags({schema.TAG_ENV_RESUMED_DIFFERS: "; ".join(differs)})
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -240,3 +251,55 @@ def fail_unresumable(uri: str, run_id: str, note: str) -> None:
         return
     client(uri).log_text(run_id, note + "\n", schema.ART_ERROR)
     client(uri).set_terminated(run_id, status="FAILED")
+
+
+def check_store(uri: str) -> None:
+    """Say which store this process writes to when it is a server, then check it once with a short timeout
+    (`store.problem`): an unreachable server or a read-only folder is one line within seconds, not minutes of MLflow's
+    retries."""
+    if store.sqlite_path(uri) is None:
+        print(f"MLflow store: {uri} (checking it answers within {store.CONNECT_TIMEOUT_S:g} s)", file=sys.stderr)
+    problem = store.problem(uri)
+    if problem:
+        raise HarnessError(problem)
+
+
+def machine_tags() -> dict[str, str]:
+    """What can make one configuration's numbers differ between machines, as `env.*` tags on every run: the CPU
+    model and count, torch's intra-op thread count (float sums are split across threads), the accelerator, and the
+    versions of the libraries that compute (torch, torchvision, numpy, pillow) and record (mlflow, optuna)."""
+    import os
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    tags = {
+        schema.TAG_ENV_CPU: cpu_model(),
+        schema.TAG_ENV_CPU_COUNT: str(os.cpu_count()),
+        schema.TAG_ENV_THREADS: str(torch.get_num_threads()),
+        schema.TAG_ENV_PYTHON: platform.python_version(),
+        schema.TAG_ENV_OS: f"{platform.system()} {platform.release()} {platform.machine()}",
+        schema.TAG_ENV_ACCELERATOR: torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    }
+    for dist in schema.ENV_LIBRARIES:
+        try:
+            tags[f"{schema.TAG_ENV_PREFIX}{dist}"] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            tags[f"{schema.TAG_ENV_PREFIX}{dist}"] = "not installed"
+    return tags
+
+
+def cpu_model() -> str:
+    """/proc/cpuinfo's model name (Linux), else what `platform` knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"

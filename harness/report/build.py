@@ -3,6 +3,7 @@ glue."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -134,12 +135,15 @@ def generate_report(
     tracking_uri: str, experiments: Sequence[str] | None = None, out_path: str | Path | None = None
 ) -> Path:
     """Write the markdown report (and its figures beside it) of the runs in `experiments`; return its path."""
+    if out_path:
+        check_out(Path(out_path))
     rows = read_runs(tracking_uri, list(experiments) if experiments else None)
     if not rows:
         where = ", ".join(experiments) if experiments else "any experiment"
         raise HarnessError(f"no variant runs in {where} of {store.display(tracking_uri)}: nothing to report")
     names = tuple(experiments) if experiments else tuple(sorted({r.experiment for r in rows}))
     out = Path(out_path) if out_path else default_out(names)
+    check_out(out)
     variants, all_claims = tuple(list_variants()), tuple(claims())
     with artifacts(tracking_uri) as reader:
         ensembles = tuple(compute_ensembles(reader, variants, rows, all_claims))
@@ -160,6 +164,29 @@ def generate_report(
         profile_deviations=profiles,
         sweeps=sweeps,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(inputs), encoding="utf-8")
+    try:
+        out.write_text(render(inputs), encoding="utf-8")
+    except OSError as e:
+        raise HarnessError(f"cannot write the report {out}: {e.strerror or e}") from None
     return out
+
+
+def check_out(out: Path) -> None:
+    """Before anything is read or drawn: `out` must be a file name (not a folder) in a folder this process can
+    create and write, with room for the `<stem>_figures/` folder beside it. One HarnessError line otherwise."""
+    if out.is_dir():
+        raise HarnessError(f"--out {out} is a folder: give the report's file name, e.g. {out / 'report.md'}")
+    folder = out.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HarnessError(f"cannot create the report folder {folder}: {e.strerror or e}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise HarnessError(f"cannot write the report into {folder}: the folder is not writable")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise HarnessError(f"cannot write the report {out}: the file is not writable")
+    figs = folder / f"{out.stem}_figures"
+    if figs.exists() and not figs.is_dir():
+        raise HarnessError(f"cannot put the report's figures in {figs}: a file of that name is in the way")
+    if figs.is_dir() and not os.access(figs, os.W_OK | os.X_OK):
+        raise HarnessError(f"cannot write the report's figures into {figs}: the folder is not writable")

@@ -56,6 +56,10 @@ def check_store(tracking_uri: str) -> None:
     path = store.sqlite_path(tracking_uri)
     if path is not None and not path.is_file():
         raise HarnessError(f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri")
+    if path is None and tracking_uri.startswith(("http://", "https://")):  # a server: one try with a short timeout
+        problem = store.problem(tracking_uri)
+        if problem:
+            raise HarnessError(problem)
 
 
 def experiment_ids(client: MlflowClient, names: list[str] | None) -> dict[str, str]:

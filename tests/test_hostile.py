@@ -1,0 +1,433 @@
+"""Hostile conditions, with real processes, signals and files (issue 12, items 3 and 7-13): SIGTERM to a run, a sweep
+and the UI; --data under a profile that does not read it; symbolic-link loops; relative SQLite URIs; unreachable and
+read-only stores; bad values and unreadable folders refused with one line and nothing recorded; 16-bit PNGs;
+unreadable-image warnings printed once; the machine each run ran on.
+
+Every subprocess runs this checkout's harness (PYTHONPATH), whatever is installed. Where the tests run as root,
+folders made read-only or unreadable with chmod would not stop the child, so the child drops the two capabilities
+that let root ignore permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) before it starts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness import schema, store
+from harness.config import choose_profile
+from harness.errors import HarnessError
+from harness.request import RunRequest
+from tests.conftest import N_TRAIN, mlflow_runs, store_uri
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ("torchvision_alexnet", "--profile", "smoke")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return env | {"PYTHONPATH": str(ROOT)} | extra
+
+
+def _drop_root_permissions() -> None:
+    """In the child, before exec: as root, give up the capabilities that bypass file permission bits."""
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, out of the bounding set: gone after exec
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def harness(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, unprivileged: bool = False, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or _env(),
+        timeout=timeout,
+        preexec_fn=_drop_root_permissions if unprivileged else None,
+    )
+
+
+def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
+    with open(log, "w") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "harness", *args], cwd=cwd, env=_env(), stdout=f, stderr=subprocess.STDOUT
+        )
+
+
+def wait_for(condition: Callable[[], object], proc: subprocess.Popen | None, timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = condition()
+        if got:
+            return got
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the process ended (status {proc.returncode}) before {what}")
+        time.sleep(0.05)
+    pytest.fail(f"no {what} within {timeout} s")
+
+
+def one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert needle in r.stderr, r.stderr
+
+
+def nothing_recorded(uri: str) -> bool:
+    db = store.sqlite_path(uri)
+    assert db is not None
+    return not db.exists() or not (mlflow_runs(uri) or mlflow_runs(uri, "batch") or mlflow_runs(uri, "sweep"))
+
+
+@pytest.fixture()
+def photos_copy(photos: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(photos, tmp_path / "photos"))
+
+
+@pytest.fixture()
+def read_only(tmp_path: Path):
+    """A folder nobody may write (restored afterwards so that pytest can delete it)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+
+
+# ---------------------------------------------------------------- 3. SIGTERM
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_run_kills_it_cleanly_and_the_next_run_resumes_it(tmp_path: Path) -> None:
+    uri = store_uri(tmp_path)
+    args = (*SMOKE, "--epochs", "4", "--tracking-uri", uri, "--no-report")
+    proc = start("run", *args, cwd=tmp_path, log=tmp_path / "first.log")
+    try:
+        wait_for(lambda: list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")), proc, 300, "first checkpoint")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "first.log").read_text()
+    assert "harness: terminated (SIGTERM)" in log and "Traceback" not in log, log[-3000:]
+    (run,) = mlflow_runs(uri)
+    assert run.info.status == "KILLED"
+    (ckpt,) = (tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")  # the last whole epoch's checkpoint stays
+
+    r = harness("run", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resuming run {run.info.run_id}" in r.stderr
+    (again,) = mlflow_runs(uri)
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    from mlflow.tracking import MlflowClient
+
+    steps = sorted(m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "val_top1"))
+    assert steps == [1, 2, 3, 4]
+    assert not ckpt.exists()
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_sweep_closes_the_sweep_and_its_trial(tmp_path: Path) -> None:
+    import optuna
+
+    uri = store_uri(tmp_path)
+    args = ("sweep", *SMOKE, "--trials", "3", "--epochs", "4", "--space", "lr", "--tracking-uri", uri)
+    proc = start(*args, cwd=tmp_path, log=tmp_path / "sweep.log")
+    try:
+        wait_for(lambda: list((tmp_path / "mlruns" / "checkpoints").glob("sweep-*-trial-0.pt")), proc, 300, "a trial")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "sweep.log").read_text()
+    assert "harness: terminated (SIGTERM)" in log and "Traceback" not in log, log[-3000:]
+    (parent,) = mlflow_runs(uri, "sweep")
+    (trial,) = mlflow_runs(uri, "trial")
+    assert parent.info.status == "KILLED" and trial.info.status == "KILLED"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    states = [t.state for t in optuna.load_study(study_name=name, storage=storage).trials]
+    assert states == [optuna.trial.TrialState.FAIL]  # not left RUNNING
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited (it waits for a parent to collect its status)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_sigterm_to_ui_stops_the_mlflow_server_and_its_workers(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = store_uri(tmp_path)
+    (tmp_path / "mlruns").mkdir()
+    MlflowClient(uri).search_experiments()  # creates the store
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = start("ui", "--port", str(port), "--tracking-uri", uri, cwd=tmp_path, log=tmp_path / "ui.log")
+    family: set[int] = set()
+    try:
+        wait_for(lambda: _listening(port), proc, 180, "MLflow server listening")
+        family = _children(proc.pid)
+        assert family, "the server runs in child processes"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        wait_for(lambda: not any(_alive(p) for p in family), None, 20, "server processes gone")
+        assert not _listening(port)
+    finally:
+        for pid in [proc.pid, *family]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert "Traceback" not in (tmp_path / "ui.log").read_text()
+
+
+# ---------------------------------------------------------------- 7. --data under a profile that does not read it
+
+
+def test_data_under_a_profile_of_other_data_is_refused() -> None:
+    for profile, dataset in (("smoke", "synthetic"), ("proxy", "mnist-clutter")):
+        with pytest.raises(HarnessError, match=f"not read by the {profile} profile, which trains on {dataset}"):
+            choose_profile(RunRequest(profile=profile, data="/data/imagenet"))
+    with pytest.raises(HarnessError, match="not read"):
+        choose_profile(RunRequest(dataset="synthetic", data="/data/imagenet"))
+    profile, dataset = choose_profile(RunRequest(profile="smoke", dataset="imagefolder", data="/data/imagenet"))
+    assert (profile.name, dataset) == ("smoke", "imagefolder")  # the folder, under the smoke profile's recipe
+
+
+@pytest.mark.slow
+def test_smoke_run_with_data_is_one_line_and_records_nothing(tmp_path: Path, photos: Path) -> None:
+    uri = store_uri(tmp_path)
+    r = harness("run", *SMOKE, "--data", str(photos), "--tracking-uri", uri, cwd=tmp_path)
+    one_line_error(r, "is not read by the smoke profile")
+    assert nothing_recorded(uri)
+
+
+# ---------------------------------------------------------------- 8, 11, 12: image trees
+
+
+def test_symlink_loop_visits_each_folder_once_and_warns_once(photos_copy: Path) -> None:
+    from harness.data import DataSpec, LinkedTwiceWarning, load_datasets
+
+    os.symlink(".", photos_copy / "train" / "china" / "loop")  # ln -s . train/china/loop
+    os.symlink("../china", photos_copy / "train" / "china" / "again")  # a second way into the same folder
+    os.symlink("../china/china_0.JPEG", photos_copy / "train" / "flower" / "borrowed.JPEG")  # a file linked twice
+    spec = DataSpec("imagefolder", photos_copy, image_size=56, resize=64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = load_datasets(spec)
+        second = load_datasets(spec, "ten_crop")
+    linked = [w for w in caught if issubclass(w.category, LinkedTwiceWarning)]
+    assert len(linked) == 1, [str(w.message) for w in caught]
+    assert "3 path(s)" in str(linked[0].message) and str(photos_copy / "train") in str(linked[0].message)
+    assert len(first.train) == len(second.train) == 3 * N_TRAIN  # not 8 -> 328
+    assert len({os.path.realpath(p) for p, _ in first.train.samples}) == len(first.train)
+
+
+@pytest.mark.slow
+def test_unreadable_class_folder_is_one_line_not_no_images(tmp_path: Path, photos_copy: Path) -> None:
+    uri = store_uri(tmp_path)
+    locked = photos_copy / "train" / "flower"
+    locked.chmod(0o000)
+    try:
+        r = harness(
+            "run", *SMOKE, "--dataset", "imagefolder", "--data", str(photos_copy), "--tracking-uri", uri,
+            cwd=tmp_path, unprivileged=True,
+        )  # fmt: skip
+    finally:
+        locked.chmod(0o755)
+    one_line_error(r, f"cannot read folder {locked}: Permission denied")
+    assert nothing_recorded(uri)
+
+
+def test_sixteen_bit_pngs_are_scaled_to_eight_bits(tmp_path: Path) -> None:
+    import torch
+
+    from harness.data import DataSpec, load_datasets, to_rgb
+    from harness.transforms import MEAN, STD
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    for split in ("train", "val"):
+        for c, level in (("dark", 0.25), ("light", 0.75)):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(2):
+                img = np.full((64, 64), round(level * 65535), np.uint16) if i == 0 else ramp
+                Image.fromarray(img).save(tmp_path / split / c / f"{i}.png")
+    with Image.open(tmp_path / "val" / "dark" / "0.png") as im:
+        assert im.mode.startswith("I")  # PIL reads 16-bit grey as 16/32-bit integers
+        assert im.convert("RGB").getpixel((0, 0)) == (255, 255, 255)  # what convert alone does: white
+        assert to_rgb(im).getpixel((0, 0)) == (64, 64, 64)  # 16384 / 257
+    with Image.open(tmp_path / "val" / "dark" / "1.png") as im:
+        rgb = np.asarray(to_rgb(im))[..., 0].astype(int)
+    np.testing.assert_array_equal(rgb, np.rint(ramp / 257.0).astype(int))
+    ds = load_datasets(DataSpec("imagefolder", tmp_path, image_size=56, resize=64), "center")
+    x, _ = ds.val[0]  # dark/0.png: a quarter grey
+    pixels = x * torch.tensor(STD).view(3, 1, 1) + torch.tensor(MEAN).view(3, 1, 1)
+    assert abs(float(pixels.mean()) - 64 / 255) < 0.01
+
+
+@pytest.mark.slow
+def test_image_tree_run_warns_each_bad_file_once_and_logs_the_machine(tmp_path: Path, photos_copy: Path) -> None:
+    """A smoke run on a folder with a corrupt JPEG and a link loop: the corrupt file is warned once (not once per
+    test protocol), the loop once, 18 training images counted; the run carries the machine it ran on."""
+    import torch
+
+    uri = store_uri(tmp_path)
+    (photos_copy / "train" / "china" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    os.symlink(".", photos_copy / "train" / "china" / "loop")
+    r = harness(
+        "run", *SMOKE, "--dataset", "imagefolder", "--data", str(photos_copy), "--epochs", "1", "--tracking-uri",
+        uri, "--no-report", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("skipping unreadable image") == 1, r.stderr
+    assert r.stderr.count("each folder and image is counted once") == 1, r.stderr
+    (run,) = mlflow_runs(uri)
+    assert run.data.params["train_size"] == str(3 * N_TRAIN) and run.data.metrics[schema.SKIPPED_IMAGES] == 1
+    tags = run.data.tags
+    assert tags[schema.TAG_ENV_CPU] and int(tags[schema.TAG_ENV_THREADS]) >= 1
+    assert int(tags[schema.TAG_ENV_CPU_COUNT]) == os.cpu_count()
+    assert tags["env.torch"] == torch.__version__.split("+")[0] or tags["env.torch"] == torch.__version__
+    for lib in schema.ENV_LIBRARIES:
+        assert tags[f"{schema.TAG_ENV_PREFIX}{lib}"], lib
+
+
+# ---------------------------------------------------------------- 9, 10: where the store is
+
+
+def test_relative_sqlite_uri_is_resolved_against_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
+    assert store.resolve("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert store.resolve(None) == store.default_uri() == f"sqlite:///{tmp_path / 'env.db'}"
+    assert store.resolve("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert store.resolve("http://host:5000") == "http://host:5000"
+    assert RunRequest(tracking_uri="sqlite:///sub/m.db").uri == f"sqlite:///{tmp_path / 'sub' / 'm.db'}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("via", ["flag", "environment"])
+def test_run_with_a_relative_sqlite_uri(tmp_path: Path, via: str) -> None:
+    relative = "sqlite:///rel/mlflow.db"  # the form MLflow's own documentation uses
+    args = ("run", *SMOKE, "--epochs", "1", "--no-report")
+    if via == "flag":
+        r = harness(*args, "--tracking-uri", relative, cwd=tmp_path)
+    else:
+        r = harness(*args, cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=relative))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "rel" / "mlflow.db").is_file()
+    (run,) = mlflow_runs(f"sqlite:///{tmp_path / 'rel' / 'mlflow.db'}")
+    assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith((tmp_path / "rel").as_uri())
+
+
+@pytest.mark.slow
+def test_unreachable_server_fails_within_seconds(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    r = harness("run", *SMOKE, "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path, timeout=120)
+    one_line_error_after_notice(r, "cannot reach the MLflow store http://127.0.0.1:9")
+    assert "MLflow store: http://127.0.0.1:9" in r.stderr
+    assert time.monotonic() - t0 < 60  # start-up included; MLflow's own retries take minutes
+
+
+def one_line_error_after_notice(r: subprocess.CompletedProcess, needle: str) -> None:
+    """Exit 2 and one error line (after the line that says which store is being checked)."""
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("harness: error:")]
+    assert len(errors) == 1 and needle in errors[0], r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("where", "needle"),
+    [("mlflow.db", "is not writable"), ("sub/mlflow.db", "cannot create the MLflow store folder")],
+)
+def test_sqlite_store_in_a_read_only_folder_fails_within_seconds(
+    tmp_path: Path, read_only: Path, where: str, needle: str
+) -> None:
+    uri = f"sqlite:///{read_only / where}"
+    t0 = time.monotonic()
+    r = harness("run", *SMOKE, "--tracking-uri", uri, cwd=tmp_path, unprivileged=True, timeout=120)
+    one_line_error(r, needle)
+    assert time.monotonic() - t0 < 60
+    assert not list(read_only.iterdir())
+
+
+# ---------------------------------------------------------------- 11. one-line errors, nothing recorded
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--set", "lr=nan"), "--set lr: 'nan' is not a finite number"),
+        (("--set", "lr=inf"), "--set lr: 'inf' is not a finite number"),
+        (("--set", "momentum=1"), "momentum must be in [0, 1)"),
+        (("--set", "momentum=-0.5"), "momentum must be in [0, 1)"),
+        (("--batch-size", "128"), "synthetic has 64 training images, fewer than one batch of 128"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_is_recorded(tmp_path: Path, args: tuple, needle: str) -> None:
+    uri = store_uri(tmp_path)
+    r = harness("run", *SMOKE, *args, "--tracking-uri", uri, cwd=tmp_path)
+    one_line_error(r, needle)
+    assert nothing_recorded(uri)
+
+
+@pytest.mark.slow
+def test_report_out_onto_a_folder_or_into_a_read_only_folder(tmp_path: Path, read_only: Path) -> None:
+    uri = store_uri(tmp_path)
+    (tmp_path / "a-folder").mkdir()
+    r = harness("report", "--out", str(tmp_path / "a-folder"), "--tracking-uri", uri, cwd=tmp_path)
+    one_line_error(r, f"--out {tmp_path / 'a-folder'} is a folder")
+    r = harness("report", "--out", str(read_only / "r.md"), "--tracking-uri", uri, cwd=tmp_path, unprivileged=True)
+    one_line_error(r, f"cannot write the report into {read_only}")
+    assert not list(read_only.iterdir())
