@@ -72,6 +72,20 @@ def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
         )
 
 
+def terminate_once(args: tuple[str, ...], cwd: Path, log_name: str, ready: Callable[[], object], what: str) -> None:
+    """Start `harness ARGS`, send SIGTERM once `ready()` holds: exit 143 and one line, no traceback."""
+    proc = start(*args, cwd=cwd, log=cwd / log_name)
+    try:
+        wait_for(ready, proc, 300, what)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (cwd / log_name).read_text()
+    assert "harness: terminated (SIGTERM)" in log and "Traceback" not in log, log[-3000:]
+
+
 def wait_for(condition: Callable[[], object], proc: subprocess.Popen | None, timeout: float, what: str) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -119,16 +133,8 @@ def read_only(tmp_path: Path):
 def test_sigterm_during_a_run_kills_it_cleanly_and_the_next_run_resumes_it(tmp_path: Path) -> None:
     uri = store_uri(tmp_path)
     args = (*SMOKE, "--epochs", "4", "--tracking-uri", uri, "--no-report")
-    proc = start("run", *args, cwd=tmp_path, log=tmp_path / "first.log")
-    try:
-        wait_for(lambda: list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")), proc, 300, "first checkpoint")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    log = (tmp_path / "first.log").read_text()
-    assert "harness: terminated (SIGTERM)" in log and "Traceback" not in log, log[-3000:]
+    checkpoints = tmp_path / "mlruns" / "checkpoints"
+    terminate_once(("run", *args), tmp_path, "first.log", lambda: list(checkpoints.glob("*/last.pt")), "a checkpoint")
     (run,) = mlflow_runs(uri)
     assert run.info.status == "KILLED"
     (ckpt,) = (tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")  # the last whole epoch's checkpoint stays
@@ -151,16 +157,8 @@ def test_sigterm_during_a_sweep_closes_the_sweep_and_its_trial(tmp_path: Path) -
 
     uri = store_uri(tmp_path)
     args = ("sweep", *SMOKE, "--trials", "3", "--epochs", "4", "--space", "lr", "--tracking-uri", uri)
-    proc = start(*args, cwd=tmp_path, log=tmp_path / "sweep.log")
-    try:
-        wait_for(lambda: list((tmp_path / "mlruns" / "checkpoints").glob("sweep-*-trial-0.pt")), proc, 300, "a trial")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    log = (tmp_path / "sweep.log").read_text()
-    assert "harness: terminated (SIGTERM)" in log and "Traceback" not in log, log[-3000:]
+    checkpoints = tmp_path / "mlruns" / "checkpoints"
+    terminate_once(args, tmp_path, "sweep.log", lambda: list(checkpoints.glob("sweep-*-trial-0.pt")), "a trial")
     (parent,) = mlflow_runs(uri, "sweep")
     (trial,) = mlflow_runs(uri, "trial")
     assert parent.info.status == "KILLED" and trial.info.status == "KILLED"

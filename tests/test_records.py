@@ -299,6 +299,16 @@ def uninterrupted(tmp_path_factory):
     return uri, run
 
 
+def assert_resumes_in_the_same_run(uri: str, root: Path, interrupted, uninterrupted, says: str = "") -> None:
+    """The same command again resumes the interrupted run (saying so), finishes it, and matches an uninterrupted run."""
+    r = harness(run_args(uri, EPOCHS), root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resuming run {interrupted.info.run_id}{says}" in r.stderr
+    (run,) = mlflow_runs(uri)
+    assert run.info.run_id == interrupted.info.run_id and run.info.status == "FINISHED"
+    assert_same_as_uninterrupted(uri, run, uninterrupted)
+
+
 def assert_same_as_uninterrupted(uri: str, run, uninterrupted) -> None:
     """Each epoch exactly once, with the uninterrupted run's values; the final metrics once and equal."""
     a_uri, a = uninterrupted
@@ -331,12 +341,7 @@ def test_a_kill_around_an_epoch_metrics_resumes_with_each_epoch_once(
     (interrupted,) = mlflow_runs(uri)
     assert interrupted.info.status == "RUNNING"
     assert max(steps(uri, interrupted.info.run_id, "val_top1"), default=0) <= checkpoint_epoch
-    r = harness(run_args(uri, EPOCHS), tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert f"resuming run {interrupted.info.run_id}" in r.stderr
-    (run,) = mlflow_runs(uri)
-    assert run.info.run_id == interrupted.info.run_id and run.info.status == "FINISHED"
-    assert_same_as_uninterrupted(uri, run, uninterrupted)
+    assert_resumes_in_the_same_run(uri, tmp_path, interrupted, uninterrupted)
 
 
 @pytest.mark.slow
@@ -344,12 +349,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_trained_again_in_the_same_r
     uri = store_uri(tmp_path)
     killed_at(run_args(uri, EPOCHS), tmp_path, schema.SKIPPED_IMAGES, 0, "kill-after")
     (interrupted,) = mlflow_runs(uri)
-    r = harness(run_args(uri, EPOCHS), tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert f"resuming run {interrupted.info.run_id} from epoch 1" in r.stderr
-    (run,) = mlflow_runs(uri)
-    assert run.info.run_id == interrupted.info.run_id and run.info.status == "FINISHED"
-    assert_same_as_uninterrupted(uri, run, uninterrupted)
+    assert_resumes_in_the_same_run(uri, tmp_path, interrupted, uninterrupted, says=" from epoch 1")
 
 
 @pytest.mark.slow
