@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import spaces, store
 from harness.errors import HarnessError
-from harness.request import PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
+from harness.request import PRECISIONS, PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
 
 R = typing.TypeVar("R", bound=DataRequest)
 
@@ -60,7 +60,17 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset-name", help="what the data is, for the report, e.g. ILSVRC-2012 or ILSVRC-2010")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     add_store_option(p)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="DataLoader worker processes (default: 0 for data in memory, else this process's CPUs - 1, at most 8)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (the papers', default), tf32 or bf16 (autocast); anything but fp32 is a recorded deviation",
+    )
     p.add_argument("--limit-train", type=positive_int, help="use only the first N training images (a slice)")
     p.add_argument("--limit-val", type=positive_int, help="use only the first N validation images (a slice)")
 
@@ -315,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait",
         action="store_true",
         help="a configuration another process is training: wait for it to finish (default: refuse, naming its PID)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (same recipe and run; compiling takes a while)"
     )
     p.set_defaults(func=cmd_run)
 

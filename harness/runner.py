@@ -405,7 +405,13 @@ def finish(
             continue
         val = load(spec, protocol).val
         finals[protocol] = evaluate.evaluate(
-            model, val, d, batch_size=64, workers=cfg.workers, keep_probs=protocol == cfg.recipe.test_protocol
+            model,
+            val,
+            d,
+            batch_size=64,
+            workers=cfg.workers,
+            keep_probs=protocol == cfg.recipe.test_protocol,
+            precision=cfg.precision,
         )
     main = finals[cfg.recipe.test_protocol]
     did_learn = engine.learned(main.top1, data.num_classes)
@@ -661,7 +667,9 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     d = distributed.init(req.device)
     try:
         model.to(d.device)
-        result = evaluate.evaluate(model, data.val, d, batch_size=req.batch_size, workers=req.workers)
+        result = evaluate.evaluate(
+            model, data.val, d, batch_size=req.batch_size, workers=req.workers, precision=req.precision
+        )
     finally:
         distributed.shutdown()
     return EvalOutcome(variant.name, cfg.dataset, data.split_name, protocol, result, d.is_main)
