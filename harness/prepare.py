@@ -217,7 +217,9 @@ def _load(path: str, resize: int, fmt: str, quality: int) -> np.ndarray | bytes 
         if fmt == "raw":
             return np.asarray(img)
         buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=quality)
+        # 4:4:4 (no chroma subsampling): at q95 and 256 px, mean abs error 1.5 levels instead of 1.9, for 26% more
+        # bytes and 17% slower decoding (measured on benchmarks/store_read.py's images)
+        img.save(buf, "JPEG", quality=quality, subsampling=0)
         return buf.getvalue()
     except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad data
         return Skipped(path, f"{type(e).__name__}: {e}".replace("\n", " "))

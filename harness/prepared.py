@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import typing
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -363,7 +364,9 @@ class SplitReader:
             encoded.append(buf)
         if not encoded:
             return torch.empty((0, 3, self.resize, self.resize), dtype=torch.uint8)
-        return torch.stack(decode_jpeg(encoded, mode=ImageReadMode.RGB))  # libjpeg-turbo
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec's, not installed here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.stack(decode_jpeg(encoded, mode=ImageReadMode.RGB))  # libjpeg-turbo
 
     def originals(self, indices: Sequence[int]) -> list[str]:
         """Absolute paths of the original images in the source folder (for recipes that crop the originals,
