@@ -11,12 +11,15 @@ anything else is refused, never overwritten. A .tmp-<pid> left by a killed run i
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import os
 import shutil
 import sys
 import time
+import typing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,6 +94,7 @@ def prepare(
         return existing
 
     tmp = out / f"{TMP_PREFIX}{os.getpid()}"
+    made_out = not out.exists()
     try:
         tmp.mkdir(parents=True)
     except OSError as e:
@@ -129,14 +133,15 @@ def prepare(
         for path in reversed(moved):
             path.unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
+        if made_out:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # made by this run, and empty again
         if isinstance(e, OSError):
             raise HarnessError(f"cannot write the store {out}: {e.strerror or e}") from None
         raise
-    try:  # the store is complete: what follows is tidying
+    with contextlib.suppress(OSError):  # the store is complete: what follows is tidying
         _fsync(out)
         tmp.rmdir()
-    except OSError:
-        pass
     if verbose:
         _summary(manifest, out)
     return manifest
@@ -252,11 +257,8 @@ def _write_split(
     """Decode and write one split in scan order; its manifest entry, sha256 of the stored image bytes, labels."""
     image_path = tmp / images_file(split, fmt)
     patch = 3 * resize * resize
-    if fmt == "raw":  # sized for every listed file; shrunk at the end if some were left out
-        images = np.lib.format.open_memmap(image_path, "w+", np.uint8, (len(samples), 3, resize, resize))
-    else:
-        jpeg = open(image_path, "wb")
-        offsets = [0]
+    f = _open_images(image_path, fmt, len(samples), resize)
+    offsets = [0]  # jpeg: where each image starts
     h = hashlib.sha256()
     labels: list[int] = []
     files: list[str] = []
@@ -270,22 +272,14 @@ def _write_split(
             if isinstance(result, Skipped):
                 skipped.append(Skipped(Path(path).relative_to(root).as_posix(), result.reason))
                 continue
-            if fmt == "raw":
-                chw = np.ascontiguousarray(result.transpose(2, 0, 1))
-                images[len(labels)] = chw
-                h.update(chw.data)
-            else:
-                jpeg.write(result)
-                h.update(result)
-                offsets.append(offsets[-1] + len(result))
+            data = np.ascontiguousarray(result.transpose(2, 0, 1)).data if fmt == "raw" else result  # raw: HWC -> CHW
+            f.write(data)  # plain writes, not a memmap: a full disk is an OSError, not a SIGBUS
+            h.update(data)
+            offsets.append(offsets[-1] + len(data))
             labels.append(label)
             files.append(Path(path).relative_to(root).as_posix())
     finally:
-        if fmt == "raw":
-            images.flush()
-            del images
-        else:
-            jpeg.close()
+        f.close()
         progress.close(f"{len(labels)} images, {len(skipped)} skipped")
     if not labels:
         raise HarnessError(f"no readable images in {root / split}")
@@ -305,6 +299,26 @@ def _write_split(
         nbytes=sum((tmp / name).stat().st_size for name in written),
     )
     return entry, h.hexdigest(), y
+
+
+def _open_images(path: Path, fmt: str, n: int, resize: int) -> typing.BinaryIO:
+    """The split's image file, positioned for the first image. raw: a .npy header for all `n` listed images
+    (`_shrink_npy` cuts it to those kept) and its full size reserved up front, so that a disk too small for the
+    store fails now, not hours in."""
+    if fmt == "jpeg":
+        return open(path, "wb")
+    shape = (n, 3, resize, resize)
+    offset = np.lib.format.open_memmap(path, "w+", np.uint8, shape).offset  # writes the header; the data stay unmapped
+    f = open(path, "r+b")
+    try:
+        os.posix_fallocate(f.fileno(), 0, offset + n * 3 * resize * resize)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EFBIG):
+            f.close()
+            raise
+        # a file system that cannot reserve space: the writes will tell
+    f.seek(offset)
+    return f
 
 
 def _shrink_npy(path: Path, n: int, item_bytes: int) -> None:

@@ -228,8 +228,11 @@ def test_a_failure_leaves_no_half_store(src: Path, tmp_path: Path) -> None:
         f.write_text("garbage")
     with pytest.raises(HarnessError, match="no readable images in .*val"):
         prepare(copy, tmp_path / "store", resize=R, verbose=False)
-    assert list((tmp_path / "store").iterdir()) == []
-    assert not is_store(tmp_path / "store")
+    assert not (tmp_path / "store").exists()  # it made the folder: it removes it
+    (tmp_path / "store").mkdir()
+    with pytest.raises(HarnessError, match="no readable images in .*val"):
+        prepare(copy, tmp_path / "store", resize=R, verbose=False)
+    assert list((tmp_path / "store").iterdir()) == []  # the user's folder stays, empty
 
 
 @pytest.mark.slow
