@@ -91,11 +91,6 @@ class Manifest:
             raise HarnessError(f"unknown split {name!r}; a store has {', '.join(SPLITS)}")
         return self.train if name == "train" else self.val
 
-    def same_settings(self, other: Manifest) -> bool:
-        """Prepared from the same unchanged folder with the same format, size and quality."""
-        keys = ("format", "resize", "quality", "source", "source_listing")
-        return all(getattr(self, k) == getattr(other, k) for k in keys)
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1) + "\n"
 
