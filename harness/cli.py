@@ -284,6 +284,15 @@ def cmd_pca(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from harness.prepare import prepare
+
+    prepare(
+        Path(args.data), Path(args.out), resize=args.resize, fmt=args.format, quality=args.quality, workers=args.workers
+    )
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------------------------------
 
 
@@ -388,6 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pca", help="compute the PCA lighting eigen-pairs of an ImageNet-style training set")
     p.add_argument("--data", required=True)
     p.set_defaults(func=cmd_pca)
+
+    p = sub.add_parser(
+        "prepare",
+        help="decode an ImageNet-style folder once into a store of 256x256 centre patches (KSH12 s2)",
+    )
+    p.add_argument("--data", required=True, help="DIR with train/<class>/* and val/<class>/*")
+    p.add_argument("--out", required=True, help="the store folder: new or empty (a store of the same DIR: no-op)")
+    p.add_argument(
+        "--format",
+        choices=["raw", "jpeg"],
+        default="raw",
+        help="raw (default): uint8 arrays, fastest to read; jpeg: re-encoded, ~5x smaller, ~20x slower to read",
+    )
+    p.add_argument("--resize", type=positive_int, default=256, help="shorter side, then the central square (256)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality of --format jpeg (default 95)")
+    p.add_argument("--workers", type=positive_int, help="decoding threads (default: one per CPU)")
+    p.set_defaults(func=cmd_prepare)
     return parser
 
 
