@@ -69,8 +69,9 @@ def to_input(x: torch.Tensor, input_scale: float, offsets: torch.Tensor | None =
 @dataclass(frozen=True)
 class TrainView:
     """A recipe's training view of a uint8 batch -> float [B,3,s,s]. aug (variants.types.TrainAug): "ksh12" and
-    "cc2" random crops (KSH12 s4.1), "zf" one of five crops (ZF13 s3), "none" the centre crop and no mirror (the KSH12 ablation),
-    "torchvision" the data set already cut RandomResizedCrop per image, so only the mirror is drawn here."""
+    "cc2" random crops (KSH12 s4.1), "zf" one of five crops (ZF13 s3), "none" the centre crop and no mirror (the
+    KSH12 ablation), "torchvision" the data set already cut RandomResizedCrop per image, so only the mirror is
+    drawn here."""
 
     aug: str
     image_size: int

@@ -633,6 +633,17 @@ def run_input_scale(uri: str, run_id: str) -> float:
     return float(tracking.client(uri).get_run(run_id).data.params.get("input_scale", "1.0"))
 
 
+def run_view(uri: str, run_id: str) -> dict[str, object]:
+    """What a run's network saw, to evaluate its checkpoint the same way whatever the recipe says now: its input
+    scale, crop and resize (from its logged params)."""
+    params = tracking.client(uri).get_run(run_id).data.params
+    view: dict[str, object] = {"input_scale": run_input_scale(uri, run_id)}
+    for key in ("crop", "resize"):
+        if key in params:
+            view[key] = int(params[key])
+    return view
+
+
 def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     """`harness eval`: load weights into the variant and evaluate them under a test protocol."""
     from variants import UnknownVariantError
@@ -657,8 +668,8 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
             f"{path} is not a state dict for {variant.name}: {(lines[1] if len(lines) > 1 else lines[0]).strip()}"
         ) from None
     run_req = req.as_run()
-    if req.run_id:  # evaluate a run's checkpoint at the scale it was trained at, whatever the recipe says now
-        run_req = replace(run_req, sets={"input_scale": run_input_scale(req.uri, req.run_id)})
+    if req.run_id:  # evaluate a run's checkpoint at the scale and size it was trained at
+        run_req = replace(run_req, sets=run_view(req.uri, req.run_id))
     cfg = resolve(variant, run_req)
     protocol = req.tta or cfg.recipe.test_protocol
     data = load(replace(data_spec(cfg), batch_size=1), protocol)  # evaluation trains nothing: any training set

@@ -252,3 +252,64 @@ def test_cli_prepare(cli, harness_main, src: Path, tmp_path: Path) -> None:
     r = cli("prepare", "--data", str(src), "--out", str(tmp_path / "t"), "--format", "png")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "invalid choice: 'png'" in r.stderr
     assert not (tmp_path / "t").exists()
+
+
+# ---------------------------------------------------------------- a store where a folder goes: data sets and runs
+
+
+def test_a_store_gives_the_folders_data_sets(stores: dict[str, Path], src: Path) -> None:
+    """`--data STORE` reads the manifest (no scan, no decode to find bad files): same classes, labels, skipped
+    files, and the training items the folder path would give, batched by one read."""
+    from harness.data import DataSpec, load_datasets
+
+    spec = dict(image_size=28, resize=R)
+    folder = load_datasets(DataSpec("imagefolder", src, **spec))
+    store = load_datasets(DataSpec("imagefolder", stores["raw"], **spec), "ten_crop")
+    assert store.classes == folder.classes and store.train.labels == folder.train.labels
+    assert sorted(Path(p).name for p in store.skipped) == sorted(Path(p).name for p in folder.skipped)
+    assert store.fingerprint != folder.fingerprint  # other bytes: the stored squares
+    x, y = store.train.__getitems__([0, 3])
+    assert torch.equal(x, torch.stack([folder.train[0][0], folder.train[3][0]])) and y.tolist() == [0, 0]
+    assert store.val.inputs([1]).shape == (1, 10, 3, 28, 28)
+    torch.testing.assert_close(store.train.inputs([2], seed=4), folder.train.inputs([2], seed=4))
+    limited = load_datasets(DataSpec("imagefolder", stores["raw"], limit_train=3, **spec))
+    assert len(limited.train) == 3 and limited.fingerprint != store.fingerprint
+
+
+def test_torchvision_recipe_reads_the_originals_and_other_sizes_are_refused(
+    stores: dict[str, Path], src: Path, tmp_path: Path
+) -> None:
+    from harness.data import DataSpec, load_datasets
+
+    tv = load_datasets(DataSpec("imagefolder", stores["raw"], image_size=24, resize=R, train_aug="torchvision"))
+    x, _ = tv.train[(1, 7)]  # RandomResizedCrop of the original file, with the item's seed
+    assert x.shape == (3, 24, 24) and torch.equal(x, tv.train[(1, 7)][0]) and not torch.equal(x, tv.train[(1, 8)][0])
+    with pytest.raises(HarnessError, match="holds 32x32 squares, this recipe rescales to 40"):
+        load_datasets(DataSpec("imagefolder", stores["raw"], image_size=24, resize=40))
+    moved = tmp_path / "store"
+    shutil.copytree(stores["raw"], moved)
+    manifest = Manifest.from_json((moved / "manifest.json").read_text())
+    gone = manifest.__class__(**{**manifest.__dict__, "source": str(tmp_path / "gone")})
+    (moved / "manifest.json").write_text(gone.to_json())
+    with pytest.raises(HarnessError, match="crops the original images"):
+        load_datasets(DataSpec("imagefolder", moved, image_size=24, resize=R, train_aug="torchvision"))
+
+
+@pytest.mark.slow
+def test_run_and_eval_on_a_store(src: Path, cli, uri, runs, tmp_path: Path) -> None:
+    """The paper profile trains from a store and evaluates from it (ten crops cut on the device); `eval --run-id`
+    evaluates at the run's own crop and resize."""
+    from harness import schema
+
+    store = tmp_path / "store72"
+    prepare(src, store, resize=72, fmt="raw", workers=2, verbose=False)  # the builders take 63 px and up
+    r = cli("run", "alexnet2014", "--data", str(store), "--epochs", "1", "--batch-size", "4",
+            "--set", "resize=72", "--set", "crop=64", "--no-report", "--tracking-uri", uri, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = runs(uri)
+    assert run.info.status == "FINISHED" and run.data.params["data_dir"] == str(store.resolve())
+    assert run.data.metrics[schema.SKIPPED_IMAGES] == 2  # listed in the manifest, not found again
+    e = cli("eval", "alexnet2014", "--run-id", run.info.run_id, "--data", str(store), "--tracking-uri", uri,
+            cwd=tmp_path)  # fmt: skip
+    assert e.returncode == 0, e.stderr[-3000:]
+    assert "top-1" in e.stdout
