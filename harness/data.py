@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -163,9 +165,7 @@ class ImageFileDataset(ImageDataset):
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
         i, seed = split_key(key)
         path, label = self.samples[i]
-        with open(path, "rb") as f:
-            img = to_rgb(Image.open(f))
-        return self.cut(img, seed), label
+        return self.cut(read_rgb(path), seed), label
 
 
 class ArrayDataset(ImageDataset):
@@ -215,8 +215,7 @@ class StoreDataset(ImageDataset):
         i, seed = split_key(key)
         if self.cut.kind == "random_resized":
             [path] = self.reader.originals([self.keep[i]])
-            with open(path, "rb") as f:
-                return self.cut(to_rgb(Image.open(f)), seed), self.labels[i]
+            return self.cut(read_rgb(path), seed), self.labels[i]
         return self.reader.read([self.keep[i]])[0], self.labels[i]
 
     def __getitems__(self, keys: Sequence[Key]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -397,6 +396,31 @@ def to_rgb(img: Image.Image) -> Image.Image:
         top = 65535.0 if img.mode.startswith("I;16") or px.max(initial=0) <= 65535 else float(px.max())
         img = Image.fromarray(np.clip(np.rint(px * (255.0 / top)), 0, 255).astype(np.uint8), "L")
     return img.convert("RGB")
+
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def read_rgb(path: str) -> torch.Tensor:
+    """An image file as 8-bit RGB, uint8 [3,H,W]. JPEGs decode with torchvision's libjpeg-turbo decoder (the same
+    pixels as PIL's, also for grey and CMYK files; with the tensor resize that follows, 2-2.5x PIL's path per core
+    here); other files, and JPEGs it refuses (truncated ones too: PIL then says why), through PIL and `to_rgb`."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:3] == JPEG_MAGIC:
+        try:
+            with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec's
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        except RuntimeError:
+            pass
+    with Image.open(io.BytesIO(raw)) as im:
+        return F.pil_to_tensor(to_rgb(im))
+
+
+def read_square(path: str, size: int) -> torch.Tensor:
+    """KSH12 s2's input: shorter side rescaled to `size`, the central size x size patch; uint8 [3,size,size]."""
+    return prepare_train(read_rgb(path), "ksh12", size)  # type: ignore[return-value]
 
 
 def _check_batch(n: int, spec: DataSpec, where: object, readable: bool = False) -> None:

@@ -387,3 +387,36 @@ def test_lighting_acts_on_unit_range_rgb_before_normalisation() -> None:
     out = TrainTransform("ksh12", image_size=6, resize=8, lighting=recorder, prepared=True)(img)
     assert len(seen) == 1 and seen[0].min() >= 0 and seen[0].max() <= 1 and seen[0].max() > 0.5
     torch.testing.assert_close(_unnormalise(out), seen[0] + 0.01, atol=1e-5, rtol=0)
+
+
+def test_read_rgb_decodes_as_pil_does(tmp_path: Path, photos: Path) -> None:
+    """torchvision's JPEG decoder gives PIL's pixels (colour, grey, CMYK); other files go through PIL; a truncated
+    JPEG is refused by both. The tensor resize of `read_square` is within one level of PIL's."""
+    from harness.data import read_rgb, read_square, to_rgb
+    from harness.transforms import prepare_train
+
+    rng = np.random.RandomState(0)
+    files = {
+        "photo.JPEG": photos / "train" / "china" / "china_0.JPEG",
+        "grey.jpg": Image.fromarray(rng.randint(0, 256, (30, 40), dtype=np.uint8), "L"),
+        "cmyk.jpg": Image.fromarray(rng.randint(0, 256, (30, 40, 4), dtype=np.uint8), "CMYK"),
+        "rgb.png": Image.fromarray(rng.randint(0, 256, (30, 40, 3), dtype=np.uint8)),
+    }
+    for name, src in files.items():
+        path = tmp_path / name
+        shutil.copy(src, path) if isinstance(src, Path) else src.save(path)
+        with Image.open(path) as im:
+            expected = torch.from_numpy(np.asarray(to_rgb(im)).copy()).permute(2, 0, 1)
+        assert torch.equal(read_rgb(str(path)), expected), name
+    with Image.open(files["photo.JPEG"]) as im:
+        pil = _pil_tensor(prepare_train(to_rgb(im), "ksh12", 64))
+    ours = read_square(str(files["photo.JPEG"]), 64)
+    assert ours.shape == (3, 64, 64) and (ours.int() - pil.int()).abs().max() <= 1
+    whole = files["photo.JPEG"].read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(OSError, match="truncated"):
+        read_rgb(str(tmp_path / "cut.jpg"))
+
+
+def _pil_tensor(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)

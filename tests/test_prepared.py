@@ -16,11 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.data import to_rgb
+from harness.data import read_square
 from harness.errors import HarnessError
 from harness.prepare import prepare
 from harness.prepared import STORE_VERSION, Manifest, is_store, open_store
-from harness.transforms import prepare_train
 from tests.conftest import photo_crop
 
 R = 32  # resize: small, so that every test is quick
@@ -59,8 +58,7 @@ def stores(src: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
 def folder_patch(path: str) -> np.ndarray:
     """What the folder path feeds training, before augmentation: uint8 [3, R, R]."""
-    with Image.open(path) as im:
-        return np.asarray(prepare_train(to_rgb(im), "ksh12", R)).transpose(2, 0, 1)
+    return read_square(path, R).numpy()
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
