@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,7 @@ class BenchSpec:
     precision: str = "fp32"
     device: str = "auto"
     images: int = 200  # JPEGs decoded per pipeline measurement; 0: no pipeline rows
+    rounds: int = 1  # (a) and (b) alternated this many times, each row the median: drift on a shared machine
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class BenchHeader:
     size: int
     batch_size: int
     steps: int
+    rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -308,13 +311,17 @@ def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
     memory.keep_freed_memory()  # as `run` and `sweep` do: both loops of the table get it
     header = BenchHeader(
         device_name(device), torch.__version__, torch.get_num_threads(), spec.precision, spec.size,
-        spec.batch_size, spec.steps,
+        spec.batch_size, spec.steps, spec.rounds,
     )  # fmt: skip
     rows: list[BenchRow] = []
     for v in variants:
-        bare = bare_loop_ips(v, spec, device)
+        bares, harness = [], []
+        for _ in range(spec.rounds):
+            bares.append(bare_loop_ips(v, spec, device))
+            harness.append(harness_step_ips(v, spec, device))
+        bare = statistics.median(bares)
         rows.append(training_row(v, "bare loop", bare, bare, spec, device))
-        rows.append(training_row(v, "harness step", harness_step_ips(v, spec, device), bare, spec, device))
+        rows.append(training_row(v, "harness step", statistics.median(harness), bare, spec, device))
     if spec.images > 0:
         with contextlib.ExitStack() as stack:
             if jpeg_root is None:
@@ -322,12 +329,18 @@ def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
                 per_class = -(-spec.images // PIPELINE_CLASSES)
                 photos.imagenet_like_jpegs(jpeg_root, per_class, PIPELINE_CLASSES, splits=("train",))
                 photos.imagenet_like_jpegs(jpeg_root, 1, PIPELINE_CLASSES, splits=("val",))
-            with threads(1):  # per core: one thread, no workers
-                reference = torchvision_pipeline_ips(jpeg_root, spec.size, spec.images)
-                rows.append(BenchRow("-", "torchvision PIL preset", reference, 1.0, "torchvision PIL preset"))
-                for v in variants:
-                    ips = harness_pipeline_ips(v, jpeg_root, spec.size, spec.images)
-                    rows.append(BenchRow(v.name, "harness pipeline", ips, ips / reference, "torchvision PIL preset"))
+            with threads(1):  # per core: one thread, no workers; alternated like (a) and (b)
+                refs: list[float] = []
+                own: dict[str, list[float]] = {v.name: [] for v in variants}
+                for _ in range(spec.rounds):
+                    refs.append(torchvision_pipeline_ips(jpeg_root, spec.size, spec.images))
+                    for v in variants:
+                        own[v.name].append(harness_pipeline_ips(v, jpeg_root, spec.size, spec.images))
+            reference = statistics.median(refs)
+            rows.append(BenchRow("-", "torchvision PIL preset", reference, 1.0, "torchvision PIL preset"))
+            for name, rates in own.items():
+                ips = statistics.median(rates)
+                rows.append(BenchRow(name, "harness pipeline", ips, ips / reference, "torchvision PIL preset"))
     return BenchResult(header, tuple(rows))
 
 
@@ -339,7 +352,8 @@ def render(result: BenchResult) -> str:
     on_gpu = not h.device.startswith("cpu")
     lines = [
         f"device {h.device} | torch {h.torch} | {h.threads} threads | precision {h.precision} | "
-        f"{h.size} px, batch {h.batch_size}, {h.steps} timed steps",
+        f"{h.size} px, batch {h.batch_size}, {h.steps} timed steps"
+        + (f", median of {h.rounds} rounds" if h.rounds > 1 else ""),
         f"{'variant':24} {'what':24} {'img/s':>10} {'ratio':>7}  {'TFLOP/s' if on_gpu else 'GFLOP/s':>9} {'MFU':>10}",
     ]
     for r in result.rows:

@@ -282,7 +282,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     spec = bench.BenchSpec(
         bench.names_or_default(args.names), args.size, args.batch_size, args.steps, args.precision, args.device,
-        args.images,
+        args.images, args.rounds,
     )  # fmt: skip
     print(bench.bench_command(spec, args.json))
     return 0
@@ -405,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--images", type=non_negative_int, default=200, help="JPEGs per pipeline measurement; 0 skips it (default 200)"
     )
+    p.add_argument("--rounds", type=positive_int, default=1, help="alternate (a) and (b) N times, print medians")
     p.add_argument("--json", type=Path, help="also write the header and rows to this JSON file")
     p.set_defaults(func=cmd_bench)
 
