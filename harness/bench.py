@@ -4,7 +4,8 @@ CPU core against torchvision's PIL preset, and achieved TFLOP/s and MFU (harness
 Rows, per variant: (a) the bare loop (the limit: model, fused SGD, cross-entropy on one random batch already on the
 device); (b) the harness's step on the same shapes (`harness_step_ips`); (c) the input pipeline alone, one thread,
 no workers, on ImageNet-sized JPEGs (harness.photos): torchvision's preset once, the harness's path per variant's
-recipe (`harness_pipeline_ips`). Warm-up steps are not timed; on a GPU every timing ends with a synchronize.
+recipe without and with its batch view on the CPU (`harness_pipeline_ips`). Warm-up steps are not timed; on a GPU
+every timing ends with a synchronize.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness import data, engine, flops, memory, photos
-from harness.config import RunConfig
+from harness import augment, data, engine, flops, loader, memory, photos
+from harness import precision as precision_mod
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.progress import Progress
-from harness.transforms import MEAN, STD, TrainTransform
+from harness.transforms import IMAGENET_PCA, MEAN, STD
 from variants import UnknownVariantError, Variant, get_variant
 
 WARMUP_STEPS = 3
 PIPELINE_CLASSES = 10
+PIPELINE_BATCH = 32  # keys per `__getitems__` call in the harness's pipeline
 NUM_CLASSES = 1000  # ImageNet's: the classifier's shape is part of the step
 
 
@@ -63,7 +65,7 @@ class BenchHeader:
 @dataclass(frozen=True)
 class BenchRow:
     variant: str  # "-" for the torchvision preset (no model)
-    what: str  # "bare loop", "harness step", "torchvision PIL preset", "harness pipeline"
+    what: str  # "bare loop", "harness step", "torchvision PIL preset", "harness pipeline" (+ view)
     images_per_sec: float
     ratio: float  # to `vs` (same variant)
     vs: str  # "bare loop" for training rows, "torchvision PIL preset" for pipeline rows
@@ -124,23 +126,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@contextlib.contextmanager
-def tf32_flags(name: str) -> Iterator[None]:
-    """tf32: TF32 matmuls and convolutions on CUDA (no effect on a CPU); fp32 and bf16: both switches off
-    (PyTorch's default lets cuDNN convolutions use TF32, which would make "fp32" TF32)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = name == "tf32"
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def autocast(name: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16: torch.autocast to bfloat16 (CUDA and CPU); otherwise nothing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=name == "bf16")
-
-
 def timed(run: Callable[[], None], device: torch.device) -> float:
     sync(device)
     start = time.perf_counter()
@@ -164,80 +149,74 @@ def threads(n: int) -> Iterator[None]:
 
 def bare_loop_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
     """images/s of the plainest training step: the variant, fused SGD with momentum, cross-entropy, one fixed random
-    batch already on the device; cuDNN autotuning on (the limit)."""
+    batch already on the device, with the precision settings the harness uses (harness.precision: TF32 switches,
+    cuDNN autotuning, bf16 autocast, channels_last on CUDA). The limit the harness's step is measured against."""
+    precision_mod.configure(device, spec.precision)
+    layout = precision_mod.memory_format(device)
     torch.manual_seed(0)
-    model = v.build(NUM_CLASSES).to(device)
+    model = v.build(NUM_CLASSES).to(device, memory_format=layout)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4, fused=True)
-    x = torch.randn(spec.batch_size, 3, spec.size, spec.size, device=device)
+    x = torch.randn(spec.batch_size, 3, spec.size, spec.size, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, NUM_CLASSES, (spec.batch_size,), device=device)
 
     def steps(n: int) -> Callable[[], None]:
         def run() -> None:
             for _ in range(n):
-                with autocast(spec.precision, device):
-                    loss = F.cross_entropy(model(x), y)
+                with precision_mod.autocast(device, spec.precision):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
 
         return run
 
-    benchmark = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True
-    try:
-        with tf32_flags(spec.precision):
-            timed(steps(WARMUP_STEPS), device)
-            return spec.batch_size * spec.steps / timed(steps(spec.steps), device)
-    finally:
-        torch.backends.cudnn.benchmark = benchmark
+    timed(steps(WARMUP_STEPS), device)
+    return spec.batch_size * spec.steps / timed(steps(spec.steps), device)
 
 
 def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
-    """images/s of the harness's own training: `engine.train_one_epoch` over `engine.train_loader` (the run's
-    workers: 0) of an in-memory uint8 `data.ArrayDataset` of the bench's shapes, with the recipe's model init,
-    optimiser groups and per-step work (ZF13 renormalisation), and the harness's array transform (a crop that is the
-    whole image, a flip, normalisation). The engine has no precision switch on this branch: bf16 is an autocast
-    around the epoch. The one function to re-wire when the data path and engine change (issue 13)."""
-    recipe = replace(v.recipe, batch_size=spec.batch_size)
-    cfg = RunConfig(
-        variant=v.name,
-        paper=v.paper,
-        profile="bench",
-        dataset="synthetic",
-        dataset_name="random uint8",
-        data_dir=None,
-        recipe=recipe,
-        flip=True,
-        seed=0,
-        device=device.type,
-    )
+    """images/s of the harness's own training: `engine.train_one_epoch` over the run's loader (`loader.train_loader`,
+    built once, default workers) of an in-memory uint8 `data.ArrayDataset` of squares of the bench's size, with the
+    recipe's batch view on the device (harness.augment: crop = the whole square, flip, PCA lighting if the recipe
+    has it, normalisation), model init, optimiser groups, per-step work (ZF13 renormalisation) and precision. The
+    one function to re-wire when the data path or the engine changes."""
+    r = replace(v.recipe, batch_size=spec.batch_size)
     d = Dist(0, 1, 0, device)
-    transform = TrainTransform("ksh12", spec.size, spec.size, flip=True, lighting=None, prepared=True)
+    view = augment.TrainView(
+        r.train_aug, spec.size, True, IMAGENET_PCA if r.pca_lighting else None, r.pca_alpha_std, r.input_scale
+    )
     g = torch.Generator().manual_seed(0)
 
-    def dataset(batches: int) -> data.ArrayDataset:
+    def run_loader(batches: int) -> torch.utils.data.DataLoader:
         n = batches * spec.batch_size
         images = torch.randint(0, 256, (n, 3, spec.size, spec.size), dtype=torch.uint8, generator=g)
-        return data.ArrayDataset(
-            images, torch.randint(0, NUM_CLASSES, (n,), generator=g).tolist(), transform, spec.size
-        )
+        labels = torch.randint(0, NUM_CLASSES, (n,), generator=g).tolist()
+        dataset = data.ArrayDataset(images, labels, view, spec.size, data.ItemCut("none", spec.size))
+        return loader.train_loader(dataset, spec.batch_size, 0, d, None)
 
-    model = engine.prepare_model(v, NUM_CLASSES, recipe, seed=0).to(device)
-    opt = engine.build_optimizer(model, recipe, cfg.effective_lr)
-    scheduler = engine.build_scheduler(opt, recipe, spec.steps)
-    warm, timed_set = dataset(WARMUP_STEPS), dataset(spec.steps)
+    precision_mod.configure(device, spec.precision)
+    model = engine.prepare_model(v, NUM_CLASSES, r, seed=0).to(
+        device, memory_format=precision_mod.memory_format(device)
+    )
+    opt = engine.build_optimizer(model, r, r.lr)
+    scheduler = engine.build_scheduler(opt, r, spec.steps)
+    warm, main = run_loader(WARMUP_STEPS), run_loader(spec.steps)
 
-    def epoch(ds: data.ArrayDataset, e: int) -> Callable[[], None]:
+    def epoch(batches: torch.utils.data.DataLoader, e: int) -> Callable[[], None]:
         def run() -> None:
-            loader = engine.train_loader(ds, cfg, d, e)
-            with tf32_flags(spec.precision), autocast(spec.precision, device):
-                engine.train_one_epoch(model, loader, opt, d, recipe, Progress("bench", 0, enabled=False), scheduler)
+            batches.sampler.set_epoch(e)  # type: ignore[attr-defined]
+            progress = Progress("bench", 0, enabled=False)
+            every = engine.curve_every(spec.steps)
+            engine.train_one_epoch(
+                model, batches, view, opt, d, r, progress, scheduler, 0, every, g, precision=spec.precision
+            )
 
         return run
 
     try:
         timed(epoch(warm, 0), device)
-        return spec.batch_size * spec.steps / timed(epoch(timed_set, 1), device)
+        return spec.batch_size * spec.steps / timed(epoch(main, 1), device)
     except engine.Diverged as e:
         raise HarnessError(f"{v.name}: the harness step diverged on random data ({e})") from None
 
@@ -245,14 +224,20 @@ def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float
 # --- (c) the input pipeline per core --------------------------------------------------------------------------------
 
 
+def seeded_order(n: int, count: int) -> list[int]:
+    """`count` indices into n items in a seeded order, cycling when n is smaller."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
+    return [order[k % n] for k in range(count)]
+
+
 def items_per_sec(dataset: torch.utils.data.Dataset, n: int) -> float:
-    """Items/s of dataset[i] over `n` items in a seeded order (after 2 untimed), cycling when it is shorter."""
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0)).tolist()  # type: ignore[arg-type]
+    """Items/s of dataset[i], one at a time, over `n` items in a seeded order (after 2 untimed)."""
+    order = seeded_order(len(dataset), n + 2)  # type: ignore[arg-type]
     for i in order[:2]:
         dataset[i]
     start = time.perf_counter()
-    for k in range(n):
-        dataset[order[k % len(order)]]
+    for i in order[2:]:
+        dataset[i]
     return n / (time.perf_counter() - start)
 
 
@@ -268,10 +253,12 @@ def torchvision_pipeline_ips(root: Path, size: int, n: int) -> float:
     return items_per_sec(datasets.ImageFolder(str(root / "train"), transform=tf), n)
 
 
-def harness_pipeline_ips(v: Variant, root: Path, size: int, n: int) -> float:
-    """The harness's own input path for `v`'s recipe: `data.load_datasets` on the folder (its up-front decode check
-    of every file is not timed), then training items one by one. The one function to re-wire when the data path
-    changes (issue 13: a prepared store, device-side augmentation)."""
+def harness_pipeline_ips(v: Variant, root: Path, size: int, n: int, with_view: bool = False) -> float:
+    """The harness's own input path for `v`'s recipe, on the CPU: `data.load_datasets` on the folder (its up-front
+    check of every file is not timed), then what a DataLoader worker does, batches of `PIPELINE_BATCH` keyed items
+    (`__getitems__`: decode, the recipe's per-image cut, stacking as uint8); `with_view`: the batch view
+    (harness.augment: crop, flip, PCA lighting, normalisation) on the CPU too, as a CPU-only run does it (on a GPU
+    it runs on the device). The one function to re-wire when the data path changes."""
     r = v.recipe
     resize = max(size, round(size * r.resize / r.crop))  # the recipe's resize:crop ratio (256:224) at this size
     spec = data.DataSpec(
@@ -284,7 +271,20 @@ def harness_pipeline_ips(v: Variant, root: Path, size: int, n: int) -> float:
         pca_alpha_std=r.pca_alpha_std,
         input_scale=r.input_scale,
     )
-    return items_per_sec(data.load_datasets(spec, "center").train, n)
+    ds = data.load_datasets(spec, "center").train
+    g = torch.Generator().manual_seed(0)
+    keys = [(i, 1_000_003 * (k + 1)) for k, i in enumerate(seeded_order(len(ds), n + 2))]  # type: ignore[arg-type]
+
+    def batches(ks: list[tuple[int, int]]) -> None:
+        for b in range(0, len(ks), PIPELINE_BATCH):
+            x, _ = ds.__getitems__(ks[b : b + PIPELINE_BATCH])  # type: ignore[attr-defined]
+            if with_view:
+                ds.view(x, g)  # type: ignore[attr-defined]
+
+    batches(keys[:2])
+    start = time.perf_counter()
+    batches(keys[2:])
+    return n / (time.perf_counter() - start)
 
 
 # --- the whole bench ------------------------------------------------------------------------------------------------
@@ -331,16 +331,18 @@ def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
                 photos.imagenet_like_jpegs(jpeg_root, 1, PIPELINE_CLASSES, splits=("val",))
             with threads(1):  # per core: one thread, no workers; alternated like (a) and (b)
                 refs: list[float] = []
-                own: dict[str, list[float]] = {v.name: [] for v in variants}
+                own: dict[tuple[str, str], list[float]] = {}
                 for _ in range(spec.rounds):
                     refs.append(torchvision_pipeline_ips(jpeg_root, spec.size, spec.images))
                     for v in variants:
-                        own[v.name].append(harness_pipeline_ips(v, jpeg_root, spec.size, spec.images))
+                        for what, view in (("harness pipeline", False), ("harness pipeline + view", True)):
+                            ips = harness_pipeline_ips(v, jpeg_root, spec.size, spec.images, view)
+                            own.setdefault((v.name, what), []).append(ips)
             reference = statistics.median(refs)
             rows.append(BenchRow("-", "torchvision PIL preset", reference, 1.0, "torchvision PIL preset"))
-            for name, rates in own.items():
+            for (name, what), rates in own.items():
                 ips = statistics.median(rates)
-                rows.append(BenchRow(name, "harness pipeline", ips, ips / reference, "torchvision PIL preset"))
+                rows.append(BenchRow(name, what, ips, ips / reference, "torchvision PIL preset"))
     return BenchResult(header, tuple(rows))
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import spaces, store
 from harness.errors import HarnessError
-from harness.request import PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
+from harness.request import PRECISIONS, PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
 
 R = typing.TypeVar("R", bound=DataRequest)
 
@@ -60,7 +60,17 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset-name", help="what the data is, for the report, e.g. ILSVRC-2012 or ILSVRC-2010")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     add_store_option(p)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="DataLoader worker processes (default: 0 for data in memory, else this process's CPUs - 1, at most 8)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (the papers', default), tf32 or bf16 (autocast); anything but fp32 is a recorded deviation",
+    )
     p.add_argument("--limit-train", type=positive_int, help="use only the first N training images (a slice)")
     p.add_argument("--limit-val", type=positive_int, help="use only the first N validation images (a slice)")
 
@@ -294,6 +304,15 @@ def non_negative_int(text: str) -> int:
     return positive_int(text)
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from harness.prepare import prepare
+
+    prepare(
+        Path(args.data), Path(args.out), resize=args.resize, fmt=args.format, quality=args.quality, workers=args.workers
+    )
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------------------------------
 
 
@@ -335,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait",
         action="store_true",
         help="a configuration another process is training: wait for it to finish (default: refuse, naming its PID)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (same recipe and run; compiling takes a while)"
     )
     p.set_defaults(func=cmd_run)
 
@@ -412,6 +434,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pca", help="compute the PCA lighting eigen-pairs of an ImageNet-style training set")
     p.add_argument("--data", required=True)
     p.set_defaults(func=cmd_pca)
+
+    p = sub.add_parser(
+        "prepare",
+        help="decode an ImageNet-style folder once into a store of 256x256 centre patches (KSH12 s2)",
+    )
+    p.add_argument("--data", required=True, help="DIR with train/<class>/* and val/<class>/*")
+    p.add_argument("--out", required=True, help="the store folder: new or empty (a store of the same DIR: no-op)")
+    p.add_argument(
+        "--format",
+        choices=["raw", "jpeg"],
+        default="raw",
+        help="raw (default): uint8 arrays, fastest to read; jpeg: re-encoded, ~5x smaller, ~20x slower to read",
+    )
+    p.add_argument("--resize", type=positive_int, default=256, help="shorter side, then the central square (256)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality of --format jpeg (default 95)")
+    p.add_argument("--workers", type=positive_int, help="decoding threads (default: one per CPU)")
+    p.set_defaults(func=cmd_prepare)
     return parser
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.request import DATASETS, PROFILE_NAMES, RunRequest
+from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, RunRequest
 from variants import INPUT_SCALES, MIN_INPUT_SIZE, InitScheme, Recipe, Variant
 
 
@@ -178,10 +178,12 @@ class RunConfig:
     modified_keys: tuple[str, ...] = ()
     limit_train: int | None = None
     limit_val: int | None = None
-    workers: int = 0
+    workers: int | None = None  # None: harness.loader.workers_for decides
     profile_deviations: tuple[str, ...] = ()
     tuned_from: str | None = None
     final_protocols: tuple[str, ...] = ("center", "ten_crop")
+    precision: str = "fp32"  # harness.precision: fp32 (the papers'), tf32, bf16 (a recorded deviation)
+    compile: bool = False  # torch.compile (an execution option)
 
     @property
     def recipe_modified(self) -> bool:
@@ -212,6 +214,8 @@ class RunConfig:
             limit_train=str(self.limit_train),
             limit_val=str(self.limit_val),
             final_protocols=",".join(self.final_protocols),
+            precision=self.precision,
+            compile=str(self.compile),
         )
         return p
 
@@ -229,6 +233,8 @@ class RunConfig:
             "limit_val": self.limit_val,
             "tuned_from": self.tuned_from,
         }
+        if self.precision != "fp32":  # (absent at fp32: the identity of runs recorded before precision existed)
+            key["precision"] = self.precision
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
@@ -426,7 +432,22 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         limit_train=req.limit_train if req.limit_train is not None else profile.limit_train,
         limit_val=req.limit_val if req.limit_val is not None else profile.limit_val,
         workers=req.workers,
-        profile_deviations=tuple(profile.all_deviations()),
+        profile_deviations=tuple(profile.all_deviations()) + precision_deviation(req.precision),
         tuned_from=req.tuned_from,
         final_protocols=tuple(dict.fromkeys((*profile.final_protocols, recipe.test_protocol))),
+        precision=req.precision,
+        compile=req.compile,
     )
+
+
+def precision_deviation(precision: str) -> tuple[str, ...]:
+    """The papers trained in 32-bit floating point (GTX 580s: no other arithmetic); anything else is a deviation."""
+    if precision not in PRECISIONS:
+        raise HarnessError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if precision == "tf32":
+        return ("Precision tf32: matmuls and convolutions on CUDA with TF32 tensor cores (10-bit mantissa inputs, "
+                "fp32 accumulation); the papers trained in fp32 (no effect on the CPU).",)  # fmt: skip
+    if precision == "bf16":
+        return ("Precision bf16: forward and backward under bfloat16 autocast (weights, optimiser and loss in "
+                "fp32); the papers trained in fp32.",)  # fmt: skip
+    return ()

@@ -1,7 +1,9 @@
 """Data sets for training and evaluation: an ImageNet-style folder, the embedded MNIST 5k proxy, CIFAR-10, synthetic.
 
-`load_datasets(spec, protocol)` is the one entry point. Items are (float32 tensor, int label): train [3,H,W],
-val [3,H,W] ("center") or [10,3,H,W] ("ten_crop"). Nothing is ever downloaded. Transforms: `harness.transforms`.
+`load_datasets(spec, protocol)` is the one entry point. Items are (uint8 image [C,S,S], int label): the recipe's
+square of side `resize` (KSH12 s2), or torchvision's random-resized crop; each data set's `view` (harness.augment)
+turns a batch of them into the network's input on the training device: crops, mirrors, PCA lighting, normalisation,
+and for validation the centre or ten crops. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import functools
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +22,23 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
+from harness import prepared
+from harness.augment import EvalView, TrainView
 from harness.errors import HarnessError
+from harness.prepared import SplitReader
 from harness.request import DATASETS
 from harness.transforms import (
     IMAGENET_PCA,
     MEAN,
     STD,
-    EvalTransform,
+    ImageLike,
     PcaEig,
-    PcaLighting,
-    TrainTransform,
     check_geometry,
     check_input_scale,
+    prepare_train,
     resize_shorter,
 )
 
@@ -92,39 +98,133 @@ class Datasets:
     split_name: str  # "val", or "test" for CIFAR-10's test_batch
 
 
-class ImageFileDataset(Dataset):
-    def __init__(self, samples: Sequence[tuple[str, int]], transform: Callable) -> None:
+Key = int | tuple[int, int]  # an item's index, or (index, seed of its own random draws) from `EpochSampler`
+
+
+def split_key(key: Key) -> tuple[int, int | None]:
+    return (key, None) if isinstance(key, int) else (int(key[0]), int(key[1]))
+
+
+@dataclass(frozen=True)
+class ItemCut:
+    """What each image gets on the CPU before batching: "square" rescales the shorter side to `size` and cuts the
+    central square (KSH12 s2; the paper's training and test input), "random_resized" cuts torchvision's
+    RandomResizedCrop(size) (TVREF: on the original image) with the item's own seed. "none": the image as it is
+    (array data sets already stored as squares of the recipe's side)."""
+
+    kind: str  # "square" | "random_resized" | "none"
+    size: int
+
+    def __call__(self, img: ImageLike, seed: int | None) -> torch.Tensor:
+        if self.kind == "square":
+            img = prepare_train(img, "ksh12", self.size)
+        elif self.kind == "random_resized":
+            with torch.random.fork_rng(devices=[]):  # the item's own draw; the global RNG (dropout) is untouched
+                if seed is not None:
+                    torch.manual_seed(seed)
+                img = v2.RandomResizedCrop(self.size, antialias=True)(img)
+        return F.pil_to_tensor(img) if isinstance(img, Image.Image) else img
+
+
+class ImageDataset(Dataset):
+    """Items are (uint8 image [C,S,S], label); `view` (harness.augment) turns a batch of them into the network's
+    input on the training device. `__getitems__` returns a whole batch (x [B,C,S,S], y [B]): what the DataLoader
+    passes to `collate`."""
+
+    labels: list[int]
+    view: TrainView | EvalView
+
+    def __getitems__(self, keys: Sequence[Key]) -> tuple[torch.Tensor, torch.Tensor]:
+        items = [self[k] for k in keys]
+        return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
+
+    def inputs(self, indices: Sequence[int], seed: int = 0) -> torch.Tensor:
+        """The network's float input for these items on the CPU (the view's draws from `seed`): for analyses/tests."""
+        x, _ = self.__getitems__([(i, seed + i) for i in indices])
+        return self.view(x, torch.Generator().manual_seed(seed))
+
+
+def collate(batch: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, int]]):
+    """DataLoader collate: a batch from `__getitems__` passes through; a list of items is stacked."""
+    if isinstance(batch, tuple):
+        return batch
+    return torch.stack([x for x, _ in batch]), torch.tensor([y for _, y in batch], dtype=torch.int64)
+
+
+class ImageFileDataset(ImageDataset):
+    def __init__(self, samples: Sequence[tuple[str, int]], cut: ItemCut, view: TrainView | EvalView) -> None:
         self.samples = list(samples)
         self.labels = [y for _, y in self.samples]  # as ArrayDataset.labels: labels without decoding images
-        self.transform = transform
+        self.cut, self.view = cut, view
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
+        i, seed = split_key(key)
         path, label = self.samples[i]
         with open(path, "rb") as f:
             img = to_rgb(Image.open(f))
-        return self.transform(img), label
+        return self.cut(img, seed), label
 
 
-class ArrayDataset(Dataset):
+class ArrayDataset(ImageDataset):
     """Square uint8 images [N,C,s,s] (C = 1 or 3), resized to `resize` once up front when the result fits in
-    PRECOMPUTE_BYTES (MNIST 5k at any size), else per item (CIFAR-10 at large sizes)."""
+    PRECOMPUTE_BYTES (MNIST 5k at any size), else per item (CIFAR-10 at large sizes). A batch of stored squares is
+    one indexing operation."""
 
-    def __init__(self, images: torch.Tensor, labels: Sequence[int], transform: Callable, resize: int) -> None:
+    def __init__(
+        self, images: torch.Tensor, labels: Sequence[int], view: TrainView | EvalView, resize: int, cut: ItemCut
+    ) -> None:
         if images.shape[-1] != resize and images.numel() * (resize / images.shape[-1]) ** 2 <= PRECOMPUTE_BYTES:
             images = torch.cat([resize_shorter(chunk, resize) for chunk in images.split(500)])
-        self.images, self.labels, self.transform, self.resize = images, [int(y) for y in labels], transform, resize
+        self.images, self.labels, self.resize = images, [int(y) for y in labels], resize
+        self.view, self.cut = view, cut
+        self._labels = torch.tensor(self.labels, dtype=torch.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
+        i, seed = split_key(key)
         img = self.images[i]
         if img.shape[-1] != self.resize:
             img = resize_shorter(img, self.resize)
-        return self.transform(img), self.labels[i]
+        return self.cut(img, seed), self.labels[i]
+
+    def __getitems__(self, keys: Sequence[Key]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cut.kind != "none" or self.images.shape[-1] != self.resize:
+            return super().__getitems__(keys)
+        idx = torch.tensor([split_key(k)[0] for k in keys], dtype=torch.int64)
+        return self.images[idx], self._labels[idx]
+
+
+class StoreDataset(ImageDataset):
+    """A split of a prepared store (`harness prepare`, harness.prepared): a batch of stored squares is one read.
+    torchvision's recipe cuts RandomResizedCrop from the original files the manifest lists (TVREF crops the
+    originals, not the 256 squares), so its training split still needs the source folder."""
+
+    def __init__(self, reader: SplitReader, keep: Sequence[int], view: TrainView | EvalView, cut: ItemCut) -> None:
+        self.reader, self.keep, self.view, self.cut = reader, list(keep), view, cut
+        self.labels = [int(reader.labels[i]) for i in self.keep]
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
+        i, seed = split_key(key)
+        if self.cut.kind == "random_resized":
+            [path] = self.reader.originals([self.keep[i]])
+            with open(path, "rb") as f:
+                return self.cut(to_rgb(Image.open(f)), seed), self.labels[i]
+        return self.reader.read([self.keep[i]])[0], self.labels[i]
+
+    def __getitems__(self, keys: Sequence[Key]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cut.kind == "random_resized":
+            return super().__getitems__(keys)
+        positions = [split_key(k)[0] for k in keys]
+        x = self.reader.read([self.keep[i] for i in positions])
+        return x, torch.tensor([self.labels[i] for i in positions], dtype=torch.int64)
 
 
 def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
@@ -137,6 +237,8 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
         if getattr(spec, name) is not None and getattr(spec, name) < 1:
             raise HarnessError(f"{name} must be a positive number of items, got {getattr(spec, name)}")
     if spec.dataset == "imagefolder":
+        if spec.root is not None and prepared.is_store(spec.root):
+            return _load_store(spec, protocol)
         return _load_imagefolder(spec, protocol)
     if spec.dataset == "mnist5k":
         return _from_arrays(spec, protocol, _mnist5k_arrays(), split="val")
@@ -147,15 +249,19 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
     return _from_arrays(spec, protocol, _synthetic_arrays(spec), split="val")
 
 
-def _transforms(
-    spec: DataSpec, protocol: str, prepared: bool, own_pca: PcaEig | None = None
-) -> tuple[TrainTransform, EvalTransform]:
+def _views(spec: DataSpec, protocol: str, own_pca: PcaEig | None = None) -> tuple[TrainView, EvalView]:
     """`own_pca`: the eigen-pairs of the data set's own training pixels (array data sets), else ImageNet's."""
-    lighting = PcaLighting(spec.pca_eig or own_pca or IMAGENET_PCA, spec.pca_alpha_std) if spec.pca_lighting else None
-    train = TrainTransform(
-        spec.train_aug, spec.image_size, spec.resize, spec.flip, lighting, prepared, spec.input_scale
-    )
-    return train, EvalTransform(protocol, spec.image_size, spec.resize, prepared, spec.input_scale)
+    eig = (spec.pca_eig or own_pca or IMAGENET_PCA) if spec.pca_lighting else None
+    train = TrainView(spec.train_aug, spec.image_size, spec.flip, eig, spec.pca_alpha_std, spec.input_scale)
+    return train, EvalView(protocol, spec.image_size, spec.input_scale)
+
+
+def train_cut(spec: DataSpec, stored_square: bool) -> ItemCut:
+    """The per-image CPU part of the training view: torchvision's recipe cuts RandomResizedCrop from the image
+    itself; the others take the recipe's square (already stored as such in array data sets)."""
+    if spec.train_aug == "torchvision":
+        return ItemCut("random_resized", spec.image_size)
+    return ItemCut("none" if stored_square else "square", spec.resize)
 
 
 def stratified_slice(labels: Sequence[int], n: int | None, seed: int = SPLIT_SEED) -> list[int]:
@@ -353,14 +459,46 @@ def _load_imagefolder(spec: DataSpec, protocol: str) -> Datasets:
             raise HarnessError(f"no readable images in {root / split}")
     _check_batch(len(train), spec, root / "train", readable=True)
     listing = "".join(f"{Path(p).relative_to(root).as_posix()}\t{os.path.getsize(p)}\t{y}\n" for p, y in train + val)
-    train_tf, val_tf = _transforms(spec, protocol, prepared=False)
+    train_view, val_view = _views(spec, protocol)
     return Datasets(
-        train=ImageFileDataset(train, train_tf),
-        val=ImageFileDataset(val, val_tf),
+        train=ImageFileDataset(train, train_cut(spec, stored_square=False), train_view),
+        val=ImageFileDataset(val, ItemCut("square", spec.resize), val_view),
         num_classes=len(train_classes),
         classes=train_classes,
         fingerprint=_digest(listing.encode()),
         skipped=bad_train + bad_val,
+        split_name="val",
+    )
+
+
+def _load_store(spec: DataSpec, protocol: str) -> Datasets:
+    """A prepared store: its manifest has the classes, counts and skipped files, so nothing is scanned or decoded to
+    find out (also in every process of a multi-process run)."""
+    root = Path(spec.root).expanduser()  # type: ignore[arg-type]
+    store = prepared.open_store(root)
+    m = store.manifest
+    if m.resize != spec.resize:
+        raise HarnessError(
+            f"store {root} holds {m.resize}x{m.resize} squares, this recipe rescales to {spec.resize}: prepare a "
+            f"store with --resize {spec.resize}, or train on the original folder"
+        )
+    if spec.train_aug == "torchvision" and not Path(m.source).is_dir():
+        raise HarnessError(
+            f"torchvision's recipe crops the original images (RandomResizedCrop), and {m.source}, the folder store "
+            f"{root} was prepared from, is gone: train it on the folder"
+        )
+    train_r, val_r = store.split("train"), store.split("val")
+    keep_t, keep_v = stratified_slice(train_r.labels, spec.limit_train), stratified_slice(val_r.labels, spec.limit_val)
+    _check_batch(len(keep_t), spec, root)
+    train_view, val_view = _views(spec, protocol)
+    chosen = np.asarray(keep_t + [-1] + keep_v, dtype=np.int64).tobytes()  # the slices taken of the stored items
+    return Datasets(
+        train=StoreDataset(train_r, keep_t, train_view, train_cut(spec, stored_square=True)),
+        val=StoreDataset(val_r, keep_v, val_view, ItemCut("none", spec.resize)),
+        num_classes=len(m.classes),
+        classes=list(m.classes),
+        fingerprint=_digest(m.fingerprint.encode(), chosen),
+        skipped=[s.path for s in (*m.train.skipped, *m.val.skipped)],
         split_name="val",
     )
 
@@ -379,10 +517,12 @@ def _from_arrays(spec: DataSpec, protocol: str, arrays: Arrays, split: str) -> D
     fingerprint = _digest(*(np.ascontiguousarray(a).tobytes() for a in (x_train, y_train, x_val, y_val)))
     # KSH12 s4.1 computes the PCA over the training set it trains on: an array data set's own pixels, not ImageNet's
     own = array_pca(x_train) if spec.pca_lighting and spec.pca_eig is None else None
-    train_tf, val_tf = _transforms(spec, protocol, prepared=True, own_pca=own)
+    train_view, val_view = _views(spec, protocol, own_pca=own)
     return Datasets(
-        train=ArrayDataset(torch.from_numpy(x_train), y_train.tolist(), train_tf, spec.resize),
-        val=ArrayDataset(torch.from_numpy(x_val), y_val.tolist(), val_tf, spec.resize),
+        train=ArrayDataset(
+            torch.from_numpy(x_train), y_train.tolist(), train_view, spec.resize, train_cut(spec, stored_square=True)
+        ),
+        val=ArrayDataset(torch.from_numpy(x_val), y_val.tolist(), val_view, spec.resize, ItemCut("none", spec.resize)),
         num_classes=len(classes),
         classes=classes,
         fingerprint=fingerprint,

@@ -7,6 +7,7 @@ model, optimiser, scheduler, epoch and every RNG state; the shuffle and augmenta
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from harness import checkpoint, distributed
+from harness import precision as precision_mod
 from harness.config import RunConfig
 from harness.distributed import Dist
 from harness.evaluate import EvalResult, evaluate
+from harness.loader import epoch_seed, train_loader
 from harness.progress import Progress
 from variants import Recipe, Variant
 from variants.convnet import init_weights, renorm_filters
@@ -149,29 +152,6 @@ def prepare_model(variant: Variant, num_classes: int, recipe: Recipe, seed: int)
     return model
 
 
-def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2**63 - 1)
-
-
-def train_loader(dataset: Dataset, cfg: RunConfig, d: Dist, epoch: int) -> DataLoader:
-    per_rank = cfg.recipe.batch_size // d.world_size
-    if d.enabled:
-        sampler = DistributedSampler(dataset, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=cfg.seed)
-        sampler.set_epoch(epoch)
-    else:
-        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-        sampler = RandomSampler(dataset, generator=g)
-    return DataLoader(
-        dataset,
-        batch_size=per_rank,
-        sampler=sampler,
-        num_workers=cfg.workers,
-        drop_last=True,
-        pin_memory=d.device.type == "cuda",
-        persistent_workers=False,
-    )
-
-
 def curve_every(steps_per_epoch: int) -> int:
     """Steps per point of the training-error curve: 10, or 1/50 epoch when longer (ImageNet: ~250 steps)."""
     return max(10, steps_per_epoch // 50)
@@ -180,6 +160,7 @@ def curve_every(steps_per_epoch: int) -> int:
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
+    view: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
     optimizer: torch.optim.Optimizer,
     d: Dist,
     recipe: Recipe,
@@ -187,24 +168,45 @@ def train_one_epoch(
     scheduler: object = None,
     images_before: int = 0,
     every: int = 10,
+    generator: torch.Generator | None = None,
+    precision: str = "fp32",
 ) -> EpochTraining:
     """One pass over the training set; `scheduler` steps after every optimiser step when the schedule is per step.
 
-    Every `every` steps the error of those steps' batches (this rank's) joins `curve`, keyed by images seen so far
-    across ranks (`images_before`: the earlier epochs')."""
+    Each uint8 batch goes to the device as it is and becomes the network's input there (`view`, its draws from
+    `generator`). Loss and hits add up on the device; the host reads them once every `every` steps, when the error
+    of those steps' batches (this rank's) joins `curve`, keyed by images seen so far across ranks (`images_before`:
+    the earlier epochs'), and a loss that is no longer finite stops the run."""
     model.train()
+    g = generator if generator is not None else torch.Generator()
+    layout = precision_mod.memory_format(d.device)
     start = time.perf_counter()
+    sums = torch.zeros(3, dtype=torch.float64, device=d.device)  # loss sum, hits, hits since the last curve point
     loss_sum = correct = seen = 0.0
-    lrs: list[float] = []
+    lr_sum = 0.0
     curve: list[tuple[int, float]] = []
-    chunk_correct = chunk_seen = steps = 0
+    chunk_seen = steps = 0
+
+    def read() -> None:  # the one host sync per `every` steps
+        nonlocal loss_sum, correct, chunk_seen
+        loss_sum, correct, chunk_hits = sums.tolist()
+        if not math.isfinite(loss_sum):
+            raise Diverged(f"loss became {loss_sum} (diverged)")
+        if chunk_seen:
+            curve.append((images_before + int(seen) * d.world_size, 100.0 * (1 - chunk_hits / chunk_seen)))
+            elapsed = time.perf_counter() - start
+            ips = seen * d.world_size / elapsed
+            progress.update(chunk_seen, loss=loss_sum / seen, acc=100 * correct / seen, ips=ips)
+        sums[2] = 0
+        chunk_seen = 0
+
     for x, y in loader:
-        lrs.append(optimizer.param_groups[0]["lr"])
+        lr_sum += optimizer.param_groups[0]["lr"]
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        if not torch.isfinite(loss):
-            raise Diverged(f"loss became {loss.item()} (diverged)")
+        x = view(x, g).contiguous(memory_format=layout)
+        with precision_mod.autocast(d.device, precision):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -213,23 +215,18 @@ def train_one_epoch(
         if scheduler is not None and per_step(recipe):
             scheduler.step()  # type: ignore[attr-defined]
         n = len(y)
-        hits = (logits.argmax(1) == y).sum().item()
-        loss_sum += loss.item() * n
-        correct += hits
+        hits = (logits.argmax(1) == y).sum()
+        sums += torch.stack([loss.detach().double() * n, hits.double(), hits.double()])
         seen += n
-        steps, chunk_correct, chunk_seen = steps + 1, chunk_correct + hits, chunk_seen + n
+        steps, chunk_seen = steps + 1, chunk_seen + n
         if steps % every == 0:
-            curve.append((images_before + int(seen) * d.world_size, 100.0 * (1 - chunk_correct / chunk_seen)))
-            chunk_correct = chunk_seen = 0
-        elapsed = time.perf_counter() - start
-        progress.update(n, loss=loss_sum / seen, acc=100 * correct / seen, ips=seen * d.world_size / elapsed)
-    if chunk_seen:  # the epoch's last steps (every epoch of a short run has at least this point)
-        curve.append((images_before + int(seen) * d.world_size, 100.0 * (1 - chunk_correct / chunk_seen)))
+            read()
+    read()  # the epoch's last steps (every epoch of a short run has at least this point)
     seconds = time.perf_counter() - start
     loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], d)
     if seen == 0:
         raise Diverged("no training batch: the training set is smaller than one batch")
-    mean_lr = sum(lrs) / len(lrs) if lrs else optimizer.param_groups[0]["lr"]
+    mean_lr = lr_sum / steps if steps else optimizer.param_groups[0]["lr"]
     return EpochTraining(loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr, tuple(curve))
 
 
@@ -248,10 +245,13 @@ def fit(
     writes the checkpoint, then calls `on_epoch`; on resume `on_resume` gets the checkpoint's history first (to log
     what a process that died between the two did not)."""
     recipe = cfg.recipe
-    model.to(d.device)
+    precision_mod.configure(d.device, cfg.precision)
+    model.to(d.device, memory_format=precision_mod.memory_format(d.device))
     net: nn.Module = model
     if d.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
     optimizer = build_optimizer(model, recipe, cfg.effective_lr)
     steps = len(train_set) // recipe.batch_size  # type: ignore[arg-type]
     scheduler = build_scheduler(optimizer, recipe, steps)
@@ -269,19 +269,41 @@ def fit(
         result.resumed_from = start_epoch - 1
         if d.is_main and on_resume is not None:
             on_resume(list(result.history))
+    loader = train_loader(train_set, recipe.batch_size // d.world_size, cfg.seed, d, cfg.workers)  # one per run
+    view = train_set.view  # type: ignore[attr-defined]
     for epoch in range(start_epoch, recipe.epochs + 1):
-        torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # augmentation and dropout of this epoch
-        loader = train_loader(train_set, cfg, d, epoch)
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # dropout of this epoch
+        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # this epoch's augmentation draws
+        loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
         progress = Progress(
             f"{cfg.variant} epoch {epoch}/{recipe.epochs}",
             total=steps * recipe.batch_size,
             enabled=verbose and d.is_main,
         )
         trained = train_one_epoch(
-            net, loader, optimizer, d, recipe, progress, scheduler, (epoch - 1) * steps * recipe.batch_size, every
+            net,
+            loader,
+            view,
+            optimizer,
+            d,
+            recipe,
+            progress,
+            scheduler,
+            (epoch - 1) * steps * recipe.batch_size,
+            every,
+            g,
+            cfg.precision,
         )
         last = epoch == recipe.epochs
-        val = evaluate(model, val_set, d, batch_size=max(64, recipe.batch_size), workers=cfg.workers, keep_probs=last)
+        val = evaluate(
+            model,
+            val_set,
+            d,
+            batch_size=max(64, recipe.batch_size),
+            workers=cfg.workers,
+            keep_probs=last,
+            precision=cfg.precision,
+        )
         if last:
             result.last_val = val  # the final centre-crop numbers: `runner.finish` does not evaluate them again
         progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}")

@@ -12,10 +12,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 from harness import distributed
+from harness import precision as precision_mod
 from harness.distributed import Dist
+from harness.loader import make_loader, workers_for
 
 
 @dataclass
@@ -33,35 +35,45 @@ def evaluate(
     dataset: Dataset,
     d: Dist,
     batch_size: int = 64,
-    workers: int = 0,
+    workers: int | None = None,
     keep_probs: bool = False,
+    precision: str = "fp32",
 ) -> EvalResult:
+    """`dataset` yields uint8 images (harness.data.ImageDataset); its `view` cuts the test crops on the device."""
     n_total = len(dataset)  # type: ignore[arg-type]
     indices = list(range(d.rank, n_total, d.world_size))
-    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=workers)
+    pin = d.device.type == "cuda"
+    loader = make_loader(dataset, batch_size, indices, workers_for(dataset, workers), pin, drop_last=False)
+    view = dataset.view  # type: ignore[attr-defined]
+    layout = precision_mod.memory_format(d.device)
     model.eval()
-    loss_sum = correct1 = correct5 = 0.0
+    sums = torch.zeros(3, dtype=torch.float64, device=d.device)  # loss, top-1 hits, top-5 hits: read once at the end
     seen = 0
     probs_parts: list[np.ndarray] = []
     labels_parts: list[np.ndarray] = []
     with torch.no_grad():
         for x, y in loader:
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+            x = view(x)
             if x.dim() == 5:  # ten_crop: B x 10 x C x H x W -> mean softmax over the crops
                 b, k = x.shape[:2]
-                p = F.softmax(model(x.flatten(0, 1)).float(), dim=1).view(b, k, -1).mean(1)
-                loss_sum += F.nll_loss(torch.log(p.clamp_min(1e-12)), y, reduction="sum").item()
+                with precision_mod.autocast(d.device, precision):
+                    out = model(x.flatten(0, 1).contiguous(memory_format=layout))
+                p = F.softmax(out.float(), dim=1).view(b, k, -1).mean(1)
+                loss = F.nll_loss(torch.log(p.clamp_min(1e-12)), y, reduction="sum")
             else:
-                logits = model(x).float()
+                with precision_mod.autocast(d.device, precision):
+                    logits = model(x.contiguous(memory_format=layout)).float()
                 p = F.softmax(logits, dim=1)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                loss = F.cross_entropy(logits, y, reduction="sum")
             top = p.topk(min(5, p.shape[1]), dim=1).indices
-            correct1 += (top[:, 0] == y).sum().item()
-            correct5 += (top == y[:, None]).any(dim=1).sum().item()
+            hits1, hits5 = (top[:, 0] == y).sum(), (top == y[:, None]).any(dim=1).sum()
+            sums += torch.stack([loss.double(), hits1.double(), hits5.double()])
             seen += len(y)
             if keep_probs:
                 probs_parts.append(p.cpu().numpy().astype(np.float16))
                 labels_parts.append(y.cpu().numpy())
+    loss_sum, correct1, correct5 = sums.tolist()
     loss_sum, correct1, correct5, seen = distributed.all_reduce_sum([loss_sum, correct1, correct5, seen], d)
     result = EvalResult(100.0 * correct1 / seen, 100.0 * correct5 / seen, loss_sum / seen, int(seen))
     if keep_probs:

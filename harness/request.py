@@ -18,6 +18,8 @@ DatasetName = Literal["imagefolder", "mnist-clutter", "mnist5k", "cifar10", "syn
 DATASETS: tuple[str, ...] = get_args(DatasetName)
 ProfileName = Literal["paper", "proxy", "smoke"]  # harness.config.PROFILES holds one Profile for each
 PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+Precision = Literal["fp32", "tf32", "bf16"]  # harness.precision; fp32 is the papers'
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 Pruner = Literal["median", "none"]
 PRUNERS: tuple[str, ...] = get_args(Pruner)
 
@@ -32,8 +34,9 @@ class DataRequest:
     dataset_name: str | None = None  # what the data is, for the report (e.g. ILSVRC-2012)
     limit_train: int | None = None
     limit_val: int | None = None
-    workers: int = 0
+    workers: int | None = None  # DataLoader workers; None: harness.loader.workers_for decides
     device: str = "auto"
+    precision: str = "fp32"  # one of PRECISIONS
     tracking_uri: str | None = None
 
     @property
@@ -60,6 +63,7 @@ class RunRequest(DataRequest):
     tuned_from: str | None = None  # --from-sweep: the study whose best trial this run repeats
     verbose: bool = True
     wait: bool = False  # a configuration another process is training: wait for it instead of refusing
+    compile: bool = False  # torch.compile the model (an execution option: same recipe, same run identity)
 
     def changes(self) -> dict[str, object]:
         """Every recipe change this request makes: --set, then --epochs and --batch-size."""

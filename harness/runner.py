@@ -405,7 +405,13 @@ def finish(
             continue
         val = load(spec, protocol).val
         finals[protocol] = evaluate.evaluate(
-            model, val, d, batch_size=64, workers=cfg.workers, keep_probs=protocol == cfg.recipe.test_protocol
+            model,
+            val,
+            d,
+            batch_size=64,
+            workers=cfg.workers,
+            keep_probs=protocol == cfg.recipe.test_protocol,
+            precision=cfg.precision,
         )
     main = finals[cfg.recipe.test_protocol]
     did_learn = engine.learned(main.top1, data.num_classes)
@@ -627,6 +633,17 @@ def run_input_scale(uri: str, run_id: str) -> float:
     return float(tracking.client(uri).get_run(run_id).data.params.get("input_scale", "1.0"))
 
 
+def run_view(uri: str, run_id: str) -> dict[str, object]:
+    """What a run's network saw, to evaluate its checkpoint the same way whatever the recipe says now: its input
+    scale, crop and resize (from its logged params)."""
+    params = tracking.client(uri).get_run(run_id).data.params
+    view: dict[str, object] = {"input_scale": run_input_scale(uri, run_id)}
+    for key in ("crop", "resize"):
+        if key in params:
+            view[key] = int(params[key])
+    return view
+
+
 def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     """`harness eval`: load weights into the variant and evaluate them under a test protocol."""
     from variants import UnknownVariantError
@@ -651,8 +668,8 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
             f"{path} is not a state dict for {variant.name}: {(lines[1] if len(lines) > 1 else lines[0]).strip()}"
         ) from None
     run_req = req.as_run()
-    if req.run_id:  # evaluate a run's checkpoint at the scale it was trained at, whatever the recipe says now
-        run_req = replace(run_req, sets={"input_scale": run_input_scale(req.uri, req.run_id)})
+    if req.run_id:  # evaluate a run's checkpoint at the scale and size it was trained at
+        run_req = replace(run_req, sets=run_view(req.uri, req.run_id))
     cfg = resolve(variant, run_req)
     protocol = req.tta or cfg.recipe.test_protocol
     data = load(replace(data_spec(cfg), batch_size=1), protocol)  # evaluation trains nothing: any training set
@@ -661,7 +678,9 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     d = distributed.init(req.device)
     try:
         model.to(d.device)
-        result = evaluate.evaluate(model, data.val, d, batch_size=req.batch_size, workers=req.workers)
+        result = evaluate.evaluate(
+            model, data.val, d, batch_size=req.batch_size, workers=req.workers, precision=req.precision
+        )
     finally:
         distributed.shutdown()
     return EvalOutcome(variant.name, cfg.dataset, data.split_name, protocol, result, d.is_main)

@@ -48,22 +48,24 @@ def test_imagefolder_shapes_per_recipe(photos: Path, aug: str) -> None:
     ds = load_datasets(DataSpec("imagefolder", photos, train_aug=aug, **SMALL), protocol="center")
     assert (len(ds.train), len(ds.val)) == (3 * N_TRAIN, 3 * N_VAL)
     assert ds.classes == CLASSES and ds.num_classes == 3 and ds.split_name == "val" and ds.skipped == []
-    x, y = ds.train[N_TRAIN]  # first image of the second class
-    assert x.shape == (3, 56, 56) and x.dtype == torch.float32 and y == 1 and isinstance(y, int)
+    x, y = ds.train[N_TRAIN]  # first image of the second class: uint8, the recipe's square (KSH12 s2), or
+    side = 56 if aug == "torchvision" else 64  # torchvision's RandomResizedCrop cut from the image itself
+    assert x.shape == (3, side, side) and x.dtype == torch.uint8 and y == 1 and isinstance(y, int)
+    assert ds.train.inputs([N_TRAIN]).shape == (1, 3, 56, 56) and ds.train.inputs([0]).dtype == torch.float32
     v, _ = ds.val[0]
-    assert v.shape == (3, 56, 56)
+    assert v.shape == (3, 64, 64) and ds.val.inputs([0]).shape == (1, 3, 56, 56)
 
 
 def test_ten_crop_shapes(photos: Path) -> None:
     ds = load_datasets(DataSpec("imagefolder", photos, **SMALL), protocol="ten_crop")
-    v, y = ds.val[len(ds.val) - 1]
-    assert v.shape == (10, 3, 56, 56) and y == 2
+    _, y = ds.val[len(ds.val) - 1]
+    assert ds.val.inputs([len(ds.val) - 1]).shape == (1, 10, 3, 56, 56) and y == 2
 
 
 def test_val_is_normalised_photo_pixels(photos: Path) -> None:
     """Un-normalising val crops gives pixels in [0, 1] spanning most of the range: MEAN/STD were applied once."""
     ds = load_datasets(DataSpec("imagefolder", photos, **SMALL))
-    batch = torch.stack([ds.val[i][0] for i in range(len(ds.val))])
+    batch = ds.val.inputs(range(len(ds.val)))
     raw = _unnormalise(batch)
     assert raw.min() >= -1e-5 and raw.max() <= 1 + 1e-5
     assert raw.max() - raw.min() > 0.6
@@ -114,18 +116,14 @@ def test_pca_lighting_in_training_pipeline(photos: Path) -> None:
     off = load_datasets(DataSpec("imagefolder", photos, pca_lighting=False, **SMALL))
     shifts = []
     for i in (0, 7):
-        torch.manual_seed(11)
-        a = on.train[i][0]
-        torch.manual_seed(11)
-        b = off.train[i][0]
+        a = on.train.inputs([i], seed=11)[0]
+        b = off.train.inputs([i], seed=11)[0]
         d = (a - b) * torch.tensor(STD).view(3, 1, 1)
         assert torch.allclose(d, d[:, :1, :1].expand_as(d), atol=1e-5)
         assert d.abs().max() > 1e-4
         shifts.append(d[:, 0, 0])
     torch.testing.assert_close(shifts[0], shifts[1], atol=1e-5, rtol=0)  # the shift depends on alpha only, not pixels
-    torch.manual_seed(11)
-    on.train[0]
-    assert not torch.allclose(on.train[0][0], on.train[0][0])  # successive draws differ
+    assert not torch.allclose(on.train.inputs([0], seed=11), on.train.inputs([0], seed=12))  # other seed, other draw
 
 
 def test_imagenet_pca_columns_are_orthonormal_and_first_is_luminance() -> None:
@@ -157,10 +155,7 @@ def test_custom_pca_eig_is_used(photos: Path) -> None:
     eig = PcaEig((1.0, 0.0, 0.0), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))  # shifts red only
     on = load_datasets(DataSpec("imagefolder", photos, pca_eig=eig, pca_alpha_std=0.5, **SMALL))
     off = load_datasets(DataSpec("imagefolder", photos, pca_lighting=False, **SMALL))
-    torch.manual_seed(2)
-    a = on.train[3][0]
-    torch.manual_seed(2)
-    d = (a - off.train[3][0]) * torch.tensor(STD).view(3, 1, 1)
+    d = (on.train.inputs([3], seed=2)[0] - off.train.inputs([3], seed=2)[0]) * torch.tensor(STD).view(3, 1, 1)
     assert d[0].abs().min() > 1e-4 and d[1:].abs().max() < 1e-6
 
 
@@ -169,25 +164,29 @@ def test_custom_pca_eig_is_used(photos: Path) -> None:
 
 def test_same_seed_same_augmented_sample(photos: Path) -> None:
     ds = load_datasets(DataSpec("imagefolder", photos, **SMALL))
-    torch.manual_seed(3)
-    a = ds.train[4][0]
-    torch.manual_seed(3)
-    b = ds.train[4][0]
-    c = ds.train[4][0]
+    a, b, c = ds.train.inputs([4], seed=3), ds.train.inputs([4], seed=3), ds.train.inputs([4], seed=4)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_dataloader_workers_reproducible_under_manual_seed() -> None:
-    ds = load_datasets(DataSpec("mnist5k", image_size=24, resize=28, limit_train=64))
+@pytest.mark.parametrize("aug", ["ksh12", "torchvision"])
+def test_batches_do_not_depend_on_the_number_of_workers(aug: str) -> None:
+    """Every draw is seeded from (seed, epoch, rank): the order and each item's own draw (torchvision's
+    RandomResizedCrop, cut in the worker) come from the sampler's keys, so 0 and 2 workers give the same batches."""
+    from harness.distributed import Dist
+    from harness.loader import train_loader
 
-    def first_batches() -> list[torch.Tensor]:
-        torch.manual_seed(0)
-        loader = torch.utils.data.DataLoader(ds.train, batch_size=16, shuffle=True, num_workers=2)
+    ds = load_datasets(DataSpec("mnist5k", image_size=24, resize=28, limit_train=64, train_aug=aug))
+    d = Dist(0, 1, 0, torch.device("cpu"))
+
+    def epoch(workers: int, e: int) -> list[torch.Tensor]:
+        loader = train_loader(ds.train, 16, seed=5, d=d, workers=workers)
+        loader.sampler.set_epoch(e)
         return [x for x, _ in loader]
 
-    a, b = first_batches(), first_batches()
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert not torch.equal(a[0][0], a[0][1])
+    a, b, other = epoch(0, 1), epoch(2, 1), epoch(0, 2)
+    assert len(a) == 4 and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[0], other[0])  # another epoch, another order (and other crops)
+    assert a[0].dtype == torch.uint8 and a[0].shape == ((16, 1, 24, 24) if aug == "torchvision" else (16, 1, 28, 28))
 
 
 # ---------------------------------------------------------------- corrupt files
@@ -205,7 +204,7 @@ def test_corrupt_and_truncated_images_are_skipped(photos_copy: Path) -> None:
     assert sum(str(garbage) in m for m in messages) == 1 and sum(str(truncated) in m for m in messages) == 1
     assert sorted(ds.skipped) == sorted([str(garbage), str(truncated)])
     assert (len(ds.train), len(ds.val)) == (3 * N_TRAIN, 3 * N_VAL)
-    assert all(ds.train[i][0].shape == (3, 56, 56) for i in range(len(ds.train)))  # the loop never meets them
+    assert all(ds.train[i][0].shape == (3, 64, 64) for i in range(len(ds.train)))  # the loop never meets them
     with warnings.catch_warnings(record=True) as again:  # loading again (verification remembered): the same files
         warnings.simplefilter("always")  # left out, and nothing warned a second time (issue 12)
         assert load_datasets(DataSpec("imagefolder", photos_copy, **SMALL), "ten_crop").skipped == ds.skipped
@@ -314,12 +313,12 @@ def test_mnist5k_split_is_stratified_disjoint_and_fixed() -> None:
     assert np.bincount(a.train.labels).tolist() == [400] * 10 and np.bincount(a.val.labels).tolist() == [100] * 10
     assert a.train.labels == b.train.labels and a.fingerprint == b.fingerprint and a.split_name == "val"
     assert torch.equal(a.val[123][0], b.val[123][0])
-    assert a.train[0][0].shape == (3, 24, 24)
+    assert a.train[0][0].shape == (1, 28, 28) and a.train.inputs([0]).shape == (1, 3, 24, 24)
 
 
 def test_mnist5k_pixels_are_grey_digits() -> None:
     ds = load_datasets(DataSpec("mnist5k", image_size=24, resize=28, pca_lighting=False, flip=False))
-    raw = _unnormalise(ds.val[0][0])
+    raw = _unnormalise(ds.val.inputs([0])[0])
     torch.testing.assert_close(raw[0], raw[1], atol=1e-5, rtol=0)  # grey replicated to RGB
     assert raw.min() > -1e-5 and raw.max() > 0.9 and (raw < 0.05).float().mean() > 0.5  # white digit on black
 
@@ -353,7 +352,7 @@ def test_synthetic_is_deterministic_and_learnable() -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 4))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    x = torch.stack([a.train[i][0] for i in range(64)])
+    x = a.train.inputs(range(64))
     y = torch.tensor(a.train.labels)
     first = torch.nn.functional.cross_entropy(model(x), y).item()
     for _ in range(30):

@@ -11,6 +11,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from harness import engine
+from harness.augment import TrainView
 from harness.distributed import Dist
 from harness.progress import Progress
 from harness.report import compute
@@ -51,15 +52,18 @@ def test_fig1_net_follows_the_80sec_cfg() -> None:
 
 def test_train_one_epoch_logs_error_every_few_steps_keyed_by_images() -> None:
     torch.manual_seed(0)
-    data = TensorDataset(torch.randn(160, 3, 32, 32), torch.randint(0, 10, (160,)))
+    data = TensorDataset(torch.randint(0, 256, (160, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (160,)))
     loader = DataLoader(data, batch_size=8, drop_last=True)
     model = get_variant("ksh12_fig1_tanh").build(10)
     recipe = get_variant("ksh12_fig1_tanh").recipe
     opt = engine.build_optimizer(model, recipe, recipe.lr)
     d = Dist(0, 1, 0, torch.device("cpu"))
-    out = engine.train_one_epoch(model, loader, opt, d, recipe, Progress("t", 160, False), images_before=320, every=5)
+    view = TrainView("ksh12", 32)
+    out = engine.train_one_epoch(
+        model, loader, view, opt, d, recipe, Progress("t", 160, False), images_before=320, every=5
+    )
     assert [i for i, _ in out.curve] == [360, 400, 440, 480]  # 20 steps of 8, a point every 5
-    short = engine.train_one_epoch(model, loader, opt, d, recipe, Progress("t", 160, False), every=7)
+    short = engine.train_one_epoch(model, loader, view, opt, d, recipe, Progress("t", 160, False), every=7)
     assert [i for i, _ in short.curve] == [56, 112, 160]  # the last 6 steps make the epoch's last point
     assert all(0 <= e <= 100 for _, e in out.curve)
     assert engine.curve_every(390) == 10 and engine.curve_every(10_009) == 200

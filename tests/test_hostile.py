@@ -307,7 +307,7 @@ def test_sixteen_bit_pngs_are_scaled_to_eight_bits(tmp_path: Path) -> None:
         rgb = np.asarray(to_rgb(im))[..., 0].astype(int)
     np.testing.assert_array_equal(rgb, np.rint(ramp / 257.0).astype(int))
     ds = load_datasets(DataSpec("imagefolder", tmp_path, image_size=56, resize=64), "center")
-    x, _ = ds.val[0]  # dark/0.png: a quarter grey
+    x = ds.val.inputs([0])[0]  # dark/0.png: a quarter grey
     pixels = x * torch.tensor(STD).view(3, 1, 1) + torch.tensor(MEAN).view(3, 1, 1)
     assert abs(float(pixels.mean()) - 64 / 255) < 0.01
 

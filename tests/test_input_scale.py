@@ -100,12 +100,10 @@ def test_data_spec_threads_the_scale_to_train_and_val() -> None:
     base = {"image_size": 28, "resize": 32, "synthetic_train": 8, "synthetic_val": 4}
     one, pix = (load_datasets(DataSpec("synthetic", input_scale=s, **base), "ten_crop") for s in (1.0, 255.0))
     for i in (0, 5):
-        torch.manual_seed(i)
-        a = one.train[i][0]
-        torch.manual_seed(i)
-        b = pix.train[i][0]  # flip and PCA lighting on (DataSpec defaults): the offset scales too
+        a = one.train.inputs([i], seed=i)[0]
+        b = pix.train.inputs([i], seed=i)[0]  # flip and PCA lighting on (DataSpec defaults): the offset scales too
         torch.testing.assert_close(b, SCALE_1_TO_255 * a, atol=2e-3, rtol=0)
-    torch.testing.assert_close(pix.val[1][0], SCALE_1_TO_255 * one.val[1][0], atol=2e-3, rtol=0)
+    torch.testing.assert_close(pix.val.inputs([1]), SCALE_1_TO_255 * one.val.inputs([1]), atol=2e-3, rtol=0)
     assert pix.fingerprint == one.fingerprint  # the same items, only the scale differs
     with pytest.raises(HarnessError, match="unknown input_scale 58.0"):
         load_datasets(DataSpec("synthetic", input_scale=58.0, **base))

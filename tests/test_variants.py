@@ -179,9 +179,12 @@ def test_filter_renorm_caps_rms():
     model = variants.get_variant("zfnet").build(10)
     with torch.no_grad():
         model.features.conv1.weight.mul_(100)
-    assert renorm_filters(model, 0.1) >= 96
+        model.features.conv1.weight[:3] *= 1e-4  # three filters back under the limit: left exactly as they are
+    before = model.features.conv1.weight.clone()
+    renorm_filters(model, 0.1)
     rms = model.features.conv1.weight.pow(2).mean(dim=(1, 2, 3)).sqrt()
-    assert torch.all(rms <= 0.1 + 1e-6)
+    assert torch.all(rms[3:] - 0.1 < 1e-6) and torch.all(rms[3:] > 0.1 - 1e-6)  # capped to exactly rms_max
+    assert torch.equal(model.features.conv1.weight[:3], before[:3])
 
 
 def test_torchvision_variant_equals_torchvision_model():

@@ -264,19 +264,15 @@ def init_weights(model: nn.Module, scheme: object) -> None:
             nn.init.constant_(module.bias, bias)
 
 
-def renorm_filters(model: nn.Module, rms_max: float) -> int:
-    """ZF13 s3: rescale each conv filter whose RMS exceeds `rms_max` to exactly `rms_max`. Returns how many."""
-    count = 0
+def renorm_filters(model: nn.Module, rms_max: float) -> None:
+    """ZF13 s3: rescale each conv filter whose RMS exceeds `rms_max` to exactly `rms_max`. Filters under the limit
+    are multiplied by exactly 1, so no value is read back to the host (no device sync per layer)."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
                 w = module.weight
-                rms = w.pow(2).mean(dim=(1, 2, 3)).sqrt()
-                over = rms > rms_max
-                if over.any():
-                    w[over] *= (rms_max / rms[over]).view(-1, 1, 1, 1)
-                    count += int(over.sum())
-    return count
+                rms = w.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+                w.mul_(torch.where(rms > rms_max, rms_max / rms, torch.ones_like(rms)))
 
 
 @dataclass(frozen=True)

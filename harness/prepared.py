@@ -1,0 +1,382 @@
+"""A prepared data store: an ImageNet-style folder after KSH12 s2's preprocessing, done once by `harness prepare`
+(`harness.prepare`), read here.
+
+KSH12 s2: "rescaled the image such that the shorter side was of length 256, and then cropped out the central 256x256
+patch" (`transforms.prepare_train`). A store holds those patches, so training reads them instead of decoding and
+resizing every original JPEG at every epoch, and unreadable files were found once, when it was made.
+
+Layout of STORE/ (`split` is train or val; N images, r = resize):
+    manifest.json             `Manifest`: settings, classes, counts, source paths, skipped files, fingerprint
+    {split}-labels.npy        int64 [N], class indices into `Manifest.classes`
+    format "raw":  {split}-images.npy   uint8 [N, 3, r, r] (CHW: a batch is a gather of whole images, no transpose)
+    format "jpeg": {split}-images.jpeg  the N patches re-encoded as JPEG, concatenated
+                   {split}-offsets.npy  int64 [N + 1], image i is bytes offsets[i]:offsets[i + 1]
+
+The manifest is written last: a folder without one is not a store (`is_store`), whatever else it holds.
+
+    store = open_store(path)               # validates manifest and file sizes: one-line HarnessError naming the file
+    train = store.split("train")
+    x = train.read([5, 1, 9])              # uint8 [3, 3, r, r], in the order given
+    y = train.labels[[5, 1, 9]]            # int64
+    train.originals([5])                   # absolute path of the original image in the source folder
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import typing
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+
+STORE_VERSION = 1  # raise when the layout or the manifest's fields change; older stores are refused, not guessed
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val")
+Format = typing.Literal["raw", "jpeg"]
+FORMATS: tuple[str, ...] = typing.get_args(Format)
+DEFAULT_FORMAT: Format = "raw"  # benchmarks/store_read.py: the fastest to read per core; jpeg is ~5x smaller
+HASH_CHUNK = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str  # relative to Manifest.source
+    reason: str  # what PIL (or the resize) raised
+
+
+@dataclass(frozen=True)
+class SplitManifest:
+    count: int
+    per_class: tuple[int, ...]  # images of each class, aligned with Manifest.classes
+    files: tuple[str, ...]  # relative source path (posix) of every stored image, in store order
+    skipped: tuple[Skipped, ...]  # files listed by the scan but left out
+    nbytes: int  # bytes of the split's files in the store
+
+
+@dataclass(frozen=True)
+class Versions:
+    harness: str
+    torch: str
+    torchvision: str
+    pillow: str
+    numpy: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: int  # STORE_VERSION of the harness that wrote it
+    format: Format
+    resize: int  # shorter side, then the central resize x resize patch (KSH12 s2: 256)
+    quality: int | None  # JPEG quality of format "jpeg"; None for "raw"
+    source: str  # absolute path of the ImageNet-style folder it was prepared from
+    source_listing: str  # sha256 prefix of (relative path, size, mtime) of every scanned file: the folder unchanged?
+    classes: tuple[str, ...]
+    train: SplitManifest
+    val: SplitManifest
+    fingerprint: str  # sha256 prefix over stored bytes, labels and settings; the same folder gives the same one
+    created: str  # UTC, ISO 8601
+    seconds: float  # how long preparing took
+    versions: Versions
+
+    def split(self, name: str) -> SplitManifest:
+        if name not in SPLITS:
+            raise HarnessError(f"unknown split {name!r}; a store has {', '.join(SPLITS)}")
+        return self.train if name == "train" else self.val
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """Parse a manifest; ValueError (or KeyError, TypeError) on anything but exactly this version's fields."""
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        if obj.get("version") != STORE_VERSION:
+            raise _VersionError(obj.get("version"))
+        m = _fields(cls, obj)
+        m["classes"] = tuple(_check(str, c) for c in m["classes"])
+        for split in SPLITS:
+            s = _fields(SplitManifest, m[split])
+            s["per_class"] = tuple(_check(int, n) for n in s["per_class"])
+            s["files"] = tuple(_check(str, f) for f in s["files"])
+            s["skipped"] = tuple(Skipped(**_fields(Skipped, k)) for k in s["skipped"])
+            m[split] = SplitManifest(**s)
+        m["versions"] = Versions(**_fields(Versions, m["versions"]))
+        manifest = cls(**m)
+        if manifest.format not in FORMATS:
+            raise ValueError(f"unknown format {manifest.format!r}")
+        for k in ("resize", "version"):
+            _check(int, getattr(manifest, k))
+        return manifest
+
+
+class _VersionError(ValueError):
+    def __init__(self, version: object) -> None:
+        super().__init__(f"store version {version!r}, this harness reads version {STORE_VERSION}")
+
+
+def _fields(cls: type, obj: object) -> dict:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{cls.__name__}: expected an object, got {type(obj).__name__}")
+    names = {f.name for f in fields(cls)}
+    if set(obj) != names:
+        raise ValueError(f"{cls.__name__}: missing {sorted(names - set(obj))}, unknown {sorted(set(obj) - names)}")
+    return dict(obj)
+
+
+def _check(kind: type, value: object) -> typing.Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"expected {kind.__name__}, got {value!r}")
+    return value
+
+
+# --- file names and the fingerprint (shared with harness.prepare, which writes them) ---------------------------------
+
+
+def images_file(split: str, fmt: str) -> str:
+    return f"{split}-images.npy" if fmt == "raw" else f"{split}-images.jpeg"
+
+
+def labels_file(split: str) -> str:
+    return f"{split}-labels.npy"
+
+
+def offsets_file(split: str) -> str:
+    return f"{split}-offsets.npy"
+
+
+def split_files(split: str, fmt: str) -> tuple[str, ...]:
+    return (images_file(split, fmt), labels_file(split)) + ((offsets_file(split),) if fmt == "jpeg" else ())
+
+
+def fingerprint(fmt: str, resize: int, quality: int | None, classes: Sequence[str], splits: Sequence[tuple]) -> str:
+    """sha256 prefix over the settings, and per split its name, the sha256 of its image bytes (raw: the array's
+    payload; jpeg: the concatenated file) and its labels. No paths, times or versions: preparing the same folder
+    again (with the same Pillow) gives the same fingerprint. `splits`: (name, image-bytes digest, labels) each."""
+    h = hashlib.sha256(json.dumps([fmt, resize, quality, list(classes)]).encode())
+    for name, image_digest, labels in splits:
+        h.update(name.encode() + bytes.fromhex(image_digest))
+        h.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    return h.hexdigest()[:16]
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """A folder holding a manifest.json (written last when a store is made)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_manifest(root: Path) -> Manifest:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise HarnessError(
+            f"{root} has no {MANIFEST}: not a prepared store (make one with `python -m harness prepare --data DIR "
+            f"--out {root}`)"
+        )
+    try:
+        return Manifest.from_json(path.read_text())
+    except _VersionError as e:
+        raise HarnessError(f"{path}: {e}; prepare the store again") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise HarnessError(f"{path} is corrupt ({type(e).__name__}: {e}); prepare the store again") from None
+
+
+def open_store(path: str | os.PathLike) -> PreparedStore:
+    """Open and validate a store: its manifest, every file's presence and size, and the labels (range, counts).
+    The image bytes themselves are not read (`PreparedStore.verify` does that)."""
+    root = Path(path).expanduser().absolute()
+    if not root.is_dir():
+        raise HarnessError(f"prepared store {root} does not exist or is not a folder")
+    manifest = read_manifest(root)
+    return PreparedStore(root, manifest, {s: _open_split(root, manifest, s) for s in SPLITS})
+
+
+def _open_split(root: Path, m: Manifest, split: str) -> SplitReader:
+    sm = m.split(split)
+    if len(sm.files) != sm.count or len(sm.per_class) != len(m.classes):
+        raise HarnessError(f"{root / MANIFEST} is corrupt: {split} lists {len(sm.files)} files for {sm.count} images")
+    labels = _load_small(root / labels_file(split), (sm.count,))
+    if sm.count and (labels.min() < 0 or labels.max() >= len(m.classes)):
+        bad = int(labels[(labels < 0) | (labels >= len(m.classes))][0])
+        raise HarnessError(f"{root / labels_file(split)}: label {bad} out of range [0, {len(m.classes)})")
+    if tuple(np.bincount(labels, minlength=len(m.classes)).tolist()) != sm.per_class:
+        raise HarnessError(f"{root / labels_file(split)}: per-class counts differ from {MANIFEST}'s")
+    image_path = root / images_file(split, m.format)
+    offsets = None
+    if m.format == "raw":
+        expected = _npy_data_offset(image_path, (sm.count, 3, m.resize, m.resize)) + sm.count * 3 * m.resize**2
+    else:
+        offsets = _load_small(root / offsets_file(split), (sm.count + 1,))
+        if offsets[0] != 0 or np.any(np.diff(offsets) <= 0):
+            raise HarnessError(f"{root / offsets_file(split)} is corrupt: offsets do not start at 0 and increase")
+        expected = int(offsets[-1])
+    size = _size(image_path)
+    if size != expected:
+        what = "truncated" if size < expected else "longer than expected"
+        raise HarnessError(f"{image_path} is {what}: {size} bytes, expected {expected}; prepare the store again")
+    return SplitReader(image_path, m.format, m.resize, labels, offsets, m.source, sm.files)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as e:
+        raise HarnessError(f"cannot read {path}: {e.strerror or e}; prepare the store again") from None
+
+
+def _load_small(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """An int64 .npy of exactly `shape`, read whole (labels, offsets)."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise HarnessError(f"{path} is missing; prepare the store again") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise HarnessError(f"{path} is corrupt or truncated ({e}); prepare the store again") from None
+    if a.dtype != np.int64 or a.shape != shape:
+        raise HarnessError(f"{path} holds {a.dtype} {list(a.shape)}, expected int64 {list(shape)}")
+    return a
+
+
+def _npy_data_offset(path: Path, shape: tuple[int, ...]) -> int:
+    """Where a uint8 C-order .npy of `shape` starts its data; HarnessError if the header says otherwise."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            got, fortran, dtype = read(f)
+            offset = f.tell()
+    except FileNotFoundError:
+        raise HarnessError(f"{path} is missing; prepare the store again") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise HarnessError(f"{path} is corrupt ({e}); prepare the store again") from None
+    if dtype != np.uint8 or fortran or tuple(got) != shape:
+        raise HarnessError(f"{path} holds {dtype} {list(got)}, expected uint8 {list(shape)} (C order)")
+    return offset
+
+
+@dataclass(frozen=True)
+class PreparedStore:
+    root: Path
+    manifest: Manifest
+    splits: dict[str, SplitReader]
+
+    def split(self, name: str) -> SplitReader:
+        self.manifest.split(name)  # unknown names -> HarnessError
+        return self.splits[name]
+
+    def verify(self) -> None:
+        """Read every stored byte and compare the fingerprint with the manifest's (slow: the whole store)."""
+        m = self.manifest
+        digests = [(s, self.splits[s].payload_digest(), self.splits[s].labels) for s in SPLITS]
+        got = fingerprint(m.format, m.resize, m.quality, m.classes, digests)
+        if got != m.fingerprint:
+            raise HarnessError(f"{self.root}: stored bytes have fingerprint {got}, the manifest says {m.fingerprint}")
+
+
+class SplitReader:
+    """One split of a store: `labels`, `read(indices)` -> uint8 [B, 3, r, r], `originals(indices)` -> paths.
+
+    Picklable for DataLoader workers: the image file is opened lazily in each process, never carried in the
+    pickle (a pickled np.memmap would copy the whole array)."""
+
+    def __init__(
+        self,
+        path: Path,
+        fmt: str,
+        resize: int,
+        labels: np.ndarray,
+        offsets: np.ndarray | None,
+        source: str,
+        files: Sequence[str],
+    ) -> None:
+        self.path, self.format, self.resize = path, fmt, resize
+        self.labels = labels  # int64 [N]
+        self.offsets = offsets  # jpeg: int64 [N + 1]
+        self.source, self.files = source, files
+        self.image_bytes = 3 * resize * resize
+        self._data_offset = _npy_data_offset(path, (len(labels), 3, resize, resize)) if fmt == "raw" else 0
+        self._data: np.ndarray | int | None = None  # see _open
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_data": None, "_pid": -1}
+
+    def __del__(self) -> None:
+        if isinstance(getattr(self, "_data", None), int) and self._pid == os.getpid():
+            os.close(self._data)
+
+    def _open(self) -> np.ndarray | int:
+        """raw: the image array as a read-only memmap; jpeg: a file descriptor. Opened on first use in each process
+        (after a fork or an unpickle), so DataLoader workers never share or copy it."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            if self.format == "raw":
+                self._data = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            else:
+                self._data = os.open(self.path, os.O_RDONLY)
+        assert self._data is not None
+        return self._data
+
+    def _indices(self, indices: Sequence[int]) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"index out of range for a split of {len(self)} images")
+        return idx
+
+    def read(self, indices: Sequence[int]) -> torch.Tensor:
+        """uint8 [B, 3, r, r] of the images at `indices`, in the order given."""
+        idx = self._indices(indices)
+        data = self._open()
+        if self.format == "raw":
+            # one copy from the page cache straight into the batch; measured faster than a pread per image and than
+            # a gather in sorted order (benchmarks/store_read.py)
+            out = torch.empty((len(idx), 3, self.resize, self.resize), dtype=torch.uint8)
+            np.take(data, idx, axis=0, out=out.numpy(), mode="clip")  # checked above; "raise" would buffer `out`
+            return out
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        assert self.offsets is not None and isinstance(data, int)
+        encoded = []
+        for i in idx:
+            start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            buf = torch.empty(end - start, dtype=torch.uint8)
+            if os.preadv(data, [buf.numpy()], start) != end - start:
+                raise HarnessError(f"{self.path} is truncated; prepare the store again")
+            encoded.append(buf)
+        if not encoded:
+            return torch.empty((0, 3, self.resize, self.resize), dtype=torch.uint8)
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec's, not installed here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.stack(decode_jpeg(encoded, mode=ImageReadMode.RGB))  # libjpeg-turbo
+
+    def originals(self, indices: Sequence[int]) -> list[str]:
+        """Absolute paths of the original images in the source folder (for recipes that crop the originals,
+        e.g. torchvision's RandomResizedCrop), without rescanning or re-checking the folder."""
+        return [os.path.join(self.source, self.files[int(i)]) for i in self._indices(indices)]
+
+    def payload_digest(self) -> str:
+        """sha256 of the stored image bytes (raw: the array's data; jpeg: the whole file)."""
+        h = hashlib.sha256()
+        for chunk in self._chunks():
+            h.update(chunk)
+        return h.hexdigest()
+
+    def _chunks(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            f.seek(self._data_offset)
+            while chunk := f.read(HASH_CHUNK):
+                yield chunk
