@@ -12,7 +12,7 @@ import functools
 import hashlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -664,19 +664,9 @@ PCA_PIXELS_PER_IMAGE = 4096
 
 def _pca(dataset_root: Path, max_images: int, seed: int) -> tuple[PcaEig, int, int]:
     root = _check_dir(dataset_root, "imagefolder")
-    _, samples = scan_split(root / "train")
     rng = np.random.RandomState(seed)
     total, outer, n_pixels, n_images = np.zeros(3), np.zeros((3, 3)), 0, 0
-    for i in rng.permutation(len(samples))[:max_images]:
-        path = samples[i][0]
-        try:
-            with Image.open(path) as im:
-                px = np.asarray(to_rgb(im), dtype=np.float64).reshape(-1, 3) / 255.0
-        except Exception as e:  # noqa: BLE001
-            warnings.warn(
-                f"skipping unreadable image {path} ({type(e).__name__}: {e})", UnreadableImageWarning, stacklevel=2
-            )
-            continue
+    for px in _training_pixels(root, rng, max_images):
         px = px[rng.randint(0, len(px), PCA_PIXELS_PER_IMAGE)]  # every image weighs the same
         total += px.sum(0)
         outer += px.T @ px
@@ -686,6 +676,26 @@ def _pca(dataset_root: Path, max_images: int, seed: int) -> tuple[PcaEig, int, i
         raise HarnessError(f"no readable images in {root / 'train'}")
     mean = total / n_pixels
     return _eig(outer / n_pixels - np.outer(mean, mean)), n_images, n_pixels
+
+
+def _training_pixels(root: Path, rng: np.random.RandomState, max_images: int) -> Iterator[np.ndarray]:
+    """RGB pixels in [0, 1] ([n, 3] float64) of up to `max_images` random training images of a folder or of a
+    prepared store (its 256 squares: the pixels KSH12 s2 trains on)."""
+    if prepared.is_store(root):
+        reader = prepared.open_store(root).split("train")
+        for i in rng.permutation(len(reader))[:max_images]:
+            yield reader.read([int(i)])[0].permute(1, 2, 0).reshape(-1, 3).numpy().astype(np.float64) / 255.0
+        return
+    _, samples = scan_split(root / "train")
+    for i in rng.permutation(len(samples))[:max_images]:
+        path = samples[i][0]
+        try:
+            with Image.open(path) as im:
+                yield np.asarray(to_rgb(im), dtype=np.float64).reshape(-1, 3) / 255.0
+        except Exception as e:  # noqa: BLE001
+            warnings.warn(
+                f"skipping unreadable image {path} ({type(e).__name__}: {e})", UnreadableImageWarning, stacklevel=2
+            )
 
 
 _ARRAY_PCA: dict[str, PcaEig] = {}  # digest of the images -> eigen-pairs, once per process

@@ -23,7 +23,7 @@ from harness import precision as precision_mod
 from harness.config import RunConfig
 from harness.distributed import Dist
 from harness.evaluate import EvalResult, evaluate
-from harness.loader import epoch_seed, train_loader
+from harness.loader import epoch_seed, eval_loader, train_loader
 from harness.progress import Progress
 from variants import Recipe, Variant
 from variants.convnet import init_weights, renorm_filters
@@ -270,6 +270,8 @@ def fit(
         if d.is_main and on_resume is not None:
             on_resume(list(result.history))
     loader = train_loader(train_set, recipe.batch_size // d.world_size, cfg.seed, d, cfg.workers)  # one per run
+    val_batch = max(64, recipe.batch_size)
+    val_loader = eval_loader(val_set, val_batch, d, cfg.workers)
     view = train_set.view  # type: ignore[attr-defined]
     for epoch in range(start_epoch, recipe.epochs + 1):
         torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # dropout of this epoch
@@ -299,10 +301,10 @@ def fit(
             model,
             val_set,
             d,
-            batch_size=max(64, recipe.batch_size),
-            workers=cfg.workers,
+            batch_size=val_batch,
             keep_probs=last,
             precision=cfg.precision,
+            loader=val_loader,
         )
         if last:
             result.last_val = val  # the final centre-crop numbers: `runner.finish` does not evaluate them again

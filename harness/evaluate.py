@@ -12,12 +12,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from harness import distributed
 from harness import precision as precision_mod
 from harness.distributed import Dist
-from harness.loader import make_loader, workers_for
+from harness.loader import eval_loader
 
 
 @dataclass
@@ -38,12 +38,13 @@ def evaluate(
     workers: int | None = None,
     keep_probs: bool = False,
     precision: str = "fp32",
+    loader: DataLoader | None = None,
 ) -> EvalResult:
-    """`dataset` yields uint8 images (harness.data.ImageDataset); its `view` cuts the test crops on the device."""
+    """`dataset` yields uint8 images (harness.data.ImageDataset); its `view` cuts the test crops on the device.
+    `loader`: one from `harness.loader.eval_loader` kept across calls (persistent workers), else one is made."""
     n_total = len(dataset)  # type: ignore[arg-type]
     indices = list(range(d.rank, n_total, d.world_size))
-    pin = d.device.type == "cuda"
-    loader = make_loader(dataset, batch_size, indices, workers_for(dataset, workers), pin, drop_last=False)
+    loader = loader or eval_loader(dataset, batch_size, d, workers)
     view = dataset.view  # type: ignore[attr-defined]
     layout = precision_mod.memory_format(d.device)
     model.eval()

@@ -89,6 +89,9 @@ def make_loader(
         pin_memory=pin,
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
+        # its own generator for the workers' base seeds: iterating never draws from the global RNG, which drives
+        # dropout (a new iterator per epoch at 0 workers, one persistent one otherwise would draw differently)
+        generator=torch.Generator().manual_seed(0),
     )
 
 
@@ -96,3 +99,9 @@ def train_loader(dataset: Dataset, batch_size: int, seed: int, d: Dist, workers:
     """The run's one training loader (`batch_size` per rank); call `loader.sampler.set_epoch(e)` before epoch e."""
     sampler = EpochSampler(len(dataset), seed, d.rank, d.world_size)  # type: ignore[arg-type]
     return make_loader(dataset, batch_size, sampler, workers_for(dataset, workers), d.device.type == "cuda", True)
+
+
+def eval_loader(dataset: Dataset, batch_size: int, d: Dist, workers: int | None) -> DataLoader:
+    """This rank's strided shard of the validation set (every image once across ranks, no padding), in order."""
+    indices = list(range(d.rank, len(dataset), d.world_size))  # type: ignore[arg-type]
+    return make_loader(dataset, batch_size, indices, workers_for(dataset, workers), d.device.type == "cuda", False)

@@ -183,7 +183,10 @@ def test_batches_do_not_depend_on_the_number_of_workers(aug: str) -> None:
         loader.sampler.set_epoch(e)
         return [x for x, _ in loader]
 
+    torch.manual_seed(9)
+    state = torch.get_rng_state()
     a, b, other = epoch(0, 1), epoch(2, 1), epoch(0, 2)
+    assert torch.equal(torch.get_rng_state(), state)  # loaders never draw from the global RNG (dropout's)
     assert len(a) == 4 and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not torch.equal(a[0], other[0])  # another epoch, another order (and other crops)
     assert a[0].dtype == torch.uint8 and a[0].shape == ((16, 1, 24, 24) if aug == "torchvision" else (16, 1, 28, 28))

@@ -313,3 +313,13 @@ def test_run_and_eval_on_a_store(src: Path, cli, uri, runs, tmp_path: Path) -> N
             cwd=tmp_path)  # fmt: skip
     assert e.returncode == 0, e.stderr[-3000:]
     assert "top-1" in e.stdout
+
+
+def test_pca_of_a_store_is_the_pca_of_its_squares(stores: dict[str, Path]) -> None:
+    from harness.data import compute_pca
+
+    eig = compute_pca(stores["raw"], max_images=100, seed=0)
+    reader = open_store(stores["raw"]).split("train")
+    px = reader.read(range(len(reader))).permute(0, 2, 3, 1).reshape(-1, 3).double() / 255
+    cov = np.cov(px.numpy().T)
+    assert abs(sum(eig.eigval) - np.trace(cov)) / np.trace(cov) < 0.15  # 4,096 pixels drawn per image
