@@ -284,6 +284,26 @@ def cmd_pca(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness import bench
+
+    spec = bench.BenchSpec(
+        bench.names_or_default(args.names), args.size, args.batch_size, args.steps, args.precision, args.device,
+        args.images, args.rounds,
+    )  # fmt: skip
+    print(bench.bench_command(spec, args.json))
+    return 0
+
+
+def non_negative_int(text: str) -> int:
+    if text.strip() == "0":
+        return 0
+    return positive_int(text)
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from harness.prepare import prepare
 
@@ -393,6 +413,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     add_store_option(p)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser(
+        "bench",
+        help="images/s: bare loop vs the harness's step, input pipeline per core vs torchvision's, TFLOP/s and MFU",
+    )
+    p.add_argument("names", nargs="*", metavar="VARIANT", help="variants to time (default: alexnet2012)")
+    p.add_argument("--size", type=positive_int, default=224, help="input size in px (default 224)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="batch size (default 128)")
+    p.add_argument("--steps", type=positive_int, default=20, help="timed training steps, after 3 warm-up (default 20)")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32", help="(default fp32)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default auto)")
+    p.add_argument(
+        "--images", type=non_negative_int, default=200, help="JPEGs per pipeline measurement; 0 skips it (default 200)"
+    )
+    p.add_argument("--rounds", type=positive_int, default=1, help="alternate (a) and (b) N times, print medians")
+    p.add_argument("--json", type=Path, help="also write the header and rows to this JSON file")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("pca", help="compute the PCA lighting eigen-pairs of an ImageNet-style training set")
     p.add_argument("--data", required=True)

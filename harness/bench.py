@@ -1,0 +1,397 @@
+"""`harness bench`: training images/s of a bare PyTorch loop against the harness's own step, the input pipeline per
+CPU core against torchvision's PIL preset, and achieved TFLOP/s and MFU (harness.flops), in one process.
+
+Rows, per variant: (a) the bare loop (the limit: model, fused SGD, cross-entropy on one random batch already on the
+device); (b) the harness's step on the same shapes (`harness_step_ips`); (c) the input pipeline alone, one thread,
+no workers, on ImageNet-sized JPEGs (harness.photos): torchvision's preset once, the harness's path per variant's
+recipe without and with its batch view on the CPU (`harness_pipeline_ips`). Warm-up steps are not timed; on a GPU
+every timing ends with a synchronize.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness import augment, data, engine, flops, loader, memory, photos
+from harness import precision as precision_mod
+from harness.distributed import Dist
+from harness.errors import HarnessError
+from harness.progress import Progress
+from harness.transforms import IMAGENET_PCA, MEAN, STD
+from variants import UnknownVariantError, Variant, get_variant
+
+WARMUP_STEPS = 3
+PIPELINE_CLASSES = 10
+PIPELINE_BATCH = 32  # keys per `__getitems__` call in the harness's pipeline
+NUM_CLASSES = 1000  # ImageNet's: the classifier's shape is part of the step
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    names: tuple[str, ...]
+    size: int = 224
+    batch_size: int = 128
+    steps: int = 20
+    precision: str = "fp32"
+    device: str = "auto"
+    images: int = 200  # JPEGs decoded per pipeline measurement; 0: no pipeline rows
+    rounds: int = 1  # (a) and (b) alternated this many times, each row the median: drift on a shared machine
+
+
+@dataclass(frozen=True)
+class BenchHeader:
+    device: str
+    torch: str
+    threads: int
+    precision: str
+    size: int
+    batch_size: int
+    steps: int
+    rounds: int = 1
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    variant: str  # "-" for the torchvision preset (no model)
+    what: str  # "bare loop", "harness step", "torchvision PIL preset", "harness pipeline" (+ view)
+    images_per_sec: float
+    ratio: float  # to `vs` (same variant)
+    vs: str  # "bare loop" for training rows, "torchvision PIL preset" for pipeline rows
+    tflops: float | None = None  # achieved model TFLOP/s (training rows)
+    mfu: float | None = None  # fraction of the GPU's dense peak; None on the CPU or an unknown GPU
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    header: BenchHeader
+    rows: tuple[BenchRow, ...]
+
+
+# --- checks ---------------------------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HarnessError("--device cuda: no CUDA GPU is visible to PyTorch (torch.cuda.is_available() is False)")
+    if name not in ("cpu", "cuda"):
+        raise HarnessError(f"unknown device {name!r}; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def check_spec(spec: BenchSpec) -> list[Variant]:
+    if spec.precision not in flops.PRECISIONS:
+        raise HarnessError(f"unknown precision {spec.precision!r}; expected one of {', '.join(flops.PRECISIONS)}")
+    found = []
+    for name in spec.names:
+        try:
+            v = get_variant(name)
+        except UnknownVariantError as e:
+            raise HarnessError(str(e)) from None
+        if spec.size < v.min_input_size:
+            raise HarnessError(f"--size {spec.size} is below {name}'s smallest input, {v.min_input_size} px")
+        found.append(v)
+    return found
+
+
+def check_writable(path: Path) -> None:
+    """Fail before measuring, not after: the file's folder must exist and be writable, and it must not be a folder."""
+    if path.is_dir():
+        raise HarnessError(f"--json {path} is a folder, not a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise HarnessError(f"--json {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HarnessError(f"--json {path}: not writable")
+
+
+# --- timing and precision -------------------------------------------------------------------------------------------
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(run: Callable[[], None], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    run()
+    sync(device)
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# --- (a) the bare loop and (b) the harness's step -------------------------------------------------------------------
+
+
+def bare_loop_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
+    """images/s of the plainest training step: the variant, fused SGD with momentum, cross-entropy, one fixed random
+    batch already on the device, with the precision settings the harness uses (harness.precision: TF32 switches,
+    cuDNN autotuning, bf16 autocast, channels_last on CUDA). The limit the harness's step is measured against."""
+    precision_mod.configure(device, spec.precision)
+    layout = precision_mod.memory_format(device)
+    torch.manual_seed(0)
+    model = v.build(NUM_CLASSES).to(device, memory_format=layout)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4, fused=True)
+    x = torch.randn(spec.batch_size, 3, spec.size, spec.size, device=device).contiguous(memory_format=layout)
+    y = torch.randint(0, NUM_CLASSES, (spec.batch_size,), device=device)
+
+    def steps(n: int) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(n):
+                with precision_mod.autocast(device, spec.precision):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+        return run
+
+    timed(steps(WARMUP_STEPS), device)
+    return spec.batch_size * spec.steps / timed(steps(spec.steps), device)
+
+
+def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
+    """images/s of the harness's own training: `engine.train_one_epoch` over the run's loader (`loader.train_loader`,
+    built once, default workers) of an in-memory uint8 `data.ArrayDataset` of squares of the bench's size, with the
+    recipe's batch view on the device (harness.augment: crop = the whole square, flip, PCA lighting if the recipe
+    has it, normalisation), model init, optimiser groups, per-step work (ZF13 renormalisation) and precision. The
+    one function to re-wire when the data path or the engine changes."""
+    r = replace(v.recipe, batch_size=spec.batch_size)
+    d = Dist(0, 1, 0, device)
+    view = augment.TrainView(
+        r.train_aug, spec.size, True, IMAGENET_PCA if r.pca_lighting else None, r.pca_alpha_std, r.input_scale
+    )
+    g = torch.Generator().manual_seed(0)
+
+    def run_loader(batches: int) -> torch.utils.data.DataLoader:
+        n = batches * spec.batch_size
+        images = torch.randint(0, 256, (n, 3, spec.size, spec.size), dtype=torch.uint8, generator=g)
+        labels = torch.randint(0, NUM_CLASSES, (n,), generator=g).tolist()
+        dataset = data.ArrayDataset(images, labels, view, spec.size, data.ItemCut("none", spec.size))
+        return loader.train_loader(dataset, spec.batch_size, 0, d, None)
+
+    precision_mod.configure(device, spec.precision)
+    model = engine.prepare_model(v, NUM_CLASSES, r, seed=0).to(
+        device, memory_format=precision_mod.memory_format(device)
+    )
+    opt = engine.build_optimizer(model, r, r.lr)
+    scheduler = engine.build_scheduler(opt, r, spec.steps)
+    warm, main = run_loader(WARMUP_STEPS), run_loader(spec.steps)
+
+    def epoch(batches: torch.utils.data.DataLoader, e: int) -> Callable[[], None]:
+        def run() -> None:
+            batches.sampler.set_epoch(e)  # type: ignore[attr-defined]
+            progress = Progress("bench", 0, enabled=False)
+            every = engine.curve_every(spec.steps)
+            engine.train_one_epoch(
+                model, batches, view, opt, d, r, progress, scheduler, 0, every, g, precision=spec.precision
+            )
+
+        return run
+
+    try:
+        timed(epoch(warm, 0), device)
+        return spec.batch_size * spec.steps / timed(epoch(main, 1), device)
+    except engine.Diverged as e:
+        raise HarnessError(f"{v.name}: the harness step diverged on random data ({e})") from None
+
+
+# --- (c) the input pipeline per core --------------------------------------------------------------------------------
+
+
+def seeded_order(n: int, count: int) -> list[int]:
+    """`count` indices into n items in a seeded order, cycling when n is smaller."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
+    return [order[k % n] for k in range(count)]
+
+
+def items_per_sec(dataset: torch.utils.data.Dataset, n: int) -> float:
+    """Items/s of dataset[i], one at a time, over `n` items in a seeded order (after 2 untimed)."""
+    order = seeded_order(len(dataset), n + 2)  # type: ignore[arg-type]
+    for i in order[:2]:
+        dataset[i]
+    start = time.perf_counter()
+    for i in order[2:]:
+        dataset[i]
+    return n / (time.perf_counter() - start)
+
+
+def torchvision_pipeline_ips(root: Path, size: int, n: int) -> float:
+    """torchvision's reference training preset on PIL images (references/classification/presets.py,
+    ClassificationPresetTrain): ImageFolder open + RandomResizedCrop + RandomHorizontalFlip + ToTensor + Normalize."""
+    from torchvision import datasets
+    from torchvision import transforms as T
+
+    tf = T.Compose(
+        [T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)]
+    )
+    return items_per_sec(datasets.ImageFolder(str(root / "train"), transform=tf), n)
+
+
+def harness_pipeline_ips(v: Variant, root: Path, size: int, n: int, with_view: bool = False) -> float:
+    """The harness's own input path for `v`'s recipe, on the CPU: `data.load_datasets` on the folder (its up-front
+    check of every file is not timed), then what a DataLoader worker does, batches of `PIPELINE_BATCH` keyed items
+    (`__getitems__`: decode, the recipe's per-image cut, stacking as uint8); `with_view`: the batch view
+    (harness.augment: crop, flip, PCA lighting, normalisation) on the CPU too, as a CPU-only run does it (on a GPU
+    it runs on the device). The one function to re-wire when the data path changes."""
+    r = v.recipe
+    resize = max(size, round(size * r.resize / r.crop))  # the recipe's resize:crop ratio (256:224) at this size
+    spec = data.DataSpec(
+        "imagefolder",
+        root,
+        image_size=size,
+        resize=resize,
+        train_aug=r.train_aug,
+        pca_lighting=r.pca_lighting,
+        pca_alpha_std=r.pca_alpha_std,
+        input_scale=r.input_scale,
+    )
+    ds = data.load_datasets(spec, "center").train
+    g = torch.Generator().manual_seed(0)
+    keys = [(i, 1_000_003 * (k + 1)) for k, i in enumerate(seeded_order(len(ds), n + 2))]  # type: ignore[arg-type]
+
+    def batches(ks: list[tuple[int, int]]) -> None:
+        for b in range(0, len(ks), PIPELINE_BATCH):
+            x, _ = ds.__getitems__(ks[b : b + PIPELINE_BATCH])  # type: ignore[attr-defined]
+            if with_view:
+                ds.view(x, g)  # type: ignore[attr-defined]
+
+    batches(keys[:2])
+    start = time.perf_counter()
+    batches(keys[2:])
+    return n / (time.perf_counter() - start)
+
+
+# --- the whole bench ------------------------------------------------------------------------------------------------
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def training_row(v: Variant, what: str, ips: float, bare: float, spec: BenchSpec, device: torch.device) -> BenchRow:
+    per_image = flops.variant_flops_per_image(v, spec.size, NUM_CLASSES)
+    achieved = ips * per_image / 1e12
+    peak = flops.peak_tflops(torch.cuda.get_device_name(device), spec.precision) if device.type == "cuda" else None
+    util = flops.mfu(ips, per_image, peak) if peak else None
+    return BenchRow(v.name, what, ips, ips / bare, "bare loop", achieved, util)
+
+
+def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
+    """Measure every row of `spec`; `jpeg_root`: an existing folder of JPEGs for (c) (default: generated)."""
+    variants = check_spec(spec)
+    device = resolve_device(spec.device)
+    memory.keep_freed_memory()  # as `run` and `sweep` do: both loops of the table get it
+    header = BenchHeader(
+        device_name(device), torch.__version__, torch.get_num_threads(), spec.precision, spec.size,
+        spec.batch_size, spec.steps, spec.rounds,
+    )  # fmt: skip
+    rows: list[BenchRow] = []
+    for v in variants:
+        bares, harness = [], []
+        for _ in range(spec.rounds):
+            bares.append(bare_loop_ips(v, spec, device))
+            harness.append(harness_step_ips(v, spec, device))
+        bare = statistics.median(bares)
+        rows.append(training_row(v, "bare loop", bare, bare, spec, device))
+        rows.append(training_row(v, "harness step", statistics.median(harness), bare, spec, device))
+    if spec.images > 0:
+        with contextlib.ExitStack() as stack:
+            if jpeg_root is None:
+                jpeg_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-jpegs-")))
+                per_class = -(-spec.images // PIPELINE_CLASSES)
+                photos.imagenet_like_jpegs(jpeg_root, per_class, PIPELINE_CLASSES, splits=("train",))
+                photos.imagenet_like_jpegs(jpeg_root, 1, PIPELINE_CLASSES, splits=("val",))
+            with threads(1):  # per core: one thread, no workers; alternated like (a) and (b)
+                refs: list[float] = []
+                own: dict[tuple[str, str], list[float]] = {}
+                for _ in range(spec.rounds):
+                    refs.append(torchvision_pipeline_ips(jpeg_root, spec.size, spec.images))
+                    for v in variants:
+                        for what, view in (("harness pipeline", False), ("harness pipeline + view", True)):
+                            ips = harness_pipeline_ips(v, jpeg_root, spec.size, spec.images, view)
+                            own.setdefault((v.name, what), []).append(ips)
+            reference = statistics.median(refs)
+            rows.append(BenchRow("-", "torchvision PIL preset", reference, 1.0, "torchvision PIL preset"))
+            for (name, what), rates in own.items():
+                ips = statistics.median(rates)
+                rows.append(BenchRow(name, what, ips, ips / reference, "torchvision PIL preset"))
+    return BenchResult(header, tuple(rows))
+
+
+# --- output ---------------------------------------------------------------------------------------------------------
+
+
+def render(result: BenchResult) -> str:
+    h = result.header
+    on_gpu = not h.device.startswith("cpu")
+    lines = [
+        f"device {h.device} | torch {h.torch} | {h.threads} threads | precision {h.precision} | "
+        f"{h.size} px, batch {h.batch_size}, {h.steps} timed steps"
+        + (f", median of {h.rounds} rounds" if h.rounds > 1 else ""),
+        f"{'variant':24} {'what':24} {'img/s':>10} {'ratio':>7}  {'TFLOP/s' if on_gpu else 'GFLOP/s':>9} {'MFU':>10}",
+    ]
+    for r in result.rows:
+        if r.tflops is None:
+            achieved, util = "-", "-"
+        else:
+            achieved = f"{r.tflops:.1f}" if on_gpu else f"{r.tflops * 1e3:.1f}"
+            util = f"{100 * r.mfu:.1f} %" if r.mfu is not None else ("n/a" if on_gpu else "n/a (CPU)")
+        lines.append(f"{r.variant:24} {r.what:24} {r.images_per_sec:>10.1f} {r.ratio:>6.2f}x  {achieved:>9} {util:>10}")
+    lines.append(
+        "ratio: training rows to the bare loop of the same variant; pipeline rows (one thread, no workers, "
+        "ImageNet-sized JPEGs) to torchvision's PIL preset"
+    )
+    return "\n".join(lines)
+
+
+def write_json(result: BenchResult, path: Path) -> None:
+    try:
+        path.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    except OSError as e:
+        raise HarnessError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def read_json(path: Path) -> BenchResult:
+    raw = json.loads(Path(path).read_text())
+    return BenchResult(BenchHeader(**raw["header"]), tuple(BenchRow(**r) for r in raw["rows"]))
+
+
+def bench_command(spec: BenchSpec, json_path: Path | None) -> str:
+    if json_path is not None:
+        check_writable(json_path)
+    result = run_bench(spec)
+    if json_path is not None:
+        write_json(result, json_path)
+    return render(result)
+
+
+def names_or_default(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(names) or ("alexnet2012",)
