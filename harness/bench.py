@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness import augment, data, engine, flops, loader, memory, photos
+from harness import augment, data, engine, flops, loader, memory, photos, prepare
 from harness import precision as precision_mod
 from harness.distributed import Dist
 from harness.errors import HarnessError
@@ -253,6 +253,11 @@ def torchvision_pipeline_ips(root: Path, size: int, n: int) -> float:
     return items_per_sec(datasets.ImageFolder(str(root / "train"), transform=tf), n)
 
 
+def recipe_resize(v: Variant, size: int) -> int:
+    """The recipe's resize:crop ratio (256:224) at this crop size."""
+    return max(size, round(size * v.recipe.resize / v.recipe.crop))
+
+
 def harness_pipeline_ips(v: Variant, root: Path, size: int, n: int, with_view: bool = False) -> float:
     """The harness's own input path for `v`'s recipe, on the CPU: `data.load_datasets` on the folder (its up-front
     check of every file is not timed), then what a DataLoader worker does, batches of `PIPELINE_BATCH` keyed items
@@ -260,7 +265,7 @@ def harness_pipeline_ips(v: Variant, root: Path, size: int, n: int, with_view: b
     (harness.augment: crop, flip, PCA lighting, normalisation) on the CPU too, as a CPU-only run does it (on a GPU
     it runs on the device). The one function to re-wire when the data path changes."""
     r = v.recipe
-    resize = max(size, round(size * r.resize / r.crop))  # the recipe's resize:crop ratio (256:224) at this size
+    resize = recipe_resize(v, size)
     spec = data.DataSpec(
         "imagefolder",
         root,
@@ -332,11 +337,21 @@ def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
             with threads(1):  # per core: one thread, no workers; alternated like (a) and (b)
                 refs: list[float] = []
                 own: dict[tuple[str, str], list[float]] = {}
+                # KSH12 s2's squares prepared once (`harness prepare`, untimed): what a run reads from a store
+                stores = {}
+                for size in sorted({recipe_resize(v, spec.size) for v in variants}):
+                    stores[size] = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-")))
+                    prepare.prepare(jpeg_root, stores[size] / "s", resize=size, verbose=False)
                 for _ in range(spec.rounds):
                     refs.append(torchvision_pipeline_ips(jpeg_root, spec.size, spec.images))
                     for v in variants:
-                        for what, view in (("harness pipeline", False), ("harness pipeline + view", True)):
-                            ips = harness_pipeline_ips(v, jpeg_root, spec.size, spec.images, view)
+                        store = stores[recipe_resize(v, spec.size)] / "s"
+                        for what, root, view in (
+                            ("harness pipeline", jpeg_root, False),
+                            ("harness pipeline + view", jpeg_root, True),
+                            ("prepared store + view", store, True),
+                        ):
+                            ips = harness_pipeline_ips(v, root, spec.size, spec.images, view)
                             own.setdefault((v.name, what), []).append(ips)
             reference = statistics.median(refs)
             rows.append(BenchRow("-", "torchvision PIL preset", reference, 1.0, "torchvision PIL preset"))

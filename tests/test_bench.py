@@ -130,11 +130,11 @@ def test_bench_prints_header_and_rows_and_writes_the_same_json(harness_main, tmp
     assert lines[0].startswith("device cpu") and "precision fp32" in lines[0] and "64 px, batch 4" in lines[0]
     assert lines[1].split()[:4] == ["variant", "what", "img/s", "ratio"] and "GFLOP/s" in lines[1]
     # columns: variant (24), what (24), then img/s, ratio, GFLOP/s, MFU
-    rows = [(line[:24].strip(), line[25:49].strip(), line[49:].split(maxsplit=3)) for line in lines[2:7]]
+    rows = [(line[:24].strip(), line[25:49].strip(), line[49:].split(maxsplit=3)) for line in lines[2:8]]
     assert [(v, w) for v, w, _ in rows] == [
         ("alexnet2012", "bare loop"), ("alexnet2012", "harness step"),
         ("-", "torchvision PIL preset"), ("alexnet2012", "harness pipeline"),
-        ("alexnet2012", "harness pipeline + view"),
+        ("alexnet2012", "harness pipeline + view"), ("alexnet2012", "prepared store + view"),
     ]  # fmt: skip
     assert all(float(rest[0]) > 0 and float(rest[1].rstrip("x")) > 0 for _, _, rest in rows)
     assert rows[0][2][1] == "1.00x" and rows[1][2][3] == "n/a (CPU)" and rows[2][2][2:] == ["-", "-"]
