@@ -336,7 +336,7 @@ def train_tracked(
             model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose, on_resume=on_resume
         )
         # sweep trials (no weights logged) are not analysed; `harness analyze` can do any finished run later
-        qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant)
+        qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant, cfg.seed)
         outcome = finish(
             model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights, qualitative=qualitative
         )

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 BITS = 64  # code length; KSH12 gives none (Krizhevsky & Hinton 2011 used 28 and 256)
-HIDDEN = 256
+HIDDEN = 128
 
 
 @dataclass
@@ -36,7 +36,7 @@ class CodeModel:
 
 
 def train_codes(
-    x: np.ndarray, bits: int = BITS, hidden: int = HIDDEN, epochs: int = 30, batch: int = 128, seed: int = 0
+    x: np.ndarray, bits: int = BITS, hidden: int = HIDDEN, epochs: int = 10, batch: int = 128, seed: int = 0
 ) -> CodeModel:
     """Train the auto-encoder on rows of `x` (Adam, mean squared error, a seeded generator: deterministic on CPU)."""
     if bits < 1:

@@ -26,12 +26,13 @@ from harness.errors import HarnessError
 class Sizes:
     """How many images each analysis uses (class-balanced, fixed: `harness.data.stratified_slice`)."""
 
-    val: int = 1000  # validation images: top-5 examples and translation
+    val: int = 500  # validation images: top-5 examples and translation
     queries: int = 500  # of those, the retrieval queries
     database: int = 2000  # training images retrieved from
     shown: int = 6  # queries and neighbours in the retrieval figures (KSH12 Fig. 4: 5 queries, 6 neighbours)
     bits: int = codes.BITS
-    code_epochs: int = 20
+    code_epochs: int = 10
+    code_hidden: int = codes.HIDDEN
     batch_size: int = 128
 
 
@@ -115,8 +116,8 @@ def analyze(
     tick("retrieval")
 
     # 4. binary codes from auto-encoders on fc7 and on pixels (KSH12 s6.1)
-    fc7_ae = codes.train_codes(feat_d, sizes.bits, epochs=sizes.code_epochs, seed=seed)
-    pix_ae = codes.train_codes(pix_d, sizes.bits, epochs=sizes.code_epochs, seed=seed)
+    fc7_ae = codes.train_codes(feat_d, sizes.bits, sizes.code_hidden, sizes.code_epochs, seed=seed)
+    pix_ae = codes.train_codes(pix_d, sizes.bits, sizes.code_hidden, sizes.code_epochs, seed=seed)
     fc7_code = retrieval.retrieve(
         "fc7_code", fc7_ae.codes(feat_v[q]), fc7_ae.codes(feat_d), q_labels, db_labels, hamming=True
     )
@@ -166,12 +167,13 @@ def _pixels(inputs, indices, batch: int) -> np.ndarray:
 
 
 def _neighbours(data, val_idx, db_idx, q_labels, db_labels, r: retrieval.Retrieval, title: str, sizes: Sizes):
-    """The first `shown` queries (one per class where there are enough: the slice is class-interleaved)."""
-    n, k = min(sizes.shown, len(r.neighbours)), min(6, r.neighbours.shape[1])
-    nn_ = r.neighbours[:n, :k]
-    queries = val_inputs(data, [val_idx[i] for i in range(n)])
+    """The first query of each class (up to `shown`) and its 6 nearest training images (KSH12 Fig. 4 right)."""
+    first = {int(c): i for i, c in reversed(list(enumerate(q_labels)))}
+    rows = np.array(sorted(first.values())[: sizes.shown])
+    nn_ = r.neighbours[rows, : min(6, r.neighbours.shape[1])]
+    queries = val_inputs(data, [val_idx[i] for i in rows])
     images = train_inputs(data, [db_idx[j] for j in nn_.reshape(-1)])
-    ok = db_labels[nn_] == q_labels[:n, None]
+    ok = db_labels[nn_] == q_labels[rows, None]
     return figures.neighbours_figure(queries, images, nn_, ok, f"{title}: nearest training images by {r.name}")
 
 
