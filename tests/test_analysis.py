@@ -109,9 +109,10 @@ def test_fc7_is_the_leaf_that_feeds_the_output_layer(name: str, layer: str, synt
     torch.manual_seed(0)
     model = get_variant(name).build(synthetic.num_classes, 0.25)
     assert features.last_hidden_layer(model, 64) == layer
-    probs, feats = features.run_batches(
-        model, lambda ix: inputs.val_inputs(synthetic, ix), list(range(10)), layer, batch_size=4
+    probs, feats, pixels = features.run_batches(
+        model, lambda ix: inputs.val_inputs(synthetic, ix), list(range(10)), layer, 4, retrieval.pixel_vectors
     )
+    assert pixels is not None and pixels.shape == (10, 3 * 32 * 32)  # 64 px area-averaged to 32
     assert probs.shape == (10, synthetic.num_classes) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert feats is not None and feats.shape == (10, 1024) and (feats >= 0).all()  # after fc7's ReLU, 4096 / 4
     assert model.training  # put back as it was

@@ -25,9 +25,15 @@ def last_hidden_layer(model: nn.Module, size: int) -> str:
 
 @torch.no_grad()
 def run_batches(
-    model: nn.Module, inputs: Inputs, indices: Sequence[int], layer: str | None = None, batch_size: int = 128
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(softmax probabilities [n,C], activations of `layer` flattened [n,d] or None), `batch_size` images at a time."""
+    model: nn.Module,
+    inputs: Inputs,
+    indices: Sequence[int],
+    layer: str | None = None,
+    batch_size: int = 128,
+    also: Callable[[torch.Tensor], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(softmax probabilities [n,C], activations of `layer` flattened [n,d] or None, `also` of each input batch
+    concatenated or None), `batch_size` images at a time."""
     device = next(model.parameters()).device
     modules = dict(model.named_modules())
     caught: list[torch.Tensor] = []
@@ -36,10 +42,13 @@ def run_batches(
         handle = modules[layer].register_forward_hook(lambda m, i, o: caught.append(o.detach().flatten(1).clone()))
     was_training = model.training
     model.eval()
-    probs, feats = [], []
+    probs, feats, extra = [], [], []
     try:
         for start in range(0, len(indices), batch_size):
-            x = inputs(indices[start : start + batch_size]).to(device)
+            x = inputs(indices[start : start + batch_size])
+            if also is not None:
+                extra.append(also(x))
+            x = x.to(device)
             probs.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
             if caught:
                 feats.append(caught.pop().float().cpu().numpy())
@@ -48,4 +57,4 @@ def run_batches(
         if handle is not None:
             handle.remove()
     p = np.concatenate(probs) if probs else np.zeros((0, 0), np.float32)
-    return p, (np.concatenate(feats) if feats else None)
+    return p, (np.concatenate(feats) if feats else None), (np.concatenate(extra) if extra else None)

@@ -90,7 +90,9 @@ def analyze(
     tick("colour")
 
     # 2. top-5 examples (KSH12 Fig. 4 left), from the same pass as the fc7 activations of the validation images
-    probs, feat_v = run_batches(model, lambda ix: val_inputs(data, ix), val_idx, layer, sizes.batch_size)
+    probs, feat_v, pix_v = run_batches(
+        model, lambda ix: val_inputs(data, ix), val_idx, layer, sizes.batch_size, retrieval.pixel_vectors
+    )
     labels_sub = labels_v[val_idx]
     chosen = examples.choose(probs, labels_sub)
     shown = val_inputs(data, [val_idx[e.index] for e in chosen])
@@ -102,12 +104,13 @@ def analyze(
     tick("top5")
 
     # 3. fc7 retrieval against raw pixels (KSH12 Fig. 4 right)
-    _, feat_d = run_batches(model, lambda ix: train_inputs(data, ix), db_idx, layer, sizes.batch_size)
+    _, feat_d, pix_d = run_batches(
+        model, lambda ix: train_inputs(data, ix), db_idx, layer, sizes.batch_size, retrieval.pixel_vectors
+    )
     q = np.arange(min(sizes.queries, len(val_idx)))
     q_labels, db_labels = labels_sub[q], labels_t[db_idx]
-    pix_v = _pixels(lambda ix: val_inputs(data, ix), [val_idx[i] for i in q], sizes.batch_size)
-    pix_d = _pixels(lambda ix: train_inputs(data, ix), db_idx, sizes.batch_size)
-    assert feat_v is not None and feat_d is not None
+    assert feat_v is not None and feat_d is not None and pix_v is not None and pix_d is not None
+    pix_v = pix_v[q]
     raw_fc7 = retrieval.retrieve("fc7", feat_v[q], feat_d, q_labels, db_labels)
     raw_pix = retrieval.retrieve("pixels", pix_v, pix_d, q_labels, db_labels)
     for r in (raw_fc7, raw_pix):
@@ -158,12 +161,6 @@ def analyze(
         parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
         print(f"{title}: qualitative evaluation in {seconds:.1f} s ({parts})", file=sys.stderr)
     return Summary(metrics, tuple(arts), seconds)
-
-
-def _pixels(inputs, indices, batch: int) -> np.ndarray:
-    return np.concatenate(
-        [retrieval.pixel_vectors(inputs(indices[s : s + batch])) for s in range(0, len(indices), batch)]
-    )
 
 
 def _neighbours(data, val_idx, db_idx, q_labels, db_labels, r: retrieval.Retrieval, title: str, sizes: Sizes):

@@ -38,6 +38,6 @@ def accuracy_vs_shift(
     out = []
     for f in fractions:
         dx = shift_pixels(f, side)
-        probs, _ = run_batches(model, lambda ix, dx=dx: shifted(ix, dx, 0), indices, batch_size=batch_size)
+        probs, _, _ = run_batches(model, lambda ix, dx=dx: shifted(ix, dx, 0), indices, batch_size=batch_size)
         out.append(ShiftAccuracy(f, dx, float((probs.argmax(1) == labels).mean() * 100)))
     return tuple(out)
