@@ -153,3 +153,24 @@ def test_analyze_logs_every_key_and_figure_to_a_smoke_run_and_the_report_shows_t
         assert f"]({link})" in md and (report.parent / link).is_file()
     code, _, err = harness_main(["analyze", "nosuchrun", "--tracking-uri", uri])
     assert code != 0 and err.startswith("harness: error: no run 'nosuchrun'") and "Traceback" not in err
+
+
+def test_the_proxy_analyses_the_base_variants_first_three_seeds_and_nothing_else() -> None:
+    from harness.config import wants_qualitative
+
+    assert wants_qualitative("proxy", "alexnet2012", 2) and wants_qualitative("proxy", "torchvision_alexnet", 0)
+    assert not wants_qualitative("proxy", "alexnet2012", 3)  # run --all trains seeds 0-5: the verdict needs 3
+    assert not wants_qualitative("proxy", "alexnet2012_no_lrn", 0)
+    assert not wants_qualitative("smoke", "alexnet2012", 0) and not wants_qualitative("paper", "alexnet2012", 0)
+
+
+@pytest.mark.slow
+def test_a_proxy_run_of_a_base_variant_ends_with_its_qualitative_evaluation(uri: str, harness_main, runs) -> None:
+    argv = ["run", "alexnet2014", "--limit-train", "64", "--limit-val", "40", "--epochs", "1", "--tracking-uri", uri]
+    code, _, err = harness_main([*argv, "--no-report"])
+    assert code == 0, err
+    (run,) = runs(uri)
+    assert run.info.status == "FINISHED" and "qualitative evaluation in" in err
+    assert run.data.metrics[schema.QUAL_COLOUR_TOWERS] == 1  # alexnet2014: one tower
+    assert schema.QUAL_COLOUR_TOWER.format(tower=1) not in run.data.metrics
+    assert 0 <= run.data.metrics[schema.QUAL_PRECISION.format(rep="fc7", k=10)] <= 1
