@@ -64,6 +64,15 @@ def test_tower_verdict_rules(means: list[tuple[float, float]], expected: str) ->
     assert qual.tower_verdicts(rows)[0].verdict == expected
 
 
+def test_towers_at_the_random_kernel_index_are_flagged_as_untrained() -> None:
+    rows = [analysed("alexnet2012", s, (0.65, 0.64)) for s in range(3)]
+    (v,) = qual.tower_verdicts(rows)
+    assert v.verdict == "does not hold" and v.near_random
+    inputs = ReportInputs("t", "s", ("e",), tuple(rows), tuple(list_variants()), tuple(claims()))
+    assert "conv1 has barely moved from its initialisation" in render(inputs)
+    assert not qual.tower_verdicts([analysed("alexnet2012", s, (0.1, 0.6)) for s in range(3)])[0].near_random
+
+
 def test_one_tower_nets_unfinished_and_modified_runs_give_no_tower_verdict() -> None:
     rows = [
         analysed("zfnet", 0),

@@ -13,6 +13,7 @@ from harness.report.types import RunRow
 # random kernel has 2/3, harness.analysis.colour):
 GREY_MAX = 1 / 3  # the greyer tower is near grey: its mean index is at most half a random kernel's
 SPREAD_MIN = 0.2  # the towers differ: their mean indices are at least this far apart
+NEAR_RANDOM = 0.05  # a tower mean this close to 2/3 is what untrained (random) kernels give
 MIN_SEEDS = 3  # seeds before any verdict (as the claim rule, harness.report.compute.MIN_SEEDS)
 TOWER_RULE = (
     f"Per seed, the towers are **specialised** when the greyer tower's mean colour index is at most {GREY_MAX:.2f} "
@@ -52,6 +53,11 @@ class TowerVerdict:
     @property
     def n_specialised(self) -> int:
         return sum(s.specialised for s in self.seeds)
+
+    @property
+    def near_random(self) -> bool:
+        """Every tower of every seed within NEAR_RANDOM of a random kernel's index: conv1 barely left its init."""
+        return all(abs(m - 2 / 3) <= NEAR_RANDOM for s in self.seeds for m in s.means)
 
 
 def tower_seed(row: RunRow) -> TowerSeed | None:

@@ -614,7 +614,13 @@ def section_qualitative(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[st
     for v in verdicts:
         out += [
             f"`{v.variant}`, {v.data} {v.split}: **{v.verdict}** ({v.n_specialised} of {len(v.seeds)} seeds "
-            "specialised).",
+            "specialised)."
+            + (
+                " Every tower's mean is within 0.05 of a random kernel's 2/3: conv1 has barely moved from its "
+                "initialisation, so these runs say little about the claim either way."
+                if v.near_random
+                else ""
+            ),
             "",
         ]
         out += table(
