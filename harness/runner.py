@@ -22,7 +22,8 @@ import torch
 
 from harness import checkpoint, distributed, engine, evaluate, locks, memory, plan, schema, store, tracking
 from harness import data as data_mod
-from harness.config import RunConfig, choose_profile, resolve
+from harness.analysis import record
+from harness.config import RunConfig, choose_profile, resolve, wants_qualitative
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.plan import PlannedRun
@@ -334,7 +335,11 @@ def train_tracked(
         result = engine.fit(
             model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose, on_resume=on_resume
         )
-        outcome = finish(model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights)
+        # sweep trials (no weights logged) are not analysed; `harness analyze` can do any finished run later
+        qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant, cfg.seed)
+        outcome = finish(
+            model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights, qualitative=qualitative
+        )
         if d.is_main:
             rec.checkpoint.unlink(missing_ok=True)
         return outcome
@@ -391,9 +396,19 @@ def _config_json(cfg: RunConfig, data: data_mod.Datasets) -> str:
 
 
 def finish(
-    model, variant: Variant, cfg: RunConfig, data, d: Dist, tracker, result, log_weights: bool = True
+    model,
+    variant: Variant,
+    cfg: RunConfig,
+    data,
+    d: Dist,
+    tracker,
+    result,
+    log_weights: bool = True,
+    qualitative: bool = False,
 ) -> Outcome:
-    """Final evaluation under the profile's protocols (KSH12 s4.1 ten-crop and centre), artifacts, status.
+    """Final evaluation under the profile's protocols (KSH12 s4.1 ten-crop and centre), artifacts, the qualitative
+    evaluation when asked (`harness.analysis`; a failure there is recorded in qualitative/error.txt and does not fail
+    the run), status.
 
     The centre crop is the last epoch's evaluation when this process trained it (`FitResult.last_val`).
     """
@@ -453,6 +468,12 @@ def finish(
             data.num_classes,
         )
         tracker.log_figure(fig, schema.ART_CURVES)
+        if qualitative:
+            try:
+                record.analyze(model, data, tracker, f"{variant.name} seed {cfg.seed}", cfg.seed)
+            except Exception:  # noqa: BLE001 - the training result stands; the analyses can be rerun
+                tracker.log_text(traceback.format_exc(), f"{schema.ART_QUAL}/error.txt")
+                print(f"{variant.name}: qualitative evaluation failed (qualitative/error.txt)", file=sys.stderr)
         tracker.finish("FINISHED")
     return Outcome(
         variant.name,

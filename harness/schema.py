@@ -77,6 +77,24 @@ N_COMPLETE = "n_complete"
 N_PRUNED = "n_pruned"
 N_FAILED = "n_failed"
 
+# The qualitative evaluation (harness.analysis, KSH12 s6.1), logged at step 0 by `harness analyze` or at the end of a
+# run whose profile asks for it. REPS: the representations retrieved with (raw fc7, its binary codes, pixel codes,
+# raw pixels); shifts in sixteenths of the input's side, -4..+4.
+QUAL_SECONDS = "qual.seconds"  # wall time of all the analyses of one run
+QUAL_COLOUR_TOWERS = "qual.colour.towers"
+QUAL_COLOUR_MEAN = "qual.colour.mean"  # mean colour index of every conv1 kernel
+QUAL_COLOUR_TOWER = "qual.colour.tower{tower}.mean"  # per tower (1-based) of a two-tower net
+QUAL_REPS = ("fc7", "fc7_code", "pixel_code", "pixels")
+QUAL_KS = (1, 5, 10)
+QUAL_PRECISION = "qual.retrieval.{rep}.p_at_{k}"  # MLflow names allow no "@"
+QUAL_QUERY_MS = "qual.retrieval.{rep}.query_ms"
+QUAL_CODE_BITS = "qual.codes.bits"
+QUAL_SHIFT_STEPS = tuple(range(-4, 5))
+QUAL_SHIFT_TOP1 = "qual.translation.top1.s{step}"  # step: sixteenths of the side, e.g. s-4, s0, s4 (no "+")
+ART_QUAL = "qualitative"  # folder of the figures and summary.json
+QUAL_FIGURES = ("colour.png", "top5.png", "retrieval_fc7.png", "retrieval_pixels.png", "codes.png", "translation.png")
+ART_QUAL_SUMMARY = "qualitative/summary.json"
+
 # Artifacts (paths inside a run's artifact root).
 ART_CONFIG = "config.json"
 ART_CHECKPOINT = "checkpoint/final.pt"

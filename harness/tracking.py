@@ -191,6 +191,45 @@ def download_artifact(uri: str, run_id: str, path: str) -> Path:
         raise HarnessError(f"run {run_id} has no artifact {path}: {str(e).splitlines()[0]}") from None
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    status: str
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+def run_info(uri: str, run_id: str) -> RunInfo:
+    """One run's status, params and tags; an unknown id is a HarnessError."""
+    try:
+        run = client(uri).get_run(run_id)
+    except HarnessError:
+        raise
+    except Exception:  # noqa: BLE001 - MLflow's not-found error is one line for the user
+        raise HarnessError(f"no run {run_id!r} in {store.display(uri)}") from None
+    return RunInfo(run.info.run_id, run.info.status, dict(run.data.params), dict(run.data.tags))
+
+
+def latest_finished(uri: str, variant: str) -> str:
+    """The newest FINISHED variant run of `variant` in any experiment of the store (`harness analyze --variant`)."""
+    c = client(uri)
+    exp_ids = [e.experiment_id for e in c.search_experiments()]
+    runs = (
+        c.search_runs(
+            exp_ids,
+            filter_string=f"tags.`{schema.TAG_KIND}` = 'variant' and tags.{schema.TAG_VARIANT} = '{variant}' "
+            "and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if exp_ids
+        else []
+    )
+    if not runs:
+        raise HarnessError(f"no finished run of {variant!r} in {store.display(uri)}: train it with `harness run`")
+    return runs[0].info.run_id
+
+
 # --- owners, store set-up and what a run already holds (crash consistency) --------------------------------------------
 
 

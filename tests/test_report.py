@@ -259,7 +259,8 @@ def test_render_tables_and_flags() -> None:
         "5. Proxy results",
         "6. Sweeps",
         "7. Figures",
-        "8. Deviations",
+        "8. Qualitative evaluation",
+        "9. Deviations",
         "Tuned runs",
         "Runs",
     ):
@@ -414,7 +415,8 @@ def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> Non
         "5. Proxy results",
         "6. Sweeps",
         "7. Figures",
-        "8. Deviations",
+        "8. Qualitative evaluation",
+        "9. Deviations",
     ):
         assert f"## {title}" in md
     assert "This report compares runs on a proxy data set (mnist5k)" in md

@@ -4,13 +4,14 @@ glue."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import store
+from harness import schema, store
 from harness.catalog import measure
 from harness.errors import HarnessError
-from harness.report import compute, figures
+from harness.report import compute, figures, qual
 from harness.report.read import ArtifactReader, artifacts, read_runs, sweep_summaries
 from harness.report.render import render
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, SweepRow
@@ -86,7 +87,30 @@ def draw_figures(
                         kernels[data, split, variant] = tuple(link(p) for p in paths)
                     break
     chart = link(figures.reported_figure(comparisons, fig_dir / "reproduced_vs_reported.png"))
-    return FigurePaths(chart, val_top1, curves, kernels)
+    return FigurePaths(chart, val_top1, curves, kernels, qualitative_figures(reader, rows, fig_dir))
+
+
+def qualitative_figures(
+    reader: ArtifactReader, rows: Sequence[RunRow], fig_dir: Path
+) -> dict[tuple[str, str, str], tuple[tuple[str, str], ...]]:
+    """The qualitative figures (harness.analysis) of each variant's first analysed run (lowest seed), copied beside
+    the report: (data, split, variant) -> (figure name, relative path)."""
+    out: dict[tuple[str, str, str], tuple[tuple[str, str], ...]] = {}
+    for r in sorted(qual.analysed(rows), key=lambda x: (x.seed if x.seed is not None else -1, x.run_id)):
+        key = (r.data, r.split, r.variant)
+        if key in out:
+            continue
+        found = []
+        for name in schema.QUAL_FIGURES:
+            src = reader.path(r.run_id, f"{schema.ART_QUAL}/{name}")
+            if src is not None:
+                dst = fig_dir / f"qual_{figures.slug(f'{r.data}-{r.split}')}__{figures.slug(r.variant)}__{name}"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                found.append((name, f"{fig_dir.name}/{dst.name}"))
+        if found:
+            out[key] = tuple(found)
+    return out
 
 
 def profile_deviations(reader: ArtifactReader, rows: Sequence[RunRow]) -> dict[str, tuple[str, ...] | None]:

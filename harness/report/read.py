@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from harness import checkpoint, schema, store
 from harness.errors import HarnessError
-from harness.report.types import History, RunRow, SweepSummary
+from harness.report.types import History, Qualitative, RetrievalStat, RunRow, SweepSummary
 
 KINDS = ("variant", "trial")  # runs the report reads; batch and sweep parents hold no results
 
@@ -108,6 +108,33 @@ def history(client: MlflowClient, run_id: str, key: str) -> History:
     return tuple((step, value) for step, (_, value) in sorted(latest.items()))
 
 
+def qualitative(metric) -> Qualitative | None:
+    """The run's qual.* metrics (harness.schema) as typed data; None when it has none."""
+    if metric(schema.QUAL_SECONDS) is None and metric(schema.QUAL_COLOUR_MEAN) is None:
+        return None
+    towers = metric(schema.QUAL_COLOUR_TOWERS)
+    means = [metric(schema.QUAL_COLOUR_TOWER.format(tower=t)) for t in range(1, int(towers or 1) + 1)]
+    bits = metric(schema.QUAL_CODE_BITS)
+    return Qualitative(
+        towers=None if towers is None else int(towers),
+        colour_mean=metric(schema.QUAL_COLOUR_MEAN),
+        tower_means=tuple(m for m in means if m is not None) if towers and towers > 1 else (),
+        retrieval=tuple(
+            RetrievalStat(
+                rep,
+                *(metric(schema.QUAL_PRECISION.format(rep=rep, k=k)) for k in schema.QUAL_KS),
+                metric(schema.QUAL_QUERY_MS.format(rep=rep)),
+            )
+            for rep in schema.QUAL_REPS
+        ),
+        code_bits=None if bits is None else int(bits),
+        shift_top1=tuple(
+            (s, v) for s in schema.QUAL_SHIFT_STEPS if (v := metric(schema.QUAL_SHIFT_TOP1.format(step=s))) is not None
+        ),
+        seconds=metric(schema.QUAL_SECONDS),
+    )
+
+
 def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) -> RunRow:
     def tag(name: str) -> str | None:
         return _str(rec, f"tags.{name}")
@@ -148,6 +175,7 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
         val_top1=history(client, run_id, "val_top1") if wants_history else (),
         train_loss=history(client, run_id, "train_loss") if wants_history else (),
         train_err=history(client, run_id, schema.TRAIN_ERR) if wants_history else (),
+        qualitative=qualitative(metric),
     )
 
 

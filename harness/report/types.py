@@ -12,6 +12,33 @@ History = tuple[tuple[int, float], ...]  # (epoch, value), epochs ascending
 
 
 @dataclass(frozen=True)
+class RetrievalStat:
+    """One representation's retrieval in a run's qualitative evaluation (metrics qual.retrieval.REP.*)."""
+
+    rep: str  # fc7, fc7_code, pixel_code, pixels (harness.schema.QUAL_REPS)
+    p1: float | None
+    p5: float | None
+    p10: float | None
+    query_ms: float | None
+
+
+@dataclass(frozen=True)
+class Qualitative:
+    """A run's qualitative evaluation as logged (harness.analysis; KSH12 s6.1); a metric it lacks is None."""
+
+    towers: int | None = None
+    colour_mean: float | None = None  # every conv1 kernel
+    tower_means: tuple[float, ...] = ()  # per tower of a two-tower net, tower 1 first
+    retrieval: tuple[RetrievalStat, ...] = ()  # in harness.schema.QUAL_REPS order
+    code_bits: int | None = None
+    shift_top1: tuple[tuple[int, float], ...] = ()  # (shift in sixteenths of the side, top-1 %), ascending
+    seconds: float | None = None
+
+    def stat(self, rep: str) -> RetrievalStat | None:
+        return next((r for r in self.retrieval if r.rep == rep), None)
+
+
+@dataclass(frozen=True)
 class RunRow:
     """One MLflow run of kind `variant` or `trial`. A metric the run did not log is None."""
 
@@ -44,6 +71,7 @@ class RunRow:
     val_top1: History = ()
     train_loss: History = ()
     train_err: History = ()  # schema.TRAIN_ERR: (training images seen, top-1 error %) every few steps, not by epoch
+    qualitative: Qualitative | None = None  # None: the run was not analysed (`harness analyze`)
 
     @property
     def data(self) -> str:
@@ -91,6 +119,8 @@ class FigurePaths:
     val_top1: dict[tuple[str, str], str] = field(default_factory=dict)
     curves: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (data, split, variant)
     kernels: dict[tuple[str, str, str], tuple[str, ...]] = field(default_factory=dict)  # one path per tower
+    # (data, split, variant): the qualitative figures of its first analysed run, (name, path) in QUAL_FIGURES order
+    qualitative: dict[tuple[str, str, str], tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
