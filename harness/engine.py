@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from harness import checkpoint, distributed
+from harness import checkpoint, distributed, flops
 from harness import precision as precision_mod
 from harness.config import RunConfig
 from harness.distributed import Dist
@@ -26,7 +26,7 @@ from harness.evaluate import EvalResult, evaluate
 from harness.loader import epoch_seed, eval_loader, train_loader
 from harness.progress import Progress
 from variants import Recipe, Variant
-from variants.convnet import init_weights, renorm_filters
+from variants.convnet import count_macs, init_weights, renorm_filters
 
 
 class Diverged(RuntimeError):
@@ -49,9 +49,11 @@ class EpochStats:
     images_per_sec: float
     epoch_seconds: float
     train_curve: tuple[tuple[int, float], ...] = ()  # EpochTraining.curve: logged as its own series
+    tflops: float = 0.0  # achieved training TFLOP/s, all ranks (harness.flops: 6 x forward MACs per image)
+    mfu: float | None = None  # tflops / (world size x the GPU's dense peak at this precision); None off known GPUs
 
     def metrics(self) -> dict[str, float]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("epoch", "train_curve")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("epoch", "train_curve") and v is not None}
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,8 @@ def fit(
         net = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)  # type: ignore[assignment]
+    per_image = flops.training_flops_per_image(count_macs(model, recipe.crop))
+    peak = flops.peak_tflops(torch.cuda.get_device_name(d.device), cfg.precision) if d.device.type == "cuda" else None
     optimizer = build_optimizer(model, recipe, cfg.effective_lr)
     steps = len(train_set) // recipe.batch_size  # type: ignore[arg-type]
     scheduler = build_scheduler(optimizer, recipe, steps)
@@ -321,6 +325,8 @@ def fit(
             trained.seconds,
             trained.curve,
         )
+        stats.tflops = stats.images_per_sec * per_image / 1e12
+        stats.mfu = stats.tflops / (peak * d.world_size) if peak else None
         result.history.append(stats)
         step_scheduler(scheduler, val.top1)
         if d.is_main:

@@ -13,9 +13,11 @@ EPOCH_METRICS = (
     "val_top1",
     "val_top5",
     "lr",  # the first param group's lr averaged over the epoch's steps (per-step schedules move it every step)
-    "images_per_sec",
+    "images_per_sec",  # training images/s over the epoch, all ranks
     "epoch_seconds",
+    "tflops",  # achieved training TFLOP/s (harness.flops: 6 x forward MACs per image x images/s)
 )
+MFU = "mfu"  # per epoch on a GPU whose dense peak harness.flops knows: tflops / (world size x peak); else absent
 
 # Training top-1 error (%) over the last few batches (engine.curve_every steps), step = training images seen so far:
 # the curve KSH12 Fig. 1's speedup claim is read from (harness.report.compute.images_to_threshold).
