@@ -11,6 +11,7 @@ every timing ends with a synchronize.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -175,25 +176,26 @@ def bare_loop_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
     return spec.batch_size * spec.steps / timed(steps(spec.steps), device)
 
 
-def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
+def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device, source: Path | None = None) -> float:
     """images/s of the harness's own training: `engine.train_one_epoch` over the run's loader (`loader.train_loader`,
     built once, default workers) of an in-memory uint8 `data.ArrayDataset` of squares of the bench's size, with the
     recipe's batch view on the device (harness.augment: crop = the whole square, flip, PCA lighting if the recipe
     has it, normalisation), model init, optimiser groups, per-step work (ZF13 renormalisation) and precision. The
-    one function to re-wire when the data path or the engine changes."""
+    one function to re-wire when the data path or the engine changes. `source`: a JPEG folder or a prepared store
+    instead, read as a run reads it (`data.load_datasets`, the recipe's cut, default workers)."""
     r = replace(v.recipe, batch_size=spec.batch_size)
     d = Dist(0, 1, 0, device)
-    view = augment.TrainView(
-        r.train_aug, spec.size, True, IMAGENET_PCA if r.pca_lighting else None, r.pca_alpha_std, r.input_scale
-    )
     g = torch.Generator().manual_seed(0)
-
-    def run_loader(batches: int) -> torch.utils.data.DataLoader:
-        n = batches * spec.batch_size
+    if source is not None:
+        train = data.load_datasets(source_spec(v, source, spec.size)).train
+    else:
+        n = (WARMUP_STEPS + spec.steps) * spec.batch_size
         images = torch.randint(0, 256, (n, 3, spec.size, spec.size), dtype=torch.uint8, generator=g)
         labels = torch.randint(0, NUM_CLASSES, (n,), generator=g).tolist()
-        dataset = data.ArrayDataset(images, labels, view, spec.size, data.ItemCut("none", spec.size))
-        return loader.train_loader(dataset, spec.batch_size, 0, d, None)
+        eig = IMAGENET_PCA if r.pca_lighting else None
+        view = augment.TrainView(r.train_aug, spec.size, True, eig, r.pca_alpha_std, r.input_scale)
+        train = data.ArrayDataset(images, labels, view, spec.size, data.ItemCut("none", spec.size))
+    batches = loader.train_loader(train, spec.batch_size, 0, d, None)  # built once, as in a run
 
     precision_mod.configure(device, spec.precision)
     model = engine.prepare_model(v, NUM_CLASSES, r, seed=0).to(
@@ -201,22 +203,22 @@ def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float
     )
     opt = engine.build_optimizer(model, r, r.lr)
     scheduler = engine.build_scheduler(opt, r, spec.steps)
-    warm, main = run_loader(WARMUP_STEPS), run_loader(spec.steps)
 
-    def epoch(batches: torch.utils.data.DataLoader, e: int) -> Callable[[], None]:
+    def epoch(n: int, e: int) -> Callable[[], None]:
         def run() -> None:
             batches.sampler.set_epoch(e)  # type: ignore[attr-defined]
             progress = Progress("bench", 0, enabled=False)
             every = engine.curve_every(spec.steps)
+            first = itertools.islice(batches, n)  # a folder holds more images than the bench times
             engine.train_one_epoch(
-                model, batches, view, opt, d, r, progress, scheduler, 0, every, g, precision=spec.precision
+                model, first, train.view, opt, d, r, progress, scheduler, 0, every, g, precision=spec.precision
             )
 
         return run
 
     try:
-        timed(epoch(warm, 0), device)
-        return spec.batch_size * spec.steps / timed(epoch(main, 1), device)
+        timed(epoch(WARMUP_STEPS, 0), device)
+        return spec.batch_size * spec.steps / timed(epoch(spec.steps, 1), device)
     except engine.Diverged as e:
         raise HarnessError(f"{v.name}: the harness step diverged on random data ({e})") from None
 
@@ -253,6 +255,21 @@ def torchvision_pipeline_ips(root: Path, size: int, n: int) -> float:
     return items_per_sec(datasets.ImageFolder(str(root / "train"), transform=tf), n)
 
 
+def source_spec(v: Variant, root: Path, size: int) -> data.DataSpec:
+    """A run's data spec for `v`'s recipe at this crop size on a folder or store."""
+    r = v.recipe
+    return data.DataSpec(
+        "imagefolder",
+        root,
+        image_size=size,
+        resize=recipe_resize(v, size),
+        train_aug=r.train_aug,
+        pca_lighting=r.pca_lighting,
+        pca_alpha_std=r.pca_alpha_std,
+        input_scale=r.input_scale,
+    )
+
+
 def recipe_resize(v: Variant, size: int) -> int:
     """The recipe's resize:crop ratio (256:224) at this crop size."""
     return max(size, round(size * v.recipe.resize / v.recipe.crop))
@@ -264,19 +281,7 @@ def harness_pipeline_ips(v: Variant, root: Path, size: int, n: int, with_view: b
     (`__getitems__`: decode, the recipe's per-image cut, stacking as uint8); `with_view`: the batch view
     (harness.augment: crop, flip, PCA lighting, normalisation) on the CPU too, as a CPU-only run does it (on a GPU
     it runs on the device). The one function to re-wire when the data path changes."""
-    r = v.recipe
-    resize = recipe_resize(v, size)
-    spec = data.DataSpec(
-        "imagefolder",
-        root,
-        image_size=size,
-        resize=resize,
-        train_aug=r.train_aug,
-        pca_lighting=r.pca_lighting,
-        pca_alpha_std=r.pca_alpha_std,
-        input_scale=r.input_scale,
-    )
-    ds = data.load_datasets(spec, "center").train
+    ds = data.load_datasets(source_spec(v, root, size), "center").train
     g = torch.Generator().manual_seed(0)
     keys = [(i, 1_000_003 * (k + 1)) for k, i in enumerate(seeded_order(len(ds), n + 2))]  # type: ignore[arg-type]
 
@@ -319,37 +324,48 @@ def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
         spec.batch_size, spec.steps, spec.rounds,
     )  # fmt: skip
     rows: list[BenchRow] = []
-    for v in variants:
-        bares, harness = [], []
-        for _ in range(spec.rounds):
-            bares.append(bare_loop_ips(v, spec, device))
-            harness.append(harness_step_ips(v, spec, device))
-        bare = statistics.median(bares)
-        rows.append(training_row(v, "bare loop", bare, bare, spec, device))
-        rows.append(training_row(v, "harness step", statistics.median(harness), bare, spec, device))
-    if spec.images > 0:
-        with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
+        stores: dict[int, Path] = {}
+        if spec.images > 0 or jpeg_root is not None:
             if jpeg_root is None:
                 jpeg_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-jpegs-")))
                 per_class = -(-spec.images // PIPELINE_CLASSES)
                 photos.imagenet_like_jpegs(jpeg_root, per_class, PIPELINE_CLASSES, splits=("train",))
                 photos.imagenet_like_jpegs(jpeg_root, 1, PIPELINE_CLASSES, splits=("val",))
+            # KSH12 s2's squares prepared once (`harness prepare`, untimed): what a run reads from a store
+            for size in sorted({recipe_resize(v, spec.size) for v in variants}):
+                stores[size] = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-"))) / "s"
+                prepare.prepare(jpeg_root, stores[size], resize=size, verbose=False)
+        # (a) and (b): in memory, and, with JPEGs, read as a run reads them (default workers) from the folder and
+        # from the store, when they hold enough images for the timed batches
+        held = len(data.scan_split(jpeg_root / "train")[1]) if jpeg_root is not None else 0
+        enough = held >= (WARMUP_STEPS + spec.steps) * spec.batch_size
+        for v in variants:
+            sources: dict[str, Path | None] = {"harness step": None}
+            if enough and jpeg_root is not None:
+                sources["harness step, JPEGs"] = jpeg_root
+                sources["harness step, store"] = stores[recipe_resize(v, spec.size)]
+            bares: list[float] = []
+            harness: dict[str, list[float]] = {what: [] for what in sources}
+            for _ in range(spec.rounds):
+                bares.append(bare_loop_ips(v, spec, device))
+                for what, source in sources.items():
+                    harness[what].append(harness_step_ips(v, spec, device, source))
+            bare = statistics.median(bares)
+            rows.append(training_row(v, "bare loop", bare, bare, spec, device))
+            for what, rates in harness.items():
+                rows.append(training_row(v, what, statistics.median(rates), bare, spec, device))
+        if jpeg_root is not None and spec.images > 0:
             with threads(1):  # per core: one thread, no workers; alternated like (a) and (b)
                 refs: list[float] = []
                 own: dict[tuple[str, str], list[float]] = {}
-                # KSH12 s2's squares prepared once (`harness prepare`, untimed): what a run reads from a store
-                stores = {}
-                for size in sorted({recipe_resize(v, spec.size) for v in variants}):
-                    stores[size] = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-")))
-                    prepare.prepare(jpeg_root, stores[size] / "s", resize=size, verbose=False)
                 for _ in range(spec.rounds):
                     refs.append(torchvision_pipeline_ips(jpeg_root, spec.size, spec.images))
                     for v in variants:
-                        store = stores[recipe_resize(v, spec.size)] / "s"
                         for what, root, view in (
                             ("harness pipeline", jpeg_root, False),
                             ("harness pipeline + view", jpeg_root, True),
-                            ("prepared store + view", store, True),
+                            ("prepared store + view", stores[recipe_resize(v, spec.size)], True),
                         ):
                             ips = harness_pipeline_ips(v, root, spec.size, spec.images, view)
                             own.setdefault((v.name, what), []).append(ips)
@@ -399,10 +415,12 @@ def read_json(path: Path) -> BenchResult:
     return BenchResult(BenchHeader(**raw["header"]), tuple(BenchRow(**r) for r in raw["rows"]))
 
 
-def bench_command(spec: BenchSpec, json_path: Path | None) -> str:
+def bench_command(spec: BenchSpec, json_path: Path | None, jpegs: Path | None = None) -> str:
     if json_path is not None:
         check_writable(json_path)
-    result = run_bench(spec)
+    if jpegs is not None:
+        data.scan_split(data._check_dir(jpegs, "imagefolder") / "train")  # a one-line error for a bad folder
+    result = run_bench(spec, jpegs)
     if json_path is not None:
         write_json(result, json_path)
     return render(result)

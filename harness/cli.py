@@ -311,7 +311,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         bench.names_or_default(args.names), args.size, args.batch_size, args.steps, args.precision, args.device,
         args.images, args.rounds,
     )  # fmt: skip
-    print(bench.bench_command(spec, args.json))
+    print(bench.bench_command(spec, args.json, Path(args.jpegs) if args.jpegs else None))
     return 0
 
 
@@ -458,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", type=non_negative_int, default=200, help="JPEGs per pipeline measurement; 0 skips it (default 200)"
     )
     p.add_argument("--rounds", type=positive_int, default=1, help="alternate (a) and (b) N times, print medians")
+    p.add_argument(
+        "--jpegs",
+        help="an ImageNet-style folder of JPEGs to read (default: --images generated ones); the training rows from "
+        "JPEGs and from a store appear when its train/ holds (3 + steps) x batch images",
+    )
     p.add_argument("--json", type=Path, help="also write the header and rows to this JSON file")
     p.set_defaults(func=cmd_bench)
 

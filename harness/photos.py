@@ -65,22 +65,40 @@ def photo(rng: np.random.Generator, c: int) -> Image.Image:
 
 
 def imagenet_like_jpegs(
-    root: Path, n_per_class: int, classes: int, seed: int = 0, splits: tuple[str, ...] = ("train", "val")
+    root: Path,
+    n_per_class: int,
+    classes: int,
+    seed: int = 0,
+    splits: tuple[str, ...] = ("train", "val"),
+    processes: int = 1,
 ) -> Path:
     """Write root/<split>/<class>/<class>_<i>.JPEG, `n_per_class` images per class and split; return `root`.
 
-    The same (seed, split, class, i) always gives the same file; splits and seeds give different images."""
+    The same (seed, split, class, i) always gives the same file; splits and seeds give different images.
+    `processes` > 1 writes the classes in that many processes (the same files)."""
     if n_per_class < 1 or classes < 1:
         raise HarnessError(f"need n_per_class >= 1 and classes >= 1, got {n_per_class} and {classes}")
     root = Path(root)
-    for split in splits:
-        for c in range(classes):
-            folder = root / split / class_name(c)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise HarnessError(f"cannot create {folder}: {e.strerror or e}") from None
-            for i in range(n_per_class):
-                rng = np.random.default_rng([seed, *split.encode(), c, i])  # keyed by the split's name
-                photo(rng, c).save(folder / f"{class_name(c)}_{i:05d}.JPEG", quality=JPEG_QUALITY)
+    if processes > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(processes) as pool:
+            jobs = [pool.submit(_write_class, root, n_per_class, c, seed, splits) for c in range(classes)]
+            for job in jobs:
+                job.result()
+        return root
+    for c in range(classes):
+        _write_class(root, n_per_class, c, seed, splits)
     return root
+
+
+def _write_class(root: Path, n_per_class: int, c: int, seed: int, splits: tuple[str, ...]) -> None:
+    for split in splits:
+        folder = root / split / class_name(c)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise HarnessError(f"cannot create {folder}: {e.strerror or e}") from None
+        for i in range(n_per_class):
+            rng = np.random.default_rng([seed, *split.encode(), c, i])  # keyed by the split's name
+            photo(rng, c).save(folder / f"{class_name(c)}_{i:05d}.JPEG", quality=JPEG_QUALITY)

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # One GPU check of the harness in one call of at most 8 minutes (issue 13), on a fresh machine with a GPU:
 #   1. installs the package (pip install -e ., quiet; offline: from wheels in $WHEELS, or the repo on PYTHONPATH);
-#   2. `harness bench alexnet2012 alexnet2014 zfnet --size 224 --batch-size 128` in fp32 and in bf16, with --json;
-#   3. a short paper-profile run of alexnet2014 (1 epoch, 8 workers) on generated ImageNet-sized JPEGs
-#      (harness.photos: 10 classes x 40 training images of real photo content), tracked in a fresh SQLite store;
-#   4. a summary: every bench row and the run's images/s, printed and written to $OUT/summary.txt.
+#   2. ImageNet-sized JPEGs of real photo content (harness.photos: 10 classes x 300 training, x 75 validation images),
+#      written by 10 processes;
+#   3. `harness bench alexnet2012 alexnet2014 zfnet --size 224 --batch-size 128 --jpegs DIR` in fp32 and in bf16,
+#      with --json: bare loop, harness step in memory, from the JPEGs and from a prepared store (default workers), the
+#      input pipeline per core, TFLOP/s and MFU;
+#   4. a short paper-profile run of alexnet2014 (1 epoch, 8 workers) on the same JPEGs, in a fresh SQLite store;
+#   5. a summary: every bench row and the run's images/s, printed and written to $OUT/summary.txt.
 # Files under "${OUT:-results}" (at most 8, none in subfolders, so a device call brings them all back):
 #   env.txt, bench-fp32.json, bench-bf16.json, bench.txt, run.log, mlflow.db, summary.txt.
 #
 #   bash scripts/gpu-check.sh            # on the GPU machine
 #   QUICK=1 bash scripts/gpu-check.sh    # the same steps, tiny, on the CPU, in about a minute (for tests)
-# QUICK=1: alexnet2012 only, fp32 only, 64 px, batch 8, 2 steps, 2 classes x 4 images, device cpu, no install (bf16
+# QUICK=1: alexnet2012 only, fp32 only, 64 px, batch 8, 2 steps, 2 classes x 20 images, device cpu, no install (bf16
 # autocast on a CPU without bf16 units is ~15x slower than fp32: 0.6 against 9.9 images/s here, alexnet2012, 64 px,
 # batch 8). VARIANTS="..." and PRECISIONS="..." override the lists; SKIP_INSTALL=1 skips step 1.
-# Each step has its own time limit (bench 2 x 120 s, JPEGs 60 s, run 150 s: 7.5 minutes at most); a step that fails or runs out is reported and the next one still runs; the exit
-# status is 1 if any failed.
+# Each step has its own time limit (JPEGs 60 s, bench 2 x 120 s, run 150 s: 7.5 minutes at most); a step that fails
+# or runs out is reported and the next one still runs; the exit status is 1 if any failed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,11 +31,12 @@ PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1 MLFLOW_ENABLE_ASYNC_LOGGING=false
 
 if [[ "${QUICK:-0}" == 1 ]]; then
-    SIZE=64 BATCH=8 STEPS=2 IMAGES=16 CLASSES=2 PER_CLASS=4 DEVICE=cpu WORKERS=0 RUN_BATCH=4 LIMIT=120
+    SIZE=64 BATCH=8 STEPS=2 IMAGES=16 CLASSES=2 PER_CLASS=20 DEVICE=cpu WORKERS=0 RUN_BATCH=4 LIMIT=120
     SKIP_INSTALL=1 VARIANTS="${VARIANTS:-alexnet2012}" PRECISIONS="${PRECISIONS:-fp32}"
 else
     VARIANTS="${VARIANTS:-alexnet2012 alexnet2014 zfnet}" PRECISIONS="${PRECISIONS:-fp32 bf16}"
-    SIZE=224 BATCH=128 STEPS=20 IMAGES=200 CLASSES=10 PER_CLASS=40 DEVICE=cuda WORKERS=8 RUN_BATCH=128 LIMIT=120
+    # 10 x 300 training JPEGs: (3 + 20) x 128 = 2,944 for the bench's training rows from JPEGs and from a store
+    SIZE=224 BATCH=128 STEPS=20 IMAGES=200 CLASSES=10 PER_CLASS=300 DEVICE=cuda WORKERS=8 RUN_BATCH=128 LIMIT=120
 fi
 failed=()
 
@@ -74,25 +78,28 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # the checkout's harness e
 } >"$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-# --- 2. bench, fp32 and bf16 ------------------------------------------------------------------------------------------
+# --- 2. ImageNet-sized JPEGs, once: read by the bench (pipeline rows, and training from JPEGs and from a prepared
+# store) and by the run ----------------------------------------------------------------------------------------------
+step "jpegs" 60 "$PY" -c "from pathlib import Path; from harness.photos import imagenet_like_jpegs as w
+w(Path('$WORK/jpegs'), $PER_CLASS, $CLASSES, splits=('train',), processes=$CLASSES)
+w(Path('$WORK/jpegs'), max(1, $PER_CLASS // 4), $CLASSES, splits=('val',), processes=$CLASSES)"
+
+# --- 3. bench, fp32 and bf16 ------------------------------------------------------------------------------------------
 : >"$OUT/bench.txt"
 for precision in $PRECISIONS; do
     step "bench $precision" "$LIMIT" bash -c "set -o pipefail; \"$PY\" -m harness bench $VARIANTS \
-        --size $SIZE --batch-size $BATCH --steps $STEPS --images $IMAGES --precision $precision --device $DEVICE \
+        --size $SIZE --batch-size $BATCH --steps $STEPS --images $IMAGES --jpegs \"$WORK/jpegs\" --precision $precision --device $DEVICE \
         --json \"$OUT/bench-$precision.json\" 2>&1 | tee -a \"$OUT/bench.txt\""
 done
 
-# --- 3. a short paper-profile run on ImageNet-sized JPEGs --------------------------------------------------------------
-step "jpegs" 60 "$PY" -c "from pathlib import Path; from harness.photos import imagenet_like_jpegs as w
-w(Path('$WORK/jpegs'), $PER_CLASS, $CLASSES, splits=('train',)); w(Path('$WORK/jpegs'), max(1, $PER_CLASS // 4), \
-$CLASSES, splits=('val',))"
+# --- 4. a short paper-profile run on ImageNet-sized JPEGs --------------------------------------------------------------
 # the store lives in $WORK (artifacts beside it would add files under $OUT); its database is copied to $OUT after
 step "run alexnet2014" 150 bash -c "set -o pipefail; \"$PY\" -m harness run alexnet2014 --data \"$WORK/jpegs\" \
     --epochs 1 --batch-size $RUN_BATCH --device $DEVICE --workers $WORKERS --no-report \
     --tracking-uri \"sqlite:///$WORK/store/mlflow.db\" --checkpoint-dir \"$WORK/ckpt\" 2>&1 | tee \"$OUT/run.log\""
 [[ -f "$WORK/store/mlflow.db" ]] && cp "$WORK/store/mlflow.db" "$OUT/mlflow.db"
 
-# --- 4. summary -------------------------------------------------------------------------------------------------------
+# --- 5. summary -------------------------------------------------------------------------------------------------------
 PRECISIONS="$PRECISIONS" "$PY" - "$OUT" "${failed[@]}" <<'EOF' | tee "$OUT/summary.txt"
 import os
 import sys
