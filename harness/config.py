@@ -207,7 +207,9 @@ class RunConfig:
 
     @property
     def recipe_modified(self) -> bool:
-        return bool(self.modified_keys) or self.tuned_from is not None
+        """Changed from the paper's recipe by the user: --set, a tuned sweep, or arithmetic other than the papers'
+        fp32 (so that a bf16 run is never counted as a reproduction)."""
+        return bool(self.modified_keys) or self.tuned_from is not None or self.precision != "fp32"
 
     @property
     def effective_lr(self) -> float:

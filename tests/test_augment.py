@@ -118,3 +118,23 @@ def test_epoch_sampler_matches_distributed_sampler_per_rank() -> None:
         ours.set_epoch(2)
         ref.set_epoch(2)
         assert [i for i, _ in ours] == list(ref) and len(ours) == len(ref) == 17
+
+
+# ---------------------------------------------------------------- precision
+
+
+def test_precision_other_than_fp32_is_a_deviation_a_modified_recipe_and_another_run() -> None:
+    from harness import config
+    from harness.errors import HarnessError
+    from harness.request import RunRequest
+    from variants import get_variant
+
+    v = get_variant("alexnet2014")
+    fp32, bf16 = (config.resolve(v, RunRequest(precision=p)) for p in ("fp32", "bf16"))
+    assert not fp32.recipe_modified and bf16.recipe_modified  # never counted as a reproduction
+    assert any(d.startswith("Precision bf16") for d in bf16.profile_deviations)
+    assert not any(d.startswith("Precision") for d in fp32.profile_deviations)
+    assert bf16.config_hash() != fp32.config_hash() and bf16.params()["precision"] == "bf16"
+    assert config.resolve(v, RunRequest()).config_hash() == fp32.config_hash()
+    with pytest.raises(HarnessError, match="unknown precision 'fp8'"):
+        config.resolve(v, RunRequest(precision="fp8"))
