@@ -17,8 +17,7 @@ from harness.data import Datasets, ImageDataset
 
 def _centre(dataset: ImageDataset, indices: Sequence[int]) -> torch.Tensor:
     """The items' centre view on the CPU, float [n,3,s,s] (also where the data set's view is ten crops)."""
-    view = dataset.view
-    centre = dataclasses.replace(view, protocol="center") if hasattr(view, "protocol") else view
+    centre = dataclasses.replace(dataset.view, protocol="center")  # an EvalView: both callers pass the val view
     if not indices:
         return torch.zeros(0)
     x, _ = dataset.__getitems__([int(i) for i in indices])
