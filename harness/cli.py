@@ -164,7 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(runner.summary(result))
     code = 1 if result.failed else 0
     if not args.no_report:
-        code = max(code, write_report(result.uri, [result.experiment], Path("reports") / f"{result.experiment}.md"))
+        out = Path("reports") / f"{result.experiment}.md"
+        code = max(code, write_report(result.uri, [result.experiment], out, args.ui_url, result.parent, result.exp_id))
     return code
 
 
@@ -215,23 +216,47 @@ def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
 # --- report, ui, pca ------------------------------------------------------------------------------------------------
 
 
-def write_report(uri: str, experiments: list[str] | None, out: Path | None) -> int:
+def write_report(
+    uri: str,
+    experiments: list[str] | None,
+    out: Path | None,
+    ui_url: str | None = None,
+    parent: str | None = None,
+    exp_id: str = "",
+) -> int:
+    """The report of a run's experiment, and (with `parent`) its copy on the batch's parent run."""
+    from harness import tracking
     from harness.report.build import generate_report
 
     try:
-        path = generate_report(uri, experiments, out)
+        path = generate_report(uri, experiments, out, ui_url=ui_url)
     except HarnessError as e:
         print(f"harness: report: {e}", file=sys.stderr)
         return 1
     print(f"Report: {path}")
+    if parent:
+        try:
+            tracking.log_report(uri, parent, path)
+        except Exception as e:  # noqa: BLE001 - the report is written; only its copy in MLflow is missing
+            print(f"harness: report: not logged to the parent run {parent}: {e}", file=sys.stderr)
+            return 1
+        print(f"Report logged to the parent run: {tracking.ui_link(ui_url or store.ui_url(uri), exp_id, parent)}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.build import generate_report
 
-    print(generate_report(store.resolve(args.tracking_uri), args.experiments, args.out))
+    print(generate_report(store.resolve(args.tracking_uri), args.experiments, args.out, ui_url=args.ui_url))
     return 0
+
+
+def add_ui_url_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ui-url",
+        help="the MLflow UI the report links runs to (default: `harness ui`'s http://127.0.0.1:5000 for a local "
+        "store, the server itself for an http store)",
+    )
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -375,13 +400,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the model (same recipe and run; compiling takes a while)"
     )
+    p.add_argument(
+        "--register",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="register each run's final weights in MLflow's Model Registry under the variant's name "
+        "(default: on for the paper profile)",
+    )
+    p.add_argument(
+        "--system-metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log MLflow's system metrics (CPU, memory, GPU) while training (default: on for the paper profile)",
+    )
+    add_ui_url_option(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("eval", help="evaluate given weights or a finished run's checkpoint")
-    p.add_argument("variant")
+    p = sub.add_parser("eval", help="evaluate given weights, a finished run's checkpoint or a registered model")
+    p.add_argument("variant", nargs="?", help="the variant (with --model: default the registered model's name)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="a state-dict file, or IMAGENET1K_V1 for torchvision's official weights")
     src.add_argument("--run-id", help="a finished run whose final checkpoint to evaluate")
+    src.add_argument("--model", help="a registered model version: models:/NAME/VERSION (or models:/NAME@ALIAS)")
     add_data_options(p)
     p.add_argument("--tta", choices=["center", "ten_crop"], help="test protocol (default: the recipe's)")
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -437,10 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="markdown file to write (default: reports/<experiment names>.md); figures go beside it",
     )
     add_store_option(p)
+    add_ui_url_option(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="start the MLflow UI on this store, bound to 127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=store.UI_PORT)
     add_store_option(p)
     p.set_defaults(func=cmd_ui)
 

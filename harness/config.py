@@ -48,12 +48,16 @@ class Profile:
     # which runs `harness run` gives the qualitative evaluation (harness.analysis) at the end: every variant, the
     # base variants (QUALITATIVE_BASE), or none (`harness analyze RUN_ID` does it for any finished run later)
     qualitative: Qualitative = "none"
+    # MLflow: register each run's final weights in the Model Registry (`harness run --register` for any profile), and
+    # log MLflow's system metrics while training (`--system-metrics`; on the proxy's CPU they cost throughput)
+    register: bool = False
+    system_metrics: bool = False
 
     def all_deviations(self) -> list[str]:
         return [f"{o.key} = {o.value}: {o.why}" for o in self.overrides] + list(self.deviations)
 
 
-PAPER = Profile("paper", dataset=None)
+PAPER = Profile("paper", dataset=None, register=True, system_metrics=True)
 
 # He et al. 2015 ("Delving deep into rectifiers", s2.2): std sqrt(2 / fan_in), biases 0, for every conv and hidden fc
 # layer; the output layer keeps the std 0.01 of KSH12, CC2 and ZF13 so that the first softmax is near uniform (with

@@ -64,6 +64,9 @@ class RunRequest(DataRequest):
     verbose: bool = True
     wait: bool = False  # a configuration another process is training: wait for it instead of refusing
     compile: bool = False  # torch.compile the model (an execution option: same recipe, same run identity)
+    register: bool | None = None  # register final weights in MLflow's Model Registry; None: the paper profile does
+    system_metrics: bool | None = None  # MLflow system metrics while training; None: the paper profile logs them
+    ui_url: str | None = None  # the MLflow UI the report links runs to; None: `harness ui`'s address, or the server's
 
     def changes(self) -> dict[str, object]:
         """Every recipe change this request makes: --set, then --epochs and --batch-size."""
@@ -94,11 +97,12 @@ class SweepRequest(RunRequest):
 class EvalRequest(DataRequest):
     """`harness eval VARIANT`: weights from a file, torchvision's name for its own, or a finished run."""
 
-    variant: str
+    variant: str | None = None  # None only with `model`: the registered model's name (the harness registers variants)
     weights: str | None = None
     run_id: str | None = None
+    model: str | None = None  # models:/NAME/VERSION, a registered model version
     tta: str | None = None  # test protocol; None: the recipe's
     batch_size: int = 64
 
     def as_run(self) -> RunRequest:
-        return RunRequest(**self.data_fields(), names=(self.variant,))
+        return RunRequest(**self.data_fields(), names=(self.variant,) if self.variant else ())

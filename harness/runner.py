@@ -20,10 +20,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import checkpoint, distributed, engine, evaluate, locks, memory, plan, schema, store, tracking
+from harness import (
+    checkpoint,
+    distributed,
+    engine,
+    evaluate,
+    locks,
+    memory,
+    mlmodel,
+    note,
+    plan,
+    schema,
+    store,
+    tracking,
+)
 from harness import data as data_mod
 from harness.analysis import record
-from harness.config import RunConfig, choose_profile, resolve, wants_qualitative
+from harness.config import PROFILES, RunConfig, choose_profile, resolve, wants_qualitative
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.plan import PlannedRun
@@ -154,7 +167,17 @@ def run_tags(cfg: RunConfig, variant: Variant, data: data_mod.Datasets) -> dict[
         tags[schema.TAG_ABLATION_OF] = variant.ablation_of
     if cfg.tuned_from:
         tags[schema.TAG_TUNED_FROM] = cfg.tuned_from
+    tags[schema.TAG_NOTE] = note.run_note(variant, cfg, cfg.dataset_name, data.split_name)
     return tags
+
+
+def data_inputs(cfg: RunConfig, data: data_mod.Datasets) -> list[tracking.DataInput]:
+    """The two splits a run reads, as MLflow dataset inputs (digest: the data fingerprint)."""
+    source = cfg.data_dir or f"harness:{cfg.dataset}"  # an embedded data set: built by harness.data
+    return [
+        tracking.DataInput(cfg.dataset_name, split, data.fingerprint, source, len(ds), data.num_classes)
+        for split, ds in (("train", data.train), (data.split_name, data.val))
+    ]
 
 
 @dataclass(frozen=True)
@@ -171,6 +194,8 @@ class Recording:
     log_weights: bool = True  # False: no final.pt (~230 MB for AlexNet); sweep trials re-run in full from the best
     on_epoch: Callable[[engine.EpochStats], None] | None = None  # after each epoch is logged (a sweep's pruner)
     wait: bool = False  # another process holds this configuration's lock: wait for it (`run --wait`), else refuse
+    register: bool = False  # register the final weights in the Model Registry under the variant's name
+    system_metrics: bool = False  # MLflow's system metrics (CPU, memory, GPU) while training
 
 
 @dataclass(frozen=True)
@@ -317,6 +342,8 @@ def train_tracked(
             )
             tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
             tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})  # once per run (step 0)
+            if decision.action == "new":
+                tracking.log_inputs(rec.uri, tracker.run_id, data_inputs(cfg, data))
         model = engine.prepare_model(variant, data.num_classes, cfg.recipe, cfg.seed)
 
         def log_epoch(stats: engine.EpochStats) -> None:
@@ -332,13 +359,27 @@ def train_tracked(
             for stats in history:  # only what the run lacks: OnceMetrics drops the rest
                 log_epoch(stats)
 
-        result = engine.fit(
-            model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose, on_resume=on_resume
+        monitor = tracking.SystemMetrics(
+            rec.uri, tracker.run_id, enabled=rec.system_metrics and d.is_main, resume=decision.action == "resume"
         )
+        with monitor:
+            result = engine.fit(
+                model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose, on_resume=on_resume
+            )
         # sweep trials (no weights logged) are not analysed; `harness analyze` can do any finished run later
         qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant, cfg.seed)
         outcome = finish(
-            model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights, qualitative=qualitative
+            model,
+            variant,
+            cfg,
+            data,
+            d,
+            tracker,
+            result,
+            log_weights=rec.log_weights,
+            qualitative=qualitative,
+            register=rec.register,
+            uri=rec.uri,
         )
         if d.is_main:
             rec.checkpoint.unlink(missing_ok=True)
@@ -405,6 +446,8 @@ def finish(
     result,
     log_weights: bool = True,
     qualitative: bool = False,
+    register: bool = False,
+    uri: str = "",
 ) -> Outcome:
     """Final evaluation under the profile's protocols (KSH12 s4.1 ten-crop and centre), artifacts, the qualitative
     evaluation when asked (`harness.analysis`; a failure there is recorded in qualitative/error.txt and does not fail
@@ -456,6 +499,22 @@ def finish(
             if log_weights:
                 torch.save(model.state_dict(), tmpd / "final.pt")
                 tracker.log_artifact(tmpd / "final.pt", "checkpoint")
+        if log_weights and uri:  # the weights as an MLflow model (the UI's Model column), registered when asked
+            logged = mlmodel.log_model(
+                uri,
+                tracker.run_id,
+                model,
+                cfg.recipe.crop,
+                variant.name,
+                register=register,
+                version_tags={
+                    schema.TAG_MODEL_DATASET: f"{cfg.dataset_name} {data.split_name}",
+                    schema.TAG_MODEL_TOP1: f"{main.top1:.2f}",
+                    schema.TAG_MODEL_RUN: tracker.run_id,
+                },
+            )
+            if logged.registered:
+                print(f"{variant.name}: registered as {logged.registered}", file=sys.stderr)
         fig = figures.curves_figure(
             [
                 figures.Curves(
@@ -529,6 +588,8 @@ class RunResult:
     profile: str
     dataset: str
     is_main: bool  # rank 0 (the only rank that prints and reports)
+    parent: str | None = None  # the batch's parent run (several runs), where the report is logged too
+    exp_id: str = ""
 
     @property
     def failed(self) -> bool:
@@ -552,34 +613,65 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
     load(data_spec(first), "center")  # bad data paths fail here, before anything is recorded
     exp_name = experiment_name(first)
     exp_id = tracking.experiment_id(uri, exp_name) if d.is_main else ""
+    if d.is_main:
+        tracking.mark_experiment(uri, exp_id)  # an experiment created before the harness tagged its kind
     parent = None
     if d.is_main and (req.all or len(pairs) > 1):
+        title = "run --all" if req.all else "run " + " ".join(req.names)
+        labels = [tracking.child_label(cfg.variant, cfg.seed) for _, cfg in pairs]
         parent_tracker = tracking.Tracker.create(
             uri,
             exp_id,
-            "run --all" if req.all else "run " + " ".join(req.names),
+            title,
             {
                 schema.TAG_KIND: "batch",
                 schema.TAG_PROFILE: first.profile,
                 schema.TAG_DATASET: first.dataset,
                 schema.TAG_GIT: tracking.git_commit(),
+                schema.TAG_NOTE: note.batch_note(title, first.profile, first.dataset_name, labels),
             }
             | tracking.owner_tags(),
         )
         parent = parent_tracker.run_id
+    profile = PROFILES[first.profile]
+    register = profile.register if req.register is None else req.register
+    system_metrics = profile.system_metrics if req.system_metrics is None else req.system_metrics
     outcomes: list[Outcome] = []
     try:
         for variant, cfg in pairs:
-            rec = Recording(uri, exp_id, parent, checkpoint_path(req, cfg), wait=req.wait)
-            outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
+            rec = Recording(
+                uri,
+                exp_id,
+                parent,
+                checkpoint_path(req, cfg),
+                wait=req.wait,
+                register=register,
+                system_metrics=system_metrics,
+            )
+            outcome = train_variant(variant, cfg, d, rec, verbose=req.verbose)
+            outcomes.append(outcome)
+            if parent and d.is_main:
+                summarise(uri, parent, outcome)
     except (KeyboardInterrupt, HarnessError) as e:
         if parent and d.is_main:
             tracking.Tracker(uri, parent).finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
-    result = RunResult(tuple(outcomes), uri, exp_name, first.profile, first.dataset, d.is_main)
+    result = RunResult(tuple(outcomes), uri, exp_name, first.profile, first.dataset, d.is_main, parent, exp_id)
     if parent:
+        tracking.log_counts(uri, parent, (o.status for o in outcomes))
         tracking.Tracker(uri, parent).finish("FAILED" if result.failed else "FINISHED")
     return result
+
+
+def summarise(uri: str, parent: str, outcome: Outcome) -> None:
+    """One child's curves and final top-1 on the batch's parent (`tracking.summarise_child`); a failure to copy them
+    is a warning, never the end of the batch."""
+    if not outcome.run_id:
+        return
+    try:
+        tracking.summarise_child(uri, parent, outcome.run_id, tracking.child_label(outcome.variant, outcome.seed))
+    except Exception as e:  # noqa: BLE001 - the child's own run holds everything; the parent's copy is a convenience
+        print(f"{outcome.variant}: could not copy its metrics to the parent run: {e}", file=sys.stderr)
 
 
 def summary(result: RunResult) -> str:
@@ -669,12 +761,20 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     """`harness eval`: load weights into the variant and evaluate them under a test protocol."""
     from variants import UnknownVariantError
 
+    source_run = req.run_id
+    if req.model:  # a registered model version: its weights, its name as the variant unless one is given
+        registered = mlmodel.load_registered(req.uri, req.model)
+        req = replace(req, variant=req.variant or registered.name)
+        path, state, source_run = Path(req.model), registered.state, registered.run_id or None
+    if not req.variant:
+        raise HarnessError("name the variant to evaluate (see `python -m harness list`)")
     try:
         variant = get_variant(req.variant)
     except UnknownVariantError as e:
         raise HarnessError(str(e)) from None
-    path = resolve_weights(req)
-    state = checkpoint.load_state_dict(path)
+    if not req.model:
+        path = resolve_weights(req)
+        state = checkpoint.load_state_dict(path)
     fc = [k for k in state if k.endswith("weight") and state[k].dim() == 2]
     if not fc:
         raise HarnessError(f"{path} is not a state dict for {variant.name}: it has no fully connected layer")
@@ -689,8 +789,8 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
             f"{path} is not a state dict for {variant.name}: {(lines[1] if len(lines) > 1 else lines[0]).strip()}"
         ) from None
     run_req = req.as_run()
-    if req.run_id:  # evaluate a run's checkpoint at the scale and size it was trained at
-        run_req = replace(run_req, sets=run_view(req.uri, req.run_id))
+    if source_run:  # evaluate a run's weights at the scale and size it was trained at
+        run_req = replace(run_req, sets=run_view(req.uri, source_run))
     cfg = resolve(variant, run_req)
     protocol = req.tta or cfg.recipe.test_protocol
     data = load(replace(data_spec(cfg), batch_size=1), protocol)  # evaluation trains nothing: any training set

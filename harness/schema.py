@@ -106,3 +106,25 @@ ART_ERROR = "error.txt"
 
 # Experiments: one per data set and profile.
 EXPERIMENT_NAME = "{dataset}-{profile}"
+
+# MLflow's own tags and names (what its UI reads; MLflow 3.17: mlflow/utils/mlflow_tags.py and the UI's bundle).
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the UI opens a "custom_model_development" experiment on its runs
+EXPERIMENT_KIND = "custom_model_development"
+TAG_SOURCE_NAME = "mlflow.source.name"  # the UI's Source column: the command that wrote the run
+TAG_SOURCE_TYPE = "mlflow.source.type"  # LOCAL
+TAG_SOURCE_GIT_COMMIT = "mlflow.source.git.commit"  # the full commit, shown beside the source
+TAG_SOURCE_GIT_BRANCH = "mlflow.source.git.branch"
+TAG_USER = "mlflow.user"
+TAG_NOTE = "mlflow.note.content"  # the run's Description (markdown)
+DATA_CONTEXT = {"train": "training", "val": "validation", "test": "testing"}  # tag mlflow.data.context per split
+MODEL_NAME = "model"  # the logged model's name: the final weights (torch.export "pt2", loaded without pickle)
+TAG_MODEL_DATASET = "dataset"  # on a registered model version: the data set and split the run was evaluated on
+TAG_MODEL_TOP1 = "final_val_top1"  # ... and its top-1 under the recipe's protocol
+TAG_MODEL_RUN = "run_id"  # ... and the run it came from
+# A batch's parent run: what the first view compares without expanding it. Per child (label = variant, and "/s<seed>"
+# when the plan trains several seeds of it): its curves and final numbers under a prefix the chart view groups by.
+PARENT_CURVES = ("val_top1", "train_loss")  # copied to the parent as "<metric>/<label>", step = epoch
+PARENT_FINAL = "final_val_top1/{label}"
+PARENT_COUNT = "runs_{status}"  # runs_finished, runs_skipped, runs_failed, runs_pruned (step 0)
+UI_RUN_PAGE = "{ui}/#/experiments/{experiment_id}/runs/{run_id}"  # a run's page in the MLflow UI
+ART_REPORT = "report"  # folder on a batch's (or sweep's) parent: the markdown report and its figures

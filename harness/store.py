@@ -110,3 +110,14 @@ def _http_problem(uri: str, timeout: float) -> str | None:
             return None
         return f"cannot reach the MLflow store {uri} within {timeout:g} s: {reason}"
     return None
+
+
+UI_PORT = 5000  # `harness ui`'s default port
+
+
+def ui_url(uri: str) -> str:
+    """Where a user opens the MLflow UI of this store: the server itself for an http(s) store, else `harness ui`'s
+    address on this machine."""
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return f"http://127.0.0.1:{UI_PORT}"

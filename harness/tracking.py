@@ -48,12 +48,24 @@ def experiment_id(uri: str, name: str) -> str:
     root = store.store_root(uri)
     location = (root / "artifacts" / name).as_uri() if root is not None else None
     try:
-        return c.create_experiment(name, artifact_location=location)
+        return c.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except Exception:
         exp = c.get_experiment_by_name(name)
         if exp is None:
             raise
         return exp.experiment_id
+
+
+# MLflow 3's UI opens an experiment without this tag on its GenAI overview (traces, tokens); with it, on the runs table
+# and charts. Set when the harness creates an experiment, and on experiments created before it was (`mark_experiment`).
+EXPERIMENT_TAGS = {schema.TAG_EXPERIMENT_KIND: schema.EXPERIMENT_KIND}
+
+
+def mark_experiment(uri: str, exp_id: str) -> None:
+    """Tag an experiment as model training (`EXPERIMENT_TAGS`) unless it already says what it is."""
+    c = client(uri)
+    if schema.TAG_EXPERIMENT_KIND not in c.get_experiment(exp_id).tags:
+        c.set_experiment_tag(exp_id, schema.TAG_EXPERIMENT_KIND, schema.EXPERIMENT_KIND)
 
 
 @dataclass(frozen=True)
@@ -77,17 +89,42 @@ def find_previous(uri: str, exp_id: str, config_hash: str) -> PreviousRun | None
 
 
 def git_commit() -> str:
+    return _git("rev-parse", "--short=12", "HEAD") or "unknown"
+
+
+def _git(*args: str) -> str:
+    """One line of git's answer about the harness's own checkout; "" outside a checkout or without git."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
+            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
         )
-        return out.stdout.strip() or "unknown"
+        return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
+        return ""
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's standard source tags, which its UI shows as the Source column and the run page's source and commit:
+    the command that wrote the run (`python -m harness run --all`), type LOCAL, the full git commit and branch of the
+    harness's checkout, and the user."""
+    import getpass
+
+    argv = sys.argv[1:] if Path(sys.argv[0]).name in ("__main__.py", "harness") else []
+    tags = {
+        schema.TAG_SOURCE_NAME: " ".join(["python -m harness", *argv])[:500],
+        schema.TAG_SOURCE_TYPE: "LOCAL",
+    }
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags[schema.TAG_SOURCE_GIT_COMMIT] = commit
+        branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+        if branch and branch != "HEAD":
+            tags[schema.TAG_SOURCE_GIT_BRANCH] = branch
+    try:
+        tags[schema.TAG_USER] = getpass.getuser()
+    except (KeyError, OSError):
+        pass
+    return tags
 
 
 class Tracker:
@@ -99,7 +136,7 @@ class Tracker:
 
     @classmethod
     def create(cls, uri: str, exp_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> Tracker:
-        tags = machine_tags() | dict(tags)
+        tags = machine_tags() | source_tags() | dict(tags)
         if parent:
             tags[schema.TAG_PARENT_RUN] = parent
         run = client(uri).create_run(exp_id, run_name=name, tags=tags)
@@ -342,3 +379,121 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+# --- what MLflow's UI shows first: data sets, the batch's parent, the report ----------------------------------------
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """One split a run read, as an MLflow dataset input (the UI's Dataset column and filter). `digest` is the
+    harness's data fingerprint (`Datasets.fingerprint`): two runs on different data never share a (name, digest)."""
+
+    name: str  # e.g. "mnist-clutter" or "ILSVRC-2012"
+    split: str  # "train", "val" or "test"
+    digest: str
+    source: str  # the data folder or store, or where the embedded data set comes from
+    rows: int
+    classes: int
+
+
+def log_inputs(uri: str, run_id: str, inputs: Iterable[DataInput]) -> None:
+    """`MlflowClient.log_inputs` for each split, named "<data set>:<split>", context training / validation."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    entries = [
+        DatasetInput(
+            Dataset(
+                name=f"{i.name}:{i.split}",
+                digest=i.digest,
+                source_type="local" if "://" not in i.source else i.source.split("://")[0],
+                source=json.dumps({"uri": i.source}),
+                profile=json.dumps({"num_rows": i.rows, "num_classes": i.classes}),
+            ),
+            tags=[InputTag("mlflow.data.context", schema.DATA_CONTEXT.get(i.split, i.split))],
+        )
+        for i in inputs
+    ]
+    if entries:
+        client(uri).log_inputs(run_id, datasets=entries)
+
+
+def child_label(variant: str, seed: int | None) -> str:
+    """How a batch's parent names one child's metrics: "alexnet2012/s0"."""
+    return variant if seed is None else f"{variant}/s{seed}"
+
+
+def summarise_child(uri: str, parent_id: str, child_id: str, label: str) -> None:
+    """Copy a finished (or skipped) child's curves and final top-1 onto the batch's parent, so that the parent row,
+    the runs table's first view, compares the variants and its chart view draws every variant's curves without
+    expanding it (`schema.PARENT_CURVES`, `schema.PARENT_FINAL`)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    c = client(uri)
+    run = c.get_run(child_id)
+    ts = int(time.time() * 1000)
+    batch = [
+        Metric(f"{key}/{label}", m.value, ts, m.step)
+        for key in schema.PARENT_CURVES
+        if key in run.data.metrics
+        for m in c.get_metric_history(child_id, key)
+    ]
+    if schema.FINAL_TOP1 in run.data.metrics:
+        batch.append(Metric(schema.PARENT_FINAL.format(label=label), run.data.metrics[schema.FINAL_TOP1], ts, 0))
+    for i in range(0, len(batch), 1000):
+        c.log_batch(parent_id, metrics=batch[i : i + 1000])
+
+
+def log_counts(uri: str, parent_id: str, statuses: Iterable[str]) -> None:
+    """How many children finished, were skipped, failed or were pruned (`schema.PARENT_COUNT`), on the parent."""
+    from collections import Counter
+
+    counts = Counter(statuses)
+    keys = ("finished", "skipped", "failed", "pruned")
+    Tracker(uri, parent_id).log_metrics({schema.PARENT_COUNT.format(status=k): counts.get(k, 0) for k in keys})
+
+
+def log_report(uri: str, run_id: str, report: Path) -> None:
+    """The markdown report and its figures folder (`<stem>_figures`, when it exists) under `report/` of a parent
+    run, so that the report lives with the runs it was computed from."""
+    c = client(uri)
+    c.log_artifact(run_id, str(report), schema.ART_REPORT)
+    figures = report.parent / f"{report.stem}_figures"
+    if figures.is_dir():
+        c.log_artifacts(run_id, str(figures), f"{schema.ART_REPORT}/{figures.name}")
+
+
+def ui_link(ui_url: str, exp_id: str, run_id: str) -> str:
+    """The MLflow UI's page of one run."""
+    return schema.UI_RUN_PAGE.format(ui=ui_url.rstrip("/"), experiment_id=exp_id, run_id=run_id)
+
+
+# --- system metrics -------------------------------------------------------------------------------------------------
+
+
+class SystemMetrics:
+    """MLflow's system-metrics monitor (CPU, memory, disk, network, and GPU utilisation and memory where NVML sees a
+    GPU) on one run while training: `system/*` metrics every `interval_s`. A no-op when not `enabled`."""
+
+    def __init__(self, uri: str, run_id: str, enabled: bool, interval_s: float = 10.0, resume: bool = False) -> None:
+        self._monitor = None
+        if enabled and run_id:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # start/stop chatter
+            self._monitor = SystemMetricsMonitor(
+                run_id, sampling_interval=interval_s, resume_logging=resume, tracking_uri=uri
+            )
+
+    def __enter__(self) -> SystemMetrics:
+        if self._monitor is not None:
+            self._monitor.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._monitor is not None:
+            self._monitor.finish()

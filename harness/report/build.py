@@ -156,9 +156,13 @@ def sweep_rows(
 
 
 def generate_report(
-    tracking_uri: str, experiments: Sequence[str] | None = None, out_path: str | Path | None = None
+    tracking_uri: str,
+    experiments: Sequence[str] | None = None,
+    out_path: str | Path | None = None,
+    ui_url: str | None = None,
 ) -> Path:
-    """Write the markdown report (and its figures beside it) of the runs in `experiments`; return its path."""
+    """Write the markdown report (and its figures beside it) of the runs in `experiments`; return its path. Run ids
+    link to their pages in the MLflow UI at `ui_url` (default: `store.ui_url`, where `harness ui` serves it)."""
     if out_path:
         check_out(Path(out_path))
     rows = read_runs(tracking_uri, list(experiments) if experiments else None)
@@ -187,6 +191,7 @@ def generate_report(
         figures=figs,
         profile_deviations=profiles,
         sweeps=sweeps,
+        ui_url=ui_url or store.ui_url(tracking_uri),
     )
     try:
         out.write_text(render(inputs), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness import schema
 from harness.report.types import Stat
 
 PROTOCOL_LABEL = {"center": "center crop", "ten_crop": "10-crop"}
@@ -34,6 +35,14 @@ def protocol(p: str) -> str:
 
 def short_id(run_id: str) -> str:
     return run_id[:8]
+
+
+def run_link(run_id: str, experiment_id: str, ui_url: str | None) -> str:
+    """A run id, as a link to its page in the MLflow UI when the UI's address and the run's experiment are known."""
+    if not ui_url or not experiment_id:
+        return f"`{run_id}`"
+    page = schema.UI_RUN_PAGE.format(ui=ui_url.rstrip("/"), experiment_id=experiment_id, run_id=run_id)
+    return f"[`{run_id}`]({page})"
 
 
 def run_ids(ids: tuple[str, ...] | list[str], limit: int = 8) -> str:

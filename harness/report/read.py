@@ -148,6 +148,7 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
     return RunRow(
         run_id=run_id,
         experiment=experiment,
+        experiment_id=str(rec.get("experiment_id") or ""),
         kind=kind,
         variant=tag(schema.TAG_VARIANT) or "",
         paper=tag(schema.TAG_PAPER) or "",

@@ -95,7 +95,7 @@ def render(inputs: ReportInputs) -> str:
     out += section_figures(inputs)
     out += section_qualitative(inputs, rows)
     out += section_deviations(inputs, rows)
-    out += section_runs(rows)
+    out += section_runs(rows, inputs.ui_url)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -765,8 +765,10 @@ def _who(names: list[str], papers: dict[str, list[str]], total: int) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
-def section_runs(rows: Sequence[RunRow]) -> list[str]:
+def section_runs(rows: Sequence[RunRow], ui_url: str | None = None) -> list[str]:
     out = ["## Runs", ""]
+    if ui_url:
+        out += [f"Each run id opens the run in the MLflow UI at {ui_url} (start it with `python -m harness ui`).", ""]
     out += table(
         [
             "run id",
@@ -783,7 +785,7 @@ def section_runs(rows: Sequence[RunRow]) -> list[str]:
         ],
         (
             [
-                f"`{r.run_id}`",
+                fmt.run_link(r.run_id, r.experiment_id, ui_url),
                 r.experiment,
                 r.kind,
                 f"`{r.variant}`",

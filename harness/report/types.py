@@ -72,6 +72,7 @@ class RunRow:
     train_loss: History = ()
     train_err: History = ()  # schema.TRAIN_ERR: (training images seen, top-1 error %) every few steps, not by epoch
     qualitative: Qualitative | None = None  # None: the run was not analysed (`harness analyze`)
+    experiment_id: str = ""  # MLflow's id of `experiment`: the UI's page of the run (ReportInputs.ui_url)
 
     @property
     def data(self) -> str:
@@ -173,6 +174,7 @@ class ReportInputs:
     figures: FigurePaths = FigurePaths()
     profile_deviations: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # None: config.json missing
     sweeps: tuple[SweepRow, ...] = ()
+    ui_url: str | None = None  # the MLflow UI the run ids link to (#/experiments/<id>/runs/<run id>); None: no links
 
 
 @dataclass(frozen=True)
