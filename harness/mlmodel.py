@@ -59,12 +59,20 @@ def log_model(
     import numpy as np
 
     _quiet()
-    tracking.client(uri)
     cpu = copy.deepcopy(model).to("cpu").float().eval()
     example = np.zeros((2, 3, input_size, input_size), dtype=np.float32)
+    c = tracking.client(uri)
+    # created here, in the run's experiment (without an active run MLflow would put it in the default experiment)
+    logged = c.create_logged_model(
+        experiment_id=c.get_run(run_id).info.experiment_id,
+        name=schema.MODEL_NAME,
+        source_run_id=run_id,
+        tags={"variant": variant},
+    )
     info = mlflow.pytorch.log_model(
         cpu,
         name=schema.MODEL_NAME,
+        model_id=logged.model_id,
         input_example=example,
         serialization_format="pt2",
         pip_requirements=requirements(),
@@ -74,7 +82,6 @@ def log_model(
     )
     version = info.registered_model_version
     if register and version is not None:
-        c = tracking.client(uri)
         for k, v in (version_tags or {}).items():
             c.set_model_version_tag(variant, str(version), k, v)
         return LoggedModel(info.model_uri, f"models:/{variant}/{version}")

@@ -36,15 +36,15 @@ def run_note(variant: Variant, cfg: RunConfig, data: str, split: str) -> str:
 
 
 def batch_note(title: str, profile: str, data: str, labels: list[str]) -> str:
-    """Markdown for a batch's parent run: what it holds and where its comparison lives."""
+    """Markdown for a batch's run: what it trained and where the comparison lives."""
     return "\n".join(
         [
             f"**{title}** on {data}, profile `{profile}`"
             + (" (a proxy: not the paper's data)" if profile != "paper" else "")
-            + f": {len(labels)} runs.",
+            + f": {len(labels)} runs ({', '.join(labels)}).",
             "",
-            "This run's metrics compare its children without expanding it: `final_val_top1/<variant>/s<seed>`, and "
-            "the curves `val_top1/...` and `train_loss/...` in the chart view; `runs_*` count the children by status. "
-            "The report is under the artifacts' `report/` folder.",
+            "The variant runs are this run's siblings in the runs table (tag `harness.batch` names this run), so that "
+            "the table and the chart view compare them without expanding a row; `runs_*` count them by status. "
+            "The report is in this run's artifacts, under `report/`.",
         ]
     )

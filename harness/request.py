@@ -65,7 +65,7 @@ class RunRequest(DataRequest):
     wait: bool = False  # a configuration another process is training: wait for it instead of refusing
     compile: bool = False  # torch.compile the model (an execution option: same recipe, same run identity)
     register: bool | None = None  # register final weights in MLflow's Model Registry; None: the paper profile does
-    system_metrics: bool | None = None  # MLflow system metrics while training; None: the paper profile logs them
+    system_metrics: bool | None = None  # MLflow system metrics while training; None: the profile decides
     ui_url: str | None = None  # the MLflow UI the report links runs to; None: `harness ui`'s address, or the server's
 
     def changes(self) -> dict[str, object]:

@@ -618,7 +618,7 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
     parent = None
     if d.is_main and (req.all or len(pairs) > 1):
         title = "run --all" if req.all else "run " + " ".join(req.names)
-        labels = [tracking.child_label(cfg.variant, cfg.seed) for _, cfg in pairs]
+        labels = [f"{cfg.variant} seed {cfg.seed}" for _, cfg in pairs]
         parent_tracker = tracking.Tracker.create(
             uri,
             exp_id,
@@ -633,6 +633,7 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
             | tracking.owner_tags(),
         )
         parent = parent_tracker.run_id
+        tracking.log_inputs(uri, parent, data_inputs(first, load(data_spec(first), "center")))
     profile = PROFILES[first.profile]
     register = profile.register if req.register is None else req.register
     system_metrics = profile.system_metrics if req.system_metrics is None else req.system_metrics
@@ -642,16 +643,14 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
             rec = Recording(
                 uri,
                 exp_id,
-                parent,
+                None,  # the batch run is the variant runs' sibling (schema.TAG_BATCH), so that the UI lists them all
                 checkpoint_path(req, cfg),
+                tags={schema.TAG_BATCH: parent} if parent else {},
                 wait=req.wait,
                 register=register,
                 system_metrics=system_metrics,
             )
-            outcome = train_variant(variant, cfg, d, rec, verbose=req.verbose)
-            outcomes.append(outcome)
-            if parent and d.is_main:
-                summarise(uri, parent, outcome)
+            outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
     except (KeyboardInterrupt, HarnessError) as e:
         if parent and d.is_main:
             tracking.Tracker(uri, parent).finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
@@ -661,17 +660,6 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
         tracking.log_counts(uri, parent, (o.status for o in outcomes))
         tracking.Tracker(uri, parent).finish("FAILED" if result.failed else "FINISHED")
     return result
-
-
-def summarise(uri: str, parent: str, outcome: Outcome) -> None:
-    """One child's curves and final top-1 on the batch's parent (`tracking.summarise_child`); a failure to copy them
-    is a warning, never the end of the batch."""
-    if not outcome.run_id:
-        return
-    try:
-        tracking.summarise_child(uri, parent, outcome.run_id, tracking.child_label(outcome.variant, outcome.seed))
-    except Exception as e:  # noqa: BLE001 - the child's own run holds everything; the parent's copy is a convenience
-        print(f"{outcome.variant}: could not copy its metrics to the parent run: {e}", file=sys.stderr)
 
 
 def summary(result: RunResult) -> str:
@@ -687,6 +675,7 @@ def summary(result: RunResult) -> str:
         )
     lines.append(
         f"\nMLflow store: {result.uri} (experiment {result.experiment!r}); browse it with `python -m harness ui`"
+        + (f" at {tracking.ui_link(store.ui_url(result.uri), result.exp_id)}" if result.exp_id else "")
     )
     return "\n".join(lines)
 

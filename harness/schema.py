@@ -110,7 +110,8 @@ EXPERIMENT_NAME = "{dataset}-{profile}"
 # MLflow's own tags and names (what its UI reads; MLflow 3.17: mlflow/utils/mlflow_tags.py and the UI's bundle).
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the UI opens a "custom_model_development" experiment on its runs
 EXPERIMENT_KIND = "custom_model_development"
-TAG_SOURCE_NAME = "mlflow.source.name"  # the UI's Source column: the command that wrote the run
+TAG_SOURCE_NAME = "mlflow.source.name"  # the UI's Source column shows its last path part: "harness run"
+TAG_COMMAND = "harness.command"  # the whole command line that wrote the run
 TAG_SOURCE_TYPE = "mlflow.source.type"  # LOCAL
 TAG_SOURCE_GIT_COMMIT = "mlflow.source.git.commit"  # the full commit, shown beside the source
 TAG_SOURCE_GIT_BRANCH = "mlflow.source.git.branch"
@@ -121,10 +122,11 @@ MODEL_NAME = "model"  # the logged model's name: the final weights (torch.export
 TAG_MODEL_DATASET = "dataset"  # on a registered model version: the data set and split the run was evaluated on
 TAG_MODEL_TOP1 = "final_val_top1"  # ... and its top-1 under the recipe's protocol
 TAG_MODEL_RUN = "run_id"  # ... and the run it came from
-# A batch's parent run: what the first view compares without expanding it. Per child (label = variant, and "/s<seed>"
-# when the plan trains several seeds of it): its curves and final numbers under a prefix the chart view groups by.
-PARENT_CURVES = ("val_top1", "train_loss")  # copied to the parent as "<metric>/<label>", step = epoch
-PARENT_FINAL = "final_val_top1/{label}"
-PARENT_COUNT = "runs_{status}"  # runs_finished, runs_skipped, runs_failed, runs_pruned (step 0)
-UI_RUN_PAGE = "{ui}/#/experiments/{experiment_id}/runs/{run_id}"  # a run's page in the MLflow UI
+# A batch (`run --all`, or several variants): its run is a sibling of the variant runs, not their MLflow parent, so
+# that the UI's runs table and charts show every variant without expanding a row; each variant run names its batch.
+TAG_BATCH = "harness.batch"  # on a variant run: the batch run that trained it
+PARENT_COUNT = "runs_{status}"  # on the batch run: runs_finished, runs_skipped, runs_failed, runs_pruned (step 0)
+UI_WORKFLOW = "workflowType=machine_learning"  # MLflow 3.17's UI picks GenAI or model training views by this query
+UI_RUN_PAGE = "{ui}/#/experiments/{experiment_id}/runs/{run_id}?" + UI_WORKFLOW  # a run's page in the MLflow UI
+UI_EXPERIMENT_PAGE = "{ui}/#/experiments/{experiment_id}/runs?" + UI_WORKFLOW  # an experiment's runs table
 ART_REPORT = "report"  # folder on a batch's (or sweep's) parent: the markdown report and its figures

@@ -105,14 +105,17 @@ def _git(*args: str) -> str:
 
 def source_tags() -> dict[str, str]:
     """MLflow's standard source tags, which its UI shows as the Source column and the run page's source and commit:
-    the command that wrote the run (`python -m harness run --all`), type LOCAL, the full git commit and branch of the
-    harness's checkout, and the user."""
+    the harness command (`harness run`; the UI shows a source name's last path part, so the whole command line, paths
+    and all, is the tag `harness.command`), type LOCAL, the full git commit and branch of the harness's checkout, and
+    the user."""
     import getpass
 
     argv = sys.argv[1:] if Path(sys.argv[0]).name in ("__main__.py", "harness") else []
+    command = next((a for a in argv if not a.startswith("-")), "")
     tags = {
-        schema.TAG_SOURCE_NAME: " ".join(["python -m harness", *argv])[:500],
+        schema.TAG_SOURCE_NAME: f"harness {command}".strip(),
         schema.TAG_SOURCE_TYPE: "LOCAL",
+        schema.TAG_COMMAND: " ".join(["python -m harness", *argv])[:5000],
     }
     commit = _git("rev-parse", "HEAD")
     if commit:
@@ -420,34 +423,6 @@ def log_inputs(uri: str, run_id: str, inputs: Iterable[DataInput]) -> None:
         client(uri).log_inputs(run_id, datasets=entries)
 
 
-def child_label(variant: str, seed: int | None) -> str:
-    """How a batch's parent names one child's metrics: "alexnet2012/s0"."""
-    return variant if seed is None else f"{variant}/s{seed}"
-
-
-def summarise_child(uri: str, parent_id: str, child_id: str, label: str) -> None:
-    """Copy a finished (or skipped) child's curves and final top-1 onto the batch's parent, so that the parent row,
-    the runs table's first view, compares the variants and its chart view draws every variant's curves without
-    expanding it (`schema.PARENT_CURVES`, `schema.PARENT_FINAL`)."""
-    import time
-
-    from mlflow.entities import Metric
-
-    c = client(uri)
-    run = c.get_run(child_id)
-    ts = int(time.time() * 1000)
-    batch = [
-        Metric(f"{key}/{label}", m.value, ts, m.step)
-        for key in schema.PARENT_CURVES
-        if key in run.data.metrics
-        for m in c.get_metric_history(child_id, key)
-    ]
-    if schema.FINAL_TOP1 in run.data.metrics:
-        batch.append(Metric(schema.PARENT_FINAL.format(label=label), run.data.metrics[schema.FINAL_TOP1], ts, 0))
-    for i in range(0, len(batch), 1000):
-        c.log_batch(parent_id, metrics=batch[i : i + 1000])
-
-
 def log_counts(uri: str, parent_id: str, statuses: Iterable[str]) -> None:
     """How many children finished, were skipped, failed or were pruned (`schema.PARENT_COUNT`), on the parent."""
     from collections import Counter
@@ -467,8 +442,10 @@ def log_report(uri: str, run_id: str, report: Path) -> None:
         c.log_artifacts(run_id, str(figures), f"{schema.ART_REPORT}/{figures.name}")
 
 
-def ui_link(ui_url: str, exp_id: str, run_id: str) -> str:
-    """The MLflow UI's page of one run."""
+def ui_link(ui_url: str, exp_id: str, run_id: str = "") -> str:
+    """The MLflow UI's page of one run, or of the experiment's runs table (in its model-training view)."""
+    if not run_id:
+        return schema.UI_EXPERIMENT_PAGE.format(ui=ui_url.rstrip("/"), experiment_id=exp_id)
     return schema.UI_RUN_PAGE.format(ui=ui_url.rstrip("/"), experiment_id=exp_id, run_id=run_id)
 
 

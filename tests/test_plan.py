@@ -124,7 +124,7 @@ def test_seeds_record_one_run_per_seed_under_one_parent_and_rerun_skips(tmp_path
     assert sorted(r.data.params["seed"] for r in done) == ["0", "1", "2"]
     assert all(r.info.status == "FINISHED" for r in done)
     [parent] = runs(uri, kind="batch")
-    assert {r.data.tags.get("mlflow.parentRunId") for r in done} == {parent.info.run_id}
+    assert {r.data.tags.get("harness.batch") for r in done} == {parent.info.run_id}
     assert len({r.data.tags["config_hash"] for r in done}) == 3
     code, out, err = harness_main(args)  # the same command again: every seed is skipped
     assert code == 0, err[-3000:]
