@@ -202,7 +202,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep
 
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
-    return sweep.sweep_command(request(SweepRequest, args, names=(args.name,)))
+    req = request(SweepRequest, args, names=(args.name,))
+    code = sweep.sweep_command(req)
+    if args.report:  # the sweep's experiment's report, also logged to the sweep's run
+        from harness import tracking
+
+        mine = tracking.own_latest(req.uri, "sweep")
+        if mine is not None:
+            out = Path("reports") / f"{mine.experiment}.md"
+            code = max(code, write_report(req.uri, [mine.experiment], out, args.ui_url, mine.run_id, mine.exp_id))
+    return code
 
 
 def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
@@ -460,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_recipe_options(p, batch_size=False)
     add_data_options(p)
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="then write the experiment's report (reports/<experiment>.md) and log it to the sweep's run",
+    )
+    add_ui_url_option(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write the markdown report (and figures) of tracked runs under reports/")

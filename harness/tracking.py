@@ -423,6 +423,30 @@ def log_inputs(uri: str, run_id: str, inputs: Iterable[DataInput]) -> None:
         client(uri).log_inputs(run_id, datasets=entries)
 
 
+@dataclass(frozen=True)
+class OwnRun:
+    run_id: str
+    exp_id: str
+    experiment: str
+
+
+def own_latest(uri: str, kind: str) -> OwnRun | None:
+    """The newest run of `kind` (tag harness.kind) that this process wrote (its owner tag), in any experiment."""
+    c = client(uri)
+    exps = {e.experiment_id: e.name for e in c.search_experiments()}
+    owner = owner_tags()[schema.TAG_OWNER]
+    runs = c.search_runs(
+        list(exps),
+        filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}' and tags.`{schema.TAG_OWNER}` = '{owner}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        return None
+    exp_id = runs[0].info.experiment_id
+    return OwnRun(runs[0].info.run_id, exp_id, exps[exp_id])
+
+
 def log_counts(uri: str, parent_id: str, statuses: Iterable[str]) -> None:
     """How many children finished, were skipped, failed or were pruned (`schema.PARENT_COUNT`), on the parent."""
     from collections import Counter

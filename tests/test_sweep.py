@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import optuna
 import pytest
@@ -69,9 +70,19 @@ def smoke_sweep(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setattr(sweep, "build_pruner", lambda name: OddTrialsPruner())
-        code, out = _cli(_sweep_argv(uri, "--trials", "3"))
+        code, out = _cli(_sweep_argv(uri, "--trials", "3", "--report"))
     assert code == 0, out
     return root, uri, out
+
+
+@pytest.mark.slow
+def test_sweep_report_is_written_and_logged_to_the_sweep_run(smoke_sweep):
+    root, uri, out = smoke_sweep
+    (parent,) = mlflow_runs(uri, "sweep")
+    report = root / "reports" / "synthetic-smoke.md"
+    assert report.is_file() and f"Report: {Path('reports') / 'synthetic-smoke.md'}" in out
+    logged = {a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id, schema.ART_REPORT)}
+    assert "report/synthetic-smoke.md" in logged
 
 
 @pytest.mark.slow
