@@ -19,7 +19,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from harness import spaces, store
+from harness import schema, spaces, store
 from harness.errors import HarnessError
 from harness.request import PRECISIONS, PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
 
@@ -289,7 +289,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    url = f"http://127.0.0.1:{args.port}"
+    print(
+        f"MLflow UI on {url} (Ctrl-C to stop); its model-training view of the experiments: "
+        f"{url}/#/experiments?{schema.UI_WORKFLOW}",
+        flush=True,
+    )
     # Its own process group (session), so that stopping `ui` (Ctrl-C, SIGTERM) stops the server and its workers.
     server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
     try:
