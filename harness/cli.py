@@ -21,7 +21,16 @@ from pathlib import Path
 
 from harness import spaces, store
 from harness.errors import HarnessError
-from harness.request import PRECISIONS, PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
+from harness.request import (
+    PARALLELS,
+    PRECISIONS,
+    PROFILE_NAMES,
+    PRUNERS,
+    DataRequest,
+    EvalRequest,
+    RunRequest,
+    SweepRequest,
+)
 
 R = typing.TypeVar("R", bound=DataRequest)
 
@@ -374,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the model (same recipe and run; compiling takes a while)"
+    )
+    p.add_argument(
+        "--parallel",
+        choices=PARALLELS,
+        default="none",
+        help="under torchrun: none (DDP, default), towers (KSH12: one tower per rank, 2 ranks per replica) or "
+        "hybrid (OWT14: data-parallel convs, model-parallel fc6/fc7)",
     )
     p.set_defaults(func=cmd_run)
 

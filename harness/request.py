@@ -20,6 +20,9 @@ ProfileName = Literal["paper", "proxy", "smoke"]  # harness.config.PROFILES hold
 PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
 Precision = Literal["fp32", "tf32", "bf16"]  # harness.precision; fp32 is the papers'
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+# harness.parallel: none (plain DDP), towers (KSH12's two towers on two ranks), hybrid (OWT14)
+Parallel = Literal["none", "towers", "hybrid"]
+PARALLELS: tuple[str, ...] = get_args(Parallel)
 Pruner = Literal["median", "none"]
 PRUNERS: tuple[str, ...] = get_args(Pruner)
 
@@ -64,6 +67,7 @@ class RunRequest(DataRequest):
     verbose: bool = True
     wait: bool = False  # a configuration another process is training: wait for it instead of refusing
     compile: bool = False  # torch.compile the model (an execution option: same recipe, same run identity)
+    parallel: str = "none"  # one of PARALLELS: how the ranks share the model (harness.parallel)
 
     def changes(self) -> dict[str, object]:
         """Every recipe change this request makes: --set, then --epochs and --batch-size."""

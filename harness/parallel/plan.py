@@ -8,15 +8,13 @@ fc6 / fc7 model-parallel over the same K ranks.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch.nn as nn
 
 from harness.errors import HarnessError
+from harness.request import PARALLELS
 from variants.convnet import ConvNet, GroupedLinear
 
-ParallelKind = Literal["none", "towers", "hybrid"]
-KINDS: tuple[str, ...] = get_args(ParallelKind)
+KINDS = PARALLELS
 TOWERS = 2  # KSH12 s3.2: "we spread the net across two GPUs"
 
 

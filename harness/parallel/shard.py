@@ -68,7 +68,7 @@ class Sharded(nn.Module):
         order = self._order(optimizer)
         out = {}
         for idx in sorted(state["state"]):
-            name, dim = order[idx], self.dims[order[idx]]
+            dim = self.dims[order[idx]]
             out[idx] = {
                 k: gather_tensor(v, self.link, dim)
                 if isinstance(v, torch.Tensor) and v.dim() and dim is not None
