@@ -444,6 +444,11 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
     if recipe.batch_size % world_size:
         raise HarnessError(f"batch size {recipe.batch_size} is not divisible by the world size {world_size}")
     check_parallel(variant, recipe, req.parallel, world_size)
+    if req.parallel != "none" and req.compile:
+        raise HarnessError(
+            f"--compile with --parallel {req.parallel} is not supported (its collectives are untested under "
+            "torch.compile)"
+        )
     return RunConfig(
         variant=variant.name,
         paper=variant.paper,
