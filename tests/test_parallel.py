@@ -149,3 +149,20 @@ def test_schemes_apply_to_the_variants_they_were_made_for():
     plan.check("hybrid", _meta("alexnet2014"), 4, 128)
     plan.check("hybrid", _meta("alexnet2012"), 2, 128)  # its convolutions replicate as well
     assert plan.deviations("none") == ()
+
+
+def test_parallel_is_a_param_a_deviation_and_in_the_config_hash_only_when_not_none():
+    from harness import config
+    from harness.request import RunRequest
+
+    v = get_variant("alexnet2012")
+    plain = config.resolve(v, RunRequest(profile="smoke"))
+    towers = config.resolve(v, RunRequest(profile="smoke", parallel="towers"), world_size=2)
+    assert plain.params()["parallel"] == "none" and towers.params()["parallel"] == "towers"
+    assert towers.config_hash() != plain.config_hash()
+    # DDP at any world size keeps the identity runs had before schemes existed (the world size is not in it)
+    assert config.resolve(v, RunRequest(profile="smoke"), world_size=2).config_hash() == plain.config_hash()
+    assert any(d.startswith("Parallel towers") for d in towers.profile_deviations)
+    assert not any(d.startswith("Parallel") for d in plain.profile_deviations)
+    with pytest.raises(HarnessError, match="not supported"):
+        config.resolve(v, RunRequest(profile="smoke", parallel="towers", compile=True), world_size=2)
