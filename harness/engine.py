@@ -316,10 +316,7 @@ def fit(
             cfg.precision,
         )
         if scheme is not None:
-            scheme.sync_to(model)  # collectives: every rank, before the main rank's checkpoint
-            optimizer_state = scheme.full_optimizer_state(optimizer)
-        else:
-            optimizer_state = optimizer.state_dict()
+            scheme.sync_to(model)  # a collective (every rank): the one-device weights to evaluate and checkpoint
         last = epoch == recipe.epochs
         val = evaluate(
             model,
@@ -354,6 +351,8 @@ def fit(
             stats.comm_bytes_per_step = sent / step_count if scheme is not None else sent
         result.history.append(stats)
         step_scheduler(scheduler, val.top1)
+        # after the scheduler's step (it sets the lr the state holds); gathering the shards' is a collective
+        optimizer_state = scheme.full_optimizer_state(optimizer) if scheme is not None else optimizer.state_dict()
         if d.is_main:
             # the checkpoint first, then the epoch's metrics: whenever the process dies, what the store holds is
             # at most what the checkpoint holds, and a resume logs only what the store lacks (runner.train_tracked)
