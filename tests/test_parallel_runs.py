@@ -26,7 +26,9 @@ def _history(uri: str, run_id: str, key: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_towers_run_resumes_after_sigterm_and_its_checkpoint_evaluates_on_one_device(tmp_path, uri, runs, cli):
+def test_a_towers_run_resumes_after_sigterm_and_its_checkpoint_evaluates_on_one_device(
+    tmp_path, uri, runs, harness_main
+):
     args = ("run", "alexnet2012", *SMALL, "--epochs", "2", "--parallel", "towers", "--tracking-uri", uri)
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(torchrun(*args, cwd=tmp_path), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
@@ -53,9 +55,11 @@ def test_a_towers_run_resumes_after_sigterm_and_its_checkpoint_evaluates_on_one_
     assert again.data.metrics["comm_bytes_per_step"] > 0 and again.data.metrics["step_seconds"] > 0
 
     # the run's final checkpoint is the one-device network's state dict: it evaluates in one plain process
-    e = cli("eval", "alexnet2012", "--run-id", run.info.run_id, *SMALL[:-1], "--tracking-uri", uri, cwd=tmp_path)
-    assert e.returncode == 0, e.stderr[-3000:]
-    assert "top-1" in e.stdout
+    code, out, err = harness_main(
+        ["eval", "alexnet2012", "--run-id", run.info.run_id, *SMALL[:-1], "--tracking-uri", uri]
+    )
+    assert code == 0, err[-3000:]
+    assert "top-1" in out
 
 
 @pytest.mark.slow
