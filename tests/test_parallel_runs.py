@@ -63,7 +63,7 @@ def test_a_towers_run_resumes_after_sigterm_and_its_checkpoint_evaluates_on_one_
 
 
 @pytest.mark.slow
-def test_a_hybrid_run_logs_one_run_and_sends_less_than_ddp(tmp_path, uri, runs):
+def test_a_hybrid_run_logs_one_run_and_sends_less_than_ddp(tmp_path, uri, runs, harness_main):
     args = ("run", "alexnet2014", *SMALL, "--epochs", "1", "--parallel", "hybrid", "--tracking-uri", uri)
     r = subprocess.run(torchrun(*args, cwd=tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -78,6 +78,11 @@ def test_a_hybrid_run_logs_one_run_and_sends_less_than_ddp(tmp_path, uri, runs):
         model = get_variant("alexnet2014").build(int(run.data.params["num_classes"]))
     # OWT14's point: the fc layers' 58M parameters never cross; only activations and the convs' gradients do
     assert 0 < run.data.metrics["comm_bytes_per_step"] < ddp_bytes_per_step(model, 2) / 4
+    # the report reads it back into its "Parallel schemes" section
+    code, _, err = harness_main(["report", "--tracking-uri", uri, "--out", str(tmp_path / "report.md")])
+    assert code == 0, err
+    text = (tmp_path / "report.md").read_text()
+    assert "## 10. Parallel schemes" in text and "| alexnet2014 | hybrid | 2 | 1 |" in text
 
 
 def test_a_scheme_the_world_cannot_use_is_refused_in_one_line_before_anything_is_recorded(uri, harness_main, runs):
