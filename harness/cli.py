@@ -21,7 +21,16 @@ from pathlib import Path
 
 from harness import schema, spaces, store
 from harness.errors import HarnessError
-from harness.request import PRECISIONS, PROFILE_NAMES, PRUNERS, DataRequest, EvalRequest, RunRequest, SweepRequest
+from harness.request import (
+    PARALLELS,
+    PRECISIONS,
+    PROFILE_NAMES,
+    PRUNERS,
+    DataRequest,
+    EvalRequest,
+    RunRequest,
+    SweepRequest,
+)
 
 R = typing.TypeVar("R", bound=DataRequest)
 
@@ -425,9 +434,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--system-metrics",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="log MLflow's system metrics (CPU, memory, GPU) while training (default: on for the paper profile)",
+        help="log MLflow's system metrics (CPU, memory, GPU) while training (default: on for the paper and proxy profiles)",
     )
     add_ui_url_option(p)
+    p.add_argument(
+        "--parallel",
+        choices=PARALLELS,
+        default="none",
+        help="under torchrun: none (DDP, default), towers (KSH12: one tower per rank, 2 ranks per replica) or "
+        "hybrid (OWT14: data-parallel convs, model-parallel fc6/fc7)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("eval", help="evaluate given weights, a finished run's checkpoint or a registered model")

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.parallel import plan as parallel_plan
 from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, RunRequest
 from variants import INPUT_SCALES, MIN_INPUT_SIZE, InitScheme, Recipe, Variant
 
@@ -211,6 +212,7 @@ class RunConfig:
     final_protocols: tuple[str, ...] = ("center", "ten_crop")
     precision: str = "fp32"  # harness.precision: fp32 (the papers'), tf32, bf16 (a recorded deviation)
     compile: bool = False  # torch.compile (an execution option)
+    parallel: str = "none"  # harness.parallel: none (DDP), towers (KSH12), hybrid (OWT14)
 
     @property
     def recipe_modified(self) -> bool:
@@ -245,6 +247,7 @@ class RunConfig:
             final_protocols=",".join(self.final_protocols),
             precision=self.precision,
             compile=str(self.compile),
+            parallel=self.parallel,
         )
         return p
 
@@ -264,6 +267,8 @@ class RunConfig:
         }
         if self.precision != "fp32":  # (absent at fp32: the identity of runs recorded before precision existed)
             key["precision"] = self.precision
+        if self.parallel != "none":  # (absent for DDP: the identity of runs recorded before schemes existed)
+            key["parallel"] = self.parallel
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
@@ -445,6 +450,12 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
     validate_recipe(recipe, variant.min_input_size)
     if recipe.batch_size % world_size:
         raise HarnessError(f"batch size {recipe.batch_size} is not divisible by the world size {world_size}")
+    check_parallel(variant, recipe, req.parallel, world_size)
+    if req.parallel != "none" and req.compile:
+        raise HarnessError(
+            f"--compile with --parallel {req.parallel} is not supported (its collectives are untested under "
+            "torch.compile)"
+        )
     return RunConfig(
         variant=variant.name,
         paper=variant.paper,
@@ -461,12 +472,27 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         limit_train=req.limit_train if req.limit_train is not None else profile.limit_train,
         limit_val=req.limit_val if req.limit_val is not None else profile.limit_val,
         workers=req.workers,
-        profile_deviations=tuple(profile.all_deviations()) + precision_deviation(req.precision),
+        profile_deviations=tuple(profile.all_deviations())
+        + precision_deviation(req.precision)
+        + parallel_plan.deviations(req.parallel),
         tuned_from=req.tuned_from,
         final_protocols=tuple(dict.fromkeys((*profile.final_protocols, recipe.test_protocol))),
         precision=req.precision,
         compile=req.compile,
+        parallel=req.parallel,
     )
+
+
+def check_parallel(variant: Variant, recipe: Recipe, kind: str, world_size: int) -> None:
+    """Refuse (one line) a parallel scheme the variant's network or the world size cannot use. The network is
+    built on the meta device: shapes only, nothing allocated."""
+    if kind == "none":
+        return
+    import torch
+
+    with torch.device("meta"):
+        model = variant.build(10, recipe.width)
+    parallel_plan.check(kind, model, world_size, recipe.batch_size, variant.name)
 
 
 def precision_deviation(precision: str) -> tuple[str, ...]:

@@ -17,6 +17,9 @@ class Dist:
     world_size: int
     local_rank: int
     device: torch.device
+    # the process group of these `world_size` ranks (None: the whole world); a scheme's data-parallel ranks
+    # (harness.parallel: the tower ranks of one replica read the same images and count them once)
+    group: object = None
 
     @property
     def is_main(self) -> bool:
@@ -63,7 +66,7 @@ def all_reduce_sum(values: list[float], d: Dist) -> list[float]:
         return values
     backend_device = d.device if dist.get_backend() == "nccl" else torch.device("cpu")
     t = torch.tensor(values, dtype=torch.float64, device=backend_device)
-    dist.all_reduce(t)
+    dist.all_reduce(t, group=d.group)
     return t.tolist()
 
 

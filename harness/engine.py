@@ -24,6 +24,7 @@ from harness.config import RunConfig
 from harness.distributed import Dist
 from harness.evaluate import EvalResult, evaluate
 from harness.loader import epoch_seed, eval_loader, train_loader
+from harness.parallel import build as parallel
 from harness.progress import Progress
 from variants import Recipe, Variant
 from variants.convnet import count_macs, init_weights, renorm_filters
@@ -51,6 +52,10 @@ class EpochStats:
     train_curve: tuple[tuple[int, float], ...] = ()  # EpochTraining.curve: logged as its own series
     tflops: float = 0.0  # achieved training TFLOP/s, all ranks (harness.flops: 6 x forward MACs per image)
     mfu: float | None = None  # tflops / (world size x the GPU's dense peak at this precision); None off known GPUs
+    # multi-process runs only: seconds per optimiser step, and bytes one rank sent per step (harness.parallel.comm:
+    # ring volumes counted from the shapes; plain DDP's is one all-reduce of every gradient)
+    step_seconds: float | None = None
+    comm_bytes_per_step: float | None = None
 
     def metrics(self) -> dict[str, float]:
         return {k: v for k, v in self.__dict__.items() if k not in ("epoch", "train_curve") and v is not None}
@@ -250,13 +255,19 @@ def fit(
     precision_mod.configure(d.device, cfg.precision)
     model.to(d.device, memory_format=precision_mod.memory_format(d.device))
     net: nn.Module = model
-    if d.enabled:
+    # --parallel towers / hybrid (harness.parallel): this rank's shard of the model trains; `model` stays the
+    # one-device network, gathered into after every epoch to be evaluated and checkpointed as a plain run's
+    scheme = parallel.build(cfg.parallel, model, d, recipe.batch_size) if cfg.parallel != "none" else None
+    data_d = scheme.data_dist(d) if scheme is not None else d  # the ranks that read different images
+    if scheme is not None:
+        net = scheme
+    elif d.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)  # type: ignore[assignment]
     per_image = flops.training_flops_per_image(count_macs(model, recipe.crop))
     peak = flops.peak_tflops(torch.cuda.get_device_name(d.device), cfg.precision) if d.device.type == "cuda" else None
-    optimizer = build_optimizer(model, recipe, cfg.effective_lr)
+    optimizer = build_optimizer(scheme if scheme is not None else model, recipe, cfg.effective_lr)
     steps = len(train_set) // recipe.batch_size  # type: ignore[arg-type]
     scheduler = build_scheduler(optimizer, recipe, steps)
     every = curve_every(steps)
@@ -265,7 +276,11 @@ def fit(
     if ckpt_path.is_file():
         state = checkpoint.load(ckpt_path)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if scheme is not None:
+            scheme.load_from(model)
+            optimizer.load_state_dict(scheme.shard_optimizer_state(state["optimizer"], optimizer))
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_state(state["rng"])
         start_epoch = int(state["epoch"]) + 1
@@ -273,13 +288,13 @@ def fit(
         result.resumed_from = start_epoch - 1
         if d.is_main and on_resume is not None:
             on_resume(list(result.history))
-    loader = train_loader(train_set, recipe.batch_size // d.world_size, cfg.seed, d, cfg.workers)  # one per run
+    loader = train_loader(train_set, recipe.batch_size // data_d.world_size, cfg.seed, data_d, cfg.workers)
     val_batch = max(64, recipe.batch_size)
     val_loader = eval_loader(val_set, val_batch, d, cfg.workers)
     view = train_set.view  # type: ignore[attr-defined]
     for epoch in range(start_epoch, recipe.epochs + 1):
         torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # dropout of this epoch
-        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, d.rank))  # this epoch's augmentation draws
+        g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, data_d.rank))  # this epoch's augmentation
         loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
         progress = Progress(
             f"{cfg.variant} epoch {epoch}/{recipe.epochs}",
@@ -291,7 +306,7 @@ def fit(
             loader,
             view,
             optimizer,
-            d,
+            data_d,
             recipe,
             progress,
             scheduler,
@@ -300,6 +315,8 @@ def fit(
             g,
             cfg.precision,
         )
+        if scheme is not None:
+            scheme.sync_to(model)  # a collective (every rank): the one-device weights to evaluate and checkpoint
         last = epoch == recipe.epochs
         val = evaluate(
             model,
@@ -327,15 +344,22 @@ def fit(
         )
         stats.tflops = stats.images_per_sec * per_image / 1e12
         stats.mfu = stats.tflops / (peak * d.world_size) if peak else None
+        if d.enabled:
+            step_count = max(1, trained.images // recipe.batch_size)
+            stats.step_seconds = trained.seconds / step_count
+            sent = scheme.meter.take() if scheme is not None else parallel.ddp_bytes_per_step(model, d.world_size)
+            stats.comm_bytes_per_step = sent / step_count if scheme is not None else sent
         result.history.append(stats)
         step_scheduler(scheduler, val.top1)
+        # after the scheduler's step (it sets the lr the state holds); gathering the shards' is a collective
+        optimizer_state = scheme.full_optimizer_state(optimizer) if scheme is not None else optimizer.state_dict()
         if d.is_main:
             # the checkpoint first, then the epoch's metrics: whenever the process dies, what the store holds is
             # at most what the checkpoint holds, and a resume logs only what the store lacks (runner.train_tracked)
             checkpoint.save(
                 ckpt_path,
                 model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
+                optimizer=optimizer_state,
                 scheduler=scheduler.state_dict(),
                 epoch=epoch,
                 rng=checkpoint.rng_state(),

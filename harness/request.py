@@ -20,6 +20,9 @@ ProfileName = Literal["paper", "proxy", "smoke"]  # harness.config.PROFILES hold
 PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
 Precision = Literal["fp32", "tf32", "bf16"]  # harness.precision; fp32 is the papers'
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+# harness.parallel: none (plain DDP), towers (KSH12's two towers on two ranks), hybrid (OWT14)
+Parallel = Literal["none", "towers", "hybrid"]
+PARALLELS: tuple[str, ...] = get_args(Parallel)
 Pruner = Literal["median", "none"]
 PRUNERS: tuple[str, ...] = get_args(Pruner)
 
@@ -67,6 +70,7 @@ class RunRequest(DataRequest):
     register: bool | None = None  # register final weights in MLflow's Model Registry; None: the paper profile does
     system_metrics: bool | None = None  # MLflow system metrics while training; None: the profile decides
     ui_url: str | None = None  # the MLflow UI the report links runs to; None: `harness ui`'s address, or the server's
+    parallel: str = "none"  # one of PARALLELS: how the ranks share the model (harness.parallel)
 
     def changes(self) -> dict[str, object]:
         """Every recipe change this request makes: --set, then --epochs and --batch-size."""

@@ -177,7 +177,22 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
         train_loss=history(client, run_id, "train_loss") if wants_history else (),
         train_err=history(client, run_id, schema.TRAIN_ERR) if wants_history else (),
         qualitative=qualitative(metric),
+        parallel=_str(rec, "params.parallel") or "none",
+        world_size=_int(rec, "params.world_size"),
+        batch_size=_int(rec, "params.batch_size"),
+        effective_lr=_float(rec, "params.effective_lr"),
+        images_per_sec=metric("images_per_sec"),
+        step_seconds=metric("step_seconds"),
+        comm_bytes_per_step=metric("comm_bytes_per_step"),
+        hours=_hours(rec),
     )
+
+
+def _hours(rec: pd.Series) -> float | None:
+    start, end = rec.get("start_time"), rec.get("end_time")
+    if start is None or end is None or pd.isna(start) or pd.isna(end):
+        return None  # a run still going (or killed without an end)
+    return (end - start).total_seconds() / 3600
 
 
 def read_runs(tracking_uri: str, experiments: list[str] | None) -> list[RunRow]:

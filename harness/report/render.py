@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness import plan, schema
 from harness.report import compute, fmt, qual
+from harness.report import parallel as parallel_section
 from harness.report.compute import ClaimResult, Comparison, ProxyRow
 from harness.report.types import ReportInputs, RunRow, SweepRow
 
@@ -95,6 +96,7 @@ def render(inputs: ReportInputs) -> str:
     out += section_figures(inputs)
     out += section_qualitative(inputs, rows)
     out += section_deviations(inputs, rows)
+    out += parallel_section.section(rows, inputs.variants)  # only when a run used more than one rank
     out += section_runs(rows, inputs.ui_url)
     return "\n".join(out).rstrip() + "\n"
 

@@ -73,6 +73,16 @@ class RunRow:
     train_err: History = ()  # schema.TRAIN_ERR: (training images seen, top-1 error %) every few steps, not by epoch
     qualitative: Qualitative | None = None  # None: the run was not analysed (`harness analyze`)
     experiment_id: str = ""  # MLflow's id of `experiment`: the UI's page of the run (ReportInputs.ui_url)
+    # how it was trained (harness.parallel; the report's "Parallel schemes" section): the scheme, ranks, global
+    # batch and lr, and the last epoch's images/s, seconds per step and bytes one rank sent per step
+    parallel: str = "none"
+    world_size: int | None = None
+    batch_size: int | None = None
+    effective_lr: float | None = None
+    images_per_sec: float | None = None
+    step_seconds: float | None = None
+    comm_bytes_per_step: float | None = None
+    hours: float | None = None  # wall-clock from the run's start to its end (MLflow), training and evaluation
 
     @property
     def data(self) -> str:
