@@ -434,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--system-metrics",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="log MLflow's system metrics (CPU, memory, GPU) while training (default: on for the paper and proxy profiles)",
+        help="log MLflow's system metrics (CPU, memory, GPU) while training "
+        "(default: on for the paper and proxy profiles)",
     )
     add_ui_url_option(p)
     p.add_argument(
