@@ -23,16 +23,16 @@ EOF
 )
 python -m harness ui --port "$port" --tracking-uri "$uri" > "$out/.ui.log" 2>&1 &
 ui=$!
-trap 'kill $ui 2>/dev/null; wait $ui 2>/dev/null; rm -f "$out/.ui.log"' EXIT
+trap 'kill $ui 2>/dev/null || true; wait $ui 2>/dev/null || true; rm -f "$out/.ui.log"' EXIT
 for _ in $(seq 180); do
     python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null && break
     sleep 1
 done
 base="http://127.0.0.1:$port/#/experiments/$exp_id/runs?workflowType=machine_learning"
-shoot() {  # URL FILE
-    "$chromium" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1800,1100 \
-        --virtual-time-budget=30000 --screenshot="$2" "$1" 2>/dev/null
+shoot() {  # URL FILE HEIGHT
+    "$chromium" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1800,"$3" \
+        --virtual-time-budget=${BUDGET_MS:-90000} --screenshot="$2" "$1" 2>/dev/null
     echo "$2: $1"
 }
-shoot "$base" "$out/mlflow-ui-runs.png"
-shoot "$base&compareRunsMode=CHART" "$out/mlflow-ui-charts.png"
+shoot "$base" "$out/mlflow-ui-runs.png" 1100
+shoot "$base&compareRunsMode=CHART" "$out/mlflow-ui-charts.png" 3300  # tall: every metric's chart, val_top1 included
