@@ -160,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
     result = runner.run_variants(req)
     if not result.is_main:
-        return 1 if result.failed else 0
+        return 0  # rank 0 reports the outcomes: a non-zero exit here would make torchrun stop rank 0 mid-report
     print(runner.summary(result))
     code = 1 if result.failed else 0
     if not args.no_report:
@@ -375,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the model (same recipe and run; compiling takes a while)"
     )
+    p.add_argument(
+        "--dist-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="under torchrun: how long a collective waits for a rank that does not arrive (default: torch's 600)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("eval", help="evaluate given weights or a finished run's checkpoint")
@@ -519,6 +525,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def entry_point(argv: list[str] | None = None) -> int:
+    """`python -m harness`: under torchrun, torch's elastic `record` writes an uncaught error's traceback to the
+    error file torchrun reads, so that torchrun names the failing rank and its traceback (torch is imported only
+    there: `--help` stays fast)."""
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        return record(main)(argv)
+    return main(argv)
 
 
 if __name__ == "__main__":

@@ -251,6 +251,8 @@ def _decide_locked(cfg: RunConfig, rec: Recording, held: contextlib.ExitStack) -
             time.sleep(2)
     except HarnessError as e:
         return Decision("refuse", message=str(e))
+    except Exception as e:  # noqa: BLE001 - e.g. the store failed on rank 0: the other ranks wait in the broadcast
+        return Decision("error", message=distributed.describe(e))
 
 
 def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, verbose: bool = True) -> Outcome:
@@ -262,6 +264,12 @@ def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, ver
         )
         if decision.action == "refuse":
             raise HarnessError(decision.message)
+        if decision.action == "error":  # rank 0 could not decide (the store failed): this variant fails, not the run
+            outcome = Outcome(variant.name, "failed", error=decision.message)
+            outcome.seed = cfg.seed
+            return outcome
+        if decision.action == "resume":
+            _check_checkpoint_visible(rec.checkpoint, d)
         if decision.action == "skip":
             if d.is_main:  # a process that died after closing its run, before deleting its checkpoint
                 rec.checkpoint.unlink(missing_ok=True)
@@ -277,6 +285,18 @@ def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, ver
     return outcome
 
 
+def _check_checkpoint_visible(path: Path, d: Dist) -> None:
+    """Rank 0 resumes from `path`: every rank must see that file (the checkpoint dir on storage every node mounts),
+    else the ranks would start at different epochs. Raised on every rank alike."""
+    seen = distributed.gather(path.is_file(), d)
+    blind = [r for r, s in enumerate(seen) if not s]
+    if seen[0] and blind:
+        raise HarnessError(
+            f"rank(s) {', '.join(map(str, blind))} cannot see the checkpoint {path} that rank 0 resumes from: "
+            "put --checkpoint-dir on storage every node mounts"
+        )
+
+
 def train_tracked(
     variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, decision: Decision, verbose: bool
 ) -> Outcome:
@@ -286,37 +306,40 @@ def train_tracked(
     run lacks (the epoch its process finished but did not record), then the epochs it trains."""
     tracker: tracking.Tracker | tracking.NullTracker | OnceMetrics = tracking.NullTracker()
     try:
-        data = load(data_spec(cfg), "center")
-        if d.is_main:
-            tags = run_tags(cfg, variant, data) | dict(rec.tags) | tracking.owner_tags()
-            if decision.action == "resume":
-                tracker = OnceMetrics(
-                    tracking.Tracker.reopen(rec.uri, decision.run_id),
-                    tracking.logged_steps(rec.uri, decision.run_id),
+        with distributed.together(d):  # a failure on any rank (its data, rank 0's store) stops every rank here
+            data = load(data_spec(cfg), "center")
+            if d.is_main:
+                tags = run_tags(cfg, variant, data) | dict(rec.tags) | tracking.owner_tags()
+                if decision.action == "resume":
+                    tracker = OnceMetrics(
+                        tracking.Tracker.reopen(rec.uri, decision.run_id),
+                        tracking.logged_steps(rec.uri, decision.run_id),
+                    )
+                    print(
+                        f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}"
+                        if rec.checkpoint.is_file()
+                        else f"{variant.name}: resuming run {decision.run_id} from epoch 1 (it stopped before its "
+                        "first checkpoint)",
+                        file=sys.stderr,
+                    )
+                else:
+                    tracker = OnceMetrics(
+                        tracking.Tracker.create(
+                            rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent
+                        )
+                    )
+                tracker.set_tags(tags)
+                tracker.log_params(
+                    cfg.params()
+                    | {
+                        "dataset_fingerprint": data.fingerprint,
+                        "num_classes": str(data.num_classes),
+                        "train_size": str(len(data.train)),
+                        "val_size": str(len(data.val)),
+                    }
                 )
-                print(
-                    f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}"
-                    if rec.checkpoint.is_file()
-                    else f"{variant.name}: resuming run {decision.run_id} from epoch 1 (it stopped before its first "
-                    "checkpoint)",
-                    file=sys.stderr,
-                )
-            else:
-                tracker = OnceMetrics(
-                    tracking.Tracker.create(rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent)
-                )
-            tracker.set_tags(tags)
-            tracker.log_params(
-                cfg.params()
-                | {
-                    "dataset_fingerprint": data.fingerprint,
-                    "num_classes": str(data.num_classes),
-                    "train_size": str(len(data.train)),
-                    "val_size": str(len(data.val)),
-                }
-            )
-            tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
-            tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})  # once per run (step 0)
+                tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
+                tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})  # once per run (step 0)
         model = engine.prepare_model(variant, data.num_classes, cfg.recipe, cfg.seed)
 
         def log_epoch(stats: engine.EpochStats) -> None:
@@ -337,9 +360,10 @@ def train_tracked(
         )
         # sweep trials (no weights logged) are not analysed; `harness analyze` can do any finished run later
         qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant, cfg.seed)
-        outcome = finish(
-            model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights, qualitative=qualitative
-        )
+        with distributed.together(d):  # rank 0's final logging failed: FAILED on every rank
+            outcome = finish(
+                model, variant, cfg, data, d, tracker, result, log_weights=rec.log_weights, qualitative=qualitative
+            )
         if d.is_main:
             rec.checkpoint.unlink(missing_ok=True)
         return outcome
@@ -356,7 +380,14 @@ def train_tracked(
             raise  # bad input (e.g. a missing data folder) before anything was recorded: one line for the user
         tracker.log_text(traceback.format_exc(), schema.ART_ERROR)
         tracker.finish("FAILED")
-        return Outcome(variant.name, "failed", tracker.run_id, error=f"{type(e).__name__}: {e}".splitlines()[0])
+        if not d.is_main:  # rank 0 records and reports the failure; this rank's line says why it stopped too
+            print(f"rank {d.rank}: {variant.name} failed: {distributed.describe(e)}", file=sys.stderr)
+        if d.enabled and distributed.collective_failed(e):  # not an agreed failure: the ranks may be out of step
+            raise HarnessError(
+                f"{variant.name}: a collective failed on rank {d.rank} ({distributed.describe(e)}); the variant is "
+                "FAILED and the run stops: the process group cannot be trusted for the next variant"
+            ) from None
+        return Outcome(variant.name, "failed", tracker.run_id, error=distributed.describe(e))
 
 
 class OnceMetrics:
@@ -538,7 +569,7 @@ class RunResult:
 def run_variants(req: RunRequest) -> RunResult:
     """`harness run`: train and record every requested variant (one parent run when there are several)."""
     memory.keep_freed_memory()  # a third faster on the CPU: see harness/memory.py
-    d = distributed.init(req.device)
+    d = distributed.init(req.device, req.dist_timeout)
     try:
         return _run(req, d)
     finally:

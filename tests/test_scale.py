@@ -1,0 +1,68 @@
+"""Scaling out (issue 16): failure-safe DDP under torchrun (real gloo processes, a real disk error on one rank)."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import schema
+
+FILE_LIMIT = 8 * 2**20  # bytes: above the SQLite store and the small net's files, below the wide net's checkpoint
+
+
+def _small_file_limit() -> None:  # in the torchrun process, inherited by both ranks: only rank 0 writes files
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+
+
+@pytest.mark.slow
+def test_a_disk_error_on_rank_0_fails_the_variant_on_every_rank_and_the_next_one_runs(tmp_path, uri, runs):
+    """Rank 0's checkpoint write fails (RLIMIT_FSIZE: the file size limit a full disk or a quota gives), inside
+    rank 0's branch at the end of epoch 1. Rank 1 must stop that variant with it, not wait in a collective; the
+    variant is FAILED once and the next variant trains on both ranks."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "harness",
+        "run",
+        "torchvision_alexnet",  # width 0.25: a ~28 MB checkpoint, over the limit
+        "ksh12_fig1_relu",  # 210k parameters: its checkpoint and weights fit
+        "--profile",
+        "smoke",
+        "--epochs",
+        "1",
+        "--set",
+        "width=0.25",
+        "--device",
+        "cpu",
+        "--dist-timeout",
+        "200",
+        "--tracking-uri",
+        uri,
+        "--no-report",
+    ]
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, preexec_fn=_small_file_limit)
+    seconds = time.monotonic() - t0
+    assert r.returncode != 0, r.stderr[-3000:]  # a variant failed
+    assert seconds < 200, seconds  # no wait for the 200 s collective timeout: the ranks agreed to stop
+    by_variant = {run.data.tags["variant"]: run for run in runs(uri)}
+    assert set(by_variant) == {"torchvision_alexnet", "ksh12_fig1_relu"}  # one run each: FAILED once
+    failed, finished = by_variant["torchvision_alexnet"], by_variant["ksh12_fig1_relu"]
+    assert failed.info.status == "FAILED"
+    assert finished.info.status == "FINISHED"
+    assert finished.data.params["world_size"] == "2"
+    assert schema.FINAL_TOP1 in finished.data.metrics
+    arts = [a.path for a in MlflowClient(uri).list_artifacts(failed.info.run_id)]
+    assert schema.ART_ERROR in arts
+    assert "failed" in r.stdout and "finished" in r.stdout  # rank 0's summary
+    assert "rank 1: torchvision_alexnet failed: PeerFailed: rank 0 failed: RuntimeError" in r.stderr  # and why
