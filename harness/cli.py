@@ -158,7 +158,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
         best = best_params(args.from_sweep, req.uri, variant=req.names[0])
         req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
-    result = runner.run_variants(req)
+    if args.jobs or args.gpus:
+        from harness import pool
+
+        result = pool.run_pool(req, child_options(args), args.jobs, args.gpus)
+    else:
+        result = runner.run_variants(req)
+    if args.outcomes_json and result.is_main:  # a `--jobs` worker: the pool prints the one summary
+        from harness import pool
+
+        pool.write_outcomes(Path(args.outcomes_json), result.outcomes)
     if not result.is_main:
         return 0  # rank 0 reports the outcomes: a non-zero exit here would make torchrun stop rank 0 mid-report
     print(runner.summary(result))
@@ -166,6 +175,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         code = max(code, write_report(result.uri, [result.experiment], Path("reports") / f"{result.experiment}.md"))
     return code
+
+
+# what a `--jobs` worker does not repeat: it runs one (variant, seed), reports to the pool, writes no report
+NOT_FORWARDED = frozenset(
+    {"help", "names", "all", "seed", "seeds", "plan", "no_report", "jobs", "gpus", "parent_run_id", "outcomes_json"}
+)
+
+
+def child_options(args: argparse.Namespace) -> list[str]:
+    """The `run` options given (not left at their defaults), as a `--jobs` worker's command line repeats them; the
+    store as the resolved URI, so that every worker writes to the parent's."""
+    out: list[str] = []
+    for action in args.run_parser._actions:
+        if not action.option_strings or action.dest in NOT_FORWARDED | {"tracking_uri"}:
+            continue
+        value = getattr(args, action.dest, None)
+        flag = action.option_strings[-1]
+        if value is None or value is False or (value == action.default and not isinstance(value, list)):
+            continue
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, list):
+            out += [part for v in value for part in (flag, str(v))]
+        else:
+            out += [flag, str(value)]
+    return out + ["--tracking-uri", store.resolve(args.tracking_uri)]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -381,7 +416,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="under torchrun: how long a collective waits for a rank that does not arrive (default: torch's 600)",
     )
-    p.set_defaults(func=cmd_run)
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        metavar="N",
+        help="run N (variant, seed) runs at a time, each in its own process (one node; see --gpus)",
+    )
+    p.add_argument(
+        "--gpus",
+        metavar="0,1,...",
+        help="one run at a time per listed GPU, each process seeing only that GPU (CUDA_VISIBLE_DEVICES); sets --jobs",
+    )
+    p.add_argument("--parent-run-id", help=argparse.SUPPRESS)  # a --jobs worker: the batch run it belongs to
+    p.add_argument("--outcomes-json", help=argparse.SUPPRESS)  # a --jobs worker: where it reports its outcomes
+    p.set_defaults(func=cmd_run, run_parser=p)
 
     p = sub.add_parser("eval", help="evaluate given weights or a finished run's checkpoint")
     p.add_argument("variant")

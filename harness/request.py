@@ -65,6 +65,7 @@ class RunRequest(DataRequest):
     wait: bool = False  # a configuration another process is training: wait for it instead of refusing
     compile: bool = False  # torch.compile the model (an execution option: same recipe, same run identity)
     dist_timeout: float | None = None  # seconds a collective waits for a missing rank (torchrun); None: torch's
+    parent_run_id: str | None = None  # record under this batch run (a `--jobs` worker: harness.pool), not a new one
 
     def changes(self) -> dict[str, object]:
         """Every recipe change this request makes: --set, then --epochs and --batch-size."""

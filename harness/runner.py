@@ -583,8 +583,8 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
     load(data_spec(first), "center")  # bad data paths fail here, before anything is recorded
     exp_name = experiment_name(first)
     exp_id = tracking.experiment_id(uri, exp_name) if d.is_main else ""
-    parent = None
-    if d.is_main and (req.all or len(pairs) > 1):
+    parent = req.parent_run_id  # a `--jobs` worker's: the pool opened and closes it
+    if d.is_main and parent is None and (req.all or len(pairs) > 1):
         parent_tracker = tracking.Tracker.create(
             uri,
             exp_id,
@@ -604,11 +604,11 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
             rec = Recording(uri, exp_id, parent, checkpoint_path(req, cfg), wait=req.wait)
             outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
     except (KeyboardInterrupt, HarnessError) as e:
-        if parent and d.is_main:
+        if parent and d.is_main and not req.parent_run_id:
             tracking.Tracker(uri, parent).finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     result = RunResult(tuple(outcomes), uri, exp_name, first.profile, first.dataset, d.is_main)
-    if parent:
+    if parent and d.is_main and not req.parent_run_id:
         tracking.Tracker(uri, parent).finish("FAILED" if result.failed else "FINISHED")
     return result
 

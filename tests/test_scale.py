@@ -66,3 +66,48 @@ def test_a_disk_error_on_rank_0_fails_the_variant_on_every_rank_and_the_next_one
     assert schema.ART_ERROR in arts
     assert "failed" in r.stdout and "finished" in r.stdout  # rank 0's summary
     assert "rank 1: torchvision_alexnet failed: PeerFailed: rank 0 failed: RuntimeError" in r.stderr  # and why
+
+
+@pytest.mark.slow
+def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_others(tmp_path, make_uri, runs):
+    """`run --jobs 2`: one parent run, one child per (variant, seed), each child's final metrics equal to the
+    sequential run's; torchvision_alexnet's worker fails (a real disk error: its checkpoint is over the file size
+    limit) and the others finish."""
+    common = ["--profile", "smoke", "--epochs", "1", "--set", "width=0.25", "--device", "cpu", "--no-report"]
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    seq.mkdir(), par.mkdir()
+    small = ["ksh12_fig1_relu", "ksh12_fig1_tanh"]
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "run", *small, *common, "--tracking-uri", make_uri(seq)],
+        capture_output=True,
+        text=True,
+        cwd=seq,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "torchvision_alexnet", *small, *common, "--jobs", "2"]
+        + ["--tracking-uri", make_uri(par)],
+        capture_output=True,
+        text=True,
+        cwd=par,
+        timeout=300,
+        preexec_fn=_small_file_limit,
+    )
+    assert r.returncode == 1, r.stderr[-3000:]  # one variant failed
+    assert "2 at a time" in r.stderr
+    want = {run.data.tags["variant"]: run.data.metrics for run in runs(make_uri(seq))}
+    got = {run.data.tags["variant"]: run for run in runs(make_uri(par))}
+    assert got["torchvision_alexnet"].info.status == "FAILED"
+    for name in small:
+        assert got[name].info.status == "FINISHED"
+        for key in (schema.FINAL_TOP1, schema.FINAL_LOSS, "train_loss"):
+            assert got[name].data.metrics[key] == want[name][key], (name, key)
+    (parent,) = runs(make_uri(par), kind="batch")
+    assert parent.info.status == "FAILED"  # a child failed
+    assert {run.data.tags["mlflow.parentRunId"] for run in got.values()} == {parent.info.run_id}
+    lines = r.stdout.splitlines()
+    assert [line.split()[0] for line in lines if line.split()[:1] and line.split()[0] in got] == [
+        "torchvision_alexnet",
+        *small,
+    ]  # the summary in the plan's order, whichever finished first
