@@ -148,6 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import runner
 
     req = request(RunRequest, args, seeds=run_seeds(args))
+    if problem := store.shared_sqlite_problem(req.uri, os.environ):
+        raise HarnessError(problem)
     if args.plan:
         print(runner.describe_plan(req))
         return 0
@@ -235,6 +237,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep
 
+    if problem := store.shared_sqlite_problem(store.resolve(args.tracking_uri), os.environ):
+        raise HarnessError(problem)
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
     return sweep.sweep_command(request(SweepRequest, args, names=(args.name,)))
 
@@ -299,6 +303,45 @@ def cmd_ui(args: argparse.Namespace) -> int:
         stop_group(server)
         raise
     stop_group(server)  # workers the server left behind
+    return code
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """A real `mlflow server` for many writers (issue 16: several nodes, job-array tasks, sweep workers): runs log
+    to it over HTTP (`--tracking-uri http://HOST:PORT`) and it alone writes the backend store (SQLite by default, a
+    database server's URI where the user has one) and the artifacts (`--serve-artifacts`: children upload through
+    it, so no node needs the artifact folder mounted)."""
+    backend = args.backend_store_uri or store.resolve(args.tracking_uri)
+    db = store.sqlite_path(backend)
+    if db is not None:
+        problem = store.problem(backend)
+        if problem:
+            raise HarnessError(problem)
+    artifacts = args.artifacts_destination or str((store.local_root(backend) / "artifacts").resolve())
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
+    cmd += ["--serve-artifacts", "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port)]
+    if args.allowed_hosts:
+        cmd += ["--allowed-hosts", args.allowed_hosts]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"harness: warning: the MLflow server listens on {args.host} without authentication: anyone who reaches "
+            "that port can read and change the store",
+            file=sys.stderr,
+        )
+    print(
+        f"MLflow server on http://{args.host}:{args.port}: backend {backend}, artifacts {artifacts}\n"
+        f"runs log to it with --tracking-uri http://{args.host}:{args.port} (Ctrl-C to stop)",
+        flush=True,
+    )
+    server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    try:
+        code = server.wait()
+    except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then exit 130 / 143
+        stop_group(server)
+        raise
+    stop_group(server)
     return code
 
 
@@ -519,6 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", type=Path, help="also write the header and rows to this JSON file")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "server", help="start an MLflow tracking server (many writers: nodes, job arrays, sweep workers) on 127.0.0.1"
+    )
+    add_store_option(p)
+    p.add_argument("--backend-store-uri", help="the store it serves (default: --tracking-uri's, the local SQLite)")
+    p.add_argument("--artifacts-destination", help="where it stores uploaded artifacts (default: beside the store)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a cluster)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--allowed-hosts", help="Host headers it accepts beyond localhost and private IPs (node names)")
+    p.add_argument("--workers", type=positive_int, help="server worker processes (default: MLflow's, 4)")
+    p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("pca", help="compute the PCA lighting eigen-pairs of an ImageNet-style training set")
     p.add_argument("--data", required=True)

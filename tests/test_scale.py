@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import resource
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -111,3 +116,76 @@ def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_
         "torchvision_alexnet",
         *small,
     ]  # the summary in the plan's order, whichever finished first
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness", "server", "--port", str(port), "--tracking-uri", uri],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.5)
+        listening = {
+            c.laddr.ip
+            for p in [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+            for c in p.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+        assert listening == {"127.0.0.1"}  # not 0.0.0.0: reachable from this host only
+        work = tmp_path / "work"
+        work.mkdir()
+        http = f"http://127.0.0.1:{port}"
+        args = ["run", "ksh12_fig1_relu", "--profile", "smoke", "--epochs", "1", "--device", "cpu", "--no-report"]
+        r = cli(*args, "--tracking-uri", http, cwd=work)
+        assert r.returncode == 0, r.stderr[-3000:]
+        exps = _post(f"{http}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+        ids = [e["experiment_id"] for e in exps if e["name"] == "synthetic-smoke"]
+        found = _post(f"{http}/api/2.0/mlflow/runs/search", {"experiment_ids": ids})["runs"]
+        assert [run["info"]["status"] for run in found] == ["FINISHED"]
+        tags = {t["key"]: t["value"] for t in found[0]["data"]["tags"]}
+        assert tags["variant"] == "ksh12_fig1_relu"
+        # the artifacts went through the server into its destination beside the SQLite store
+        assert list((tmp_path / "mlruns" / "artifacts").rglob("final.pt"))
+    finally:
+        server.send_signal(signal.SIGINT)  # `harness server` stops the mlflow server's process group
+        server.wait(timeout=60)
+    assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"WORLD_SIZE": "16", "LOCAL_WORLD_SIZE": "8", "RANK": "9"}, {"SLURM_ARRAY_TASK_ID": "3"}],
+    ids=["multi-node", "job-array"],
+)
+def test_several_hosts_on_one_sqlite_store_refuse_and_name_the_server(env, uri, harness_main, monkeypatch):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, _, err = harness_main(["run", "ksh12_fig1_relu", "--profile", "smoke", "--tracking-uri", uri])
+    assert code == 2
+    assert "python -m harness server" in err and "--tracking-uri http://" in err
+    assert len(err.strip().splitlines()) == 1
