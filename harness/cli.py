@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if len(req.names) != 1 or req.all:
             raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
-        best = best_params(args.from_sweep, req.uri, variant=req.names[0])
+        best = best_params(args.from_sweep, req.uri, variant=req.names[0], storage_url=args.sweep_storage)
         req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
     if args.jobs or args.gpus:
         from harness import pool
@@ -182,12 +182,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 # what a `--jobs` worker does not repeat: it runs one (variant, seed), reports to the pool, writes no report
 NOT_FORWARDED = frozenset(
     {"help", "names", "all", "seed", "seeds", "plan", "no_report", "jobs", "gpus", "parent_run_id", "outcomes_json"}
+    | {"trials", "worker_index", "study_name"}  # a sweep worker's: set by the parent sweep
 )
 
 
 def child_options(args: argparse.Namespace) -> list[str]:
-    """The `run` options given (not left at their defaults), as a `--jobs` worker's command line repeats them; the
-    store as the resolved URI, so that every worker writes to the parent's."""
+    """The `run` (or `sweep`) options given (not left at their defaults), as a worker's command line repeats them;
+    the store as the resolved URI, so that every worker writes to the parent's."""
     out: list[str] = []
     for action in args.run_parser._actions:
         if not action.option_strings or action.dest in NOT_FORWARDED | {"tracking_uri"}:
@@ -240,7 +241,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if problem := store.shared_sqlite_problem(store.resolve(args.tracking_uri), os.environ):
         raise HarnessError(problem)
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
-    return sweep.sweep_command(request(SweepRequest, args, names=(args.name,)))
+    return sweep.sweep_command(request(SweepRequest, args, names=(args.name,)), child_options(args))
 
 
 def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
@@ -437,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_recipe_options(p)
     p.add_argument("--checkpoint-dir", help="where per-epoch training checkpoints go (default: beside the store)")
     p.add_argument("--from-sweep", help="run the best trial of this sweep study (tagged as tuned)")
+    p.add_argument("--sweep-storage", help="the --from-sweep study's storage, as `sweep --storage` took it")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument(
         "--seeds",
@@ -506,6 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", help="variant name (see `harness list`)")
     p.add_argument("--trials", type=positive_int, default=6, help="trials to run now, added to the study (default 6)")
+    p.add_argument(
+        "--storage",
+        help="the study's storage: an Optuna RDB URL (postgresql://..., sqlite:///...) or journal:PATH (a journal "
+        "file, e.g. on shared storage); default: optuna.db beside the MLflow store",
+    )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N worker processes on the study (TPE with constant_liar, each its own sampler seed); --trials in all",
+    )
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # a worker started by --jobs
+    p.add_argument("--parent-run-id", help=argparse.SUPPRESS)  # a worker: the sweep's parent run
     p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
     p.add_argument("--space", default="default", help=f"search space (default: default). {spaces.describe()}")
     p.add_argument("--timeout", type=positive_float, help="start no new trial after this many seconds")
@@ -517,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_recipe_options(p, batch_size=False)
     add_data_options(p)
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, run_parser=p)
 
     p = sub.add_parser("report", help="write the markdown report (and figures) of tracked runs under reports/")
     p.add_argument(
