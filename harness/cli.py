@@ -160,7 +160,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
         best = best_params(args.from_sweep, req.uri, variant=req.names[0], storage_url=args.sweep_storage)
         req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
-    if args.jobs or args.gpus:
+    if args.launcher:
+        from harness import launch
+
+        res = launch.Resources(
+            args.partition,
+            args.time,
+            args.nodes,
+            args.gpus_per_node,
+            args.cpus_per_task,
+            args.array_parallelism,
+        )
+        result = launch.run_launched(req, args.launcher, res)
+    elif args.jobs or args.gpus:
         from harness import pool
 
         result = pool.run_pool(req, child_options(args), args.jobs, args.gpus)
@@ -472,6 +484,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="0,1,...",
         help="one run at a time per listed GPU, each process seeing only that GPU (CUDA_VISIBLE_DEVICES); sets --jobs",
     )
+    p.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        help="one submitit job per (variant, seed): slurm (a job array; requeued at the time limit) or local "
+        "(submitit's local executor, the same code path on this machine)",
+    )
+    p.add_argument("--partition", help="--launcher slurm: the Slurm partition")
+    p.add_argument("--time", type=positive_int, default=24 * 60, metavar="MIN", help="each job's time limit (1440)")
+    p.add_argument("--nodes", type=positive_int, default=1, help="nodes per job: one data-parallel run (default 1)")
+    p.add_argument(
+        "--gpus-per-node", type=int, default=0, help="GPUs per job and node, one data-parallel rank each (default 0)"
+    )
+    p.add_argument("--cpus-per-task", type=positive_int, help="CPUs per rank (data loading workers + 1)")
+    p.add_argument("--array-parallelism", type=positive_int, default=8, help="array tasks at once (default 8)")
     p.add_argument("--parent-run-id", help=argparse.SUPPRESS)  # a --jobs worker: the batch run it belongs to
     p.add_argument("--outcomes-json", help=argparse.SUPPRESS)  # a --jobs worker: where it reports its outcomes
     p.set_defaults(func=cmd_run, run_parser=p)

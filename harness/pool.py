@@ -19,11 +19,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness import runner, schema, store, tracking
 from harness.errors import HarnessError
+from harness.plan import PlannedRun
 from harness.request import RunRequest
 
 POLL_S = 0.5
@@ -84,25 +85,32 @@ def read_outcomes(job: Job, code: int) -> list[runner.Outcome]:
         ]
 
 
-def run_pool(req: RunRequest, options: Sequence[str], jobs: int | None, gpus: str | None) -> runner.RunResult:
-    """Every planned (variant, seed) of `req` in child processes, `len(slots)` at a time. `options`: the command
-    line options every child repeats (the data, store, recipe changes; not the names or seeds)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise HarnessError("--jobs/--gpus start their own processes: do not run them under torchrun")
-    workers = slots(jobs, gpus)
+@dataclass(frozen=True)
+class Batch:
+    """The parent run of runs trained elsewhere (worker processes, submitit jobs) and what they will train."""
+
+    parent: tracking.Tracker
+    experiment: str
+    profile: str
+    dataset: str
+    runs: tuple[PlannedRun, ...]
+
+
+def open_batch(req: RunRequest, how: str) -> Batch:
+    """Check the data, create the experiment (and with it the store's schema, before any worker opens the store:
+    mlflow issue #19943) and the parent run; the (variant, seed) runs to hand out."""
     _, profile, planned_runs = runner.planned(req)
     from harness.config import resolve  # torch: only once the arguments are known to be good
     from variants import get_variant
 
     first = resolve(get_variant(planned_runs[0].variant), req)
     runner.load(runner.data_spec(first), "center")  # bad data paths fail here, before anything is recorded
-    uri = req.uri
     exp_name = runner.experiment_name(first)
-    exp_id = tracking.experiment_id(uri, exp_name)  # creates the schema before any child opens the store
+    exp_id = tracking.experiment_id(req.uri, exp_name)
     parent = tracking.Tracker.create(
-        uri,
+        req.uri,
         exp_id,
-        ("run --all" if req.all else "run " + " ".join(req.names)) + f" --jobs {len(workers)}",
+        ("run --all" if req.all else "run " + " ".join(req.names)) + f" {how}",
         {
             schema.TAG_KIND: "batch",
             schema.TAG_PROFILE: first.profile,
@@ -111,6 +119,22 @@ def run_pool(req: RunRequest, options: Sequence[str], jobs: int | None, gpus: st
         }
         | tracking.owner_tags(),
     )
+    return Batch(parent, exp_name, profile, first.dataset, planned_runs)
+
+
+def one_run(req: RunRequest, variant: str, seed: int, parent: str) -> RunRequest:
+    """A worker's request: one (variant, seed) of `req`, recorded under `parent`, picklable (`sets` a dict)."""
+    return replace(req, names=(variant,), all=False, seed=seed, seeds=1, parent_run_id=parent, sets=dict(req.sets))
+
+
+def run_pool(req: RunRequest, options: Sequence[str], jobs: int | None, gpus: str | None) -> runner.RunResult:
+    """Every planned (variant, seed) of `req` in child processes, `len(slots)` at a time. `options`: the command
+    line options every child repeats (the data, store, recipe changes; not the names or seeds)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise HarnessError("--jobs/--gpus start their own processes: do not run them under torchrun")
+    workers = slots(jobs, gpus)
+    batch = open_batch(req, f"--jobs {len(workers)}")
+    uri, exp_name, parent, planned_runs = req.uri, batch.experiment, batch.parent, batch.runs
     logs = store.local_root(uri).resolve() / "logs" / parent.run_id
     logs.mkdir(parents=True, exist_ok=True)
     queue = [
@@ -158,7 +182,7 @@ def run_pool(req: RunRequest, options: Sequence[str], jobs: int | None, gpus: st
         raise
     order = {(r.variant, r.seed): i for i, r in enumerate(planned_runs)}
     outcomes = [o for job in sorted(done, key=lambda j: order[(j.variant, j.seed)]) for o in done[job]]
-    result = runner.RunResult(tuple(outcomes), uri, exp_name, profile, first.dataset, True)
+    result = runner.RunResult(tuple(outcomes), uri, exp_name, batch.profile, batch.dataset, True)
     parent.finish("FAILED" if result.failed else "FINISHED")
     return result
 
