@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import socket
@@ -291,3 +292,40 @@ def test_local_executor_run_requeued_by_the_time_limit_signal_resumes_to_the_sam
         assert ha == hb, key
     assert ra.data.metrics[schema.FINAL_TOP1] == rb.data.metrics[schema.FINAL_TOP1]
     assert ra.data.metrics[schema.FINAL_LOSS] == rb.data.metrics[schema.FINAL_LOSS]
+
+
+@pytest.mark.slow
+def test_a_rank_that_cannot_see_rank_0s_checkpoint_refuses_to_resume(tmp_path, uri, runs):
+    """Two ranks whose `--checkpoint-dir ck` is a different folder each (their own working directories: two nodes'
+    local disks). Rank 0 finds the interrupted run's checkpoint; rank 1 cannot see it: both refuse in one line,
+    before anything is trained, and the interrupted run stays resumable."""
+    args = [sys.executable, "-m", "harness", "run", "torchvision_alexnet", "--profile", "smoke", "--epochs", "3"]
+    args += ["--set", "width=0.25", "--device", "cpu", "--no-report", "--checkpoint-dir", "ck", "--tracking-uri", uri]
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"
+    node0.mkdir(), node1.mkdir()
+    first = subprocess.Popen(args, cwd=node0, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list((node0 / "ck" / "checkpoints").glob("*/last.pt")):
+        assert time.monotonic() < deadline and first.poll() is None, "no checkpoint"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    env = dict(os.environ, WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    ranks = [
+        subprocess.Popen(
+            args + ["--dist-timeout", "120"],
+            cwd=cwd,
+            env=env | {"RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r, cwd in enumerate((node0, node1))
+    ]
+    results = [p.communicate(timeout=300) for p in ranks]
+    for p, (_, err) in zip(ranks, results):
+        assert p.returncode == 2, err[-2000:]
+        assert "harness: error: rank(s) 1 cannot see the checkpoint" in err and "--checkpoint-dir" in err
+    (interrupted,) = runs(uri)
+    assert interrupted.info.status == "RUNNING"  # untouched: a run from node0 alone resumes it
+    assert list((node0 / "ck" / "checkpoints").glob("*/last.pt"))
