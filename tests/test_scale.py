@@ -329,3 +329,24 @@ def test_a_rank_that_cannot_see_rank_0s_checkpoint_refuses_to_resume(tmp_path, u
     (interrupted,) = runs(uri)
     assert interrupted.info.status == "RUNNING"  # untouched: a run from node0 alone resumes it
     assert list((node0 / "ck" / "checkpoints").glob("*/last.pt"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_closes_the_parent_killed(tmp_path, uri, runs):
+    args = [sys.executable, "-m", "harness", "run", "torchvision_alexnet", "ksh12_fig1_relu", "--profile", "smoke"]
+    args += ["--epochs", "50", "--set", "width=0.25", "--device", "cpu", "--jobs", "2", "--tracking-uri", uri]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt"))) < 2:  # both workers are training
+        assert time.monotonic() < deadline and proc.poll() is None, "the workers did not start training"
+        time.sleep(0.1)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
+    (parent,) = runs(uri, kind="batch")
+    assert parent.info.status == "KILLED"
+    assert sorted(r.info.status for r in runs(uri)) == ["KILLED", "KILLED"]  # each worker closed its run
