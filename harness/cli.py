@@ -160,6 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
         best = best_params(args.from_sweep, req.uri, variant=req.names[0], storage_url=args.sweep_storage)
         req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
+    if args.launcher and (args.jobs or args.gpus):
+        raise HarnessError("give --launcher (submitit jobs) or --jobs/--gpus (processes on this node), not both")
     if args.launcher:
         from harness import launch
 

@@ -116,10 +116,14 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def check(error: BaseException | None, d: Dist, done: bool = False) -> bool:
+def check(error: BaseException | None, d: Dist, done: bool = False, uneven: bool = False) -> bool:
     """Called by every rank at the same point: raise on every rank if any rank brings an `error` (its own error on
     that rank, `PeerFailed` naming it on the others); else whether every rank is `done` (the end of its batches).
-    Ranks that disagree on `done` (different numbers of batches) would wait in different collectives: an error."""
+    Ranks that disagree on `done` (different numbers of batches) would wait in different collectives: an error,
+    unless `uneven` (evaluation: a rank that is done keeps calling `check` until every rank is).
+
+    Every check is the same collective on the same group, so a rank failing at one check point meets the others at
+    whichever check point they are at."""
     if not d.enabled:
         if error is not None:
             raise error
@@ -133,7 +137,7 @@ def check(error: BaseException | None, d: Dist, done: bool = False) -> bool:
         if error is not None:
             raise error
         raise PeerFailed("; ".join(f"rank {r} failed: {m}" for r, m in enumerate(said) if m is not None))
-    if 0 < finished < d.world_size:
+    if 0 < finished < d.world_size and not uneven:
         raise PeerFailed(f"{finished} of {d.world_size} ranks ran out of batches first: the ranks' data differ")
     return finished == d.world_size
 
