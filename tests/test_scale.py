@@ -75,7 +75,9 @@ def test_a_disk_error_on_rank_0_fails_the_variant_on_every_rank_and_the_next_one
 
 
 @pytest.mark.slow
-def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_others(tmp_path, make_uri, runs):
+def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_others(
+    tmp_path, make_uri, runs, harness_main
+):
     """`run --jobs 2`: one parent run, one child per (variant, seed), each child's final metrics equal to the
     sequential run's; torchvision_alexnet's worker fails (a real disk error: its checkpoint is over the file size
     limit) and the others finish."""
@@ -83,14 +85,8 @@ def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_
     seq, par = tmp_path / "seq", tmp_path / "par"
     seq.mkdir(), par.mkdir()
     small = ["ksh12_fig1_relu", "ksh12_fig1_tanh"]
-    r = subprocess.run(
-        [sys.executable, "-m", "harness", "run", *small, *common, "--tracking-uri", make_uri(seq)],
-        capture_output=True,
-        text=True,
-        cwd=seq,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    code, _, err = harness_main(["run", *small, *common, "--tracking-uri", make_uri(seq)])  # sequential
+    assert code == 0, err[-3000:]
     r = subprocess.run(
         [sys.executable, "-m", "harness", "run", "torchvision_alexnet", *small, *common, "--jobs", "2"]
         + ["--tracking-uri", make_uri(par)],
@@ -135,7 +131,7 @@ def _post(url: str, body: dict) -> dict:
 def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "harness", "server", "--port", str(port), "--tracking-uri", uri],
+        [sys.executable, "-m", "harness", "server", "--port", str(port), "--tracking-uri", uri, "--workers", "1"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
