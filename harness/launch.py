@@ -88,8 +88,6 @@ def executor(launcher: Launcher, folder: str, res: Resources):
         params["cpus_per_task"] = res.cpus_per_task
     if res.partition:
         params["slurm_partition"] = res.partition
-    if launcher == "local" and res.nodes > 1:
-        raise HarnessError("--launcher local runs on this machine: --nodes must be 1")
     ex.update_parameters(**params)
     return ex
 
@@ -98,14 +96,23 @@ def run_launched(req: RunRequest, launcher: Launcher, res: Resources) -> runner.
     """Submit every planned (variant, seed) as one job (a Slurm array), wait for them, gather their outcomes."""
     if launcher == "slurm" and (problem := store.shared_sqlite_problem(req.uri, {"SLURM_ARRAY_TASK_ID": "0"})):
         raise HarnessError(problem)
+    if launcher == "local" and res.nodes > 1:
+        raise HarnessError("--launcher local runs on this machine: --nodes must be 1")
     batch = pool.open_batch(req, f"--launcher {launcher}")
     folder = store.local_root(req.uri).resolve() / "submitit" / batch.parent.run_id
-    ex = executor(launcher, str(folder), res)
     jobs = []
     try:
+        ex = executor(launcher, str(folder), res)
         with ex.batch():  # one array on Slurm
             for r in batch.runs:
                 jobs.append(ex.submit(VariantJob(pool.one_run(req, r.variant, r.seed, batch.parent.run_id))))
+    except Exception as e:  # noqa: BLE001 - no sbatch, a rejected partition, a bad parameter: one line
+        batch.parent.finish("FAILED")
+        why = str(e).strip().splitlines()
+        raise HarnessError(
+            f"--launcher {launcher}: submitting failed: {why[-1] if why else type(e).__name__}"
+        ) from None
+    try:
         print(
             f"{len(jobs)} job(s) submitted ({launcher}): {', '.join(j.job_id for j in jobs)}; logs in {folder}",
             file=sys.stderr,
