@@ -131,7 +131,7 @@ def run_launched(req: RunRequest, launcher: Launcher, res: Resources) -> runner.
 
 def _outcomes(variant: str, seed: int, job) -> Sequence[runner.Outcome]:
     try:
-        return [runner.Outcome(**o) for o in job.result()]
+        return [runner.Outcome(**o) for task in job.results() for o in task]  # rank 0's; other ranks return []
     except Exception as e:  # noqa: BLE001 - the job failed or was cancelled: this variant failed, not the batch
         first = str(e).strip().splitlines()
         why = first[-1] if first else type(e).__name__
