@@ -157,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import runner
 
     req = request(RunRequest, args, seeds=run_seeds(args))
+    if problem := store.shared_sqlite_problem(req.uri, os.environ):
+        raise HarnessError(problem)
     if args.plan:
         print(runner.describe_plan(req))
         return 0
@@ -165,17 +167,67 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if len(req.names) != 1 or req.all:
             raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
-        best = best_params(args.from_sweep, req.uri, variant=req.names[0])
+        best = best_params(args.from_sweep, req.uri, variant=req.names[0], storage_url=args.sweep_storage)
         req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
-    result = runner.run_variants(req)
+    if args.launcher and (args.jobs or args.gpus):
+        raise HarnessError("give --launcher (submitit jobs) or --jobs/--gpus (processes on this node), not both")
+    if args.launcher:
+        from harness import launch
+
+        res = launch.Resources(
+            args.partition,
+            args.time,
+            args.nodes,
+            args.gpus_per_node,
+            args.cpus_per_task,
+            args.array_parallelism,
+        )
+        result = launch.run_launched(req, args.launcher, res)
+    elif args.jobs or args.gpus:
+        from harness import pool
+
+        result = pool.run_pool(req, child_options(args), args.jobs, args.gpus)
+    else:
+        result = runner.run_variants(req)
+    if args.outcomes_json and result.is_main:  # a `--jobs` worker: the pool prints the one summary
+        from harness import pool
+
+        pool.write_outcomes(Path(args.outcomes_json), result.outcomes)
     if not result.is_main:
-        return 1 if result.failed else 0
+        return 0  # rank 0 reports the outcomes: a non-zero exit here would make torchrun stop rank 0 mid-report
     print(runner.summary(result))
     code = 1 if result.failed else 0
     if not args.no_report:
         out = Path("reports") / f"{result.experiment}.md"
         code = max(code, write_report(result.uri, [result.experiment], out, args.ui_url, result.parent, result.exp_id))
     return code
+
+
+# what a `--jobs` worker does not repeat: it runs one (variant, seed), reports to the pool, writes no report
+NOT_FORWARDED = frozenset(
+    {"help", "names", "all", "seed", "seeds", "plan", "no_report", "jobs", "gpus", "parent_run_id", "outcomes_json"}
+    | {"trials", "worker_index", "study_name"}  # a sweep worker's: set by the parent sweep
+)
+
+
+def child_options(args: argparse.Namespace) -> list[str]:
+    """The `run` (or `sweep`) options given (not left at their defaults), as a worker's command line repeats them;
+    the store as the resolved URI, so that every worker writes to the parent's."""
+    out: list[str] = []
+    for action in args.run_parser._actions:
+        if not action.option_strings or action.dest in NOT_FORWARDED | {"tracking_uri"}:
+            continue
+        value = getattr(args, action.dest, None)
+        flag = action.option_strings[-1]
+        if value is None or value is False or (value == action.default and not isinstance(value, list)):
+            continue
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, list):
+            out += [part for v in value for part in (flag, str(v))]
+        else:
+            out += [flag, str(value)]
+    return out + ["--tracking-uri", store.resolve(args.tracking_uri)]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -210,9 +262,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep
 
+    if problem := store.shared_sqlite_problem(store.resolve(args.tracking_uri), os.environ):
+        raise HarnessError(problem)
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
     req = request(SweepRequest, args, names=(args.name,))
-    code = sweep.sweep_command(req)
+    code = sweep.sweep_command(req, child_options(args))
     if args.report:  # the sweep's experiment's report, also logged to the sweep's run
         from harness import tracking
 
@@ -315,6 +369,45 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    """A real `mlflow server` for many writers (issue 16: several nodes, job-array tasks, sweep workers): runs log
+    to it over HTTP (`--tracking-uri http://HOST:PORT`) and it alone writes the backend store (SQLite by default, a
+    database server's URI where the user has one) and the artifacts (`--serve-artifacts`: children upload through
+    it, so no node needs the artifact folder mounted)."""
+    backend = args.backend_store_uri or store.resolve(args.tracking_uri)
+    db = store.sqlite_path(backend)
+    if db is not None:
+        problem = store.problem(backend)
+        if problem:
+            raise HarnessError(problem)
+    artifacts = args.artifacts_destination or str((store.local_root(backend) / "artifacts").resolve())
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
+    cmd += ["--serve-artifacts", "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port)]
+    if args.allowed_hosts:
+        cmd += ["--allowed-hosts", args.allowed_hosts]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"harness: warning: the MLflow server listens on {args.host} without authentication: anyone who reaches "
+            "that port can read and change the store",
+            file=sys.stderr,
+        )
+    print(
+        f"MLflow server on http://{args.host}:{args.port}: backend {backend}, artifacts {artifacts}\n"
+        f"runs log to it with --tracking-uri http://{args.host}:{args.port} (Ctrl-C to stop)",
+        flush=True,
+    )
+    server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    try:
+        code = server.wait()
+    except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then exit 130 / 143
+        stop_group(server)
+        raise
+    stop_group(server)
+    return code
+
+
 def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     """SIGTERM to every process in `proc`'s group (it leads one: start_new_session), SIGKILL to what is left after
     `grace_s`; no-op once the group is gone."""
@@ -407,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_recipe_options(p)
     p.add_argument("--checkpoint-dir", help="where per-epoch training checkpoints go (default: beside the store)")
     p.add_argument("--from-sweep", help="run the best trial of this sweep study (tagged as tuned)")
+    p.add_argument("--sweep-storage", help="the --from-sweep study's storage, as `sweep --storage` took it")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument(
         "--seeds",
@@ -445,7 +539,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="under torchrun: none (DDP, default), towers (KSH12: one tower per rank, 2 ranks per replica) or "
         "hybrid (OWT14: data-parallel convs, model-parallel fc6/fc7)",
     )
-    p.set_defaults(func=cmd_run)
+    p.add_argument(
+        "--dist-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="under torchrun: how long a collective waits for a rank that does not arrive (default: torch's 600)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        metavar="N",
+        help="run N (variant, seed) runs at a time, each in its own process (one node; see --gpus)",
+    )
+    p.add_argument(
+        "--gpus",
+        metavar="0,1,...",
+        help="one run at a time per listed GPU, each process seeing only that GPU (CUDA_VISIBLE_DEVICES); sets --jobs",
+    )
+    p.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        help="one submitit job per (variant, seed): slurm (a job array; requeued at the time limit) or local "
+        "(submitit's local executor, the same code path on this machine)",
+    )
+    p.add_argument("--partition", help="--launcher slurm: the Slurm partition")
+    p.add_argument("--time", type=positive_int, default=24 * 60, metavar="MIN", help="each job's time limit (1440)")
+    p.add_argument("--nodes", type=positive_int, default=1, help="nodes per job: one data-parallel run (default 1)")
+    p.add_argument(
+        "--gpus-per-node", type=int, default=0, help="GPUs per job and node, one data-parallel rank each (default 0)"
+    )
+    p.add_argument("--cpus-per-task", type=positive_int, help="CPUs per rank (data loading workers + 1)")
+    p.add_argument("--array-parallelism", type=positive_int, default=8, help="array tasks at once (default 8)")
+    p.add_argument("--parent-run-id", help=argparse.SUPPRESS)  # a --jobs worker: the batch run it belongs to
+    p.add_argument("--outcomes-json", help=argparse.SUPPRESS)  # a --jobs worker: where it reports its outcomes
+    p.set_defaults(func=cmd_run, run_parser=p)
 
     p = sub.add_parser("eval", help="evaluate given weights, a finished run's checkpoint or a registered model")
     p.add_argument("variant", nargs="?", help="the variant (with --model: default the registered model's name)")
@@ -480,6 +607,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", help="variant name (see `harness list`)")
     p.add_argument("--trials", type=positive_int, default=6, help="trials to run now, added to the study (default 6)")
+    p.add_argument(
+        "--storage",
+        help="the study's storage: an Optuna RDB URL (postgresql://..., sqlite:///...) or journal:PATH (a journal "
+        "file, e.g. on shared storage); default: optuna.db beside the MLflow store",
+    )
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N worker processes on the study (TPE with constant_liar, each its own sampler seed); --trials in all",
+    )
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # a worker started by --jobs
+    p.add_argument("--parent-run-id", help=argparse.SUPPRESS)  # a worker: the sweep's parent run
     p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
     p.add_argument("--space", default="default", help=f"search space (default: default). {spaces.describe()}")
     p.add_argument("--timeout", type=positive_float, help="start no new trial after this many seconds")
@@ -497,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="then write the experiment's report (reports/<experiment>.md) and log it to the sweep's run",
     )
     add_ui_url_option(p)
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, run_parser=p)
 
     p = sub.add_parser("report", help="write the markdown report (and figures) of tracked runs under reports/")
     p.add_argument(
@@ -543,6 +684,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", type=Path, help="also write the header and rows to this JSON file")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "server", help="start an MLflow tracking server (many writers: nodes, job arrays, sweep workers) on 127.0.0.1"
+    )
+    add_store_option(p)
+    p.add_argument("--backend-store-uri", help="the store it serves (default: --tracking-uri's, the local SQLite)")
+    p.add_argument("--artifacts-destination", help="where it stores uploaded artifacts (default: beside the store)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a cluster)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--allowed-hosts", help="Host headers it accepts beyond localhost and private IPs (node names)")
+    p.add_argument("--workers", type=positive_int, help="server worker processes (default: MLflow's, 4)")
+    p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("pca", help="compute the PCA lighting eigen-pairs of an ImageNet-style training set")
     p.add_argument("--data", required=True)
@@ -597,6 +750,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def entry_point(argv: list[str] | None = None) -> int:
+    """`python -m harness`: under torchrun, torch's elastic `record` writes an uncaught error's traceback to the
+    error file torchrun reads, so that torchrun names the failing rank and its traceback (torch is imported only
+    there: `--help` stays fast)."""
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        return record(main)(argv)
+    return main(argv)
 
 
 if __name__ == "__main__":

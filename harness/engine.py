@@ -177,8 +177,11 @@ def train_one_epoch(
     every: int = 10,
     generator: torch.Generator | None = None,
     precision: str = "fp32",
+    world: Dist | None = None,
 ) -> EpochTraining:
     """One pass over the training set; `scheduler` steps after every optimiser step when the schedule is per step.
+    `d`: the ranks that read different images (the sums and the curve); `world` (default `d`): every rank of the
+    run, which agree on a failure at each step (`distributed.check`; a parallel scheme's ranks share steps).
 
     Each uint8 batch goes to the device as it is and becomes the network's input there (`view`, its draws from
     `generator`). Loss and hits add up on the device; the host reads them once every `every` steps, when the error
@@ -207,7 +210,20 @@ def train_one_epoch(
         sums[2] = 0
         chunk_seen = 0
 
-    for x, y in loader:
+    batches = iter(loader)
+    pending: Exception | None = None  # this rank's failure, raised on every rank at the next step (`check`)
+    while True:
+        batch = None
+        if pending is None:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                pass
+            except Exception as e:  # noqa: BLE001 - e.g. a file this rank cannot read: every rank stops with it
+                pending = e
+        if distributed.check(pending, world or d, done=batch is None):  # before any collective of this step
+            break
+        x, y = batch  # type: ignore[misc]
         lr_sum += optimizer.param_groups[0]["lr"]
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
         x = view(x, g).contiguous(memory_format=layout)
@@ -227,8 +243,12 @@ def train_one_epoch(
         seen += n
         steps, chunk_seen = steps + 1, chunk_seen + n
         if steps % every == 0:
-            read()
-    read()  # the epoch's last steps (every epoch of a short run has at least this point)
+            try:
+                read()
+            except Diverged as e:  # one rank's loss: raised on every rank at the next step's check
+                pending = e
+    with distributed.together(world or d):
+        read()  # the epoch's last steps (every epoch of a short run has at least this point)
     seconds = time.perf_counter() - start
     loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], d)
     if seen == 0:
@@ -273,7 +293,9 @@ def fit(
     every = curve_every(steps)
     result = FitResult()
     start_epoch = 1
-    if ckpt_path.is_file():
+    # rank 0 decides whether to resume (runner.train_variant has checked that every rank sees its checkpoint): a
+    # stale file only one node sees never makes that node start at another epoch
+    if distributed.broadcast(ckpt_path.is_file(), d):
         state = checkpoint.load(ckpt_path)
         model.load_state_dict(state["model"])
         if scheme is not None:
@@ -286,8 +308,9 @@ def fit(
         start_epoch = int(state["epoch"]) + 1
         result.history = [EpochStats(**h) for h in state["history"]]
         result.resumed_from = start_epoch - 1
-        if d.is_main and on_resume is not None:
-            on_resume(list(result.history))
+        with distributed.together(d):
+            if d.is_main and on_resume is not None:
+                on_resume(list(result.history))
     loader = train_loader(train_set, recipe.batch_size // data_d.world_size, cfg.seed, data_d, cfg.workers)
     val_batch = max(64, recipe.batch_size)
     val_loader = eval_loader(val_set, val_batch, d, cfg.workers)
@@ -314,6 +337,7 @@ def fit(
             every,
             g,
             cfg.precision,
+            world=d,
         )
         if scheme is not None:
             scheme.sync_to(model)  # a collective (every rank): the one-device weights to evaluate and checkpoint
@@ -353,21 +377,21 @@ def fit(
         step_scheduler(scheduler, val.top1)
         # after the scheduler's step (it sets the lr the state holds); gathering the shards' is a collective
         optimizer_state = scheme.full_optimizer_state(optimizer) if scheme is not None else optimizer.state_dict()
-        if d.is_main:
-            # the checkpoint first, then the epoch's metrics: whenever the process dies, what the store holds is
-            # at most what the checkpoint holds, and a resume logs only what the store lacks (runner.train_tracked)
-            checkpoint.save(
-                ckpt_path,
-                model=model.state_dict(),
-                optimizer=optimizer_state,
-                scheduler=scheduler.state_dict(),
-                epoch=epoch,
-                rng=checkpoint.rng_state(),
-                history=[h.__dict__ for h in result.history],
-                config_hash=cfg.config_hash(),
-            )
-            on_epoch(stats)
-        distributed.barrier(d)
+        with distributed.together(d):  # rank 0's disk or MLflow error stops every rank here, not in a collective
+            if d.is_main:
+                # the checkpoint first, then the epoch's metrics: whenever the process dies, what the store holds is
+                # at most what the checkpoint holds, and a resume logs only what the store lacks (runner.train_tracked)
+                checkpoint.save(
+                    ckpt_path,
+                    model=model.state_dict(),
+                    optimizer=optimizer_state,
+                    scheduler=scheduler.state_dict(),
+                    epoch=epoch,
+                    rng=checkpoint.rng_state(),
+                    history=[h.__dict__ for h in result.history],
+                    config_hash=cfg.config_hash(),
+                )
+                on_epoch(stats)
     return result
 
 

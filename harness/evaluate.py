@@ -52,8 +52,23 @@ def evaluate(
     seen = 0
     probs_parts: list[np.ndarray] = []
     labels_parts: list[np.ndarray] = []
+    batches, mine_done = iter(loader), False
     with torch.no_grad():
-        for x, y in loader:
+        while True:
+            batch, error = None, None
+            if not mine_done:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    mine_done = True
+                except Exception as e:  # noqa: BLE001 - e.g. a file this rank cannot read: every rank stops with it
+                    error = e
+            # ranks hold different numbers of batches (every image once): a rank that is done keeps checking
+            if distributed.check(error, d, done=mine_done, uneven=True):
+                break
+            if batch is None:
+                continue
+            x, y = batch
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             x = view(x)
             if x.dim() == 5:  # ten_crop: B x 10 x C x H x W -> mean softmax over the crops

@@ -71,6 +71,8 @@ class RunRequest(DataRequest):
     system_metrics: bool | None = None  # MLflow system metrics while training; None: the profile decides
     ui_url: str | None = None  # the MLflow UI the report links runs to; None: `harness ui`'s address, or the server's
     parallel: str = "none"  # one of PARALLELS: how the ranks share the model (harness.parallel)
+    dist_timeout: float | None = None  # seconds a collective waits for a missing rank (torchrun); None: torch's
+    parent_run_id: str | None = None  # record under this batch run (a `--jobs` worker: harness.pool), not a new one
 
     def changes(self) -> dict[str, object]:
         """Every recipe change this request makes: --set, then --epochs and --batch-size."""
@@ -91,6 +93,9 @@ class SweepRequest(RunRequest):
     space: str = "default"
     timeout: float | None = None
     pruner: str = "median"
+    storage: str | None = None  # an Optuna RDB URL or journal:PATH; None: optuna.db beside the MLflow store
+    jobs: int = 1  # worker processes on the study, this one included (issue 16)
+    worker_index: int = 0  # a worker started by `--jobs`: 1..N-1 (seeds its sampler; the parent is 0)
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -276,6 +276,8 @@ def _decide_locked(cfg: RunConfig, rec: Recording, held: contextlib.ExitStack) -
             time.sleep(2)
     except HarnessError as e:
         return Decision("refuse", message=str(e))
+    except Exception as e:  # noqa: BLE001 - e.g. the store failed on rank 0: the other ranks wait in the broadcast
+        return Decision("error", message=distributed.describe(e))
 
 
 def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, verbose: bool = True) -> Outcome:
@@ -287,6 +289,12 @@ def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, ver
         )
         if decision.action == "refuse":
             raise HarnessError(decision.message)
+        if decision.action == "error":  # rank 0 could not decide (the store failed): this variant fails, not the run
+            outcome = Outcome(variant.name, "failed", error=decision.message)
+            outcome.seed = cfg.seed
+            return outcome
+        if decision.action == "resume":
+            _check_checkpoint_visible(rec.checkpoint, d)
         if decision.action == "skip":
             if d.is_main:  # a process that died after closing its run, before deleting its checkpoint
                 rec.checkpoint.unlink(missing_ok=True)
@@ -302,6 +310,18 @@ def train_variant(variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, ver
     return outcome
 
 
+def _check_checkpoint_visible(path: Path, d: Dist) -> None:
+    """Rank 0 resumes from `path`: every rank must see that file (the checkpoint dir on storage every node mounts),
+    else the ranks would start at different epochs. Raised on every rank alike."""
+    seen = distributed.gather(path.is_file(), d)
+    blind = [r for r, s in enumerate(seen) if not s]
+    if seen[0] and blind:
+        raise HarnessError(
+            f"rank(s) {', '.join(map(str, blind))} cannot see the checkpoint {path} that rank 0 resumes from: "
+            "put --checkpoint-dir on storage every node mounts"
+        )
+
+
 def train_tracked(
     variant: Variant, cfg: RunConfig, d: Dist, rec: Recording, decision: Decision, verbose: bool
 ) -> Outcome:
@@ -311,39 +331,42 @@ def train_tracked(
     run lacks (the epoch its process finished but did not record), then the epochs it trains."""
     tracker: tracking.Tracker | tracking.NullTracker | OnceMetrics = tracking.NullTracker()
     try:
-        data = load(data_spec(cfg), "center")
-        if d.is_main:
-            tags = run_tags(cfg, variant, data) | dict(rec.tags) | tracking.owner_tags()
-            if decision.action == "resume":
-                tracker = OnceMetrics(
-                    tracking.Tracker.reopen(rec.uri, decision.run_id),
-                    tracking.logged_steps(rec.uri, decision.run_id),
+        with distributed.together(d):  # a failure on any rank (its data, rank 0's store) stops every rank here
+            data = load(data_spec(cfg), "center")
+            if d.is_main:
+                tags = run_tags(cfg, variant, data) | dict(rec.tags) | tracking.owner_tags()
+                if decision.action == "resume":
+                    tracker = OnceMetrics(
+                        tracking.Tracker.reopen(rec.uri, decision.run_id),
+                        tracking.logged_steps(rec.uri, decision.run_id),
+                    )
+                    print(
+                        f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}"
+                        if rec.checkpoint.is_file()
+                        else f"{variant.name}: resuming run {decision.run_id} from epoch 1 (it stopped before its "
+                        "first checkpoint)",
+                        file=sys.stderr,
+                    )
+                else:
+                    tracker = OnceMetrics(
+                        tracking.Tracker.create(
+                            rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent
+                        )
+                    )
+                tracker.set_tags(tags)
+                tracker.log_params(
+                    cfg.params()
+                    | {
+                        "dataset_fingerprint": data.fingerprint,
+                        "num_classes": str(data.num_classes),
+                        "train_size": str(len(data.train)),
+                        "val_size": str(len(data.val)),
+                    }
                 )
-                print(
-                    f"{variant.name}: resuming run {decision.run_id} from {rec.checkpoint}"
-                    if rec.checkpoint.is_file()
-                    else f"{variant.name}: resuming run {decision.run_id} from epoch 1 (it stopped before its first "
-                    "checkpoint)",
-                    file=sys.stderr,
-                )
-            else:
-                tracker = OnceMetrics(
-                    tracking.Tracker.create(rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent)
-                )
-            tracker.set_tags(tags)
-            tracker.log_params(
-                cfg.params()
-                | {
-                    "dataset_fingerprint": data.fingerprint,
-                    "num_classes": str(data.num_classes),
-                    "train_size": str(len(data.train)),
-                    "val_size": str(len(data.val)),
-                }
-            )
-            tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
-            tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})  # once per run (step 0)
-            if decision.action == "new":
-                tracking.log_inputs(rec.uri, tracker.run_id, data_inputs(cfg, data))
+                tracker.log_text(_config_json(cfg, data), schema.ART_CONFIG)
+                tracker.log_metrics({schema.SKIPPED_IMAGES: len(data.skipped)})  # once per run (step 0)
+                if decision.action == "new":
+                    tracking.log_inputs(rec.uri, tracker.run_id, data_inputs(cfg, data))
         model = engine.prepare_model(variant, data.num_classes, cfg.recipe, cfg.seed)
 
         def log_epoch(stats: engine.EpochStats) -> None:
@@ -368,19 +391,20 @@ def train_tracked(
             )
         # sweep trials (no weights logged) are not analysed; `harness analyze` can do any finished run later
         qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant, cfg.seed)
-        outcome = finish(
-            model,
-            variant,
-            cfg,
-            data,
-            d,
-            tracker,
-            result,
-            log_weights=rec.log_weights,
-            qualitative=qualitative,
-            register=rec.register,
-            uri=rec.uri,
-        )
+        with distributed.together(d):  # rank 0's final logging failed: FAILED on every rank
+            outcome = finish(
+                model,
+                variant,
+                cfg,
+                data,
+                d,
+                tracker,
+                result,
+                log_weights=rec.log_weights,
+                qualitative=qualitative,
+                register=rec.register,
+                uri=rec.uri,
+            )
         if d.is_main:
             rec.checkpoint.unlink(missing_ok=True)
         return outcome
@@ -397,7 +421,14 @@ def train_tracked(
             raise  # bad input (e.g. a missing data folder) before anything was recorded: one line for the user
         tracker.log_text(traceback.format_exc(), schema.ART_ERROR)
         tracker.finish("FAILED")
-        return Outcome(variant.name, "failed", tracker.run_id, error=f"{type(e).__name__}: {e}".splitlines()[0])
+        if not d.is_main:  # rank 0 records and reports the failure; this rank's line says why it stopped too
+            print(f"rank {d.rank}: {variant.name} failed: {distributed.describe(e)}", file=sys.stderr)
+        if d.enabled and distributed.collective_failed(e):  # not an agreed failure: the ranks may be out of step
+            raise HarnessError(
+                f"{variant.name}: a collective failed on rank {d.rank} ({distributed.describe(e)}); the variant is "
+                "FAILED and the run stops: the process group cannot be trusted for the next variant"
+            ) from None
+        return Outcome(variant.name, "failed", tracker.run_id, error=distributed.describe(e))
 
 
 class OnceMetrics:
@@ -599,11 +630,39 @@ class RunResult:
 def run_variants(req: RunRequest) -> RunResult:
     """`harness run`: train and record every requested variant (one parent run when there are several)."""
     memory.keep_freed_memory()  # a third faster on the CPU: see harness/memory.py
-    d = distributed.init(req.device)
+    d = distributed.init(req.device, req.dist_timeout)
     try:
         return _run(req, d)
     finally:
         distributed.shutdown()
+
+
+def open_batch_run(uri: str, exp_id: str, title: str, first: RunConfig, runs: Iterable[tuple[str, int]]) -> str:
+    """A batch's run (kind `batch`): the sibling its variant runs name in `schema.TAG_BATCH`, with a description, the
+    data set as its input, and (at the end) the counts and the report. Its id."""
+    labels = [f"{variant} seed {seed}" for variant, seed in runs]
+    tracker = tracking.Tracker.create(
+        uri,
+        exp_id,
+        title,
+        {
+            schema.TAG_KIND: "batch",
+            schema.TAG_PROFILE: first.profile,
+            schema.TAG_DATASET: first.dataset,
+            schema.TAG_GIT: tracking.git_commit(),
+            schema.TAG_NOTE: note.batch_note(title, first.profile, first.dataset_name, labels),
+        }
+        | tracking.owner_tags(),
+    )
+    tracking.mark_experiment(uri, exp_id)  # an experiment created before the harness tagged its kind
+    tracking.log_inputs(uri, tracker.run_id, data_inputs(first, load(data_spec(first), "center")))
+    return tracker.run_id
+
+
+def close_batch_run(uri: str, parent: str, outcomes: Sequence[Outcome], status: str) -> None:
+    """Count the batch's runs by status on its run, then close it."""
+    tracking.log_counts(uri, parent, (o.status for o in outcomes))
+    tracking.Tracker(uri, parent).finish(status)
 
 
 def _run(req: RunRequest, d: Dist) -> RunResult:
@@ -615,25 +674,10 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
     exp_id = tracking.experiment_id(uri, exp_name) if d.is_main else ""
     if d.is_main:
         tracking.mark_experiment(uri, exp_id)  # an experiment created before the harness tagged its kind
-    parent = None
-    if d.is_main and (req.all or len(pairs) > 1):
+    parent = req.parent_run_id  # a `--jobs` worker's: the pool opened and closes it
+    if d.is_main and parent is None and (req.all or len(pairs) > 1):
         title = "run --all" if req.all else "run " + " ".join(req.names)
-        labels = [f"{cfg.variant} seed {cfg.seed}" for _, cfg in pairs]
-        parent_tracker = tracking.Tracker.create(
-            uri,
-            exp_id,
-            title,
-            {
-                schema.TAG_KIND: "batch",
-                schema.TAG_PROFILE: first.profile,
-                schema.TAG_DATASET: first.dataset,
-                schema.TAG_GIT: tracking.git_commit(),
-                schema.TAG_NOTE: note.batch_note(title, first.profile, first.dataset_name, labels),
-            }
-            | tracking.owner_tags(),
-        )
-        parent = parent_tracker.run_id
-        tracking.log_inputs(uri, parent, data_inputs(first, load(data_spec(first), "center")))
+        parent = open_batch_run(uri, exp_id, title, first, [(cfg.variant, cfg.seed) for _, cfg in pairs])
     profile = PROFILES[first.profile]
     register = profile.register if req.register is None else req.register
     system_metrics = profile.system_metrics if req.system_metrics is None else req.system_metrics
@@ -652,13 +696,12 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
             )
             outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
     except (KeyboardInterrupt, HarnessError) as e:
-        if parent and d.is_main:
+        if parent and d.is_main and not req.parent_run_id:
             tracking.Tracker(uri, parent).finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     result = RunResult(tuple(outcomes), uri, exp_name, first.profile, first.dataset, d.is_main, parent, exp_id)
-    if parent:
-        tracking.log_counts(uri, parent, (o.status for o in outcomes))
-        tracking.Tracker(uri, parent).finish("FAILED" if result.failed else "FINISHED")
+    if parent and d.is_main and not req.parent_run_id:
+        close_batch_run(uri, parent, outcomes, "FAILED" if result.failed else "FINISHED")
     return result
 
 

@@ -9,6 +9,7 @@ remote store the local files go under `./mlruns/`. Plain functions of strings an
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 SQLITE = "sqlite:///"
@@ -64,6 +65,28 @@ def display(uri: str) -> str:
         return f"{SQLITE}{path.resolve().relative_to(Path.cwd().resolve())}"
     except ValueError:
         return uri
+
+
+def shared_sqlite_problem(uri: str, env: Mapping[str, str]) -> str | None:
+    """Why this process must not write to a SQLite store, or None: it is one of several nodes of a torchrun job
+    (WORLD_SIZE beyond this node's LOCAL_WORLD_SIZE, or several GROUP_WORLD_SIZE agents) or a task of a Slurm job
+    array, so the file would sit on shared storage and be written from several hosts at once (SQLite's locks are
+    not safe on NFS). Many writers log to one `mlflow server` instead (issue 16)."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    world = int(env.get("WORLD_SIZE", "1"))
+    nodes = int(env.get("GROUP_WORLD_SIZE", "1"))
+    if world > int(env.get("LOCAL_WORLD_SIZE", str(world))) or nodes > 1:
+        who = "a torchrun job on several nodes"
+    elif env.get("SLURM_ARRAY_TASK_ID"):
+        who = f"Slurm job array task {env['SLURM_ARRAY_TASK_ID']}"
+    else:
+        return None
+    return (
+        f"{who} would write to the SQLite store {path} with other hosts at once (unsafe on shared storage): start "
+        "`python -m harness server --host 0.0.0.0` on one host and pass --tracking-uri http://THAT_HOST:5000"
+    )
 
 
 CONNECT_TIMEOUT_S = 5.0  # how long `problem` waits for a remote store before saying it cannot be reached

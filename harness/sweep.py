@@ -22,14 +22,15 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import distributed, engine, locks, memory, runner, schema, store, tracking
+from harness import distributed, engine, locks, memory, pool, runner, schema, store, tracking
 from harness.config import RunConfig, parse_set, settable_keys, validate_recipe
 from harness.distributed import Dist
 from harness.errors import HarnessError
@@ -154,12 +155,45 @@ def _storage(path: Path, on_stale=None):
         )
 
 
-def build_sampler(seed: int):
+def open_storage(url: str | None, uri: str, on_stale=None):
+    """`--storage`: None -> `optuna.db` beside the MLflow store (`_storage`); `journal:PATH` -> a journal file
+    (Optuna's JournalFileBackend: appends under a file lock, the storage Optuna advises for several processes
+    without a database server; no heartbeats, so a dead worker's trial is failed by `fail_dead_trials`); anything
+    else -> an RDB URL (a database server for workers on several hosts), with heartbeats."""
     import optuna
 
-    # multivariate: lr and weight decay interact; constant_liar only matters for parallel workers (n_jobs=1 here)
+    if url is None:
+        return _storage(storage_path(uri), on_stale)
+    _quiet_optuna()
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:")).expanduser().resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise HarnessError(f"--storage {url}: cannot create {path.parent}: {e.strerror or e}") from None
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, heartbeat_stale_trial_callback=on_stale
+        )
+    except Exception as e:  # noqa: BLE001 - a bad URL, a missing driver, a database that does not answer
+        raise HarnessError(f"--storage {url}: {str(e).splitlines()[0]}") from None
+
+
+def storage_label(url: str | None, uri: str) -> str:
+    return url or str(storage_path(uri))
+
+
+def build_sampler(seed: int, parallel: bool = False):
+    import optuna
+
+    # multivariate: lr and weight decay interact. constant_liar: with several workers on one study, a trial still
+    # running counts as a bad result to the others, so that they do not sample next to it (Optuna's advice for
+    # distributed TPE); one process (n_jobs=1) keeps the sampler it always had
     return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=TPE_STARTUP_TRIALS, multivariate=True, constant_liar=False, group=False
+        seed=seed, n_startup_trials=TPE_STARTUP_TRIALS, multivariate=True, constant_liar=parallel, group=False
     )
 
 
@@ -183,21 +217,26 @@ def _load_existing(storage, study_name: str):
     return optuna.load_study(study_name=study_name, storage=storage)
 
 
-def best_params(study_name: str, tracking_uri: str | None, variant: str | None = None) -> dict[str, object]:
+def best_params(
+    study_name: str, tracking_uri: str | None, variant: str | None = None, storage_url: str | None = None
+) -> dict[str, object]:
     """The best complete trial's recipe changes (sampled, implied and the sweep's --set), typed for `--set`.
 
     Not the sweep's --epochs or --limit-*: a full run keeps its profile's epochs.
     """
     uri = tracking_uri or store.default_uri()
     path = storage_path(uri)
-    if not path.is_file():
+    if storage_url is None and not path.is_file():
         raise HarnessError(f"no sweep study {study_name!r}: no Optuna storage at {path} (run `harness sweep` first)")
     import optuna
 
-    storage = _storage(path)
+    storage = open_storage(storage_url, uri)
     names = optuna.get_all_study_names(storage)
     if study_name not in names:
-        raise HarnessError(f"unknown sweep study {study_name!r}; {path} has: {', '.join(sorted(names)) or 'none'}")
+        raise HarnessError(
+            f"unknown sweep study {study_name!r}; {storage_label(storage_url, uri)} has: "
+            f"{', '.join(sorted(names)) or 'none'}"
+        )
     study = optuna.load_study(study_name=study_name, storage=storage)
     tuned = study.user_attrs.get("variant")
     if variant is not None and tuned is not None and tuned != variant:
@@ -224,8 +263,13 @@ class TrialFailed(Exception):
     """A trial's training failed (e.g. diverged); recorded as failed, the sweep goes on."""
 
 
-def sweep_command(a: SweepRequest) -> int:
-    """`harness sweep`: run `a.trials` trials into the study, record the best on the parent run, print a summary."""
+def sweep_command(a: SweepRequest, worker_options: Sequence[str] = ()) -> int:
+    """`harness sweep`: run `a.trials` trials into the study, record the best on the parent run, print a summary.
+
+    `--jobs N`: this process opens the study and the parent run, starts N-1 worker processes (`worker_options`:
+    the command line options they repeat) on the same study and parent, runs its own share of the trials, waits for
+    them, then records and prints the whole study. Each worker seeds its own sampler; pruning compares trials of
+    every worker (the median pruner reads the shared storage)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise HarnessError("sweeps run in one process: launch `harness sweep` without torchrun")
     if a.pruner not in PRUNERS:
@@ -258,25 +302,30 @@ def sweep_command(a: SweepRequest) -> int:
     import optuna
 
     exp_id = tracking.experiment_id(uri, runner.experiment_name(base))
-    storage = _storage(storage_path(uri), on_stale=_on_stale(uri, exp_id))
+    storage = open_storage(a.storage, uri, on_stale=_on_stale(uri, exp_id))
     existing = _load_existing(storage, study_name)
     if existing is not None:
         _check_same_study(existing, meta)
         fail_dead_trials(existing, storage, uri, exp_id)
         optuna.storages.fail_stale_trials(existing)
     n_before = len(existing.trials) if existing is not None else 0
-    sampler_seed = a.seed + n_before  # a continued study draws new random trials, not the first ones again
+    # a continued study draws new random trials, not the first ones again; each worker its own draws
+    sampler_seed = a.seed + n_before + 7919 * a.worker_index
+    parallel = a.jobs > 1 or a.storage is not None or a.parent_run_id is not None
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
-        sampler=build_sampler(sampler_seed),
+        sampler=build_sampler(sampler_seed, parallel),
         pruner=pruner,
         direction="maximize",
         load_if_exists=True,
     )
-    if existing is None:
+    if existing is None and a.parent_run_id is None:
         for k, v in meta.items():
             study.set_user_attr(k, v)
+    if a.parent_run_id is not None:  # a worker of a `--jobs` sweep: trials only, the parent records the study
+        _optimize(study, _objective(space, base, a, d, exp_id, a.parent_run_id, study_name), a.trials, a.timeout)
+        return 0
 
     parent = tracking.Tracker.create(
         uri,
@@ -316,7 +365,9 @@ def sweep_command(a: SweepRequest) -> int:
             "limit_val": str(base.limit_val),
             "sets": meta["sets"],
             "trials_before": str(n_before),
-            "optuna_storage": str(storage_path(uri)),
+            "optuna_storage": storage_label(a.storage, uri),
+            "jobs": str(a.jobs),
+            "tpe_constant_liar": str(parallel),
         }
     )
     print(
@@ -327,17 +378,17 @@ def sweep_command(a: SweepRequest) -> int:
     )
 
     objective = _objective(space, base, a, d, exp_id, parent.run_id, study_name)
+    shares = [a.trials // a.jobs + (i < a.trials % a.jobs) for i in range(a.jobs)]
+    workers: list[tuple[subprocess.Popen, Path]] = []
     try:
-        study.optimize(
-            objective,
-            n_trials=a.trials,
-            timeout=a.timeout,
-            n_jobs=1,
-            catch=(TrialFailed,),
-            callbacks=[_print_trial],
-            gc_after_trial=True,
-        )
+        workers = _start_workers(a, shares[1:], worker_options, study_name, parent.run_id)
+        _optimize(study, objective, shares[0], a.timeout)
+        failed = _wait_workers(workers)
+        if failed:
+            print(f"sweep {study_name}: {failed} worker(s) failed: see their logs", file=sys.stderr)
     except BaseException as e:
+        for proc, _ in workers:
+            pool.stop(proc)
         _close_children(uri, exp_id, parent.run_id)
         parent.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -349,7 +400,7 @@ def sweep_command(a: SweepRequest) -> int:
     print(summary_table(study, first_new=n_before))
     print(
         f"\nMLflow: parent run {parent.run_id} in experiment {runner.experiment_name(base)!r} ({uri}); "
-        f"Optuna study {study_name!r} in {storage_path(uri)}"
+        f"Optuna study {study_name!r} in {storage_label(a.storage, uri)}"
     )
     if best is None:
         print(f"No complete trial in study {study_name!r}: nothing to re-run.")
@@ -359,12 +410,53 @@ def sweep_command(a: SweepRequest) -> int:
         f"--data {a.data}" if a.data else "",
         f"--dataset {a.dataset}" if a.dataset else "",
         f"--tracking-uri {a.tracking_uri}" if a.tracking_uri else "",
+        f"--sweep-storage {a.storage}" if a.storage else "",
     ]
     print(
         f"Re-run the best configuration in full: python -m harness run {variant.name} --from-sweep {study_name} "
         + " ".join(x for x in again if x)
     )
     return 0
+
+
+def _optimize(study: optuna.Study, objective, trials: int, timeout: float | None) -> None:
+    if trials > 0:
+        study.optimize(
+            objective,
+            n_trials=trials,
+            timeout=timeout,
+            n_jobs=1,
+            catch=(TrialFailed,),
+            callbacks=[_print_trial],
+            gc_after_trial=True,
+        )
+
+
+def _start_workers(
+    a: SweepRequest, shares: Sequence[int], options: Sequence[str], study_name: str, parent_id: str
+) -> list[tuple[subprocess.Popen, Path]]:
+    """Worker i (1..N-1): `harness sweep NAME` with the same options, its share of the trials, the study's name,
+    its index (its sampler seed) and the parent run; its output in a log beside the store."""
+    logs = store.local_root(a.uri).resolve() / "logs" / parent_id
+    logs.mkdir(parents=True, exist_ok=True)
+    started = []
+    for i, share in enumerate(shares, start=1):
+        if share == 0:
+            continue
+        argv = [sys.executable, "-m", "harness", "sweep", a.name, *options, "--seed", str(a.seed)]
+        argv += ["--trials", str(share), "--study-name", study_name, "--worker-index", str(i)]
+        argv += ["--parent-run-id", parent_id]
+        log = logs / f"sweep-worker-{i}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        print(f"sweep worker {i}: {share} trial(s), log {log}", file=sys.stderr, flush=True)
+        started.append((proc, log))
+    return started
+
+
+def _wait_workers(workers: Sequence[tuple[subprocess.Popen, Path]]) -> int:
+    """Wait for every worker; how many exited with an error."""
+    return sum(proc.wait() != 0 for proc, _ in workers)
 
 
 def _check_same_study(study: optuna.Study, meta: dict[str, object]) -> None:

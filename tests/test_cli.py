@@ -15,7 +15,7 @@ from harness.config import choose_profile
 from harness.errors import HarnessError
 from harness.request import DataRequest, EvalRequest, RunRequest, SweepRequest
 
-SUBCOMMANDS = {"list", "show", "run", "eval", "sweep", "report", "ui", "pca", "prepare", "bench", "analyze"}
+SUBCOMMANDS = {"list", "show", "run", "eval", "sweep", "report", "ui", "pca", "prepare", "bench", "analyze", "server"}
 
 
 def _subcommands(parser) -> set[str]:

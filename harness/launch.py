@@ -1,0 +1,147 @@
+"""`harness run --launcher slurm|local`: one submitit job per (variant, seed), under one parent run.
+
+Issue 16: on a cluster the unit is a Slurm job array, with the engine users already run (submitit) rather than a
+home-made scheduler. Each array task is `runner.run_variants` of one (variant, seed) (`VariantJob`), recorded as a
+child of the batch's parent run. At the time limit (or on preemption) Slurm signals the job; submitit then calls
+`VariantJob.checkpoint`, which requeues the same job, as torchvision's references/classification/
+run_with_submitit.py does. The job needs no state of its own: the harness checkpoints every epoch, and the requeued
+job finds the interrupted run (KILLED, with its checkpoint) and resumes it, in the same MLflow run
+(`runner.decide`). A task with several GPUs, or several nodes, is one data-parallel run: submitit's
+`TorchDistributedEnvironment` exports MASTER_ADDR/PORT, RANK, WORLD_SIZE and LOCAL_RANK (the env:// rendezvous
+torchrun also provides) before `harness.distributed.init`.
+
+`--launcher local` runs the same code through submitit's LocalExecutor (every job at once, on this machine): what
+the tests run here. Nothing here has run on a real Slurm cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from harness import pool, runner, store
+from harness.errors import HarnessError
+from harness.request import RunRequest
+
+Launcher = Literal["local", "slurm"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each array task asks for (`run --partition/--time/--nodes/--gpus-per-node/--array-parallelism`)."""
+
+    partition: str | None = None
+    time_min: int = 24 * 60  # Slurm's --time; the local executor's timeout
+    nodes: int = 1
+    gpus_per_node: int = 0  # one data-parallel rank per GPU; 0: one rank per task (CPU)
+    cpus_per_task: int | None = None
+    array_parallelism: int = 8  # array tasks running at once
+
+    @property
+    def tasks_per_node(self) -> int:
+        return max(1, self.gpus_per_node)
+
+
+@dataclass(frozen=True)
+class VariantJob:
+    """One array task: `harness run VARIANT --seed S` under the batch's parent run, as a picklable callable."""
+
+    req: RunRequest
+
+    def __call__(self) -> list[dict[str, object]]:
+        import submitit
+
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:  # one rank per task: the env:// rendezvous variables torchrun would set
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        if problem := store.shared_sqlite_problem(self.req.uri, os.environ):
+            raise HarnessError(problem)
+        result = runner.run_variants(self.req)
+        return [asdict(o) for o in result.outcomes] if result.is_main else []
+
+    def checkpoint(self, *args: object, **kwargs: object):
+        """submitit calls this on the time-limit (or preemption) signal: requeue the same job. The epoch checkpoint
+        is already on disk; the requeued job resumes from it into the same run."""
+        import submitit
+
+        print(f"{self.req.names[0]} seed {self.req.seed}: requeued after a time-limit signal", file=sys.stderr)
+        return submitit.helpers.DelayedSubmission(VariantJob(self.req))
+
+
+def executor(launcher: Launcher, folder: str, res: Resources):
+    import submitit
+
+    ex = submitit.AutoExecutor(folder=folder, cluster=launcher)
+    params: dict[str, object] = {
+        "timeout_min": res.time_min,
+        "nodes": res.nodes,
+        "tasks_per_node": res.tasks_per_node,
+        "gpus_per_node": res.gpus_per_node,
+        "name": "harness",
+        "slurm_array_parallelism": res.array_parallelism,
+        "slurm_signal_delay_s": 120,  # the checkpoint signal 2 min before the limit: one epoch is already saved
+    }
+    if res.cpus_per_task:
+        params["cpus_per_task"] = res.cpus_per_task
+    if res.partition:
+        params["slurm_partition"] = res.partition
+    ex.update_parameters(**params)
+    return ex
+
+
+def run_launched(req: RunRequest, launcher: Launcher, res: Resources) -> runner.RunResult:
+    """Submit every planned (variant, seed) as one job (a Slurm array), wait for them, gather their outcomes."""
+    if launcher == "slurm" and (problem := store.shared_sqlite_problem(req.uri, {"SLURM_ARRAY_TASK_ID": "0"})):
+        raise HarnessError(problem)
+    if launcher == "local" and res.nodes > 1:
+        raise HarnessError("--launcher local runs on this machine: --nodes must be 1")
+    batch = pool.open_batch(req, f"--launcher {launcher}")
+    folder = store.local_root(req.uri).resolve() / "submitit" / batch.parent.run_id
+    jobs = []
+    try:
+        ex = executor(launcher, str(folder), res)
+        with ex.batch():  # one array on Slurm
+            for r in batch.runs:
+                jobs.append(ex.submit(VariantJob(pool.one_run(req, r.variant, r.seed, batch.parent.run_id))))
+    except Exception as e:  # noqa: BLE001 - no sbatch, a rejected partition, a bad parameter: one line
+        batch.parent.finish("FAILED")
+        why = str(e).strip().splitlines()
+        raise HarnessError(
+            f"--launcher {launcher}: submitting failed: {why[-1] if why else type(e).__name__}"
+        ) from None
+    try:
+        print(
+            f"{len(jobs)} job(s) submitted ({launcher}): {', '.join(j.job_id for j in jobs)}; logs in {folder}",
+            file=sys.stderr,
+            flush=True,
+        )
+        outcomes = [o for r, job in zip(batch.runs, jobs) for o in _outcomes(r.variant, r.seed, job)]
+    except BaseException:  # Ctrl-C or SIGTERM: cancel the jobs (each closes its run KILLED), the parent KILLED
+        for job in jobs:
+            job.cancel(check=False)
+        batch.parent.finish("KILLED")
+        raise
+    result = runner.RunResult(
+        tuple(outcomes),
+        req.uri,
+        batch.experiment,
+        batch.profile,
+        batch.dataset,
+        True,
+        batch.parent.run_id,
+        batch.exp_id,
+    )
+    runner.close_batch_run(req.uri, batch.parent.run_id, outcomes, "FAILED" if result.failed else "FINISHED")
+    return result
+
+
+def _outcomes(variant: str, seed: int, job) -> Sequence[runner.Outcome]:
+    try:
+        return [runner.Outcome(**o) for task in job.results() for o in task]  # rank 0's; other ranks return []
+    except Exception as e:  # noqa: BLE001 - the job failed or was cancelled: this variant failed, not the batch
+        first = str(e).strip().splitlines()
+        why = first[-1] if first else type(e).__name__
+        return [runner.Outcome(variant, "failed", error=f"job {job.job_id}: {why}", seed=seed)]
