@@ -1,4 +1,4 @@
-"""`harness run --launcher slurm|local`: one submitit job per (variant, seed), under one parent run.
+"""`harness run --launcher slurm|local`: one submitit job per (variant, seed), under one batch run.
 
 Issue 16: on a cluster the unit is a Slurm job array, with the engine users already run (submitit) rather than a
 home-made scheduler. Each array task is `runner.run_variants` of one (variant, seed) (`VariantJob`), recorded as a

@@ -628,7 +628,7 @@ class RunResult:
 
 
 def run_variants(req: RunRequest) -> RunResult:
-    """`harness run`: train and record every requested variant (one parent run when there are several)."""
+    """`harness run`: train and record every requested variant (one batch run beside them when there are several)."""
     memory.keep_freed_memory()  # a third faster on the CPU: see harness/memory.py
     d = distributed.init(req.device, req.dist_timeout)
     try:
