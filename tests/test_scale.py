@@ -78,7 +78,7 @@ def test_a_disk_error_on_rank_0_fails_the_variant_on_every_rank_and_the_next_one
 def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_others(
     tmp_path, make_uri, runs, harness_main
 ):
-    """`run --jobs 2`: one parent run, one child per (variant, seed), each child's final metrics equal to the
+    """`run --jobs 2`: one batch run, one run per (variant, seed), each child's final metrics equal to the
     sequential run's; torchvision_alexnet's worker fails (a real disk error: its checkpoint is over the file size
     limit) and the others finish."""
     common = ["--profile", "smoke", "--epochs", "1", "--set", "width=0.25", "--device", "cpu", "--no-report"]
@@ -107,7 +107,8 @@ def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_
             assert got[name].data.metrics[key] == want[name][key], (name, key)
     (parent,) = runs(make_uri(par), kind="batch")
     assert parent.info.status == "FAILED"  # a child failed
-    assert {run.data.tags["mlflow.parentRunId"] for run in got.values()} == {parent.info.run_id}
+    assert {run.data.tags[schema.TAG_BATCH] for run in got.values()} == {parent.info.run_id}
+    assert parent.data.metrics["runs_failed"] == 1 and parent.data.metrics["runs_finished"] == len(got) - 1
     lines = r.stdout.splitlines()
     assert [line.split()[0] for line in lines if line.split()[:1] and line.split()[0] in got] == [
         "torchvision_alexnet",
