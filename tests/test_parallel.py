@@ -7,6 +7,7 @@ import copy
 import os
 import socket
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,13 +43,15 @@ def _close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     assert err <= 1e-4 * scale + 1e-7, f"{what}: max |diff| {err:.3g}, scale {scale:.3g}"
 
 
-def _worker(rank: int, world: int, port: int, checks: tuple[tuple[str, str], ...], width: float) -> None:
+def _worker(rank: int, world: int, port: int, checks: tuple[tuple[str, str], ...], width: float, done: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         for kind, name in checks:
             _check(rank, world, kind, name, width)
+            with open(done, "a") as f:  # what the test counts: every check passed on every rank
+                f.write(f"{rank} {kind} {name}\n")
     finally:
         dist.destroy_process_group()
 
@@ -102,20 +105,29 @@ def _check(rank: int, world: int, kind: str, name: str, width: float) -> None:
         assert torch.equal(back["state"][idx]["momentum_buffer"], st["momentum_buffer"])
 
 
-def _spawn(world: int, checks: tuple[tuple[str, str], ...]) -> None:
+def _spawn(world: int, checks: tuple[tuple[str, str], ...], tmp: Path) -> set[str]:
+    """Run `checks` on `world` gloo ranks (a failed check raises here); the (rank, kind, name) lines they passed."""
     # width 1/8 (the same layers, 1/8 of the maps and units): seconds per check; one process group for all checks
-    mp.spawn(_worker, args=(world, _free_port(), checks, 0.125), nprocs=world, join=True)
+    done = tmp / "done.txt"
+    mp.spawn(_worker, args=(world, _free_port(), checks, 0.125, str(done)), nprocs=world, join=True)
+    return set(done.read_text().splitlines())
+
+
+def _every(world: int, checks: tuple[tuple[str, str], ...]) -> set[str]:
+    return {f"{r} {kind} {name}" for r in range(world) for kind, name in checks}
 
 
 @pytest.mark.slow
-def test_two_ranks_towers_equal_the_groups2_net_and_hybrid_equals_ddp():
+def test_two_ranks_towers_equal_the_groups2_net_and_hybrid_equals_ddp(tmp_path: Path):
     towers = ("alexnet2012", "alexnet2012_conv6", "alexnet2012_no_tower_exchange")
-    _spawn(2, tuple(("towers", n) for n in towers) + (("hybrid", "alexnet2014"),))
+    checks = tuple(("towers", n) for n in towers) + (("hybrid", "alexnet2014"),)
+    assert _spawn(2, checks, tmp_path) == _every(2, checks)
 
 
 @pytest.mark.slow
-def test_four_ranks_towers_on_a_2x2_mesh_and_hybrid_over_4():
-    _spawn(4, (("towers", "alexnet2012"), ("hybrid", "alexnet2014")))
+def test_four_ranks_towers_on_a_2x2_mesh_and_hybrid_over_4(tmp_path: Path):
+    checks = (("towers", "alexnet2012"), ("hybrid", "alexnet2014"))
+    assert _spawn(4, checks, tmp_path) == _every(4, checks)
 
 
 def _meta(name: str) -> nn.Module:
