@@ -358,15 +358,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         f"{url}/#/experiments?{schema.UI_WORKFLOW}",
         flush=True,
     )
-    # Its own process group (session), so that stopping `ui` (Ctrl-C, SIGTERM) stops the server and its workers.
-    server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
-    try:
-        code = server.wait()
-    except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then exit 130 / 143
-        stop_group(server)
-        raise
-    stop_group(server)  # workers the server left behind
-    return code
+    return serve(cmd)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -398,13 +390,19 @@ def cmd_server(args: argparse.Namespace) -> int:
         f"runs log to it with --tracking-uri http://{args.host}:{args.port} (Ctrl-C to stop)",
         flush=True,
     )
+    return serve(cmd)
+
+
+def serve(cmd: list[str]) -> int:
+    """Run `mlflow server` (`ui`, `server`) in its own process group (session) until it exits, or until Ctrl-C or
+    SIGTERM stop it with its workers (then exit 130 / 143)."""
     server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
     try:
         code = server.wait()
-    except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then exit 130 / 143
+    except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then re-raise
         stop_group(server)
         raise
-    stop_group(server)
+    stop_group(server)  # workers the server left behind
     return code
 
 
