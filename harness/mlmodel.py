@@ -1,17 +1,23 @@
 """Final weights as an MLflow model: logged with `mlflow.pytorch.log_model`, registered in the Model Registry, read
 back for `harness eval --model models:/NAME/VERSION`.
 
-The model is saved in MLflow's "pt2" format (`torch.export`): a traced graph and raw tensors, which MLflow loads
-without unpickling anything (`mlflow.pytorch._validate_pt2_archive_is_pickle_free`). The harness reads only its
-weights back (`ExportedProgram.state_dict`) into the variant's own network, so evaluation runs the registry's code, not
-the archive's graph. The run's `checkpoint/final.pt` stays as well (the report and `harness analyze` read it).
+The model is saved in MLflow's "pt2" format (`torch.export`): a zip of a traced graph (JSON) and raw tensor bytes.
+Reading it back never goes through `torch.export.load`: torch's pt2 reader unpickles any weight or constant whose
+entry in the archive's config says `"use_pickle": true` (`torch/export/pt2_archive/_package.py`, `_load_state_dict`,
+`_load_constants`), so an edited archive in a store, or one uploaded to a `harness server`, would run its payload.
+`read_pt2_weights` parses the weights config as JSON, refuses any entry that asks for pickle (and the legacy
+`data/weights/<model>.pt` pickle), and builds each tensor from its raw bytes and recorded shape and strides. Only
+those weights go into the variant's own network, so evaluation runs the registry's code, not the archive's graph.
+The run's `checkpoint/final.pt` stays as well (the report and `harness analyze` read it, `weights_only`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +118,7 @@ class RegisteredWeights:
 
 
 def load_registered(uri: str, model_uri: str) -> RegisteredWeights:
-    """A registered model version's weights, read from its pt2 archive without unpickling (`torch.export.load`)."""
+    """A registered model version's weights, read from its pt2 archive without unpickling (`read_pt2_weights`)."""
     name, version = parse_model_uri(model_uri)
     c = tracking.client(uri)
     try:
@@ -143,8 +149,68 @@ def load_registered(uri: str, model_uri: str) -> RegisteredWeights:
         if not archive.is_file():
             raise HarnessError(f"{model_uri} is not a pt2 model logged by the harness (no data/model.pt2)")
         try:
-            program = torch.export.load(str(archive))
-        except Exception as e:  # noqa: BLE001 - a corrupt archive is one line
-            raise HarnessError(f"{model_uri}: cannot read data/model.pt2: {str(e).splitlines()[0]}") from None
-        state = {k: v.detach().clone() for k, v in program.state_dict.items()}
+            state = read_pt2_weights(archive)
+        except HarnessError as e:
+            raise HarnessError(f"{model_uri}: data/model.pt2 {e}") from None
     return RegisteredWeights(name, str(mv.version), mv.run_id or "", state)
+
+
+def _ints(values: list[dict], what: str) -> list[int]:
+    """A serialized size or stride (`[{"as_int": 4}, ...]`); symbolic entries are not what the harness logs."""
+    try:
+        return [int(v["as_int"]) for v in values]
+    except (KeyError, TypeError, ValueError):
+        raise HarnessError(f"has a non-integer {what} ({values!r:.80})") from None
+
+
+def _weights_config(z: zipfile.ZipFile) -> tuple[str, dict]:
+    """(the folder of the weight files, the parsed `<model>_weights_config.json`) of a pt2 archive."""
+    names = z.namelist()
+    configs = [n for n in names if n.endswith("_weights_config.json") and "/data/weights/" in "/" + n]
+    legacy = [n for n in names if "/data/weights/" in "/" + n and n.endswith(".pt")]
+    if legacy:  # torch's legacy format: the whole state dict as one torch.save pickle
+        raise HarnessError(f"holds pickled weights ({legacy[0]}): refused, the harness never unpickles a model")
+    if len(configs) != 1:
+        raise HarnessError(f"is not a pt2 archive with one model ({len(configs)} weights configs)")
+    folder = configs[0].rpartition("/")[0] + "/"
+    try:
+        config = json.loads(z.read(configs[0]))["config"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise HarnessError(f"has an unreadable weights config: {e}") from None
+    if not isinstance(config, dict):
+        raise HarnessError("has an unreadable weights config (not a mapping)")
+    return folder, config
+
+
+def read_pt2_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The weights of a `torch.export` pt2 archive, by name, read as raw bytes: never unpickled.
+
+    Refuses (HarnessError, one line) an archive any of whose weights asks for pickle, the legacy pickled layout, and
+    anything whose bytes do not match the recorded dtype, shape and strides."""
+    from torch._export.serde.schema import ScalarType
+    from torch._export.serde.serialize import deserialize_scalar_type
+
+    try:
+        z = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise HarnessError(f"is not a readable pt2 archive: {e}") from None
+    state: dict[str, torch.Tensor] = {}
+    with z:
+        folder, config = _weights_config(z)
+        for fqn, meta in config.items():
+            if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
+                raise HarnessError(f"asks to unpickle weight {fqn!r}: refused, the harness never unpickles a model")
+            try:
+                tm = meta["tensor_meta"]
+                dtype = deserialize_scalar_type(ScalarType(int(tm["dtype"])))
+                raw = bytearray(z.read(folder + str(meta["path_name"])))
+            except (KeyError, TypeError, ValueError) as e:
+                raise HarnessError(f"has an unreadable entry for weight {fqn!r}: {e!r:.80}") from None
+            sizes, strides = _ints(tm.get("sizes"), "size"), _ints(tm.get("strides"), "stride")
+            offset = _ints([tm.get("storage_offset")], "storage offset")[0]
+            try:
+                flat = torch.frombuffer(raw, dtype=dtype) if raw else torch.zeros(0, dtype=dtype)
+                state[fqn] = torch.as_strided(flat, sizes, strides, offset).clone()
+            except (RuntimeError, ValueError) as e:
+                raise HarnessError(f"weight {fqn!r} does not match its bytes: {str(e).splitlines()[0]}") from None
+    return state
