@@ -479,8 +479,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} -h`)\n")
 
 
+DESCRIPTION = """\
+Reproduce the AlexNet family (KSH12's two-tower net, the 2014 one-tower net,
+torchvision's AlexNet, ZFNet, the papers' ablations) with the papers' own recipes,
+track every run in MLflow, and write a report that compares what was reproduced
+with what the papers report.
+
+main commands:
+  harness run --all                 every variant on the embedded mnist-clutter
+                                    proxy (CPU, no download), then the report
+  harness prepare --data DIR --out STORE
+                                    an ImageNet-style folder to 256x256 squares
+  harness run NAME --data STORE --dataset-name ILSVRC-2012
+                                    one variant on ImageNet, its paper's recipe
+  harness report                    the markdown report under reports/
+  harness ui                        MLflow's UI on this store
+
+`harness list` names the variants, `harness COMMAND -h` gives a command's
+options, and README.md has a quickstart for a GPU node."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="harness", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered variants with computed and reported parameter counts")
