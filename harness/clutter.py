@@ -6,7 +6,7 @@ from the 4,000 training digits of `mnist5k_split`, validation images from the 1,
 from the same side's digits, so no source digit is shared between train and val. Pure numpy (and PIL for scaling):
 the same arrays on every machine for a given `Layout`.
 
-What was measured to choose the layout is in the README ("The proxy data set").
+What was measured to choose the layout is in docs/proxy.md ("The data set: `mnist-clutter`").
 """
 
 from __future__ import annotations
