@@ -111,3 +111,11 @@ def test_the_checker_finds_a_missing_file_and_a_missing_heading(tmp_path: Path) 
         "page.md:4: other.md#tracking (no heading #tracking in other.md)",
         "page.md:4: fig.png (no such file)",
     ]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """`.ci/run` runs the line after its `# README test command:` comment; the README shows that same command."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    command = ci[ci.index("# README test command:") + 1].strip()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert f"    {command}" in readme, f"README.md does not show .ci/run's test command: {command}"
