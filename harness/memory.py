@@ -12,7 +12,6 @@ recommends jemalloc or tcmalloc for the same reason; mallopt needs no extra pack
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 # <malloc.h>
@@ -25,12 +24,10 @@ def keep_freed_memory() -> bool:
     """Tune glibc malloc (Linux only) so large freed blocks are reused. Returns whether it was applied."""
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # the symbols already loaded into this process, libc's among them (dlopen(NULL)); find_library("c") would
+        # start /sbin/ldconfig at every run's start
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
     return all(

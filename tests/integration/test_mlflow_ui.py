@@ -21,8 +21,8 @@ import pytest
 
 from harness import schema, store, tracking
 from harness.errors import HarnessError
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("alexnet2012", "alexnet2014")
 
 

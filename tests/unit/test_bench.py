@@ -16,6 +16,7 @@ from PIL import Image
 
 import variants
 from harness import bench, flops, photos
+from tests.support import ROOT
 
 # --- harness.photos -------------------------------------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ def test_bench_cuda_without_a_gpu_is_one_line(harness_main) -> None:
 
 @pytest.mark.slow
 def test_gpu_check_script_runs_quick_on_the_cpu_and_writes_its_files(tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu-check.sh"
+    script = ROOT / "scripts" / "gpu-check.sh"
     env = {**os.environ, "QUICK": "1", "OUT": str(tmp_path / "out")}
     proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -20,7 +20,7 @@ from harness.config import resolve
 from harness.errors import HarnessError
 from harness.report import read
 from harness.request import RunRequest
-from tests.conftest import harness_in_process, harness_subprocess, mlflow_runs, store_uri
+from tests.support import harness_in_process, mlflow_runs, store_uri
 from variants import get_variant, list_variants
 
 VARIANT = "torchvision_alexnet"
@@ -333,7 +333,6 @@ def test_schedule_space_gives_multistep_milestones_when_the_recipe_has_none():
 # --- the command line: bad input is one line and exit status 2 ----------------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -347,10 +346,8 @@ def test_schedule_space_gives_multistep_milestones_when_the_recipe_has_none():
     ],
 )
 def test_bad_sweep_input_is_one_line_exit_2(tmp_path, args, message):
-    r = harness_subprocess(
-        "sweep", *args, "--profile", "smoke", "--tracking-uri", store_uri(tmp_path), cwd=tmp_path, timeout=300
-    )
-    assert r.returncode == 2, r.stderr[-2000:]
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+    code, _, err = harness_in_process(["sweep", *args, "--profile", "smoke", "--tracking-uri", store_uri(tmp_path)])
+    assert code == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
     assert not (tmp_path / "mlruns" / "optuna.db").exists()  # nothing recorded for bad input

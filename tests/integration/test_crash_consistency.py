@@ -26,10 +26,9 @@ from mlflow.tracking import MlflowClient
 from harness import checkpoint, locks, schema, sweep
 from harness.config import resolve
 from harness.request import RunRequest
-from tests.conftest import mlflow_runs, store_uri
+from tests.support import ROOT, mlflow_runs, store_uri
 from variants import get_variant
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = os.environ | {"PYTHONPATH": str(ROOT)}  # this checkout's harness in every subprocess, whatever is installed
 VARIANT = "torchvision_alexnet"
 EXPERIMENT = "synthetic-smoke"

@@ -30,9 +30,8 @@ from harness import schema, store
 from harness.config import choose_profile
 from harness.errors import HarnessError
 from harness.request import RunRequest
-from tests.conftest import N_TRAIN, mlflow_runs, store_uri
+from tests.support import N_TRAIN, ROOT, mlflow_runs, store_uri
 
-ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ("torchvision_alexnet", "--profile", "smoke")
 
 

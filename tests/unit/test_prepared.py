@@ -20,7 +20,7 @@ from harness.data import read_square
 from harness.errors import HarnessError
 from harness.prepare import prepare
 from harness.prepared import STORE_VERSION, Manifest, is_store, open_store
-from tests.conftest import photo_crop
+from tests.support import photo_crop
 
 R = 32  # resize: small, so that every test is quick
 

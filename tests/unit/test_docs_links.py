@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 README_MAX_LINES = 200
 
 _FENCE = re.compile(r"^\s*(```|~~~)")

@@ -3,7 +3,6 @@ command line, the proxy's ensemble size for ensemble claims, and a real multi-se
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,12 +12,11 @@ from harness import plan
 from harness.plan import ClaimSeeds, PlannedRun
 from harness.report import compute
 from harness.report.types import EnsembleResult
-from tests.test_verdicts import run
+from tests.unit.test_verdicts import run
 from variants import claims, list_variants
 
 VARIANTS = tuple(list_variants())
 CLAIMS = tuple(claims())
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_seed_table_names_registered_claims_and_variants() -> None:
@@ -100,11 +98,11 @@ def test_run_plan_prints_seeds_and_why(harness_main) -> None:
         (["--seeds", "2", "--seed", "1"], "give either --seed S (one seed) or --seeds N (seeds 0..N-1), not both"),
     ],
 )
-def test_bad_seeds_are_one_line_and_fail(args: list[str], message: str, cli, tmp_path: Path) -> None:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}  # this checkout's harness, whatever is installed
-    r = cli("run", "zfnet", *args, "--no-report", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path, env=env)
-    assert r.returncode != 0 and r.stdout == ""
-    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr
+def test_bad_seeds_are_one_line_and_fail(args: list[str], message: str, harness_main, tmp_path: Path) -> None:
+    code, out, err = harness_main(["run", "zfnet", *args, "--no-report", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "m.db").exists()
 
 
 def test_seed_alone_keeps_its_meaning(harness_main) -> None:

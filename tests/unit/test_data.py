@@ -24,8 +24,8 @@ from harness.data import (
 )
 from harness.errors import HarnessError
 from harness.transforms import EvalTransform, PcaEig, PcaLighting, TrainTransform
-from tests.conftest import N_TRAIN, N_VAL
-from tests.conftest import PHOTO_CLASSES as CLASSES
+from tests.support import N_TRAIN, N_VAL
+from tests.support import PHOTO_CLASSES as CLASSES
 
 SMALL = {"image_size": 56, "resize": 64}  # KSH12 geometry (224 of 256) scaled down to keep the tests fast
 
