@@ -381,7 +381,7 @@ def cpu_model() -> str:
                     return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    return platform.machine() or "unknown"  # platform.processor() would start `uname -p` on Linux
 
 
 # --- what MLflow's UI shows first: data sets, the batch's parent, the report ----------------------------------------

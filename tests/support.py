@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,13 +46,24 @@ def harness_process(
     )
 
 
+_STARTUP_WARNING_FILTERS = list(warnings.filters)  # as a fresh interpreter has them, before pytest records warnings
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's own printing of a warning, to the (redirected) stderr: pytest's recorder would keep it from there."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def harness_in_process(argv: list[str]) -> tuple[int, str, str]:
     """`harness ARGV` through `harness.cli.main` in this process: (exit code, stdout, stderr). An argparse error
-    (SystemExit) gives its exit code, as the command line would."""
+    (SystemExit) gives its exit code, and warnings are printed to stderr under a fresh interpreter's filters, as the
+    command line would."""
     from harness.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.filters[:] = _STARTUP_WARNING_FILTERS
+        warnings.showwarning = _print_warning
         try:
             code = main(argv)
         except SystemExit as e:

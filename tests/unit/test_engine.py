@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,174 +16,9 @@ import variants
 from harness import engine, schema
 from harness.cli import main
 from harness.request import RunRequest
+from tests.support import one_line_error
 from variants import Reported, Variant
 from variants.torchvision_ref import RECIPE as TV_RECIPE
-
-
-@pytest.mark.slow
-def test_proxy_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cli, runs):
-    r = cli(
-        "run",
-        "torchvision_alexnet",
-        "--limit-train",
-        "320",
-        "--limit-val",
-        "100",
-        "--epochs",
-        "2",
-        "--set",
-        "warmup_epochs=0.25",
-        "--tracking-uri",
-        uri,
-        "--no-report",
-        cwd=tmp_path,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "torchvision_alexnet" in r.stdout and "finished" in r.stdout and "MLflow store" in r.stdout
-    (run,) = runs(uri)
-    p, t, m = run.data.params, run.data.tags, run.data.metrics
-    for key in (
-        "lr",
-        "momentum",
-        "weight_decay",
-        "batch_size",
-        "epochs",
-        "schedule",
-        "crop",
-        "seed",
-        "world_size",
-        "dataset",
-        "dataset_fingerprint",
-        "profile",
-        "effective_lr",
-    ):
-        assert key in p, key
-    assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist-clutter"
-    assert t["variant"] == "torchvision_alexnet" and t["paper"] == "TV" and t["profile"] == "proxy"
-    assert t["dataset"] == "mnist-clutter" and t["recipe_modified"] == "true" and t["modified_keys"] == "warmup_epochs"
-    assert p["width"] == "0.25"  # the proxy's quarter-width network
-    for key in ("git_commit", "torch_version", "device"):
-        assert t[key]
-    c = MlflowClient(uri)
-    for key in schema.EPOCH_METRICS:
-        assert [h.step for h in c.get_metric_history(run.info.run_id, key)] == [1, 2], key
-    assert {schema.FINAL_TOP1, schema.FINAL_TOP5, "center_val_top1"} <= set(m)
-    assert "ten_crop_val_top1" not in m and p["test_protocol"] == "center"  # the proxy has no 10-crop test
-    # the final centre-crop numbers are the last epoch's evaluation, not a second pass
-    assert m["center_val_top1"] == c.get_metric_history(run.info.run_id, "val_top1")[-1].value
-    # the proxy's per-step warmup (here a quarter of the first epoch) + linear decay: the epoch-mean lr falls
-    lrs = [h.value for h in c.get_metric_history(run.info.run_id, "lr")]
-    assert p["schedule"] == "warmup_linear" and p["init"] == "he2015" and lrs[1] < lrs[0] < 0.01
-    arts = {a.path for a in c.list_artifacts(run.info.run_id)} | {
-        a.path for d in ("predictions", "checkpoint") for a in c.list_artifacts(run.info.run_id, d)
-    }
-    assert {schema.ART_CONFIG, schema.ART_CURVES, schema.ART_CHECKPOINT, schema.ART_PREDICTIONS} <= arts
-    # the store lives in ./mlruns as SQLite with artifacts beside it
-    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
-    # the same command again skips the finished identical configuration
-    r2 = cli(
-        "run",
-        "torchvision_alexnet",
-        "--limit-train",
-        "320",
-        "--limit-val",
-        "100",
-        "--epochs",
-        "2",
-        "--set",
-        "warmup_epochs=0.25",
-        "--tracking-uri",
-        uri,
-        "--no-report",
-        cwd=tmp_path,
-    )
-    assert r2.returncode == 0 and "skipped" in r2.stdout
-    assert len(runs(uri)) == 1
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "schedule",
-    [
-        [],  # OWT14's MultiStepLR, stepped per epoch
-        ["--set", "schedule=warmup_linear", "--set", "warmup_epochs=0.5"],  # the proxy's, stepped per optimiser step
-    ],
-    ids=["multistep", "warmup_linear"],
-)
-def test_same_seed_same_metrics_and_resume_after_kill(tmp_path, schedule, make_uri, cli, runs):
-    args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "3", "--no-report", *schedule]
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir(), b.mkdir()
-    r = cli(*args, "--tracking-uri", make_uri(a), cwd=a)
-    assert r.returncode == 0, r.stderr[-3000:]
-    # interrupt a second, identical run with SIGKILL once its first checkpoint exists, then run it again
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", *args, "--tracking-uri", make_uri(b)],
-        cwd=b,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 300
-    while not list((b / "mlruns" / "checkpoints").glob("*/last.pt")) and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    (interrupted,) = runs(make_uri(b))
-    assert interrupted.info.status == "RUNNING"
-    r = cli(*args, "--tracking-uri", make_uri(b), cwd=b)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "resuming" in r.stderr
-    (ra,), (rb,) = runs(make_uri(a)), runs(make_uri(b))
-    assert rb.info.run_id == interrupted.info.run_id and rb.info.status == "FINISHED"
-    ca, cb = MlflowClient(make_uri(a)), MlflowClient(make_uri(b))
-    for key in ("val_loss", "train_loss", "val_top1", "lr"):
-        ha = [(h.step, h.value) for h in ca.get_metric_history(ra.info.run_id, key)]
-        hb = sorted({(h.step, h.value) for h in cb.get_metric_history(rb.info.run_id, key)})
-        assert ha == hb, key
-    assert ra.data.metrics[schema.FINAL_TOP1] == rb.data.metrics[schema.FINAL_TOP1]
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes_log_one_run(tmp_path, uri, runs):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "harness",
-        "run",
-        "torchvision_alexnet",
-        "--profile",
-        "smoke",
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
-        "--tracking-uri",
-        uri,
-        "--no-report",
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    runs = runs(uri)
-    assert len(runs) == 1
-    p = runs[0].data.params
-    assert p["world_size"] == "2"
-    # every validation image counted exactly once across the two ranks
-    preds = mlflow.artifacts.download_artifacts(
-        run_id=runs[0].info.run_id,
-        artifact_path=schema.ART_PREDICTIONS,
-        tracking_uri=uri,
-        dst_path=str(tmp_path / "dl"),
-    )
-    import numpy as np
-
-    z = np.load(preds)
-    assert len(z["labels"]) == int(p["val_size"])
-    assert np.allclose(z["probs"].astype(np.float32).sum(1), 1.0, atol=1e-2)
 
 
 def _broken(num_classes: int) -> nn.Module:
@@ -254,67 +84,70 @@ def test_one_failing_variant_does_not_stop_the_others(uri, runs, harness_main):
         (["eval", "zfnet", "--weights", "/nonexistent.pt", "--profile", "smoke"], "not found"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(tmp_path, args, needle, uri, cli):
-    r = cli(*args, "--tracking-uri", uri, cwd=tmp_path, timeout=300)
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    assert needle in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+def test_bad_input_is_one_line_exit_2(tmp_path, args, needle, uri, harness_main, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = harness_main([*args, "--tracking-uri", uri])
+    one_line_error(code, err, needle)
 
 
 @pytest.mark.slow
-def test_empty_data_dir_is_an_error(tmp_path, uri, cli):
+def test_empty_data_dir_is_an_error(tmp_path, uri, harness_main):
     (tmp_path / "empty").mkdir()
-    r = cli("run", "zfnet", "--data", str(tmp_path / "empty"), "--tracking-uri", uri, cwd=tmp_path)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert str(tmp_path / "empty") in r.stderr, r.stderr
+    code, _, err = harness_main(["run", "zfnet", "--data", str(tmp_path / "empty"), "--tracking-uri", uri])
+    one_line_error(code, err, str(tmp_path / "empty"))
 
 
 @pytest.mark.slow
-def test_eval_rejects_a_file_that_is_not_a_state_dict(tmp_path, cli):
+def test_eval_rejects_a_file_that_is_not_a_state_dict(tmp_path, harness_main, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     torch.save({"model": torch.arange(3)}, tmp_path / "w.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
     for f, message in (("w.pt", "is not a state dict for zfnet"), ("junk.pt", "cannot load weights")):
-        r = cli("eval", "zfnet", "--weights", str(tmp_path / f), "--profile", "smoke", cwd=tmp_path)
-        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-        assert message in r.stderr and str(tmp_path / f) in r.stderr, r.stderr
+        code, _, err = harness_main(["eval", "zfnet", "--weights", str(tmp_path / f), "--profile", "smoke"])
+        assert code == 2 and "Traceback" not in err, err
+        assert message in err and str(tmp_path / f) in err, err
 
 
 @pytest.mark.slow
-def test_eval_official_weights_missing_says_where_to_put_them(tmp_path, cli):
-    env = dict(os.environ, TORCH_HOME=str(tmp_path / "hub"))
-    r = cli("eval", "torchvision_alexnet", "--weights", "IMAGENET1K_V1", "--profile", "smoke", cwd=tmp_path, env=env)
-    assert r.returncode == 2
-    assert "alexnet-owt-7be5be79.pth" in r.stderr and str(tmp_path / "hub") in r.stderr
+def test_eval_official_weights_missing_says_where_to_put_them(tmp_path, harness_main, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    code, _, err = harness_main(["eval", "torchvision_alexnet", "--weights", "IMAGENET1K_V1", "--profile", "smoke"])
+    assert code == 2
+    assert "alexnet-owt-7be5be79.pth" in err and str(tmp_path / "hub") in err
 
 
 @pytest.mark.slow
-def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path, uri, cli, runs):
-    r = cli("run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    (run,) = runs(uri)
-    r = cli(
-        "eval",
-        "torchvision_alexnet",
-        "--run-id",
-        run.info.run_id,
-        "--profile",
-        "smoke",
-        "--tta",
-        "center",
-        "--tracking-uri",
-        uri,
-        cwd=tmp_path,
+def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path, uri, harness_main, runs, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = harness_main(
+        ["run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report"]
     )
-    assert r.returncode == 0, r.stderr[-2000:]
-    reported = float(r.stdout.split("top-1 ")[1].split()[0])
+    assert code == 0, err[-2000:]
+    (run,) = runs(uri)
+    code, out, err = harness_main(
+        [
+            "eval",
+            "torchvision_alexnet",
+            "--run-id",
+            run.info.run_id,
+            "--profile",
+            "smoke",
+            "--tta",
+            "center",
+            "--tracking-uri",
+            uri,
+        ]
+    )
+    assert code == 0, err[-2000:]
+    reported = float(out.split("top-1 ")[1].split()[0])
     assert reported == pytest.approx(run.data.metrics["center_val_top1"], abs=1e-3)
     # the checkpoint of another architecture is a clear error
     path = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path=schema.ART_CHECKPOINT, tracking_uri=uri, dst_path=str(tmp_path / "dl")
     )
-    r = cli("eval", "zfnet", "--weights", path, "--profile", "smoke", cwd=tmp_path)
-    assert r.returncode == 2 and "not a state dict for zfnet" in r.stderr
+    code, _, err = harness_main(["eval", "zfnet", "--weights", path, "--profile", "smoke"])
+    assert code == 2 and "not a state dict for zfnet" in err
 
 
 def test_optimizer_param_groups_follow_the_recipe():
@@ -365,32 +198,33 @@ def test_main_returns_2_for_harness_errors(capsys):
 
 
 @pytest.mark.slow
-def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path, photos, uri, cli, runs):
+def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path, photos, uri, harness_main, runs):
     """A paper-profile run on an ImageFolder of real photos (scaled down), with one corrupt JPEG skipped and logged."""
     root = Path(shutil.copytree(photos, tmp_path / "photos"))
     (root / "train" / "china" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    r = cli(
-        "run",
-        "torchvision_alexnet",
-        "--data",
-        str(root),
-        "--dataset-name",
-        "photos",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "6",
-        "--set",
-        "crop=64",
-        "--set",
-        "resize=72",
-        "--tracking-uri",
-        uri,
-        "--no-report",
-        cwd=tmp_path,
+    code, _, err = harness_main(
+        [
+            "run",
+            "torchvision_alexnet",
+            "--data",
+            str(root),
+            "--dataset-name",
+            "photos",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--set",
+            "crop=64",
+            "--set",
+            "resize=72",
+            "--tracking-uri",
+            uri,
+            "--no-report",
+        ]
     )
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "broken.JPEG" in r.stderr
+    assert code == 0, err[-3000:]
+    assert "broken.JPEG" in err
     (run,) = runs(uri)
     assert run.data.tags["profile"] == "paper" and run.data.tags["dataset"] == "imagefolder"
     assert run.data.metrics[schema.SKIPPED_IMAGES] == 1

@@ -99,7 +99,9 @@ def test_run_plan_prints_seeds_and_why(harness_main) -> None:
     ],
 )
 def test_bad_seeds_are_one_line_and_fail(args: list[str], message: str, harness_main, tmp_path: Path) -> None:
-    code, out, err = harness_main(["run", "zfnet", *args, "--no-report", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    code, out, err = harness_main(
+        ["run", "zfnet", *args, "--no-report", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    )
     assert code != 0 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not (tmp_path / "m.db").exists()

@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import torchvision
 
 import variants
 from harness import catalog
+from tests.support import harness_in_process
 from variants.convnet import feature_sizes, init_weights, renorm_filters
 from variants.types import Reported, Variant
 
@@ -229,7 +229,9 @@ def test_claims_refer_to_registered_variants():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=300)
+    """`harness ARGS` in this process, answered as a finished process would be."""
+    code, out, err = harness_in_process(list(args))
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def test_cli_list_json():

@@ -1,26 +1,18 @@
-"""Hostile conditions, with real processes, signals and files (issue 12, items 3 and 7-13): SIGTERM to a run, a sweep
-and the UI; --data under a profile that does not read it; symbolic-link loops; relative SQLite URIs; unreachable and
-read-only stores; bad values and unreadable folders refused with one line and nothing recorded; 16-bit PNGs;
-unreadable-image warnings printed once; the machine each run ran on.
-
-Every subprocess runs this checkout's harness (PYTHONPATH), whatever is installed. Where the tests run as root,
-folders made read-only or unreadable with chmod would not stop the child, so the child drops the two capabilities
-that let root ignore permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) before it starts.
-"""
+"""Hostile input, in process: --data under a profile that does not read it; symbolic-link loops; relative SQLite
+URIs; an unreachable store; bad values refused with one line and nothing recorded; 16-bit PNGs; unreadable-image
+warnings printed once; the machine each run ran on. (SIGTERM is in tests/integration/test_signals.py, unreadable and
+read-only folders in tests/integration/test_unprivileged.py.)"""
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import numpy as np
 import pytest
@@ -30,71 +22,32 @@ from harness import schema, store
 from harness.config import choose_profile
 from harness.errors import HarnessError
 from harness.request import RunRequest
-from tests.support import N_TRAIN, ROOT, mlflow_runs, store_uri
+from tests.support import N_TRAIN, harness_in_process, mlflow_runs, store_uri
 
 SMOKE = ("torchvision_alexnet", "--profile", "smoke")
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return env | {"PYTHONPATH": str(ROOT)} | extra
-
-
-def _drop_root_permissions() -> None:
-    """In the child, before exec: as root, give up the capabilities that bypass file permission bits."""
-    if os.geteuid() != 0:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, out of the bounding set: gone after exec
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    """What the command's environment adds (set for the duration of an in-process call)."""
+    return extra
 
 
 def harness(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, unprivileged: bool = False, timeout: int = 300
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 0
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env or _env(),
-        timeout=timeout,
-        preexec_fn=_drop_root_permissions if unprivileged else None,
-    )
-
-
-def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
-    with open(log, "w") as f:
-        return subprocess.Popen(
-            [sys.executable, "-m", "harness", *args], cwd=cwd, env=_env(), stdout=f, stderr=subprocess.STDOUT
-        )
-
-
-def terminate_once(args: tuple[str, ...], cwd: Path, log_name: str, ready: Callable[[], object], what: str) -> None:
-    """Start `harness ARGS`, send SIGTERM once `ready()` holds: exit 143 and one line, no traceback."""
-    proc = start(*args, cwd=cwd, log=cwd / log_name)
+    """`harness ARGS` in this process, from the folder `cwd` and with `env` set, answered as a finished process."""
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
     try:
-        wait_for(ready, proc, 300, what)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
+        with contextlib.chdir(cwd):
+            code, out, err = harness_in_process(list(args))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    log = (cwd / log_name).read_text()
-    assert "harness: terminated (SIGTERM)" in log and "Traceback" not in log, log[-3000:]
-
-
-def wait_for(condition: Callable[[], object], proc: subprocess.Popen | None, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = condition()
-        if got:
-            return got
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the process ended (status {proc.returncode}) before {what}")
-        time.sleep(0.05)
-    pytest.fail(f"no {what} within {timeout} s")
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return CompletedProcess(list(args), code, out, err)
 
 
 def one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
@@ -115,116 +68,7 @@ def photos_copy(photos: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(photos, tmp_path / "photos"))
 
 
-@pytest.fixture()
-def read_only(tmp_path: Path):
-    """A folder nobody may write (restored afterwards so that pytest can delete it)."""
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    yield folder
-    folder.chmod(0o755)
-
-
 # ---------------------------------------------------------------- 3. SIGTERM
-
-
-@pytest.mark.slow
-def test_sigterm_during_a_run_kills_it_cleanly_and_the_next_run_resumes_it(tmp_path: Path) -> None:
-    uri = store_uri(tmp_path)
-    args = (*SMOKE, "--epochs", "4", "--tracking-uri", uri, "--no-report")
-    checkpoints = tmp_path / "mlruns" / "checkpoints"
-    terminate_once(("run", *args), tmp_path, "first.log", lambda: list(checkpoints.glob("*/last.pt")), "a checkpoint")
-    (run,) = mlflow_runs(uri)
-    assert run.info.status == "KILLED"
-    (ckpt,) = (tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")  # the last whole epoch's checkpoint stays
-
-    r = harness("run", *args, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert f"resuming run {run.info.run_id}" in r.stderr
-    (again,) = mlflow_runs(uri)
-    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
-    from mlflow.tracking import MlflowClient
-
-    steps = sorted(m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "val_top1"))
-    assert steps == [1, 2, 3, 4]
-    assert not ckpt.exists()
-
-
-@pytest.mark.slow
-def test_sigterm_during_a_sweep_closes_the_sweep_and_its_trial(tmp_path: Path) -> None:
-    import optuna
-
-    uri = store_uri(tmp_path)
-    args = ("sweep", *SMOKE, "--trials", "3", "--epochs", "4", "--space", "lr", "--tracking-uri", uri)
-    checkpoints = tmp_path / "mlruns" / "checkpoints"
-    terminate_once(args, tmp_path, "sweep.log", lambda: list(checkpoints.glob("sweep-*-trial-0.pt")), "a trial")
-    (parent,) = mlflow_runs(uri, "sweep")
-    (trial,) = mlflow_runs(uri, "trial")
-    assert parent.info.status == "KILLED" and trial.info.status == "KILLED"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
-    (name,) = optuna.get_all_study_names(storage)
-    states = [t.state for t in optuna.load_study(study_name=name, storage=storage).trials]
-    assert states == [optuna.trial.TrialState.FAIL]  # not left RUNNING
-
-
-def _children(pid: int) -> set[int]:
-    """Every live descendant of `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited (it waits for a parent to collect its status)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
-def test_sigterm_to_ui_stops_the_mlflow_server_and_its_workers(tmp_path: Path) -> None:
-    from mlflow.tracking import MlflowClient
-
-    uri = store_uri(tmp_path)
-    (tmp_path / "mlruns").mkdir()
-    MlflowClient(uri).search_experiments()  # creates the store
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = start("ui", "--port", str(port), "--tracking-uri", uri, cwd=tmp_path, log=tmp_path / "ui.log")
-    family: set[int] = set()
-    try:
-        wait_for(lambda: _listening(port), proc, 180, "MLflow server listening")
-        family = _children(proc.pid)
-        assert family, "the server runs in child processes"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-        wait_for(lambda: not any(_alive(p) for p in family), None, 20, "server processes gone")
-        assert not _listening(port)
-    finally:
-        for pid in [proc.pid, *family]:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-    assert "Traceback" not in (tmp_path / "ui.log").read_text()
 
 
 # ---------------------------------------------------------------- 7. --data under a profile that does not read it
@@ -267,22 +111,6 @@ def test_symlink_loop_visits_each_folder_once_and_warns_once(photos_copy: Path) 
     assert "3 path(s)" in str(linked[0].message) and str(photos_copy / "train") in str(linked[0].message)
     assert len(first.train) == len(second.train) == 3 * N_TRAIN  # not 8 -> 328
     assert len({os.path.realpath(p) for p, _ in first.train.samples}) == len(first.train)
-
-
-@pytest.mark.slow
-def test_unreadable_class_folder_is_one_line_not_no_images(tmp_path: Path, photos_copy: Path) -> None:
-    uri = store_uri(tmp_path)
-    locked = photos_copy / "train" / "flower"
-    locked.chmod(0o000)
-    try:
-        r = harness(
-            "run", *SMOKE, "--dataset", "imagefolder", "--data", str(photos_copy), "--tracking-uri", uri,
-            cwd=tmp_path, unprivileged=True,
-        )  # fmt: skip
-    finally:
-        locked.chmod(0o755)
-    one_line_error(r, f"cannot read folder {locked}: Permission denied")
-    assert nothing_recorded(uri)
 
 
 def test_sixteen_bit_pngs_are_scaled_to_eight_bits(tmp_path: Path) -> None:
@@ -382,22 +210,6 @@ def one_line_error_after_notice(r: subprocess.CompletedProcess, needle: str) -> 
     assert len(errors) == 1 and needle in errors[0], r.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("where", "needle"),
-    [("mlflow.db", "is not writable"), ("sub/mlflow.db", "cannot create the MLflow store folder")],
-)
-def test_sqlite_store_in_a_read_only_folder_fails_within_seconds(
-    tmp_path: Path, read_only: Path, where: str, needle: str
-) -> None:
-    uri = f"sqlite:///{read_only / where}"
-    t0 = time.monotonic()
-    r = harness("run", *SMOKE, "--tracking-uri", uri, cwd=tmp_path, unprivileged=True, timeout=120)
-    one_line_error(r, needle)
-    assert time.monotonic() - t0 < 60
-    assert not list(read_only.iterdir())
-
-
 # ---------------------------------------------------------------- 11. one-line errors, nothing recorded
 
 
@@ -417,14 +229,3 @@ def test_bad_values_are_refused_before_anything_is_recorded(tmp_path: Path, args
     r = harness("run", *SMOKE, *args, "--tracking-uri", uri, cwd=tmp_path)
     one_line_error(r, needle)
     assert nothing_recorded(uri)
-
-
-@pytest.mark.slow
-def test_report_out_onto_a_folder_or_into_a_read_only_folder(tmp_path: Path, read_only: Path) -> None:
-    uri = store_uri(tmp_path)
-    (tmp_path / "a-folder").mkdir()
-    r = harness("report", "--out", str(tmp_path / "a-folder"), "--tracking-uri", uri, cwd=tmp_path)
-    one_line_error(r, f"--out {tmp_path / 'a-folder'} is a folder")
-    r = harness("report", "--out", str(read_only / "r.md"), "--tracking-uri", uri, cwd=tmp_path, unprivileged=True)
-    one_line_error(r, f"cannot write the report into {read_only}")
-    assert not list(read_only.iterdir())
