@@ -107,9 +107,12 @@ def runs() -> Callable[..., list]:
 
 
 @pytest.fixture
-def cli() -> Callable[..., subprocess.CompletedProcess]:
-    """`python -m harness ARGS` in a fresh process (integration and e2e only)."""
-    return support.harness_process
+def cli(request: pytest.FixtureRequest) -> Callable[..., subprocess.CompletedProcess]:
+    """`harness ARGS` answered as a finished process: a fresh `python -m harness` in the process tiers, the same
+    command in this process everywhere else."""
+    if tier(Path(request.node.path)) in PROCESS_TIERS:
+        return support.harness_process
+    return support.harness_here
 
 
 @pytest.fixture

@@ -71,6 +71,24 @@ def harness_in_process(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def harness_here(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """`harness ARGS` in this process, answered as `harness_process` answers: from the folder `cwd`, with `env` as
+    the whole environment for the duration (`timeout` is a process's; here it only keeps the signature)."""
+    saved = dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        with contextlib.chdir(cwd or Path.cwd()):
+            code, out, err = harness_in_process(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 def one_line_error(code: int, stderr: str, needle: str, exit_code: int = 2) -> None:
     """The harness's answer to bad input: exit `exit_code`, one line on stderr naming `needle`, no traceback."""
     assert code == exit_code, (code, stderr[-3000:])

@@ -5,7 +5,6 @@ read-only folders in tests/integration/test_unprivileged.py.)"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -22,32 +21,17 @@ from harness import schema, store
 from harness.config import choose_profile
 from harness.errors import HarnessError
 from harness.request import RunRequest
-from tests.support import N_TRAIN, harness_in_process, mlflow_runs, store_uri
+from tests.support import N_TRAIN, harness_here, mlflow_runs, store_uri
 
 SMOKE = ("torchvision_alexnet", "--profile", "smoke")
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """What the command's environment adds (set for the duration of an in-process call)."""
-    return extra
+    return dict(os.environ) | extra
 
 
-def harness(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 0
-) -> subprocess.CompletedProcess:
-    """`harness ARGS` in this process, from the folder `cwd` and with `env` set, answered as a finished process."""
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        with contextlib.chdir(cwd):
-            code, out, err = harness_in_process(list(args))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return CompletedProcess(list(args), code, out, err)
+def harness(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 0) -> CompletedProcess:
+    return harness_here(*args, cwd=cwd, env=env)
 
 
 def one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:

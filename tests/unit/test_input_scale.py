@@ -3,9 +3,6 @@ values minus the mean in pixel units, 255 * (x - mean), as the 2012 code (convda
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +18,6 @@ from harness.errors import HarnessError
 from harness.request import RunRequest
 from harness.runner import run_input_scale
 from harness.transforms import EvalTransform, PcaLighting, TrainTransform, normalize
-from tests.support import ROOT
 
 PIXEL_MEAN = torch.tensor(MEAN).view(3, 1, 1) * 255  # the mean in pixel units
 SCALE_1_TO_255 = 255 * torch.tensor(STD).view(3, 1, 1)  # 255 * (x - m) = 255 * s * ((x - m) / s), per channel
@@ -126,13 +122,10 @@ def test_set_input_scale_parses_resolves_and_reaches_the_data_spec() -> None:
 
 
 @pytest.mark.slow
-def test_set_input_scale_is_logged_and_eval_uses_the_runs_scale(tmp_path: Path) -> None:
+def test_set_input_scale_is_logged_and_eval_uses_the_runs_scale(tmp_path: Path, cli) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cmd = [sys.executable, "-m", "harness", "run", "alexnet2014", "--profile", "smoke", "--epochs", "1",
-           "--set", "input_scale=255", "--tracking-uri", uri, "--no-report"]  # fmt: skip
-    # this checkout's harness, not whichever one an editable install points at
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    r = cli("run", "alexnet2014", "--profile", "smoke", "--epochs", "1",
+            "--set", "input_scale=255", "--tracking-uri", uri, "--no-report", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     c = MlflowClient(uri)
     (run,) = c.search_runs([e.experiment_id for e in c.search_experiments()],
