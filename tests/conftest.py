@@ -85,9 +85,16 @@ def pytest_configure(config: pytest.Config) -> None:
     import platform
 
     import mlflow  # noqa: F401
-    import torch  # noqa: F401
+    import torch
 
     platform.processor()
+    # pytest-xdist: a worker per core; each worker's torch (and every process it starts, through the environment)
+    # takes its share of the cores instead of all of them, so that two workers do not fight over both
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from harness import checkpoint, locks, schema, sweep
 from harness.config import resolve
 from harness.request import RunRequest
-from tests.support import ROOT, mlflow_runs, store_uri
+from tests.support import ROOT, harness_here, mlflow_runs, store_uri
 from variants import get_variant
 
 ENV = os.environ | {"PYTHONPATH": str(ROOT)}  # this checkout's harness in every subprocess, whatever is installed
@@ -77,9 +77,16 @@ def run_args(uri: str, epochs: int, *extra: str) -> list[str]:
 
 
 def harness(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`harness ARGS` in a process of its own: where another process is the point (a lock, a live owner)."""
     return subprocess.run(
         [sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=timeout
     )
+
+
+def again(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """The next command, after a kill or on a prepared store, in this process (the process that was killed was the
+    point; the one that resumes needs no start-up of its own)."""
+    return harness_here(*args, cwd=cwd)
 
 
 class Background:
@@ -292,7 +299,7 @@ EPOCHS = 3
 def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("uninterrupted")
     uri = store_uri(root)
-    r = harness(run_args(uri, EPOCHS), root)
+    r = again(run_args(uri, EPOCHS), root)
     assert r.returncode == 0, r.stderr[-3000:]
     (run,) = mlflow_runs(uri)
     return uri, run
@@ -300,7 +307,7 @@ def uninterrupted(tmp_path_factory):
 
 def assert_resumes_in_the_same_run(uri: str, root: Path, interrupted, uninterrupted, says: str = "") -> None:
     """The same command again resumes the interrupted run (saying so), finishes it, and matches an uninterrupted run."""
-    r = harness(run_args(uri, EPOCHS), root)
+    r = again(run_args(uri, EPOCHS), root)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resuming run {interrupted.info.run_id}{says}" in r.stderr
     (run,) = mlflow_runs(uri)
@@ -359,7 +366,7 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_configuration_starts_over
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
     (interrupted,) = mlflow_runs(uri)
-    r = harness(run_args(uri, EPOCHS), tmp_path)
+    r = again(run_args(uri, EPOCHS), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     said = [line for line in r.stderr.splitlines() if "cannot be resumed" in line]
     assert len(said) == 1 and "moved to last.pt.corrupt-" in said[0] and interrupted.info.run_id in said[0]
@@ -373,7 +380,7 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_configuration_starts_over
     assert "cannot be resumed" in Path(error).read_text()
     assert new.info.status == "FINISHED"
     assert_same_as_uninterrupted(uri, new, uninterrupted)
-    r = harness(run_args(uri, EPOCHS), tmp_path)  # and the next command skips it
+    r = again(run_args(uri, EPOCHS), tmp_path)  # and the next command skips it
     assert r.returncode == 0 and "skipped" in r.stdout and len(mlflow_runs(uri)) == 2
 
 
@@ -384,15 +391,15 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_configuration_starts_over
 def test_a_failed_run_keeps_its_status_and_end_time(tmp_path):
     uri = store_uri(tmp_path)
     args = run_args(uri, 1, "--set", "lr=1e6")
-    r = harness(args, tmp_path)
+    r = again(args, tmp_path)
     assert r.returncode == 1, r.stderr[-3000:]
     (first,) = mlflow_runs(uri)
     assert first.info.status == "FAILED"
-    r = harness(args, tmp_path)
+    r = again(args, tmp_path)
     assert r.returncode == 1, r.stderr[-3000:]
-    again = {r.info.run_id: r for r in mlflow_runs(uri)}
-    assert len(again) == 2
-    kept = again[first.info.run_id]
+    by_id = {r.info.run_id: r for r in mlflow_runs(uri)}
+    assert len(by_id) == 2
+    kept = by_id[first.info.run_id]
     assert kept.info.status == "FAILED" and kept.info.end_time == first.info.end_time
 
 
@@ -432,7 +439,7 @@ def test_a_running_run_of_a_dead_owner_is_closed_or_trained_again(tmp_path):
     MlflowClient(uri).search_experiments()
     dead = locks.Owner(locks.hostname(), dead_pid()).text()
     with_epochs = _fake_interrupted_run(uri, dead, 1, with_epoch_metric=True)
-    r = harness(run_args(uri, 1), tmp_path)
+    r = again(run_args(uri, 1), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     closed, new = mlflow_runs(uri)
     assert closed.info.run_id == with_epochs and closed.info.status == "KILLED" and new.info.status == "FINISHED"
@@ -441,7 +448,7 @@ def test_a_running_run_of_a_dead_owner_is_closed_or_trained_again(tmp_path):
     (tmp_path / "b" / "mlruns").mkdir(parents=True)
     MlflowClient(uri2).search_experiments()
     empty = _fake_interrupted_run(uri2, dead, 1, with_epoch_metric=False)
-    r = harness(run_args(uri2, 1), tmp_path)
+    r = again(run_args(uri2, 1), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     (run,) = mlflow_runs(uri2)
     assert run.info.run_id == empty and run.info.status == "FINISHED"
@@ -464,7 +471,7 @@ def test_a_sweep_killed_mid_trial_is_cleaned_up_by_the_next_sweep(tmp_path):
     (trial_run,) = mlflow_runs(uri, "trial")
     assert trial_run.info.status == "RUNNING"
 
-    r = harness([*args, "--trials", "1"], tmp_path)
+    r = again([*args, "--trials", "1"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trial 0 of killed was left running by PID" in r.stderr, killed.stderr[-2000:] + r.stderr[-3000:]
     assert not ckpt.exists() and not list(ckpt.parent.glob(f"{ckpt.name}*"))

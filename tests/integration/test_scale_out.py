@@ -175,20 +175,6 @@ def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
     assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
 
 
-@pytest.mark.parametrize(
-    "env",
-    [{"WORLD_SIZE": "16", "LOCAL_WORLD_SIZE": "8", "RANK": "9"}, {"SLURM_ARRAY_TASK_ID": "3"}],
-    ids=["multi-node", "job-array"],
-)
-def test_several_hosts_on_one_sqlite_store_refuse_and_name_the_server(env, uri, harness_main, monkeypatch):
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    code, _, err = harness_main(["run", "ksh12_fig1_relu", "--profile", "smoke", "--tracking-uri", uri])
-    assert code == 2
-    assert "python -m harness server" in err and "--tracking-uri http://" in err
-    assert len(err.strip().splitlines()) == 1
-
-
 @pytest.mark.slow
 def test_two_sweep_workers_on_one_journal_study_run_distinct_trials(tmp_path, uri, runs, cli):
     journal = tmp_path / "shared" / "study.log"

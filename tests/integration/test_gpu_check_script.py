@@ -1,0 +1,29 @@
+"""scripts/gpu-check.sh, the script a lent GPU machine runs, run here in its QUICK mode on the CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import bench
+from tests.support import ROOT
+
+
+@pytest.mark.slow
+def test_gpu_check_script_runs_quick_on_the_cpu_and_writes_its_files(tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "gpu-check.sh"
+    env = {**os.environ, "QUICK": "1", "OUT": str(tmp_path / "out")}
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == {
+        "env.txt", "bench-fp32.json", "bench.txt", "run.log", "mlflow.db", "summary.txt",
+    }  # fmt: skip
+    result = bench.read_json(out / "bench-fp32.json")
+    assert [r.what for r in result.rows][:2] == ["bare loop", "harness step"] and result.header.size == 64
+    assert "alexnet2014" in (out / "run.log").read_text() and "finished" in (out / "run.log").read_text()
+    summary = (out / "summary.txt").read_text()
+    assert "failed steps: none" in summary and "harness step" in summary
