@@ -242,9 +242,7 @@ def _scan_split(root: Path, split: str) -> SplitListing:
     for label, (name, real) in enumerate(zip(classes, reals)):
         found, left_out = _class_images(root, split_dir / name, real, label, seen_files)
         if not found:
-            why = (
-                f"; {len(left_out)} entries left out, e.g. {left_out[0].path}: {left_out[0].reason}" if left_out else ""
-            )
+            why = f"; {len(left_out)} left out, e.g. {left_out[0].path}: {left_out[0].reason}" if left_out else ""
             raise HarnessError(f"class folder {split_dir / name} has no images ({', '.join(IMG_EXTENSIONS)}){why}")
         images += found
         skipped += left_out
