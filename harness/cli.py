@@ -750,9 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="raw",
         help="raw (default): uint8 arrays, fastest to read; jpeg: re-encoded, ~5x smaller, ~20x slower to read",
     )
-    # their ranges: harness.prepare.check_settings, before anything is read or written
+    # --resize's upper bound: harness.prepare.check_settings, before anything is read or written
     p.add_argument("--resize", type=positive_int, default=256, help="shorter side, then the central square (256)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality of --format jpeg, 1..100 (default 95)")
+    p.add_argument("--quality", type=int_range(1, 100), default=95, help="JPEG quality of --format jpeg (default 95)")
     p.add_argument("--workers", type=positive_int, help="decoding threads (default: one per CPU)")
     p.set_defaults(func=cmd_prepare)
     return parser
