@@ -504,22 +504,31 @@ def _open_images(path: Path, fmt: str, n: int, resize: int) -> typing.BinaryIO:
     store fails now, not hours in."""
     if fmt == "jpeg":
         return open(path, "wb")
-    shape = (n, 3, resize, resize)
-    offset = np.lib.format.open_memmap(path, "w+", np.uint8, shape).offset  # writes the header; the data stay unmapped
-    f = open(path, "r+b")
-    size = offset + n * 3 * resize * resize
+    size = n * 3 * resize * resize
     try:
-        os.posix_fallocate(f.fileno(), 0, size)
+        # writes the header and sets the file's length (sparse: the data stay unmapped and unwritten)
+        offset = np.lib.format.open_memmap(path, "w+", np.uint8, (n, 3, resize, resize)).offset
+        f = open(path, "r+b")
+        try:
+            os.posix_fallocate(f.fileno(), 0, offset + size)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EFBIG):
+                f.close()
+                raise
+            # a file system that cannot reserve space: the writes will tell
     except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EFBIG):
-            f.close()
-            raise HarnessError(
-                f"cannot reserve {size / 2**30:.1f} GiB for {path.name} ({n} images of 3x{resize}x{resize} bytes, "
-                f"--resize {resize}): {e.strerror}"
-            ) from None
-        # a file system that cannot reserve space: the writes will tell
+        if e.errno not in (errno.ENOSPC, errno.EFBIG):
+            raise
+        raise HarnessError(
+            f"cannot reserve {_amount(size)} for {path.name} ({n} images of 3x{resize}x{resize} bytes, "
+            f"--resize {resize}): {e.strerror}"
+        ) from None
     f.seek(offset)
     return f
+
+
+def _amount(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
 def _shrink_npy(path: Path, n: int, item_bytes: int) -> None:
