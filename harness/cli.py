@@ -71,8 +71,8 @@ def int_range(lo: int, hi: int, what: str = "") -> typing.Callable[[str], int]:
     return parse
 
 
-port = int_range(1, 65535, "a TCP port")
-seed = int_range(0, 2**63 - 1)  # torch.manual_seed takes at most 64 bits; harness.loader.epoch_seed works mod 2**63 - 1
+tcp_port = int_range(1, 65535, "a TCP port")
+seed_int = int_range(0, 2**63 - 1)  # torch.manual_seed takes 64 bits; harness.loader.epoch_seed works mod 2**63 - 1
 
 
 def positive_float(text: str) -> float:
@@ -123,7 +123,7 @@ def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -
     p.add_argument("--epochs", type=positive_int, help="epochs (default: the profile's or the recipe's)")
     if batch_size:
         p.add_argument("--batch-size", type=positive_int, help="global batch size (all ranks together)")
-    p.add_argument("--seed", type=seed, help="training seed (default 0)")
+    p.add_argument("--seed", type=seed_int, help="training seed (default 0)")
     p.add_argument(
         "--set",
         dest="sets",
@@ -696,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="start the MLflow UI on this store, bound to 127.0.0.1")
-    p.add_argument("--port", type=port, default=store.UI_PORT, help=f"TCP port (default {store.UI_PORT})")
+    p.add_argument("--port", type=tcp_port, default=store.UI_PORT, help=f"TCP port (default {store.UI_PORT})")
     add_store_option(p)
     p.set_defaults(func=cmd_ui)
 
@@ -729,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend-store-uri", help="the store it serves (default: --tracking-uri's, the local SQLite)")
     p.add_argument("--artifacts-destination", help="where it stores uploaded artifacts (default: beside the store)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a cluster)")
-    p.add_argument("--port", type=port, default=5000, help="TCP port (default 5000)")
+    p.add_argument("--port", type=tcp_port, default=5000, help="TCP port (default 5000)")
     p.add_argument("--allowed-hosts", help="Host headers it accepts beyond localhost and private IPs (node names)")
     p.add_argument("--workers", type=positive_int, help="server worker processes (default: MLflow's, 4)")
     p.set_defaults(func=cmd_server)
