@@ -1,8 +1,14 @@
-"""Training checkpoints that load with torch.load(weights_only=True): tensors and plain Python types only."""
+"""Training checkpoints that load with torch.load(weights_only=True): tensors and plain Python types only.
+
+A file is looked at before torch reads it (`_format`): torch.save's zip archive, or its legacy format (a pickle);
+anything else, an empty file included, is "not a checkpoint" in one line, not torch's message about mmap. A file that
+asks to unpickle anything but tensors and plain types is refused (torch's weights-only unpickler), never run.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -76,12 +82,54 @@ def load(path: Path, keep: bool = False) -> dict[str, object]:
     if kept is not None and identity is not None and identity == _identity(path):
         return kept  # type: ignore[return-value]
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise HarnessError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
+        state = _torch_load(path, mmap=False)
+    except _NotLoaded as e:
+        raise HarnessError(f"cannot load checkpoint {path}: {e}") from None
     if keep:
         _KEPT.update(state=state, identity=_identity(path))
     return state
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6 (a zip archive)
+PICKLE_MAGIC = b"\x80"  # torch.save(_use_new_zipfile_serialization=False): a pickle, protocol 2 or later
+
+
+class _NotLoaded(Exception):
+    """Why a file did not load, as the end of a sentence: "not a checkpoint (...)"."""
+
+
+def _torch_load(path: Path, mmap: bool) -> object:
+    """torch.load(weights_only=True) of a file that looks like torch.save's (memory-mapped where its format allows);
+    `_NotLoaded` with one line otherwise."""
+    kind = _format(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and kind == "zip")
+    except pickle.UnpicklingError as e:  # the weights-only unpickler refused a global: nothing of it ran
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise _NotLoaded(
+            "not a weights-only checkpoint (it holds objects other than tensors and plain types, which loading "
+            f"would unpickle and could run code; refused{': ' + lines[1] if len(lines) > 1 else ''})"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - a truncated or corrupt file is one line for the user
+        first = str(e).split(". ")[0].splitlines()  # torch's first sentence: what failed, not its advice
+        raise _NotLoaded(f"not a checkpoint ({first[0].rstrip('.') if first else type(e).__name__})") from None
+
+
+def _format(path: Path) -> str:
+    """ "zip" or "pickle" by the file's first bytes; `_NotLoaded` for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as e:
+        raise _NotLoaded(f"not readable ({e.strerror or e})") from None
+    if not head:
+        raise _NotLoaded("not a checkpoint (an empty file)")
+    if head == ZIP_MAGIC:
+        return "zip"
+    if head[:1] == PICKLE_MAGIC:
+        return "pickle"
+    raise _NotLoaded(f"not a checkpoint ({size} bytes, neither torch.save's zip archive nor its legacy format)")
 
 
 # Where training checkpoints (this harness's, torchvision's references', Lightning-style) keep the weights.
@@ -106,11 +154,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise HarnessError(f"weights file not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is one line for the user
-        raise HarnessError(
-            f"cannot load weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from None
+        obj = _torch_load(path, mmap=True)
+    except _NotLoaded as e:
+        raise HarnessError(f"cannot load weights: {path} is {e}") from None
     state = extract_state_dict(obj)
     if state is None:
         raise HarnessError(f"{path} is not a state dict (a mapping of parameter names to tensors)")

@@ -37,14 +37,42 @@ R = typing.TypeVar("R", bound=DataRequest)
 # --- argument types and shared option groups ------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
+def _int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {value}")
+    return value
+
+
+def int_range(lo: int, hi: int, what: str = "") -> typing.Callable[[str], int]:
+    """An argparse type: an integer in lo..hi (`what` names the unit in the message)."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {what + ' ' if what else ''}in {lo}..{hi}, got {value}")
+        return value
+
+    parse.__name__ = f"integer in {lo}..{hi}"  # argparse names the type in "invalid ... value" messages
+    return parse
+
+
+tcp_port = int_range(1, 65535, "a TCP port")
+seed_int = int_range(0, 2**63 - 1)  # torch.manual_seed takes 64 bits; harness.loader.epoch_seed works mod 2**63 - 1
 
 
 def positive_float(text: str) -> float:
@@ -52,8 +80,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -71,7 +99,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     add_store_option(p)
     p.add_argument(
         "--workers",
-        type=int,
+        type=non_negative_int,
         help="DataLoader worker processes (default: 0 for data in memory, else this process's CPUs - 1, at most 8)",
     )
     p.add_argument(
@@ -95,7 +123,7 @@ def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -
     p.add_argument("--epochs", type=positive_int, help="epochs (default: the profile's or the recipe's)")
     if batch_size:
         p.add_argument("--batch-size", type=positive_int, help="global batch size (all ranks together)")
-    p.add_argument("--seed", type=int, help="training seed (default 0)")
+    p.add_argument("--seed", type=seed_int, help="training seed (default 0)")
     p.add_argument(
         "--set",
         dest="sets",
@@ -233,6 +261,8 @@ def child_options(args: argparse.Namespace) -> list[str]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from harness import runner
 
+    if (args.model or args.run_id) and (problem := store.missing(store.resolve(args.tracking_uri))):
+        raise HarnessError(problem)  # reading a run or a model never creates a store
     outcome = runner.evaluate_weights(request(EvalRequest, args))
     if outcome.is_main:
         print(outcome.line())
@@ -246,9 +276,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if bool(args.run_id) == bool(args.variant):
         raise HarnessError("give a RUN_ID or --variant NAME (its latest finished run), not both or neither")
     uri = store.resolve(args.tracking_uri)
-    path = store.sqlite_path(uri)
-    if path is not None and not path.is_file():
-        raise HarnessError(f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri")
+    if problem := store.missing(uri):
+        raise HarnessError(problem)
     run_id = args.run_id or tracking.latest_finished(uri, args.variant)
     summary = record.analyze_run(uri, run_id, device=args.device)
     print(f"run {run_id}: {len(summary.metrics)} qualitative metrics and {len(summary.artifacts)} artifacts logged "
@@ -352,13 +381,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
+    if problem := store.port_problem("127.0.0.1", args.port):
+        raise HarnessError(problem)
     url = f"http://127.0.0.1:{args.port}"
     print(
         f"MLflow UI on {url} (Ctrl-C to stop); its model-training view of the experiments: "
         f"{url}/#/experiments?{schema.UI_WORKFLOW}",
         flush=True,
     )
-    return serve(cmd)
+    return served(serve(cmd))
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -379,6 +410,8 @@ def cmd_server(args: argparse.Namespace) -> int:
         cmd += ["--allowed-hosts", args.allowed_hosts]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    if problem := store.port_problem(args.host, args.port):
+        raise HarnessError(problem)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"harness: warning: the MLflow server listens on {args.host} without authentication: anyone who reaches "
@@ -390,7 +423,16 @@ def cmd_server(args: argparse.Namespace) -> int:
         f"runs log to it with --tracking-uri http://{args.host}:{args.port} (Ctrl-C to stop)",
         flush=True,
     )
-    return serve(cmd)
+    return served(serve(cmd))
+
+
+def served(code: int) -> int:
+    """The exit status of `ui` and `server` once `mlflow server` has stopped by itself (not by Ctrl-C or SIGTERM,
+    which `serve` turns into 130 / 143): a server that should have run until stopped, so never 0. MLflow exits 0
+    when uvicorn fails to start (a port taken after `port_problem` checked it)."""
+    why = f"exit status {code}" if code else "exit status 0: it failed to start or was stopped from outside"
+    print(f"harness: error: the MLflow server stopped by itself ({why}); its log is above", file=sys.stderr)
+    return code if code > 0 else 1
 
 
 def serve(cmd: list[str]) -> int:
@@ -452,12 +494,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(bench.bench_command(spec, args.json, Path(args.jpegs) if args.jpegs else None))
     return 0
-
-
-def non_negative_int(text: str) -> int:
-    if text.strip() == "0":
-        return 0
-    return positive_int(text)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -584,7 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", type=positive_int, default=24 * 60, metavar="MIN", help="each job's time limit (1440)")
     p.add_argument("--nodes", type=positive_int, default=1, help="nodes per job: one data-parallel run (default 1)")
     p.add_argument(
-        "--gpus-per-node", type=int, default=0, help="GPUs per job and node, one data-parallel rank each (default 0)"
+        "--gpus-per-node",
+        type=non_negative_int,
+        default=0,
+        help="GPUs per job and node, one data-parallel rank each (default 0)",
     )
     p.add_argument("--cpus-per-task", type=positive_int, help="CPUs per rank (data loading workers + 1)")
     p.add_argument("--array-parallelism", type=positive_int, default=8, help="array tasks at once (default 8)")
@@ -637,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="N worker processes on the study (TPE with constant_liar, each its own sampler seed); --trials in all",
     )
-    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # a worker started by --jobs
+    p.add_argument("--worker-index", type=non_negative_int, default=0, help=argparse.SUPPRESS)  # a --jobs worker
     p.add_argument("--parent-run-id", help=argparse.SUPPRESS)  # a worker: the sweep's parent run
     p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
     p.add_argument("--space", default="default", help=f"search space (default: default). {spaces.describe()}")
@@ -677,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="start the MLflow UI on this store, bound to 127.0.0.1")
-    p.add_argument("--port", type=int, default=store.UI_PORT)
+    p.add_argument("--port", type=tcp_port, default=store.UI_PORT, help=f"TCP port (default {store.UI_PORT})")
     add_store_option(p)
     p.set_defaults(func=cmd_ui)
 
@@ -710,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend-store-uri", help="the store it serves (default: --tracking-uri's, the local SQLite)")
     p.add_argument("--artifacts-destination", help="where it stores uploaded artifacts (default: beside the store)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a cluster)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=tcp_port, default=5000, help="TCP port (default 5000)")
     p.add_argument("--allowed-hosts", help="Host headers it accepts beyond localhost and private IPs (node names)")
     p.add_argument("--workers", type=positive_int, help="server worker processes (default: MLflow's, 4)")
     p.set_defaults(func=cmd_server)
@@ -731,8 +770,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="raw",
         help="raw (default): uint8 arrays, fastest to read; jpeg: re-encoded, ~5x smaller, ~20x slower to read",
     )
+    # --resize's upper bound: harness.prepare.check_settings, before anything is read or written
     p.add_argument("--resize", type=positive_int, default=256, help="shorter side, then the central square (256)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality of --format jpeg (default 95)")
+    p.add_argument("--quality", type=int_range(1, 100), default=95, help="JPEG quality of --format jpeg (default 95)")
     p.add_argument("--workers", type=positive_int, help="decoding threads (default: one per CPU)")
     p.set_defaults(func=cmd_prepare)
     return parser

@@ -3,10 +3,19 @@ made RGB, its shorter side resized to `resize` and its central resize x resize p
 (`transforms.prepare_train`, exactly as the folder path does it per epoch), and the patches are written to a store
 that `harness.prepared` reads. Unreadable files are found here, once, and listed in the manifest.
 
-Writing is atomic: the store is built in OUT/.tmp-<pid>, its files are moved up into OUT, and manifest.json comes
-last, so an interrupted run (Ctrl-C, SIGTERM, a full disk) leaves no folder that looks like a store. OUT must be
-absent, empty, or a store of the same unchanged folder with the same settings ("already prepared": nothing to do);
-anything else is refused, never overwritten. A .tmp-<pid> left by a killed run is removed by the next one.
+One writer per destination: `prepare` holds an exclusive lock (`harness.locks.hold` on OUT/.prepare.lock, released
+by the kernel however the process ends) before it looks at OUT, so a second `prepare` into the same OUT is refused
+in one line, never interleaved with the first. Writing is atomic: the store is built in OUT/.tmp-<pid>, its files
+are moved up into OUT, and manifest.json comes last, so an interrupted run (Ctrl-C, SIGTERM, a full disk) leaves no
+folder that looks like a store. OUT must be absent, empty, or a store of the same unchanged folder with the same
+settings ("already prepared": nothing to do); anything else is refused, never overwritten. A .tmp-<pid> left by a
+killed run is removed by the next one (it holds the lock: no other run is writing).
+
+The listing resolves every symbolic link once (`_scan_split`): a class is what its folder resolves to, and what is
+read is what the listing resolved. A link that dangles, loops, or leads out of its class folder into the rest of
+the source folder (another class, the split folder: its images would be labelled with the wrong class) is left out
+and recorded in the manifest's `skipped` with the reason, like an unreadable image. A file link to outside the
+source folder (a subset linked from a full copy) is read; a folder link must stay inside its class folder.
 """
 
 from __future__ import annotations
@@ -16,13 +25,16 @@ import errno
 import hashlib
 import io
 import os
+import re
 import shutil
+import stat
 import sys
 import time
 import typing
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -30,7 +42,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.data import _check_dir, read_square, scan_split
+from harness import locks
+from harness.data import IMG_EXTENSIONS, LAYOUT, _check_dir, _entries, _is_image, read_square
 from harness.errors import HarnessError
 from harness.prepared import (
     FORMATS,
@@ -51,6 +64,19 @@ from harness.prepared import (
 from harness.progress import Progress
 
 TMP_PREFIX = ".tmp-"
+LOCK = ".prepare.lock"  # in OUT: held (flock) by the one `prepare` writing there
+# the largest --resize: 16x KSH12 s2's 256 px; a raw patch is 3 r^2 bytes, 48 MiB per image at 4096 px
+MAX_RESIZE = 4096
+
+
+def check_settings(fmt: str, resize: int, quality: int) -> None:
+    """The store's settings, each refused in one line naming its flag."""
+    if fmt not in FORMATS:
+        raise HarnessError(f"--format: unknown store format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not 1 <= resize <= MAX_RESIZE:
+        raise HarnessError(f"--resize must be 1..{MAX_RESIZE} pixels (KSH12 s2: 256), got {resize}")
+    if not 1 <= quality <= 100:
+        raise HarnessError(f"--quality (JPEG quality) must be in 1..100, got {quality}")
 
 
 def prepare(
@@ -64,27 +90,58 @@ def prepare(
     verbose: bool = True,
 ) -> Manifest:
     """Prepare the store `out` from the ImageNet-style folder `src` (see the module docstring); its manifest."""
-    if fmt not in FORMATS:
-        raise HarnessError(f"unknown store format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if resize < 1:
-        raise HarnessError(f"resize must be a positive number of pixels, got {resize}")
-    if not 1 <= quality <= 100:
-        raise HarnessError(f"JPEG quality must be in 1..100, got {quality}")
+    check_settings(fmt, resize, quality)
     start = time.monotonic()
     root = _check_dir(Path(src), "imagefolder").resolve()
-    scans = {split: scan_split(root / split) for split in SPLITS}  # the listing only: nothing decoded yet
-    classes = scans["train"][0]
-    if scans["val"][0] != classes:
-        only_t = sorted(set(classes) - set(scans["val"][0]))[:5]
-        only_v = sorted(set(scans["val"][0]) - set(classes))[:5]
+    out = Path(out).expanduser().absolute()
+    for split in SPLITS:
+        if out.resolve().is_relative_to((root / split).resolve()):
+            raise HarnessError(f"--out {out} is inside {root / split}: it would be read as a class folder")
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True)
+        made_out = True
+    except FileExistsError:
+        made_out = False
+    except OSError as e:
+        raise HarnessError(f"cannot write the store {out}: {e.strerror or e}") from None
+    try:
+        with contextlib.ExitStack() as held:
+            _lock(held, out)
+            return _prepare_locked(root, out, start, resize, fmt, quality, workers, verbose)
+    except BaseException:
+        if made_out:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # made by this run, and empty again (the lock's file went with the lock)
+        raise
+
+
+def _lock(held: contextlib.ExitStack, out: Path) -> None:
+    """Hold OUT's lock in `held`; another `prepare` holding it is one line. A folder where the lock file cannot be
+    made (read-only) is not locked: nothing can be written there, it can only be found already prepared."""
+    try:
+        held.enter_context(locks.hold(out / LOCK, f"--out {out}"))
+    except locks.Busy as e:
+        who = e.holder.describe() if e.holder else "another process"
+        raise HarnessError(f"{out} is being prepared by {who} (lock {out / LOCK}); wait for it to finish") from None
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise HarnessError(f"cannot write the store {out}: {e.strerror or e}") from None
+
+
+def _prepare_locked(
+    root: Path, out: Path, start: float, resize: int, fmt: str, quality: int, workers: int | None, verbose: bool
+) -> Manifest:
+    listings = {split: _scan_split(root, split) for split in SPLITS}  # the listing only: nothing decoded yet
+    classes = listings["train"].classes
+    if listings["val"].classes != classes:
+        only_t = sorted(set(classes) - set(listings["val"].classes))[:5]
+        only_v = sorted(set(listings["val"].classes) - set(classes))[:5]
         raise HarnessError(
             f"train/ and val/ in {root} have different classes: only in train {only_t}, only in val {only_v}"
         )
-    out = Path(out).expanduser().absolute()
-    for split in SPLITS:
-        if out.resolve().is_relative_to(root / split):
-            raise HarnessError(f"--out {out} is inside {root / split}: it would be read as a class folder")
-    listing = _listing_digest(root, [p for split in SPLITS for p, _ in scans[split][1]])
+    listing = _listing_digest(root, listings)
     kept_quality = quality if fmt == "jpeg" else None  # raw stores no JPEG: its quality is no setting
     existing = _check_out(out, str(root), listing, (fmt, resize, kept_quality))
     if existing is not None:
@@ -93,9 +150,8 @@ def prepare(
         return existing
 
     tmp = out / f"{TMP_PREFIX}{os.getpid()}"
-    made_out = not out.exists()
     try:
-        tmp.mkdir(parents=True)
+        tmp.mkdir()
     except OSError as e:
         raise HarnessError(f"cannot write the store {out}: {e.strerror or e}") from None
     moved: list[Path] = []
@@ -103,9 +159,7 @@ def prepare(
         n_workers = workers or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=n_workers) as pool:  # PIL releases the GIL to decode and resize
             splits = {
-                split: _write_split(
-                    pool, n_workers, tmp, root, split, scans[split][1], len(classes), resize, fmt, quality, verbose
-                )
+                split: _write_split(pool, n_workers, tmp, root, split, listings[split], resize, fmt, quality, verbose)
                 for split in SPLITS
             }
         manifest = Manifest(
@@ -132,9 +186,6 @@ def prepare(
         for path in reversed(moved):
             path.unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        if made_out:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # made by this run, and empty again
         if isinstance(e, OSError):
             raise HarnessError(f"cannot write the store {out}: {e.strerror or e}") from None
         raise
@@ -146,11 +197,161 @@ def prepare(
     return manifest
 
 
-def _listing_digest(root: Path, paths: Iterable[str]) -> str:
+# --- the listing: links resolved once --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)  # one per image: 1.28M for ILSVRC-2012's train
+class Listed:
+    path: str  # absolute, as listed under the source folder (through any links): what the manifest names
+    real: str  # what it resolves to, resolved once here: the file that is stat'ed and read
+    label: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class SplitListing:
+    classes: list[str]
+    images: list[Listed]  # class by class, each class's in path order
+    skipped: list[Skipped]  # entries left out while listing (links), paths relative to the source folder
+
+
+def _scan_split(root: Path, split: str) -> SplitListing:
+    """Class folders (sorted names; links resolved) and their images, as `harness.data.scan_split` lists them, with
+    every link resolved once and those that dangle, loop or leave their class folder left out with a reason."""
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise HarnessError(f"{root} has no {split}/ folder; {LAYOUT}")
+    classes: list[str] = []
+    reals: list[str] = []
+    skipped: list[Skipped] = []
+    for entry in sorted(_entries(split_dir), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        real, why = _resolve(entry.path)
+        if real is None:
+            skipped.append(Skipped(_rel(root, entry.path), f"{why}: not read as a class folder"))
+        elif os.path.isdir(real):
+            classes.append(entry.name)
+            reals.append(real)
+    if not classes:
+        raise HarnessError(f"{split_dir} has no class folders; {LAYOUT}")
+    _check_disjoint(split_dir, classes, reals)
+    images: list[Listed] = []
+    seen_files: dict[str, str] = {}  # real path -> the listed path that took it, across the split's classes
+    for label, (name, real) in enumerate(zip(classes, reals)):
+        found, left_out = _class_images(root, split_dir / name, real, label, seen_files)
+        if not found:
+            why = f"; {len(left_out)} left out, e.g. {left_out[0].path}: {left_out[0].reason}" if left_out else ""
+            raise HarnessError(f"class folder {split_dir / name} has no images ({', '.join(IMG_EXTENSIONS)}){why}")
+        images += found
+        skipped += left_out
+    return SplitListing(classes, images, skipped)
+
+
+def _check_disjoint(split_dir: Path, classes: list[str], reals: list[str]) -> None:
+    """No two class folders resolve to one folder or one inside the other (its images would be in both)."""
+    owner = {}
+    for name, real in zip(classes, reals):
+        if real in owner:
+            raise HarnessError(f"class folders {split_dir / owner[real]} and {split_dir / name} are the same folder")
+        owner[real] = name
+    for name, real in zip(classes, reals):
+        for parent in Path(real).parents:
+            if str(parent) in owner:
+                raise HarnessError(
+                    f"class folder {split_dir / name} resolves to {real}, inside class folder "
+                    f"{split_dir / owner[str(parent)]}: its images would be in both classes"
+                )
+
+
+def _class_images(
+    root: Path, class_dir: Path, class_real: str, label: int, seen_files: dict[str, str]
+) -> tuple[list[Listed], list[Skipped]]:
+    """The images under one class folder (links followed once, each real folder and file listed once) and the
+    entries left out; depth first, plain entries before links (the real name of a folder wins over a link to it)."""
+    found: list[Listed] = []
+    skipped: list[Skipped] = []
+    seen_dirs = {class_real: str(class_dir)}
+    stack = [(str(class_dir), class_real)]
+    while stack:
+        folder, real_folder = stack.pop()
+        subdirs = []
+        for entry in sorted(_entries(folder), key=lambda e: (e.is_symlink(), e.name)):
+            rel = _rel(root, entry.path)
+            link = entry.is_symlink()
+            if link:
+                real, why = _resolve(entry.path)
+                if real is None:
+                    skipped.append(Skipped(rel, why))
+                    continue
+            else:
+                real = os.path.join(real_folder, entry.name)
+            try:
+                st = os.stat(real)
+            except OSError as e:
+                skipped.append(Skipped(rel, f"cannot stat: {e.strerror or e}"))
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if not is_dir and not _is_image(entry.name):
+                continue
+            if link and not _inside(real, class_real) and (is_dir or _inside(real, str(root))):
+                where = _rel(root, real) if _inside(real, str(root)) else real
+                skipped.append(Skipped(rel, f"a symbolic link out of its class folder {_rel(root, class_dir)} (to "
+                                            f"{where}): not listed under this class"))  # fmt: skip
+                continue
+            if is_dir:
+                if real in seen_dirs:
+                    loop = _inside(real_folder, real)
+                    why = "a symbolic link loop: it leads back to" if loop else "a second path to the folder"
+                    skipped.append(Skipped(rel, f"{why} {_rel(root, seen_dirs[real])}"))
+                    continue
+                seen_dirs[real] = entry.path
+                subdirs.append((entry.path, real))
+            else:
+                if not stat.S_ISREG(st.st_mode):
+                    skipped.append(Skipped(rel, "not a regular file"))
+                elif real in seen_files:
+                    skipped.append(Skipped(rel, f"the same file as {_rel(root, seen_files[real])}"))
+                else:
+                    seen_files[real] = entry.path
+                    found.append(Listed(entry.path, real, label, st.st_size, st.st_mtime_ns))
+        stack.extend(reversed(subdirs))  # depth first, in name order
+    found.sort(key=lambda x: x.path)  # the order `harness.data.scan_split` gives
+    return found, sorted(skipped, key=lambda s: s.path)
+
+
+def _resolve(path: str) -> tuple[str, None] | tuple[None, str]:
+    """(the real path, None), or (None, why it does not resolve): a missing target or a loop."""
+    try:
+        return os.path.realpath(path, strict=True), None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None, "a loop of symbolic links (it never reaches a file or folder)"
+        if isinstance(e, FileNotFoundError):
+            with contextlib.suppress(OSError):
+                return None, f"a symbolic link to {os.readlink(path)!r}, which does not exist"
+        return None, f"cannot resolve: {e.strerror or e}"
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _rel(root: Path, path: str | Path) -> str:
+    return Path(path).relative_to(root).as_posix()
+
+
+def _listing_digest(root: Path, listings: dict[str, SplitListing]) -> str:
+    """sha256 prefix of (relative path, size, mtime) of every listed image, then every left-out entry and why: a
+    link that dangles today and resolves tomorrow changes the listing."""
     h = hashlib.sha256()
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"{Path(p).relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    for split in SPLITS:
+        for x in listings[split].images:
+            h.update(f"{_rel(root, x.path)}\t{x.size}\t{x.mtime_ns}\n".encode())
+    for split in SPLITS:
+        for k in listings[split].skipped:
+            h.update(f"{k.path}\tleft out\t{k.reason}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -164,11 +365,9 @@ def _check_out(out: Path, source: str, listing: str, settings: tuple[str, int, i
         entries = list(out.iterdir())
     except OSError as e:
         raise HarnessError(f"cannot read --out {out}: {e.strerror or e}") from None
-    for entry in [e for e in entries if e.name.startswith(TMP_PREFIX)]:
-        pid = entry.name[len(TMP_PREFIX) :]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            raise HarnessError(f"{out} is being prepared by process {pid} (its {entry.name} is there)")
-        shutil.rmtree(entry, ignore_errors=True)  # left by a run that was killed
+    for entry in [e for e in entries if e.name.startswith(TMP_PREFIX) or e.name == LOCK]:
+        if entry.name != LOCK:
+            shutil.rmtree(entry, ignore_errors=True)  # left by a run that was killed: this one holds the lock
         entries.remove(entry)
     if not entries:
         return None
@@ -190,16 +389,6 @@ def _check_out(out: Path, source: str, listing: str, settings: tuple[str, int, i
         )
     open_store(out)  # its files are all there and of the right size
     return have
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync(path: Path) -> None:
@@ -226,7 +415,16 @@ def _load(path: str, resize: int, fmt: str, quality: int) -> np.ndarray | bytes 
         img.save(buf, "JPEG", quality=quality, subsampling=0)
         return buf.getvalue()
     except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad data
-        return Skipped(path, f"{type(e).__name__}: {e}".replace("\n", " "))
+        return Skipped(path, reason(e))
+
+
+_ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>|\s+at 0x[0-9a-fA-F]+")  # `<_io.BytesIO object at 0x7f...>`
+
+
+def reason(e: BaseException) -> str:
+    """Why an image was left out, in one line, without object addresses (PIL names the buffer it read: the same
+    file gives the same reason in every run)."""
+    return _ADDRESS.sub("", f"{type(e).__name__}: {e}".replace("\n", " "))
 
 
 def _ordered(pool: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator:
@@ -246,14 +444,14 @@ def _write_split(
     tmp: Path,
     root: Path,
     split: str,
-    samples: list[tuple[str, int]],
-    n_classes: int,
+    listing: SplitListing,
     resize: int,
     fmt: str,
     quality: int,
     verbose: bool,
 ) -> tuple[SplitManifest, str, np.ndarray]:
-    """Decode and write one split in scan order; its manifest entry, sha256 of the stored image bytes, labels."""
+    """Decode and write one split in listing order; its manifest entry, sha256 of the stored image bytes, labels."""
+    samples = listing.images
     image_path = tmp / images_file(split, fmt)
     patch = 3 * resize * resize
     f = _open_images(image_path, fmt, len(samples), resize)
@@ -264,19 +462,19 @@ def _write_split(
     skipped: list[Skipped] = []
     progress = Progress(f"prepare {split}", len(samples), enabled=verbose)
     try:
-        jobs = [(p, resize, fmt, quality) for p, _ in samples]
+        jobs = [(x.real, resize, fmt, quality) for x in samples]  # the file the listing resolved, read once
         started = time.monotonic()
-        for (path, label), result in zip(samples, _ordered(pool, _load, jobs, 4 * n_workers)):
+        for x, result in zip(samples, _ordered(pool, _load, jobs, 4 * n_workers)):
             progress.update(1, ips=(progress.done + 1) / max(time.monotonic() - started, 1e-9))
             if isinstance(result, Skipped):
-                skipped.append(Skipped(Path(path).relative_to(root).as_posix(), result.reason))
+                skipped.append(Skipped(_rel(root, x.path), result.reason))
                 continue
             data = np.ascontiguousarray(result.transpose(2, 0, 1)).data if fmt == "raw" else result  # raw: HWC -> CHW
             f.write(data)  # plain writes, not a memmap: a full disk is an OSError, not a SIGBUS
             h.update(data)
             offsets.append(offsets[-1] + len(data))
-            labels.append(label)
-            files.append(Path(path).relative_to(root).as_posix())
+            labels.append(x.label)
+            files.append(_rel(root, x.path))
     finally:
         f.close()
         progress.close(f"{len(labels)} images, {len(skipped)} skipped")
@@ -292,9 +490,9 @@ def _write_split(
         written.append(offsets_file(split))
     entry = SplitManifest(
         count=len(labels),
-        per_class=tuple(np.bincount(y, minlength=n_classes).tolist()),
+        per_class=tuple(np.bincount(y, minlength=len(listing.classes)).tolist()),
         files=tuple(files),
-        skipped=tuple(skipped),
+        skipped=tuple(sorted(listing.skipped + skipped, key=lambda k: k.path)),
         nbytes=sum((tmp / name).stat().st_size for name in written),
     )
     return entry, h.hexdigest(), y
@@ -306,18 +504,31 @@ def _open_images(path: Path, fmt: str, n: int, resize: int) -> typing.BinaryIO:
     store fails now, not hours in."""
     if fmt == "jpeg":
         return open(path, "wb")
-    shape = (n, 3, resize, resize)
-    offset = np.lib.format.open_memmap(path, "w+", np.uint8, shape).offset  # writes the header; the data stay unmapped
-    f = open(path, "r+b")
+    size = n * 3 * resize * resize
     try:
-        os.posix_fallocate(f.fileno(), 0, offset + n * 3 * resize * resize)
+        # writes the header and sets the file's length (sparse: the data stay unmapped and unwritten)
+        offset = np.lib.format.open_memmap(path, "w+", np.uint8, (n, 3, resize, resize)).offset
+        f = open(path, "r+b")
+        try:
+            os.posix_fallocate(f.fileno(), 0, offset + size)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EFBIG):
+                f.close()
+                raise
+            # a file system that cannot reserve space: the writes will tell
     except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EFBIG):
-            f.close()
+        if e.errno not in (errno.ENOSPC, errno.EFBIG):
             raise
-        # a file system that cannot reserve space: the writes will tell
+        raise HarnessError(
+            f"cannot reserve {_amount(size)} for {path.name} ({n} images of 3x{resize}x{resize} bytes, "
+            f"--resize {resize}): {e.strerror}"
+        ) from None
     f.seek(offset)
     return f
+
+
+def _amount(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
 def _shrink_npy(path: Path, n: int, item_bytes: int) -> None:

@@ -89,6 +89,15 @@ def shared_sqlite_problem(uri: str, env: Mapping[str, str]) -> str | None:
     )
 
 
+def missing(uri: str) -> str | None:
+    """Why a command that only reads the store cannot (`eval --model`/`--run-id`, `analyze`): a SQLite store whose
+    file is not there, which MLflow would create empty. None for a store that exists, or a remote one."""
+    path = sqlite_path(uri)
+    if path is None or path.is_file():
+        return None
+    return f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri"
+
+
 CONNECT_TIMEOUT_S = 5.0  # how long `problem` waits for a remote store before saying it cannot be reached
 
 
@@ -136,6 +145,30 @@ def _http_problem(uri: str, timeout: float) -> str | None:
 
 
 UI_PORT = 5000  # `harness ui`'s default port
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why a server cannot listen on host:port, in one line, or None: checked by binding it (as uvicorn will, with
+    SO_REUSEADDR) and letting go, so that a busy port is an error before `mlflow server` starts (that logs "Address
+    already in use" and exits 0)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as e:
+        return f"cannot listen on --host {host}: {getattr(e, 'strerror', None) or e}"
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use (another server?): stop it or choose another --port"
+            if e.errno == errno.EADDRNOTAVAIL:
+                return f"cannot listen on --host {host}: not an address of this machine"
+            return f"cannot listen on {host}:{port}: {e.strerror or e}"
+    return None
 
 
 def ui_url(uri: str) -> str:

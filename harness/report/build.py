@@ -3,8 +3,10 @@ glue."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -176,7 +178,11 @@ def generate_report(
     with artifacts(tracking_uri) as reader:
         ensembles = tuple(compute_ensembles(reader, variants, rows, all_claims))
         comparisons = compute.compare_all(variants, rows, ensembles)
-        figs = draw_figures(reader, rows, comparisons, out.parent / f"{out.stem}_figures")
+        fig_dir = out.parent / f"{out.stem}_figures"
+        try:
+            figs = draw_figures(reader, rows, comparisons, fig_dir)
+        except OSError as e:  # a full disk, a folder removed meanwhile
+            raise HarnessError(f"cannot write the report's figures into {fig_dir}: {e.strerror or e}") from None
         profiles = profile_deviations(reader, rows)
         sweeps = sweep_rows(reader, tracking_uri, experiments, rows)
     inputs = ReportInputs(
@@ -219,3 +225,23 @@ def check_out(out: Path) -> None:
         raise HarnessError(f"cannot put the report's figures in {figs}: a file of that name is in the way")
     if figs.is_dir() and not os.access(figs, os.W_OK | os.X_OK):
         raise HarnessError(f"cannot write the report's figures into {figs}: the folder is not writable")
+    _try_writing(out, figs)
+
+
+def _try_writing(out: Path, figs: Path) -> None:
+    """`os.access` is not the file system's answer (root passes it everywhere, /proc and read-only mounts refuse
+    anyway): make a file beside `out` and the figures folder, as the report will, and remove what this made."""
+    try:
+        fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise HarnessError(f"cannot write the report {out}: {e.strerror or e}") from None
+    if figs.is_dir():
+        return
+    try:
+        figs.mkdir()
+    except OSError as e:
+        raise HarnessError(f"cannot make the report's figures folder {figs}: {e.strerror or e}") from None
+    with contextlib.suppress(OSError):
+        figs.rmdir()
