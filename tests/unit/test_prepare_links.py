@@ -23,7 +23,7 @@ from harness import locks
 from harness.errors import HarnessError
 from harness.prepare import LOCK, MAX_RESIZE, prepare
 from harness.prepared import Manifest, open_store
-from tests.conftest import photo_crop
+from tests.support import photo_crop
 
 R = 16  # resize: small, so that every test is quick
 CLASSES = ("cat", "dog")

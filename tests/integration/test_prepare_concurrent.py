@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from harness.prepared import open_store
+from tests.support import ROOT
 from tests.test_prepare_links import write_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 TRIES = 4
 SIZES = (16, 24)  # each process's --resize
 

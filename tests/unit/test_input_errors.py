@@ -24,7 +24,7 @@ import torch
 
 from harness import checkpoint, cli
 from harness.errors import HarnessError
-from tests.conftest import store_uri
+from tests.support import store_uri
 
 
 def parse_error(argv: list[str]) -> str:

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import store_uri
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT, store_uri
 
 
 @pytest.mark.slow

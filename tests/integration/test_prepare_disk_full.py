@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
 from tests.test_prepare_links import write_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 64 * 1024  # bytes a file may have: less than 3 images of 3x128x128
 
 CHILD = f"""
