@@ -395,8 +395,11 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def serve(cmd: list[str]) -> int:
     """Run `mlflow server` (`ui`, `server`) in its own process group (session) until it exits, or until Ctrl-C or
-    SIGTERM stop it with its workers (then exit 130 / 143)."""
-    server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    SIGTERM stop it with its workers (then exit 130 / 143); killed outright, this process takes the group with it
+    (`harness.lifeline`)."""
+    from harness import lifeline
+
+    server = lifeline.popen(cmd, env=os.environ.copy())
     try:
         code = server.wait()
     except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then re-raise
