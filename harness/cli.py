@@ -389,8 +389,9 @@ def cmd_server(args: argparse.Namespace) -> int:
     if args.auth:
         cmd += ["--app-name", "basic-auth"]
         print(
-            "basic auth: requests need a user and password (runs: MLFLOW_TRACKING_USERNAME/PASSWORD); users other "
-            f"than the admin only read; users file {env['MLFLOW_AUTH_CONFIG_PATH']}",
+            "basic auth: requests need a user and password (runs: MLFLOW_TRACKING_USERNAME/PASSWORD); users the "
+            "admin creates read everything and change only what they create; configuration "
+            f"{env['MLFLOW_AUTH_CONFIG_PATH']}",
             file=sys.stderr,
         )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -722,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth",
         action="store_true",
         help="require a user and password (MLflow's basic-auth app, the `auth` extra); users other than the admin "
-        "only read. The admin's password (first start only): MLFLOW_AUTH_ADMIN_PASSWORD or --admin-password-file",
+        "read everything and change only what they create. The admin's password (first start only): "
+        "MLFLOW_AUTH_ADMIN_PASSWORD or --admin-password-file",
     )
     p.add_argument("--admin-password-file", type=Path, help="with --auth: a file whose first line is the password")
     p.set_defaults(func=cmd_server)
