@@ -127,3 +127,18 @@ def test_killing_a_sweep_stops_its_worker(tmp_path, uri, runs):
     _until(lambda: len(_variant_runs(uri, lambda u: runs(u, kind="trial"))) == 2, proc, tmp_path)  # both trials
     started, survivors, took = _kill9(proc, mark)
     assert started >= 2 and survivors == [], (survivors, took)  # the watcher and the worker
+
+
+def test_an_exited_owner_nobody_reaped_counts_as_gone():
+    """A parent killed by kill -9 stays a zombie until its own parent reaps it: its children must not wait for that."""
+    from harness import locks
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = locks.Owner(locks.hostname(), child.pid, locks.process_start(child.pid))
+    deadline = time.monotonic() + 60
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not reaped (no wait() yet)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert locks.alive(owner) is False
+    child.wait()
+    assert locks.alive(owner) is False
