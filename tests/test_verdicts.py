@@ -155,29 +155,32 @@ def test_proxy_equivalence_is_inconclusive_and_outside_the_family() -> None:
     eq, lrn = compute.verdicts(
         [ClaimTest("equivalence", 1.0, True, diff(0.0)), ClaimTest("difference", LRN, True, diff(-1.5))]
     )
-    assert eq[0] == "inconclusive" and lrn[0] == "supported" and "2 one-sided tests" in lrn[1]
+    assert eq[0] == "inconclusive" and lrn[0] == "supported" and "over 1 claim" in lrn[1]
 
 
 def test_holm_over_the_proxy_claims_of_a_report() -> None:
-    """p = 0.02 for the claimed direction: supported alone (x2), not beside a stronger claim (x3 at second rank)."""
-    weak = ClaimTest("difference", LRN, True, diff(-3.0, 1.0))  # one-sided p 0.01997
-    strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))  # p 0.00028
+    """Two-sided p = 0.04: supported alone (x1); in a family of 2 fixed in advance whose other claim was not measured,
+    inconclusive (x2); beside a stronger measured claim, second rank (x1): supported."""
+    weak = ClaimTest("difference", LRN, True, diff(-3.0, 1.0))  # one-sided p 0.01997, two-sided 0.0399
+    strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))  # two-sided p 0.00056
     assert compute.verdicts([weak])[0][0] == "supported"
-    assert [v for v, _ in compute.verdicts([weak, strong])] == ["inconclusive", "supported"]
+    two = compute.Families(paper=1, proxy=2)
+    assert compute.verdicts([weak], families=two)[0][0] == "inconclusive"
+    assert [v for v, _ in compute.verdicts([weak, strong], families=two)] == ["supported", "supported"]
     paper = ClaimTest("difference", LRN, False, diff(-10.0, 1.0))  # paper claims are not in the proxy family
     assert compute.verdicts([weak, paper])[0][0] == "supported"
 
 
 def test_holm_step_down_stops_at_the_first_failure() -> None:
-    """Three claims, six one-sided tests. p = 0.0095 passes its own rank (x5 = 0.0475) only if the claim ranked before
-    it passes: behind p = 0.009 (x6 = 0.054) it stops; behind p = 0.00028 it is supported."""
+    """Three claims. Two-sided p = 0.019 passes its own rank (x2 = 0.038) only if the claim ranked before it passes:
+    behind p = 0.018 (x3 = 0.054) it stops; behind p = 0.00056 it is supported."""
     second = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.0095, 4), 1.0))
     null = ClaimTest("difference", LRN, True, diff(0.0, 1.0))  # p 0.5 both ways
     close = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.009, 4), 1.0))
     strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))
     assert [v for v, _ in compute.verdicts([close, second, null])] == ["inconclusive"] * 3
     assert [v for v, _ in compute.verdicts([strong, second, null])] == ["supported", "supported", "inconclusive"]
-    assert "6 one-sided tests" in compute.verdicts([strong, second, null])[1][1]
+    assert "over 3 claims" in compute.verdicts([strong, second, null])[1][1]
 
 
 # --- measuring claims from runs ------------------------------------------------------------------------------------
@@ -224,8 +227,8 @@ def test_claims_never_pool_profiles() -> None:
     rows += [run("alexnet2012_no_lrn", s, 40.0, profile="short") for s in range(3)]  # a shorter schedule
     [result] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)  # `short` has no baseline runs: not compared
     assert result.profile == "paper" and result.verdict == "holds" and (result.n_variant, result.n_baseline) == (3, 3)
-    assert result.interval == pytest.approx(
-        tuple(stats.ttest_ind((57.8, 57.9, 57.7), (59.0, 59.6, 59.3), equal_var=False).confidence_interval(0.95))
+    assert result.interval == pytest.approx(  # seeds 0-2 on both sides: paired by seed
+        tuple(stats.ttest_rel((57.8, 57.9, 57.7), (59.0, 59.6, 59.3)).confidence_interval(0.95))
     )
     rows += [run("alexnet2012", s, 39.0 + s / 10, profile="short") for s in range(3)]
     results = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
@@ -247,7 +250,10 @@ def test_protocol_claim_is_paired_per_run() -> None:
 def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
     rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
     rows += [run("alexnet2012_no_lrn", s, 96.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
-    rows += [run("alexnet2012_nonoverlap_pool", s, 97.1 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [
+        run("alexnet2012_nonoverlap_pool", s, t, profile="proxy", data="mnist5k")
+        for s, t in enumerate((97.2, 96.9, 97.3))
+    ]
     pool = Claim(
         "overlap_pool",
         "Overlapping pooling lowers top-1 error by 0.4 %",
@@ -258,7 +264,7 @@ def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
         "KSH12 s3.4",
     )
     lrn, overlap = compute.check_claims([LRN_CLAIM, pool], rows, VARIANTS)
-    assert lrn.proxy and lrn.verdict == "supported" and "4 one-sided tests" in lrn.reason
+    assert lrn.proxy and lrn.verdict == "supported" and "over 2 claims" in lrn.reason
     assert overlap.verdict == "inconclusive"
 
 
@@ -343,11 +349,13 @@ def test_render_claims_show_kind_interval_n_and_rule() -> None:
     assert md == render(ReportInputs("t", "s", ("e",), tuple(rows[::-1]), VARIANTS, (LRN_CLAIM, eq), {}))
     [lrn] = [x for x in md.splitlines() if x.startswith("| lrn |")]
     sides = "57.80 ± 0.10 (n=3) / 59.30 ± 0.30 (n=3)"  # each side's mean ± std over seeds
-    assert f"| difference | -1.4 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 | **holds** |" in lrn
+    assert f"| difference | -1.4 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 (paired) | **holds** |" in lrn
+    assert "paired by seed (3 common seeds)" in lrn
     assert "ILSVRC-2012 val (`paper`)" in lrn
     [fc7] = [x for x in md.splitlines() if x.startswith("| no_fc7 |")]
-    assert f"| equivalence | within ±1 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 | **inconclusive** |" in fc7
-    assert "Holm-corrected across all proxy claims" in md and "at least 3 seeds a side" in md
+    assert f"| equivalence | within ±1 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 (paired) | **inconclusive** |" in fc7
+    assert "Holm's step-down at family-wise alpha 0.05 over the 2 registered claims" in md
+    assert "at least 3 seeds a side" in md and "paired t on the per-seed differences" in md
 
 
 # --- direction claims: a sign without a size (KSH12 s4.1, s4.2) ---------------------------------------------------
@@ -390,7 +398,7 @@ def test_proxy_direction_is_judged_like_a_difference(d: Difference, verdict: str
     as_direction = compute.verdicts([ClaimTest("direction", LOWER, True, d), strong])
     as_difference = compute.verdicts([ClaimTest("difference", LRN, True, d), strong])
     assert as_direction == as_difference and as_direction[0][0] == verdict
-    assert "4 one-sided tests" in as_direction[0][1]
+    assert "over 2 claims" in as_direction[0][1]
 
 
 def test_direction_without_a_sign_is_an_error() -> None:
@@ -398,13 +406,13 @@ def test_direction_without_a_sign_is_an_error() -> None:
         one("direction", 0.0, diff(1.0))
 
 
-# --- top-5 on few classes: no information, outside the family --------------------------------------------------
+# --- top-5 on few classes: not testable here, outside the family ------------------------------------------------
 
 
-def test_top5_on_ten_classes_is_inconclusive_whatever_the_numbers() -> None:
+def test_top5_on_ten_classes_is_not_testable_whatever_the_numbers() -> None:
     for proxy in (True, False):
         t = ClaimTest("difference", LRN, proxy, diff(-1.5), "top5", 10)
-        assert compute.verdicts([t]) == [("inconclusive", "top-5 of 10 classes carries no information")]
+        assert compute.verdicts([t]) == [("not testable here", "top-5 of 10 classes carries no information")]
     # more classes, unknown classes, or top-1 on 10 classes: judged as before
     assert (
         one("difference", LRN, diff(-1.5))
@@ -416,17 +424,17 @@ def test_top5_on_ten_classes_is_inconclusive_whatever_the_numbers() -> None:
 
 def test_top5_on_few_classes_stays_out_of_the_holm_family() -> None:
     """The other claims' Holm-adjusted p-values are the same with and without a top-5 claim on 10 classes."""
-    strong = ClaimTest("direction", LOWER, True, diff(-10.0, 1.0))  # one-sided p 0.00028: first rank
-    weak = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.015, 4), 1.0))  # p 0.015: x3 = 0.045 <= 0.05
-    top5 = ClaimTest("difference", LRN, True, diff(-10.0, 1.0), "top5", 10)  # in the family, weak would get x4
+    strong = ClaimTest("direction", LOWER, True, diff(-10.0, 1.0))  # two-sided p 0.00056: first rank
+    weak = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.015, 4), 1.0))  # p 0.03: second rank, x1
+    top5 = ClaimTest("difference", LRN, True, diff(-0.3, 1.0), "top5", 10)  # p 0.78: in the family, weak gets x2
     without = compute.verdicts([weak, strong])
     with_top5 = compute.verdicts([weak, top5, strong])
     assert with_top5[0] == without[0] and with_top5[2] == without[1]
-    assert without[0][0] == "supported" and "Holm-adjusted 0.045 " in without[0][1]
-    assert "4 one-sided tests" in with_top5[0][1]
-    assert with_top5[1] == ("inconclusive", "top-5 of 10 classes carries no information")
+    assert without[0][0] == "supported" and "Holm-adjusted 0.03 " in without[0][1]
+    assert "over 2 claims" in with_top5[0][1]
+    assert with_top5[1] == ("not testable here", "top-5 of 10 classes carries no information")
     counted = compute.verdicts([weak, replace(top5, classes=1000), strong])  # top-5 of 1000 classes counts
-    assert counted[0][0] == "inconclusive" and "6 one-sided tests" in counted[0][1]
+    assert counted[0][0] == "inconclusive" and "over 3 claims" in counted[0][1]
 
 
 def test_claim_classes_come_from_the_runs() -> None:
@@ -436,8 +444,9 @@ def test_claim_classes_come_from_the_runs() -> None:
         run("alexnet2012_no_lrn", s, 90.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)
     ]
     lrn, lrn5 = compute.check_claims([LRN_CLAIM, top5], rows, VARIANTS)
-    assert lrn.verdict == "supported" and "2 one-sided tests" in lrn.reason
-    assert lrn5.verdict == "inconclusive" and lrn5.reason.startswith("top-5 of 10 classes carries no information")
+    # the default proxy family is both claims (fixed before the runs said how many classes there are)
+    assert lrn.verdict == "supported" and "over 2 claims" in lrn.reason
+    assert lrn5.verdict == "not testable here" and lrn5.reason.startswith("top-5 of 10 classes carries no information")
     unknown = [replace(r, num_classes=None) for r in rows]  # runs that logged no class count: judged as before
     assert compute.check_claims([top5], unknown, VARIANTS)[0].verdict == "supported"
 
@@ -457,7 +466,7 @@ def test_render_shows_a_direction_not_a_number() -> None:
     rows += [run("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))]
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (dropout,), {}, (), FigurePaths()))
     [line] = [x for x in md.splitlines() if x.startswith("| dropout |")]
-    assert "| direction | lower |" in line and "| -1.50 [-2.16, -0.84] | 3 / 3 | **holds** |" in line
+    assert "| direction | lower |" in line and "| -1.50 [-2.16, -0.84] | 3 / 3 (paired) | **holds** |" in line
     assert "-1.0" not in line
     higher = replace(dropout, delta=1.0)
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (higher,), {}, (), FigurePaths()))
