@@ -471,3 +471,154 @@ def test_render_shows_a_direction_not_a_number() -> None:
     higher = replace(dropout, delta=1.0)
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (higher,), {}, (), FigurePaths()))
     assert "| direction | higher |" in md and "**does not hold**" in md
+
+
+# --- multiplicity on the papers' data: Holm over the registry's claims ---------------------------------------------
+
+
+def test_paper_claims_are_corrected_across_a_family_fixed_in_advance() -> None:
+    """Two-sided p = 0.0017 holds alone; among the registry's 35 claims, with nothing else measured, it is ranked
+    first and needs p <= 0.05 / 35 = 0.0014: inconclusive, whatever runs the other claims have."""
+    lrn = ClaimTest("difference", LRN, False, diff(-1.5))  # t = -7.5, df 4
+    assert compute.claim_p(lrn) == pytest.approx(2 * stats.t.sf(7.5, 4))
+    assert one("difference", LRN, diff(-1.5))[0] == "holds"
+    registry = compute.Families(paper=35, proxy=6)
+    [(v, why)] = compute.verdicts([lrn], families=registry)
+    assert v == "inconclusive" and "Holm-adjusted 0.059 over 35 claims > 0.05" in why
+    assert "the 99.86 % interval" in why and "two-sided alpha 0.0014" in why
+    weak = ClaimTest("difference", LRN, False, diff(-0.2, 1.0))  # another claim measured: p 0.85, ranked last
+    assert compute.verdicts([lrn, weak], families=registry)[0] == (v, why)  # the family did not grow with the runs
+
+
+def test_a_decided_paper_claim_is_read_on_the_interval_of_its_holm_level() -> None:
+    """-3.4 ± 0.15: the 95 % interval [-3.82, -2.98] lies beyond twice the claim (-2.8): inconclusive alone; in a
+    family of 10 it is decided at 0.05 / 10 and its 99.5 % interval [-4.24, -2.56] overlaps [-2.8, -0.7]: holds."""
+    t = ClaimTest("difference", LRN, False, diff(-3.4, 0.15))
+    assert compute.verdicts([t])[0][0] == "inconclusive"
+    [(v, why)] = compute.verdicts([t], families=compute.Families(10, 1))
+    assert v == "holds" and "the 99.5 % interval [-4.24, -2.56]" in why
+
+
+def test_holm_decides_paper_and_proxy_families_apart() -> None:
+    paper = ClaimTest("difference", LRN, False, diff(-1.5))
+    proxy = ClaimTest("difference", LRN, True, diff(-1.5))
+    out = compute.verdicts([paper, proxy], families=compute.Families(1, 1))
+    assert out == [compute.verdicts([paper])[0], compute.verdicts([proxy])[0]]
+    assert [v for v, _ in out] == ["holds", "supported"]
+
+
+def test_paper_does_not_hold_by_size_is_a_holm_decision() -> None:
+    """Within ±c/2 is decided by the larger of its two one-sided p-values (the TOST)."""
+    small = ClaimTest("difference", LRN, False, diff(-0.2, 0.1))  # [-0.48, +0.08]: within ±0.7
+    p_tost = max(stats.t.sf((-0.2 + 0.7) / 0.1, 4), stats.t.sf((0.7 + 0.2) / 0.1, 4))
+    assert compute.claim_p(small) == pytest.approx(2 * p_tost)
+    assert compute.verdicts([small])[0][0] == "does not hold"
+
+
+# --- pairing: seed s of both sides --------------------------------------------------------------------------------
+
+NO_LRN = (57.8, 58.9, 57.2, 58.4)  # seed s of both sides shares its spread; the gap is about -1.25
+BASE = (59.0, 60.2, 58.5, 59.6)
+
+
+def _rows(variant_seeds: dict[int, float], base_seeds: dict[int, float]) -> list[RunRow]:
+    return [run("alexnet2012_no_lrn", s, t) for s, t in variant_seeds.items()] + [
+        run("alexnet2012", s, t) for s, t in base_seeds.items()
+    ]
+
+
+def test_same_seeds_are_paired_and_the_verdict_follows() -> None:
+    rows = _rows(dict(enumerate(NO_LRN)), dict(enumerate(BASE)))
+    [r] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
+    assert r.diff.paired and (r.n_variant, r.n_baseline) == (4, 4) and "paired by seed (4 common seeds)" in r.reason
+    assert r.interval == pytest.approx(tuple(stats.ttest_rel(NO_LRN, BASE).confidence_interval(0.95)))
+    assert r.verdict == "holds"
+    shifted = _rows(dict(enumerate(NO_LRN)), {s + 10: t for s, t in enumerate(BASE)})  # the same values, no seed shared
+    [w] = compute.check_claims([LRN_CLAIM], shifted, VARIANTS)
+    assert not w.diff.paired and "Welch: the sides share 0 seed(s)" in w.reason
+    assert w.interval == pytest.approx(tuple(stats.ttest_ind(NO_LRN, BASE, equal_var=False).confidence_interval(0.95)))
+    assert w.verdict == "inconclusive" and w.measured == pytest.approx(r.measured)
+
+
+def test_pairing_uses_the_common_seeds_only_when_enough_remain() -> None:
+    base = dict(enumerate((*BASE, 59.9, 58.8)))  # 6 baseline seeds, 4 of them shared
+    [r] = compute.check_claims([LRN_CLAIM], _rows(dict(enumerate(NO_LRN)), base), VARIANTS)
+    assert r.diff.paired and r.n_baseline == 4 and "2 unpaired run(s) left out" in r.reason
+    assert len(r.run_ids) == 8  # the runs the verdict rests on
+    # seeds {0, 1, 5} against {0, 1, 2}: pairing would leave 2 a side, fewer than the 3 a verdict needs: Welch on 3 / 3
+    [w] = compute.check_claims([LRN_CLAIM], _rows({0: 57.8, 1: 58.9, 5: 57.2}, {0: 59.0, 1: 60.2, 2: 58.5}), VARIANTS)
+    assert not w.diff.paired and (w.n_variant, w.n_baseline) == (3, 3) and "share 2 seed(s)" in w.reason
+    twice = _rows(dict(enumerate(NO_LRN)), dict(enumerate(BASE))) + [run("alexnet2012", 0, 59.1, run_id="again")]
+    [t] = compute.check_claims([LRN_CLAIM], twice, VARIANTS)
+    assert not t.diff.paired and "a seed repeats on a side" in t.reason
+
+
+# --- inconclusive claims say what the design could see -----------------------------------------------------------
+
+
+def test_an_inconclusive_paper_claim_prints_the_seeds_that_would_decide_it() -> None:
+    pool = Claim(
+        "overlap_pool", "Overlapping pooling lowers top-1 error by 0.4 %", "alexnet2012_nonoverlap_pool",
+        "alexnet2012", "top1", -0.4, "KSH12 s3.4",
+    )  # fmt: skip
+    rows = [run("alexnet2012_nonoverlap_pool", s, t) for s, t in enumerate((59.1, 59.5, 58.8))]
+    rows += [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
+    [r] = compute.check_claims([pool, LRN_CLAIM], rows, VARIANTS)[:1]  # a family of 2 registered claims
+    assert r.verdict == "inconclusive" and r.diff.paired
+    sd = r.diff.sd_diff  # per-seed differences +0.1, -0.1, -0.5
+    assert sd == pytest.approx(stats.tstd((0.1, -0.1, -0.5)))
+    hold = compute.st.seeds_needed(0.4, sd, 0.05 / 2, is_paired=True)
+    fail = compute.st.seeds_needed(0.2, sd, 0.05 / 2, is_paired=True, within=True)
+    assert f"{hold} pairs would hold it if the true change is the claim, {fail} would fail it by size" in r.reason
+    mde = compute.st.detectable(r.diff.se, r.diff.df, 0.05 / 2)
+    assert f"smallest difference these seeds detect: {mde:.2g} points" in r.reason and "alpha 0.025" in r.reason
+
+
+def test_an_inconclusive_proxy_claim_prints_its_smallest_detectable_effect() -> None:
+    t = ClaimTest("difference", LRN, True, diff(-0.3, 1.0))
+    [(v, why)] = compute.verdicts([t], families=compute.Families(35, 6))
+    mde = (stats.t.ppf(1 - 0.05 / 12, 4) + stats.t.ppf(0.8, 4)) * 1.0
+    assert v == "inconclusive" and f"smallest difference these seeds detect: {mde:.2g} points" in why
+    assert "would decide the measured -0.3" in why and "two-sided alpha 0.0083" in why
+
+
+# --- not testable here --------------------------------------------------------------------------------------------
+
+
+def test_a_claim_marked_untestable_on_proxy_data_says_why_and_leaves_the_family() -> None:
+    why = "LRN's 1.4 points need ImageNet-scale capacity"
+    t = ClaimTest("difference", LRN, True, diff(-10.0, 1.0), untestable=why)
+    assert compute.verdicts([t]) == [("not testable here", why)]
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [run("alexnet2012_no_lrn", s, t, profile="proxy", data="mnist5k") for s, t in enumerate((90.0, 90.5, 89.8))]
+    rows += [run("alexnet2012", s, 59.0 + s / 10) for s in range(3)]
+    rows += [run("alexnet2012_no_lrn", s, 57.4 + s / 10) for s in range(3)]
+    paper, proxy = sorted(
+        compute.check_claims([LRN_CLAIM], rows, VARIANTS, untestable={"lrn": why}), key=lambda r: r.data
+    )
+    assert (paper.data, paper.verdict) == ("ILSVRC-2012", "holds")  # the papers' data tests it
+    assert (proxy.data, proxy.verdict) == ("mnist5k", "not testable here") and proxy.reason.startswith(why)
+    assert compute.families([LRN_CLAIM], None, {"lrn": why}) == compute.Families(1, 0)
+    assert compute.families([LRN_CLAIM], {"two_towers"}) == compute.Families(1, 0)  # the plan names the family
+
+
+def test_a_proxy_claim_outside_the_plan_is_never_decided() -> None:
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [run("alexnet2012_no_lrn", s, t, profile="proxy", data="mnist5k") for s, t in enumerate((90.0, 90.5, 89.8))]
+    [inside] = compute.check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"lrn"})
+    [outside] = compute.check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"dropout"})
+    assert inside.verdict == "supported"
+    assert outside.verdict == "inconclusive" and "claim family fixed in advance" in outside.reason
+
+
+def test_render_shows_not_testable_here_and_the_families() -> None:
+    top5 = replace(LRN_CLAIM, name="lrn_top5", metric="top5", delta=-1.2)
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)]
+    rows += [
+        run("alexnet2012_no_lrn", s, 90.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)
+    ]
+    md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (LRN_CLAIM, top5), {}, (), FigurePaths()))
+    [line] = [x for x in md.splitlines() if x.startswith("| lrn_top5 |")]
+    assert "| **not testable here** | top-5 of 10 classes carries no information" in line
+    assert "1 not testable here" in md and "over the 2 registered claims on the papers' data" in md
+    assert "over the 0 claims of the proxy's seed plan" in md  # neither claim is in harness.plan.PROXY_SEEDS
