@@ -571,14 +571,14 @@ def test_an_inconclusive_paper_claim_prints_the_seeds_that_would_decide_it() -> 
     fail = compute.st.seeds_needed(0.2, sd, 0.05 / 2, is_paired=True, within=True)
     assert f"{hold} pairs would hold it if the true change is the claim, {fail} would fail it by size" in r.reason
     mde = compute.st.detectable(r.diff.se, r.diff.df, 0.05 / 2)
-    assert f"smallest difference these seeds detect: {mde:.2g} points" in r.reason and "alpha 0.025" in r.reason
+    assert f"smallest difference these seeds detect: {mde:.3g} points" in r.reason and "alpha 0.025" in r.reason
 
 
 def test_an_inconclusive_proxy_claim_prints_its_smallest_detectable_effect() -> None:
     t = ClaimTest("difference", LRN, True, diff(-0.3, 1.0))
     [(v, why)] = compute.verdicts([t], families=compute.Families(35, 6))
     mde = (stats.t.ppf(1 - 0.05 / 12, 4) + stats.t.ppf(0.8, 4)) * 1.0
-    assert v == "inconclusive" and f"smallest difference these seeds detect: {mde:.2g} points" in why
+    assert v == "inconclusive" and f"smallest difference these seeds detect: {mde:.3g} points" in why
     assert "would decide the measured -0.3" in why and "two-sided alpha 0.0083" in why
 
 

@@ -452,7 +452,8 @@ def verdicts(
         design = alpha / max(size, 1)
         for i, t in enumerate(tests):  # the undecided ones: how far the design is from deciding them
             v = out[i]
-            if v is not None and t.proxy == proxy and v[0] == "inconclusive":
+            testable = t.in_family and not (t.proxy and t.kind == "equivalence")  # else no seeds would decide it
+            if v is not None and t.proxy == proxy and v[0] == "inconclusive" and testable:
                 out[i] = (v[0], _join(v[1], design_note(t, design)))
         ps = [claim_p(tests[i]) for i in members]
         adjusted, levels = holm(ps, size), st.holm_levels(ps, size, alpha)
@@ -580,7 +581,7 @@ def design_note(t: ClaimTest, alpha: float) -> str:
     if d.se is not None and d.df is not None:
         mde = st.detectable(d.se, d.df, alpha)
         if mde is not None:
-            shown = f"{math.exp(mde):.3g}x" if t.kind == "speedup" else f"{mde:.2g} points"
+            shown = f"{math.exp(mde):.3g}x" if t.kind == "speedup" else f"{mde:.3g} points"
             parts.append(f"smallest difference these seeds detect: {shown}")
     if sd is None or sd == 0:
         return f"{parts[0]} ({level})" if parts else ""
