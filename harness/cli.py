@@ -404,6 +404,13 @@ def cmd_server(args: argparse.Namespace) -> int:
         if problem:
             raise HarnessError(problem)
     artifacts = args.artifacts_destination or str((store.local_root(backend) / "artifacts").resolve())
+    env = os.environ.copy()
+    if args.admin_password_file and not args.auth:
+        raise HarnessError("--admin-password-file is the admin's password of --auth: add --auth")
+    if args.auth:
+        from harness import auth
+
+        env = auth.server_env(store.local_root(backend), env, args.admin_password_file)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
     cmd += ["--serve-artifacts", "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port)]
     if args.allowed_hosts:
@@ -412,10 +419,26 @@ def cmd_server(args: argparse.Namespace) -> int:
         cmd += ["--workers", str(args.workers)]
     if problem := store.port_problem(args.host, args.port):
         raise HarnessError(problem)
+    if args.auth:
+        cmd += ["--app-name", "basic-auth"]
+        print(
+            "basic auth: requests need a user and password (runs: MLFLOW_TRACKING_USERNAME/PASSWORD); users the "
+            "admin creates read everything and change only what they create; configuration "
+            f"{env['MLFLOW_AUTH_CONFIG_PATH']}",
+            file=sys.stderr,
+        )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
-            f"harness: warning: the MLflow server listens on {args.host} without authentication: anyone who reaches "
-            "that port can read and change the store",
+            (
+                f"harness: warning: the MLflow server listens on {args.host} over plain HTTP: passwords cross the "
+                "network in clear text (put TLS in front of it)"
+            )
+            if args.auth
+            else (
+                f"harness: warning: the MLflow server listens on {args.host} without authentication: anyone who "
+                "reaches that port can read, change and delete every run, model and artifact, and register a model "
+                "that `eval --model` then loads (add --auth)"
+            ),
             file=sys.stderr,
         )
     print(
@@ -423,7 +446,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         f"runs log to it with --tracking-uri http://{args.host}:{args.port} (Ctrl-C to stop)",
         flush=True,
     )
-    return served(serve(cmd))
+    return served(serve(cmd, env))
 
 
 def served(code: int) -> int:
@@ -435,10 +458,13 @@ def served(code: int) -> int:
     return code if code > 0 else 1
 
 
-def serve(cmd: list[str]) -> int:
+def serve(cmd: list[str], env: dict[str, str] | None = None) -> int:
     """Run `mlflow server` (`ui`, `server`) in its own process group (session) until it exits, or until Ctrl-C or
-    SIGTERM stop it with its workers (then exit 130 / 143)."""
-    server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    SIGTERM stop it with its workers (then exit 130 / 143); killed outright, this process takes the group with it
+    (`harness.lifeline`)."""
+    from harness import lifeline
+
+    server = lifeline.popen(cmd, env=os.environ.copy() if env is None else env)
     try:
         code = server.wait()
     except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then re-raise
@@ -752,6 +778,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=tcp_port, default=5000, help="TCP port (default 5000)")
     p.add_argument("--allowed-hosts", help="Host headers it accepts beyond localhost and private IPs (node names)")
     p.add_argument("--workers", type=positive_int, help="server worker processes (default: MLflow's, 4)")
+    p.add_argument(
+        "--auth",
+        action="store_true",
+        help="require a user and password (MLflow's basic-auth app, the `auth` extra); users other than the admin "
+        "read everything and change only what they create. The admin's password (first start only): "
+        "MLFLOW_AUTH_ADMIN_PASSWORD or --admin-password-file",
+    )
+    p.add_argument("--admin-password-file", type=Path, help="with --auth: a file whose first line is the password")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("pca", help="compute the PCA lighting eigen-pairs of an ImageNet-style training set")

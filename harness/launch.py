@@ -11,18 +11,21 @@ job finds the interrupted run (KILLED, with its checkpoint) and resumes it, in t
 torchrun also provides) before `harness.distributed.init`.
 
 `--launcher local` runs the same code through submitit's LocalExecutor (every job at once, on this machine): what
-the tests run here. Nothing here has run on a real Slurm cluster.
+the tests run here. Its tasks end with the harness process that submitted them, even when it is killed outright
+(`executor`, `harness.lifeline`). Nothing here has run on a real Slurm cluster.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from harness import pool, runner, store
+from harness import lifeline, pool, runner, store
 from harness.errors import HarnessError
 from harness.request import RunRequest
 
@@ -74,7 +77,11 @@ class VariantJob:
 def executor(launcher: Launcher, folder: str, res: Resources):
     import submitit
 
-    ex = submitit.AutoExecutor(folder=folder, cluster=launcher)
+    # the local executor's tasks end with this process, even killed outright (`harness.lifeline`); Slurm's jobs run
+    # on other nodes and outlive the submitting process by design
+    watched = lifeline.command([sys.executable], forward=True, stop=signal.SIGINT)  # submitit's tasks ignore SIGTERM
+    local = {"local_python": shlex.join(watched)} if launcher == "local" else {}
+    ex = submitit.AutoExecutor(folder=folder, cluster=launcher, **local)
     params: dict[str, object] = {
         "timeout_min": res.time_min,
         "nodes": res.nodes,

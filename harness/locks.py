@@ -40,13 +40,19 @@ def hostname() -> str:
     return socket.gethostname()
 
 
-def process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or "" when unknown."""
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after "pid (comm)" (state is field 3, so index 0), [] when unknown."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat[stat.rindex(")") + 2 :].split()[19]  # fields after "pid (comm)": state is field 3, starttime 22
+        return []
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or "" when unknown."""
+    fields = _stat(pid)
+    return fields[19] if fields else ""
 
 
 def owner() -> Owner:
@@ -71,7 +77,10 @@ def alive(o: Owner) -> bool | None:
         return False
     except PermissionError:
         pass  # someone else's process: it exists
-    if o.start and process_start(o.pid) not in ("", o.start):
+    fields = _stat(o.pid)
+    if fields and fields[0] in ("Z", "X"):
+        return False  # exited, not yet reaped by its parent (a kill -9 leaves it so until then)
+    if o.start and fields and fields[19] != o.start:
         return False  # the PID was reused by another process
     return True
 

@@ -7,7 +7,8 @@ schema is created here, once, before any child writes: mlflow issue #19943), the
 `CUDA_VISIBLE_DEVICES`. A child is the ordinary single-variant command: it takes its configuration's lock, skips,
 resumes or trains, and records its run as a child of the parent; its log goes to a file beside the store. A failed
 child does not stop the others. Ctrl-C or SIGTERM stops every child (each closes its run KILLED) and the parent run
-is closed KILLED.
+is closed KILLED; a parent killed outright (kill -9) takes its children with it (`harness.lifeline`), and the next
+batch closes its parent run KILLED (`runner.open_batch_run`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harness import runner, store, tracking
+from harness import lifeline, runner, store, tracking
 from harness.errors import HarnessError
 from harness.plan import PlannedRun
 from harness.request import RunRequest
@@ -155,12 +156,8 @@ def run_pool(req: RunRequest, options: Sequence[str], jobs: int | None, gpus: st
                 if device is not None:
                     env["CUDA_VISIBLE_DEVICES"] = device  # the child sees one GPU, as cuda:0
                 with job.log.open("w") as log:  # own session: Ctrl-C reaches the children only through us
-                    proc = subprocess.Popen(
-                        job.argv(options, parent.run_id),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        start_new_session=True,
+                    proc = lifeline.popen(
+                        job.argv(options, parent.run_id), stdout=log, stderr=subprocess.STDOUT, env=env
                     )
                 running[slot] = (job, proc, time.monotonic())
                 where = "" if device is None else f" on GPU {device}"

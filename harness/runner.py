@@ -637,9 +637,24 @@ def run_variants(req: RunRequest) -> RunResult:
         distributed.shutdown()
 
 
+def close_dead_batches(uri: str, exp_id: str) -> list[str]:
+    """The experiment's batch runs left RUNNING by a process that is gone (kill -9, out of memory, a reboot): closed
+    KILLED, as `decide` closes a variant run's. Only owners on this host that are provably gone: another host's
+    batch may still run, and a run without an owner tag predates them. The ids closed."""
+    closed = []
+    for run in tracking.running_runs(uri, exp_id, "batch"):
+        o = locks.parse_owner(run.owner)
+        if o is not None and locks.alive(o) is False and tracking.close_orphan(uri, run.run_id):
+            print(f"batch run {run.run_id}: its process ({o.describe()}) is gone: closed KILLED", file=sys.stderr)
+            closed.append(run.run_id)
+    return closed
+
+
 def open_batch_run(uri: str, exp_id: str, title: str, first: RunConfig, runs: Iterable[tuple[str, int]]) -> str:
     """A batch's run (kind `batch`): the sibling its variant runs name in `schema.TAG_BATCH`, with a description, the
-    data set as its input, and (at the end) the counts and the report. Its id."""
+    data set as its input, and (at the end) the counts and the report. Its id. Batches of the experiment whose
+    process died are closed first (`close_dead_batches`)."""
+    close_dead_batches(uri, exp_id)
     labels = [f"{variant} seed {seed}" for variant, seed in runs]
     tracker = tracking.Tracker.create(
         uri,

@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import distributed, engine, locks, memory, pool, runner, schema, store, tracking
+from harness import distributed, engine, lifeline, locks, memory, pool, runner, schema, store, tracking
 from harness.config import RunConfig, parse_set, settable_keys, validate_recipe
 from harness.distributed import Dist
 from harness.errors import HarnessError
@@ -448,7 +448,7 @@ def _start_workers(
         argv += ["--parent-run-id", parent_id]
         log = logs / f"sweep-worker-{i}.log"
         with log.open("w") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = lifeline.popen(argv, stdout=out, stderr=subprocess.STDOUT)  # ends with this process
         print(f"sweep worker {i}: {share} trial(s), log {log}", file=sys.stderr, flush=True)
         started.append((proc, log))
     return started

@@ -88,6 +88,14 @@ def find_previous(uri: str, exp_id: str, config_hash: str) -> PreviousRun | None
     return PreviousRun(runs[0].info.run_id, runs[0].info.status, runs[0].data.tags.get(schema.TAG_OWNER, ""))
 
 
+def running_runs(uri: str, exp_id: str, kind: str) -> list[PreviousRun]:
+    """The experiment's runs of `kind` (tag harness.kind) that are RUNNING, with their owners."""
+    runs = client(uri).search_runs(
+        [exp_id], filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}' and attributes.status = 'RUNNING'"
+    )
+    return [PreviousRun(r.info.run_id, r.info.status, r.data.tags.get(schema.TAG_OWNER, "")) for r in runs]
+
+
 def git_commit() -> str:
     return _git("rev-parse", "--short=12", "HEAD") or "unknown"
 

@@ -14,15 +14,17 @@ Status of a reported number (section 1), first rule that applies:
   not reproduced  otherwise.
 
 A claim (section 4) is measured on each data set, split, profile and pretraining that holds finished runs with the
-paper's recipe of both sides (never pooling profiles); `not run` when none does. Two variants: Welch over seeds.
+paper's recipe of both sides (never pooling profiles); `not run` when none does. Two variants: paired by seed
+(`by_seed`: seed s of both sides shares init and data order) where the sides share their seeds, else Welch.
 A protocol claim on one variant (10-crop vs centre): paired, one difference per run. An ensemble claim
 (Claim.ensemble = k): the variant side is disjoint ensembles of k runs (lowest seeds first), each the averaged
 softmax of its saved predictions; against the same variant each ensemble is paired with the mean of its own
 members, against another variant Welch. On proxy data (direction only) the ensembles have k' = max(2, n // 3) of
 the n finished runs instead (at most k; 6 runs: 3 disjoint pairs), and the reason says so. A speedup claim (KSH12
 Fig. 1): per run the training images seen until the running training error first falls to the claim's threshold
-(`images_to_threshold`), Welch over the logs of those counts (variant - baseline), so the difference is a log ratio.
-Its verdict is `verdicts`' rule.
+(`images_to_threshold`), paired by seed or Welch over the logs of those counts (variant - baseline), so the
+difference is a log ratio. Its verdict is `verdicts`' rule: Holm over the claim families fixed in advance
+(`families`), the statistics in `harness.report.stats`.
 
 A sweep (section 6) is compared with the mean final top-1 of finished, unmodified runs of its variant on the same
 data set (tag `dataset_name` or loader) and profile; difference = best trial minus that mean, never a status.
@@ -32,21 +34,24 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from harness import schema
 from harness.report import fmt
+from harness.report import stats as st
+from harness.report.stats import ALPHA, Difference, holm, paired, paired_sides, summarize, welch
+from harness.report.stats import LEVEL as LEVEL  # re-exported: the claims' printed interval (ClaimResult.interval)
+from harness.report.stats import t_quantile as t_quantile  # re-exported for callers of the old home
 from harness.report.types import EnsembleResult, RunRow, Stat
 from variants import Claim, Reported, Variant
 from variants.types import ClaimKind, Metric
 
 Status = Literal["reproduced", "not reproduced", "not comparable", "modified recipe", "not run", "reference only"]
-Verdict = Literal["holds", "does not hold", "supported", "contradicted", "inconclusive", "not run"]
+Verdict = Literal["holds", "does not hold", "supported", "contradicted", "inconclusive", "not testable here", "not run"]
 STATUSES: tuple[Status, ...] = (
     "reproduced",
     "not reproduced",
@@ -55,18 +60,18 @@ STATUSES: tuple[Status, ...] = (
     "not run",
     "reference only",
 )
-VERDICTS: tuple[Verdict, ...] = ("holds", "does not hold", "supported", "contradicted", "inconclusive", "not run")
+VERDICTS: tuple[Verdict, ...] = (
+    "holds",
+    "does not hold",
+    "supported",
+    "contradicted",
+    "inconclusive",
+    "not testable here",
+    "not run",
+)
 
 
 # --- statistics -------------------------------------------------------------------------------------------------
-
-
-def summarize(values: Iterable[float | None]) -> Stat | None:
-    """Mean and sample std (ddof=1) of the values that are not None; sorted first so row order never matters."""
-    xs = sorted(v for v in values if v is not None)
-    if not xs:
-        return None
-    return Stat(statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None, len(xs))
 
 
 def run_metric(row: RunRow, protocol: str, metric: str) -> float | None:
@@ -330,92 +335,9 @@ def claim_ensemble_candidates(
 
 # --- section 4: claims ------------------------------------------------------------------------------------------
 
-ALPHA = 0.05  # proxy verdicts: family-wise error rate of the Holm-corrected one-sided tests
-LEVEL = 0.95  # paper verdicts: two-sided confidence level of the interval of the difference
 MIN_SEEDS = 3  # values per side before any verdict
 # Issue 11: with 10 classes (the proxy's digits) a top-5 guess covers half of them; top-5 tells nothing there.
 FEW_CLASSES = 10  # a top-5 claim on data with at most this many classes is never judged
-
-
-def t_quantile(q: float, df: float) -> float:
-    """The q-quantile of Student's t with `df` degrees of freedom."""
-    return float(stats.t.ppf(q, df))
-
-
-@dataclass(frozen=True)
-class Difference:
-    """A measured difference variant - baseline (percentage points) and the spread it rests on.
-
-    Welch (two independent samples): se = sqrt(s_a^2/n_a + s_b^2/n_b) with Welch-Satterthwaite degrees of freedom.
-    Paired (one difference per run or per ensemble): se = s_d / sqrt(n), df = n - 1, n_variant = n_baseline = n.
-    `se` is None when a side has fewer than 2 values; se = 0 (no spread at all) makes the interval a point and df None.
-    """
-
-    measured: float
-    se: float | None
-    df: float | None
-    n_variant: int
-    n_baseline: int
-    paired: bool = False
-    variant_side: Stat | None = None  # mean ± std (n) of the values each side rests on (None: not kept, e.g. paired
-    baseline_side: Stat | None = None  # protocols of one run, where the interval already shows the spread)
-
-    def interval(self, level: float = LEVEL) -> tuple[float, float] | None:
-        """Two-sided `level` confidence interval of the difference; None without a standard error."""
-        if self.se is None:
-            return None
-        if self.df is None:
-            return self.measured, self.measured
-        half = t_quantile(0.5 + level / 2, self.df) * self.se
-        return self.measured - half, self.measured + half
-
-    def p_one_sided(self, direction: int) -> float | None:
-        """p-value of the one-sided t-test against `direction * difference <= 0` (direction +1 or -1)."""
-        if self.se is None:
-            return None
-        t = direction * self.measured
-        if self.df is None:  # no spread: the sign alone decides
-            return 0.0 if t > 0 else 1.0
-        return float(stats.t.sf(t / self.se, self.df))
-
-
-def welch(a: Iterable[float], b: Iterable[float]) -> Difference:
-    """mean(a) - mean(b) with Welch's standard error and degrees of freedom (unequal variances)."""
-    xs, ys = sorted(a), sorted(b)  # sorted: the same values give the same bits whatever the row order
-    if not xs or not ys:
-        raise ValueError("welch needs at least one value on each side")
-    measured = statistics.fmean(xs) - statistics.fmean(ys)
-    sides = {"variant_side": summarize(xs), "baseline_side": summarize(ys)}
-    if len(xs) < 2 or len(ys) < 2:
-        return Difference(measured, None, None, len(xs), len(ys), **sides)
-    va, vb = statistics.variance(xs) / len(xs), statistics.variance(ys) / len(ys)
-    se = math.sqrt(va + vb)
-    df = None if se == 0 else (va + vb) ** 2 / (va**2 / (len(xs) - 1) + vb**2 / (len(ys) - 1))
-    return Difference(measured, se, df, len(xs), len(ys), **sides)
-
-
-def paired(diffs: Iterable[float]) -> Difference:
-    """The mean of per-run (or per-ensemble) differences with the one-sample standard error, df = n - 1."""
-    ds = sorted(diffs)
-    if not ds:
-        raise ValueError("paired needs at least one difference")
-    n, measured = len(ds), statistics.fmean(ds)
-    if n < 2:
-        return Difference(measured, None, None, n, n, paired=True)
-    se = statistics.stdev(ds) / math.sqrt(n)
-    return Difference(measured, se, None if se == 0 else n - 1.0, n, n, paired=True)
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values, in the input order: the i-th smallest (i = 1..m) times m - i + 1, never
-    below the one before it, at most 1. A hypothesis is rejected at family-wise level alpha iff its value <= alpha."""
-    m = len(pvalues)
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(sorted(range(m), key=lambda j: (pvalues[j], j))):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 @dataclass(frozen=True)
@@ -428,6 +350,8 @@ class ClaimTest:
     diff: Difference
     metric: Metric = "top1"
     classes: int | None = None  # classes of the data the runs used (param num_classes); None: unknown
+    untestable: str = ""  # why this data cannot test the claim (e.g. its effect needs 1000 classes): `not testable`
+    in_family: bool = True  # a member of its data's claim family fixed in advance (`Families`); else never decided
 
     @property
     def uninformative(self) -> bool:
@@ -435,16 +359,59 @@ class ClaimTest:
         return self.metric == "top5" and self.classes is not None and self.classes <= FEW_CLASSES
 
 
-def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LEVEL) -> list[tuple[Verdict, str]]:
+@dataclass(frozen=True)
+class Families:
+    """The sizes of a report's two claim families, fixed before any run: Holm's m on the papers' data (the
+    registry's claims) and on proxy data (the claims the proxy's seed plan names). A member that was not measured,
+    or has too few seeds, counts as p = 1; a family smaller than the tests it holds (a claim measured on two data
+    sets) grows to that count."""
+
+    paper: int
+    proxy: int
+
+
+def claim_p(t: ClaimTest) -> float:
+    """The claim's two-sided p-value: twice the smallest one-sided p of the statements its rule can make (at most
+    1), i.e. the smallest alpha at which the rule read on the (1 - alpha) interval decides something.
+
+    With d' = sign(claim) d and c = |claim|. Proxy data: d' > 0 or d' < 0. Paper data: difference and at_least:
+    d' > 0, d' < 0, or |d'| < c/2 (both one-sided tests, the larger p); direction: d' > 0 or d' < 0; equivalence:
+    |d| < c (both tests) or |d| > c (either side); speedup (on the log ratio): its direction, or a ratio within
+    (2/c, c/2) when that band is not empty (c > 2)."""
+    d, c = t.diff, abs(t.claimed)
+    up, down = d.p_above(0.0), d.p_below(0.0)
+    assert up is not None and down is not None  # only tests with a standard error are judged
+    ps = [up, down]
+    if not t.proxy and t.kind in ("difference", "at_least"):
+        ps.append(max(d.p_above(-c / 2), d.p_below(c / 2)))  # type: ignore[type-var]
+    elif not t.proxy and t.kind == "equivalence":
+        ps = [max(d.p_above(-c), d.p_below(c)), min(d.p_above(c), d.p_below(-c))]  # type: ignore[type-var]
+    elif not t.proxy and t.kind == "speedup":
+        factor = c if c > 1 else 1 / c
+        if factor > 2:
+            band = math.log(factor / 2)
+            ps.append(max(d.p_above(-band), d.p_below(band)))  # type: ignore[type-var]
+    return min(1.0, 2 * min(ps))
+
+
+def verdicts(
+    tests: Sequence[ClaimTest], alpha: float = ALPHA, families: Families | None = None
+) -> list[tuple[Verdict, str]]:
     """The claim rule: a verdict and its reason for every claim measured in one report, in the order given.
 
-    d = variant - baseline in percentage points and c = the claim (Claim.delta). The 95 % interval [lo, hi] of d is
-    Welch's (unequal variances, Welch-Satterthwaite df) or, for paired measurements (two protocols of the same runs;
-    ensembles against their own members), the one-sample t interval of the per-pair differences (df = n - 1).
+    d = variant - baseline in percentage points and c = the claim (Claim.delta). d's interval [lo, hi] is a paired
+    t interval of per-pair differences (seed s of both sides; two protocols of the same runs; ensembles against
+    their own members) or Welch's (unequal variances, Welch-Satterthwaite df).
 
-    Any data: a top-5 claim measured on data with at most 10 classes (ClaimTest.classes, from the runs' param
-    num_classes; unknown counts as many) -> inconclusive, "top-5 of N classes carries no information", and outside
-    the proxy family. Fewer than 3 values (seeds; ensembles) on a side -> inconclusive, saying how many there are.
+    Before any test: a claim the data cannot test (ClaimTest.untestable; a top-5 claim on data with at most 10
+    classes, "top-5 of N classes carries no information") -> `not testable here`; fewer than 3 values (seeds;
+    ensembles) on a side -> inconclusive, saying how many there are; an equivalence claim on proxy data, or a claim
+    outside its data's family -> inconclusive. None of these is decided, and none is a Holm p-value.
+
+    Multiplicity: Holm's step-down over each family (paper data; proxy data), of the size fixed in advance
+    (`families`; default: the tests given): the claims sorted by `claim_p`, the i-th (i = 1..m) is decided at level
+    alpha / (m - i + 1) while every one before it was; from the first that is not, none is. A decided claim is read on
+    its (1 - level) interval (95 % when m = 1); an undecided one is inconclusive.
 
     Paper data (a data set the papers report on): sizes count.
       difference   holds          the interval excludes 0 on the claimed side and overlaps [c/2, 2c];
@@ -456,112 +423,187 @@ def verdicts(tests: Sequence[ClaimTest], alpha: float = ALPHA, level: float = LE
       direction    the paper gives no size ("without it, substantial overfitting"), only the sign of c counts (c is
                    -1 or +1 by convention): holds when the interval excludes 0 on the claimed side, does not hold
                    when it excludes 0 on the other side;
-      anything else is inconclusive: an interval that contains 0 and reaches past +-|c|/2, or (difference) one that
-      lies entirely beyond 2c, where the direction holds but the effect is more than twice the claim.
+      anything else is inconclusive: (difference) an interval that lies entirely beyond 2c, where the direction
+      holds but the effect is more than twice the claim; (at_least) one that stops short of the bound.
     ("Excludes 0" is strict: an interval ending at 0 does not exclude it; interval ends are included in [c/2, 2c].)
 
-    Proxy data: the papers' sizes mean nothing there; only the direction is tested. A difference, at_least or
-    direction claim gives two one-sided t-tests (Welch's, or one-sample when paired): for the claimed direction
-    (H0: sign(c) d <= 0) and against it (H0: sign(c) d >= 0). Holm's step-down correction runs over both tests of
-    every such claim on proxy data in `tests` but top-5 on few classes (family-wise alpha 0.05; counting both
-    directions makes each pair a two-sided test with a directional decision, so a null effect is called either way
-    with probability at most alpha):
-      supported     the test for the claimed direction rejects after correction;
-      contradicted  the test against it rejects after correction;
-      inconclusive  neither does.
-    Equivalence claims on proxy data are inconclusive and outside the family: "changes little" is a statement about
-    size, which a proxy cannot test.
+    Proxy data: the papers' sizes mean nothing there; only the direction is tested: `supported` when the claim is
+    decided and d has the claimed sign, `contradicted` when decided with the other sign.
 
     Speedup claims (KSH12 Fig. 1): d = mean log(images to the threshold) of the variant minus the baseline's, c the
-    claimed factor (> 1: the variant needs 1/c of the images). On proxy data d < 0 is the claimed direction, tested
-    in the same Holm family. On paper data the interval is read as a ratio r = baseline / variant = exp(-d), [exp(-hi),
-    exp(-lo)], with the difference rule's half-to-twice logic made multiplicative (`speedup_verdict`): holds when
-    it excludes 1 on the claimed side and overlaps [c/2, 2c] ([3, 12] for "six times"); does not hold when it excludes
-    1 on the other side, or lies within (2/c, c/2) (less than half the claimed factor either way); inconclusive
-    otherwise (an interval that contains 1 and reaches past that band, or lies entirely beyond 2c). A claimed c < 1
-    is judged as 1/c with the ratio inverted.
+    claimed factor (> 1: the variant needs 1/c of the images); on proxy data d < 0 is the claimed direction. On paper
+    data the interval is read as a ratio r = baseline / variant = exp(-d), [exp(-hi), exp(-lo)], with the difference
+    rule's half-to-twice logic made multiplicative (`speedup_verdict`).
+
+    Every inconclusive claim with a spread says the smallest difference its seeds detect and how many seeds a side
+    would decide it (`design_note`), at two-sided alpha / m (the level the first-ranked claim of its family meets).
     """
     for t in tests:
         if (t.claimed <= 0) if t.kind in ("equivalence", "speedup") else (t.claimed == 0):
             raise ValueError(f"a {t.kind} claim of {t.claimed:+g}: no direction or bound to test")
         if t.kind == "speedup" and t.claimed == 1:
             raise ValueError("a speedup claim of 1x: no direction to test")
-    enough = [t.diff.se is not None and min(t.diff.n_variant, t.diff.n_baseline) >= MIN_SEEDS for t in tests]
-    family = [
-        i for i, t in enumerate(tests) if enough[i] and t.proxy and t.kind != "equivalence" and not t.uninformative
-    ]
-    pvalues = []
-    for i in family:
-        sign = claimed_sign(tests[i])
-        pvalues += [tests[i].diff.p_one_sided(sign), tests[i].diff.p_one_sided(-sign)]
-    adjusted = holm(pvalues)  # type: ignore[arg-type]  # family members have a standard error
-    by_test = {
-        i: (pvalues[2 * j], adjusted[2 * j], pvalues[2 * j + 1], adjusted[2 * j + 1]) for j, i in enumerate(family)
-    }
-    out: list[tuple[Verdict, str]] = []
-    for i, t in enumerate(tests):
-        d, c = t.diff, abs(t.claimed)
-        v: Verdict = "inconclusive"
-        if t.uninformative:
-            why = f"top-5 of {t.classes} classes carries no information"
-        elif not enough[i]:
-            why = f"needs at least {MIN_SEEDS} seeds a side, has {d.n_variant} / {d.n_baseline}"
-        elif t.proxy and t.kind == "equivalence":
-            why = f"|difference| <= {c:g} is a size; proxy data tests the direction only"
-        elif t.proxy:
-            p_for, adj_for, p_against, adj_against = by_test[i]
-            if adj_for <= alpha:
-                v, why = "supported", f"claimed direction: p {p_for:.2g}, Holm-adjusted {adj_for:.2g}"
-            elif adj_against <= alpha:
-                v, why = "contradicted", f"opposite direction: p {p_against:.2g}, Holm-adjusted {adj_against:.2g}"
-            else:
-                p, adj = min((p_for, adj_for), (p_against, adj_against))
-                why = f"neither direction: p {p:.2g}, Holm-adjusted {adj:.2g} > {alpha:g}"
-            why += f" ({len(pvalues)} one-sided tests in the family)"
-        elif t.kind == "speedup":
-            v, why = speedup_verdict(d.interval(level), t.claimed)  # type: ignore[arg-type]
-        elif t.kind == "equivalence":
-            lo, hi = d.interval(level)  # type: ignore[misc]  # enough[i]: a standard error exists
-            if -c <= lo and hi <= c:
-                v, why = "holds", f"the interval lies within ±{c:g}"
-            elif lo > c or hi < -c:
-                v, why = "does not hold", f"the interval lies entirely outside ±{c:g}"
-            else:
-                why = f"the interval reaches past ±{c:g}"
-        elif t.kind == "direction":
-            lo, hi = d.interval(level)  # type: ignore[misc]
-            low, high = (lo, hi) if t.claimed > 0 else (-hi, -lo)  # positive: the way the paper says
-            if low > 0:
-                v, why = "holds", "the interval excludes 0 on the claimed side"
-            elif high < 0:
-                v, why = "does not hold", "the interval excludes 0 on the other side of the claim"
-            else:
-                why = "the interval includes 0"
-        else:
-            lo, hi = d.interval(level)  # type: ignore[misc]
-            low, high = (lo, hi) if t.claimed > 0 else (-hi, -lo)  # positive: the way the paper says
-            reach = c if t.kind == "at_least" else c / 2
-            half = f"±{c / 2:g} (half the claim)"
-            if high < 0:
-                v, why = "does not hold", "the interval excludes 0 on the other side of the claim"
-            elif low > 0 and high >= reach and (t.kind == "at_least" or low <= 2 * c):
-                ends = sorted((t.claimed / 2, 2 * t.claimed))
-                target = (
-                    f"reaches the claimed bound {t.claimed:+g}"
-                    if t.kind == "at_least"
-                    else f"overlaps [{ends[0]:+g}, {ends[1]:+g}]"
-                )
-                v, why = "holds", f"the interval excludes 0 on the claimed side and {target}"
-            elif -c / 2 < low and high < c / 2:
-                v, why = "does not hold", f"the interval lies within {half}"
-            elif low > 2 * c:
-                why = f"the claimed direction, but the whole interval is beyond twice the claim ({2 * t.claimed:+g})"
-            elif low > 0:
-                why = f"the claimed direction, but the interval stops short of the claimed bound {t.claimed:+g}"
-            else:
-                why = f"the interval includes 0 and reaches past {half}"
-        out.append((v, why))
-    return out
+    skip = [_undecidable(t) for t in tests]
+    out: list[tuple[Verdict, str] | None] = list(skip)
+    for proxy in (False, True):
+        members = [i for i, t in enumerate(tests) if t.proxy == proxy and skip[i] is None]
+        fixed = 0 if families is None else (families.proxy if proxy else families.paper)
+        size = max(fixed, len(members))
+        design = alpha / max(size, 1)
+        for i, t in enumerate(tests):  # the undecided ones: how far the design is from deciding them
+            v = out[i]
+            testable = t.in_family and not (t.proxy and t.kind == "equivalence")  # else no seeds would decide it
+            if v is not None and t.proxy == proxy and v[0] == "inconclusive" and testable:
+                out[i] = (v[0], _join(v[1], design_note(t, design)))
+        ps = [claim_p(tests[i]) for i in members]
+        adjusted, levels = holm(ps, size), st.holm_levels(ps, size, alpha)
+        for j, i in enumerate(members):
+            judge = _proxy_verdict if proxy else _paper_verdict
+            out[i] = judge(tests[i], ps[j], adjusted[j], levels[j], size, alpha)
+    return [x for x in out if x is not None]
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _undecidable(t: ClaimTest) -> tuple[Verdict, str] | None:
+    """The verdict of a claim that never enters a Holm family, or None for one that does."""
+    d = t.diff
+    if t.untestable:
+        return "not testable here", t.untestable
+    if t.uninformative:
+        return "not testable here", f"top-5 of {t.classes} classes carries no information"
+    if d.se is None or min(d.n_variant, d.n_baseline) < MIN_SEEDS:
+        return "inconclusive", f"needs at least {MIN_SEEDS} seeds a side, has {d.n_variant} / {d.n_baseline}"
+    if t.proxy and t.kind == "equivalence":
+        return "inconclusive", f"|difference| <= {abs(t.claimed):g} is a size; proxy data tests the direction only"
+    if not t.in_family:
+        return "inconclusive", "not in its data's claim family fixed in advance: never decided here"
+    return None
+
+
+def _holm_text(p: float, adjusted: float, size: int) -> str:
+    return f"p {p:.2g}, Holm-adjusted {adjusted:.2g} over {size} claim{'' if size == 1 else 's'}"
+
+
+def _proxy_verdict(
+    t: ClaimTest, p: float, adjusted: float, level: float | None, size: int, alpha: float
+) -> tuple[Verdict, str]:
+    holm_text = _holm_text(p, adjusted, size)
+    if level is None:
+        return "inconclusive", _join(f"neither direction: {holm_text} > {alpha:g}", design_note(t, alpha / size))
+    if claimed_sign(t) * t.diff.measured > 0:
+        return "supported", f"claimed direction: {holm_text}"
+    return "contradicted", f"opposite direction: {holm_text}"
+
+
+def _paper_verdict(
+    t: ClaimTest, p: float, adjusted: float, level: float | None, size: int, alpha: float
+) -> tuple[Verdict, str]:
+    """Decided (`level`): the paper rule on the (1 - level) interval; undecided: inconclusive, the rule's reason
+    read on the (1 - alpha / size) interval (which cannot decide it)."""
+    at = alpha / size if level is None else level
+    interval = t.diff.interval(1 - at)
+    assert interval is not None  # only tests with a standard error are judged
+    v, why = paper_rule(t, interval)
+    read = ""  # the interval read, where it is not the row's own 95 % interval
+    if not math.isclose(1 - at, LEVEL):
+        read = f"the {100 * (1 - at):.4g} % interval"
+        read += "" if t.kind == "speedup" else f" [{interval[0]:+.2f}, {interval[1]:+.2f}]"
+    holm_text = _holm_text(p, adjusted, size)
+    why = f"{read}: {why}" if read else why
+    if level is None:
+        return "inconclusive", _join(f"{why}; {holm_text} > {alpha:g}", design_note(t, alpha / size))
+    why = f"{why} ({holm_text})"
+    return v, (why if v != "inconclusive" else _join(why, design_note(t, alpha / size)))
+
+
+def paper_rule(t: ClaimTest, interval: tuple[float, float]) -> tuple[Verdict, str]:
+    """The paper-data verdict of one claim read on one interval [lo, hi] of d (see `verdicts`)."""
+    c = abs(t.claimed)
+    lo, hi = interval
+    if t.kind == "speedup":
+        return speedup_verdict(interval, t.claimed)
+    if t.kind == "equivalence":
+        if -c <= lo and hi <= c:
+            return "holds", f"the interval lies within ±{c:g}"
+        if lo > c or hi < -c:
+            return "does not hold", f"the interval lies entirely outside ±{c:g}"
+        return "inconclusive", f"the interval reaches past ±{c:g}"
+    low, high = (lo, hi) if t.claimed > 0 else (-hi, -lo)  # positive: the way the paper says
+    if t.kind == "direction":
+        if low > 0:
+            return "holds", "the interval excludes 0 on the claimed side"
+        if high < 0:
+            return "does not hold", "the interval excludes 0 on the other side of the claim"
+        return "inconclusive", "the interval includes 0"
+    reach = c if t.kind == "at_least" else c / 2
+    half = f"±{c / 2:g} (half the claim)"
+    if high < 0:
+        return "does not hold", "the interval excludes 0 on the other side of the claim"
+    if low > 0 and high >= reach and (t.kind == "at_least" or low <= 2 * c):
+        ends = sorted((t.claimed / 2, 2 * t.claimed))
+        target = (
+            f"reaches the claimed bound {t.claimed:+g}"
+            if t.kind == "at_least"
+            else f"overlaps [{ends[0]:+g}, {ends[1]:+g}]"
+        )
+        return "holds", f"the interval excludes 0 on the claimed side and {target}"
+    if -c / 2 < low and high < c / 2:
+        return "does not hold", f"the interval lies within {half}"
+    if low > 2 * c:
+        return (
+            "inconclusive",
+            f"the claimed direction, but the whole interval is beyond twice the claim ({2 * t.claimed:+g})",
+        )
+    if low > 0:
+        return (
+            "inconclusive",
+            f"the claimed direction, but the interval stops short of the claimed bound {t.claimed:+g}",
+        )
+    return "inconclusive", f"the interval includes 0 and reaches past {half}"
+
+
+def _seeds(n: int | None) -> str:
+    return f"more than {st.MAX_SEEDS}" if n is None else str(n)
+
+
+def design_note(t: ClaimTest, alpha: float) -> str:
+    """What an inconclusive claim's design could see, at two-sided `alpha` (after correction) and power 0.8: the
+    smallest difference its seeds detect, and how many seeds a side (pairs when paired) at the measured spread would
+    decide it. Paper data: to hold if the true change is the claim (a speedup: log c; a direction claim: the measured
+    d), and to fail by size if it is 0 (the interval inside ±c/2; equivalence: to hold, inside ±c). Proxy data:
+    to decide the direction if the true change is the measured d. "" without a spread."""
+    d, sd = t.diff, t.diff.spread()
+    level = f"power {st.POWER:g}, two-sided alpha {alpha:.2g}"
+    parts = []
+    if d.se is not None and d.df is not None:
+        mde = st.detectable(d.se, d.df, alpha)
+        if mde is not None:
+            shown = f"{math.exp(mde):.3g}x" if t.kind == "speedup" else f"{mde:.3g} points"
+            parts.append(f"smallest difference these seeds detect: {shown}")
+    if sd is None or sd == 0:
+        return f"{parts[0]} ({level})" if parts else ""
+    unit = "pairs" if d.paired else "seeds a side"
+    c = abs(t.claimed)
+    if t.proxy:
+        parts.append(f"{_seeds(st.seeds_needed(d.measured, sd, alpha, is_paired=d.paired))} {unit} would decide the "
+                     f"measured {d.measured:+.2g}")  # fmt: skip
+    elif t.kind == "equivalence":
+        n = st.seeds_needed(c, sd, alpha, is_paired=d.paired, within=True)
+        parts.append(f"{_seeds(n)} {unit} would hold it if the true change is 0")
+    else:
+        factor = (c if c > 1 else 1 / c) if t.kind == "speedup" else 0.0
+        effect = {"speedup": math.log(factor) if factor else 0.0, "direction": d.measured}.get(t.kind, c)
+        hold = f"{_seeds(st.seeds_needed(effect, sd, alpha, is_paired=d.paired))} {unit} would hold it if the true "
+        hold += "change is the measured one" if t.kind == "direction" else "change is the claim"
+        parts.append(hold)
+        margin = {"speedup": math.log(factor / 2) if factor > 2 else 0.0, "direction": 0.0}.get(t.kind, c / 2)
+        if margin:
+            n = st.seeds_needed(margin, sd, alpha, is_paired=d.paired, within=True)
+            parts.append(f"{_seeds(n)} would fail it by size if it is 0")
+    return f"{', '.join(parts)} (seed sd {sd:.2g}; {level})"
 
 
 def claimed_sign(t: ClaimTest) -> int:
@@ -615,10 +657,34 @@ def speedup_threshold(claim: Claim, proxy: bool) -> float | None:
     return claim.proxy_threshold if proxy else claim.threshold
 
 
+def by_seed(
+    xs: Sequence[tuple[RunRow, float]], ys: Sequence[tuple[RunRow, float]]
+) -> tuple[Difference, str, tuple[str, ...]]:
+    """Variant values `xs` against baseline values `ys`, one per run. Seed s of both sides shares its data order and,
+    where shapes allow, its init (harness/engine.py: `prepare_model` and the epoch seeds derive from the run's seed),
+    so the sides are compared as pairs (paired t on the per-seed differences) when they have at least 2 seeds in
+    common, no seed twice on a side, and pairing keeps as many values a side as the verdict needs (min(3, n_a, n_b));
+    Welch over all values otherwise. Returns the difference, a note saying which, and the run ids it used."""
+    seeds_a, seeds_b = [x.seed for x, _ in xs], [x.seed for x, _ in ys]
+    common = sorted({s for s in seeds_a if s is not None} & {s for s in seeds_b if s is not None})
+    repeats = len(set(seeds_a)) < len(seeds_a) or len(set(seeds_b)) < len(seeds_b)
+    if not repeats and len(common) >= max(2, min(MIN_SEEDS, len(xs), len(ys))):
+        va, vb = {x.seed: (x, v) for x, v in xs}, {x.seed: (x, v) for x, v in ys}
+        diff = paired_sides([(va[s][1], vb[s][1]) for s in common])
+        left = len(xs) + len(ys) - 2 * len(common)
+        note = f"paired by seed ({len(common)} common seeds" + (f"; {left} unpaired run(s) left out)" if left else ")")
+        ids = tuple(dict.fromkeys([*(va[s][0].run_id for s in common), *(vb[s][0].run_id for s in common)]))
+        return diff, note, ids
+    why = "a seed repeats on a side" if repeats else f"the sides share {len(common)} seed(s)"
+    diff = welch([v for _, v in xs], [v for _, v in ys])
+    return diff, f"Welch: {why}", tuple(dict.fromkeys(x.run_id for x, _ in (*xs, *ys)))
+
+
 def _measure_speedup(
     claim: Claim, a: Sequence[RunRow], b: Sequence[RunRow], proxy: bool
 ) -> tuple[Difference | None, str, tuple[str, ...]]:
-    """Welch over log(images to the threshold): variant runs `a` against baseline runs `b`."""
+    """log(images to the threshold) of variant runs `a` against baseline runs `b`: paired by seed or Welch
+    (`by_seed`); every run that has a curve is counted in the medians."""
     threshold = speedup_threshold(claim, proxy)
     if threshold is None:
         return None, f"the claim gives no {'proxy ' if proxy else ''}threshold", ()
@@ -629,12 +695,13 @@ def _measure_speedup(
     (xs, ys) = sides
     if not xs or not ys:
         return None, "", ()
-    diff = welch([math.log(r[0]) for _, r in xs], [math.log(r[0]) for _, r in ys])
+    by_id = {x.run_id: x for x in (*a, *b)}
+    diff, pairing, _ = by_seed([(by_id[i], math.log(r[0])) for i, r in xs], [(by_id[i], math.log(r[0])) for i, r in ys])
     median = [statistics.median(r[0] for _, r in side) for side in (xs, ys)]
     note = (
         f"threshold {threshold:g} % training error ({'proxy: the harness' if proxy else 'the paper'}'s), running mean "
         f"of {SPEEDUP_WINDOW} logged error points; median training images to it {median[0]:,.0f} (variant) / "
-        f"{median[1]:,.0f} (baseline); measured: mean log(images) variant - baseline"
+        f"{median[1]:,.0f} (baseline); measured: mean log(images) variant - baseline; {pairing}"
     )
     censored = [sum(not r[1] for _, r in side) for side in (xs, ys)]
     if any(censored):
@@ -811,13 +878,13 @@ def _measure(
                 proto_a = proto_b = shared_protocol(a + b, pa, claim.metric)
                 if proto_a != pa:  # e.g. the proxy evaluates the centre crop only: compare on what both sides have
                     note = f"compared on the {fmt.protocol(proto_a)} (the runs have no {fmt.protocol(pa)})"
-            xs = [(x.run_id, run_metric(x, proto_a, claim.metric)) for x in a]
-            ys = [(x.run_id, run_metric(x, proto_b, claim.metric)) for x in b]
-            xs, ys = [(i, v) for i, v in xs if v is not None], [(i, v) for i, v in ys if v is not None]
+            xs = [(x, run_metric(x, proto_a, claim.metric)) for x in a]
+            ys = [(x, run_metric(x, proto_b, claim.metric)) for x in b]
+            xs, ys = [(x, v) for x, v in xs if v is not None], [(x, v) for x, v in ys if v is not None]
             if not xs or not ys:
                 continue
-            diff = welch([v for _, v in xs], [v for _, v in ys])
-            ids = tuple(dict.fromkeys(i for i, _ in xs + ys))
+            diff, pairing, ids = by_seed(xs, ys)  # type: ignore[arg-type]  # None values were dropped above
+            note = _join(pairing, note)
         data, split, profile, pretrained = g
         classes = max((x.num_classes for x in a + b if x.num_classes), default=None)
         out.append(_Measure(data, split, profile, pretrained or None, data in proxies, diff, note, ids, classes))
@@ -836,27 +903,59 @@ def _measure(
     return [_Measure("", "", "", None, False, None, reason, ())]
 
 
+def proxy_family(
+    claims: Sequence[Claim], named: Collection[str] | None = None, untestable: Collection[str] = ()
+) -> set[str]:
+    """The claims proxy data tests, fixed in advance: those in `named` (the proxy's seed plan), else every claim of
+    `claims` but the equivalence ones (a size) and those in `untestable`."""
+    names = {c.name for c in claims if c.kind != "equivalence" and c.name not in untestable}
+    return names if named is None else names & set(named)
+
+
+def families(
+    claims: Sequence[Claim], named: Collection[str] | None = None, untestable: Collection[str] = ()
+) -> Families:
+    """Holm's family sizes of a report: every claim of `claims` (the registry's) on the papers' data, the
+    `proxy_family` on proxy data."""
+    return Families(len({c.name for c in claims}), len(proxy_family(claims, named, untestable)))
+
+
+def untestable_on_proxy(claims: Sequence[Claim]) -> dict[str, str]:
+    """Claim name -> why proxy data cannot test it (`not testable here` on proxy data), from the registry's
+    `Claim.proxy_untestable` where the registry has that field (empty otherwise)."""
+    return {c.name: why for c in claims if (why := getattr(c, "proxy_untestable", ""))}
+
+
 def check_claims(
     claims: Sequence[Claim],
     rows: Sequence[RunRow],
     variants: Sequence[Variant],
     ensembles: Sequence[EnsembleResult] = (),
+    proxy_claims: Collection[str] | None = None,
+    untestable: Mapping[str, str] | None = None,
 ) -> list[ClaimResult]:
     """Every claim on every data set, split, profile and pretraining holding runs of both sides (one `not run`
-    result for a claim measured nowhere), judged together by `verdicts`: the proxy family is the whole list."""
+    result for a claim measured nowhere), judged together by `verdicts` in two families fixed by the claims, not by
+    the runs (`families`): on the papers' data all of `claims`, on proxy data the `proxy_family` of `proxy_claims`.
+    `untestable` maps a claim's name to why proxy data cannot test it (`not testable here` there)."""
+    untestable = dict(untestable or {})
+    family = proxy_family(claims, proxy_claims, untestable)
     measured = [(c, m) for c in claims for m in _measure(c, rows, variants, ensembles)]
     tested = [i for i, (_, m) in enumerate(measured) if m.diff is not None]
-    decided = dict(
-        zip(
-            tested,
-            verdicts(
-                [
-                    ClaimTest(c.kind, c.delta, m.proxy, m.diff, c.metric, m.classes)  # type: ignore[arg-type]
-                    for c, m in (measured[i] for i in tested)
-                ]
-            ),
+    tests = [
+        ClaimTest(
+            c.kind,
+            c.delta,
+            m.proxy,
+            m.diff,  # type: ignore[arg-type]  # tested: measured
+            c.metric,
+            m.classes,
+            untestable.get(c.name, "") if m.proxy else "",
+            c.name in family or not m.proxy,
         )
-    )  # type: ignore[arg-type]
+        for c, m in (measured[i] for i in tested)
+    ]
+    decided = dict(zip(tested, verdicts(tests, families=families(claims, proxy_claims, untestable))))
     out = []
     for i, (c, m) in enumerate(measured):
         if m.diff is None:
@@ -887,7 +986,7 @@ def check_claims(
 def check_claim(
     claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant], ensembles: Sequence[EnsembleResult] = ()
 ) -> list[ClaimResult]:
-    """One claim alone (its own proxy family): one result per data set, split and profile holding both sides."""
+    """One claim alone (a family of one): one result per data set, split and profile holding both sides."""
     return check_claims([claim], rows, variants, ensembles)
 
 

@@ -28,18 +28,24 @@ HOW_TO_READ = (
     "with n; differences are reproduced minus reported."
 )
 CLAIM_RULE = (
-    "Claims (section 4) are differences variant minus baseline with a 95 % confidence interval (Welch's t), judged "
-    "only with at least 3 seeds a side. On the papers' data a claim `holds` when the interval excludes 0 on the "
-    'claimed side and overlaps half to twice the claimed change (reaches the bound of an "over" claim; lies within '
-    'the bound of a "changes little" claim), and `does not hold` when it excludes 0 on the other side or lies '
-    "within half the claim; a claim with a direction and no size holds when the interval excludes 0 on the "
-    "claimed side. On proxy data the papers' sizes mean nothing, so only the direction is tested: "
-    "`supported` or `contradicted` by one-sided Welch tests, Holm-corrected across all proxy claims of the report "
-    "(alpha 0.05). A top-5 claim on data with at most 10 classes is `inconclusive` and left out of that "
-    "correction: top-5 of so few classes carries no information. Anything else is `inconclusive`; the rule is "
-    "`verdicts` in `harness/report/compute.py`. "
+    "Claims (section 4) are differences variant minus baseline with a 95 % confidence interval: a paired t on the "
+    "per-seed differences where both sides have the same seeds (seed s of both sides shares its init and data "
+    "order), Welch's t otherwise; judged only with at least 3 seeds a side. Each family of claims, the papers' data "
+    "and proxy data, is fixed before any run (section 4 gives its size) and corrected with Holm's step-down at "
+    "family-wise alpha 0.05: sorted by p-value, the k-th of m claims is decided at level 0.05 / (m - k + 1) while "
+    "every claim before it was, and read on the interval of that level (95 % in a family of one). On the papers' "
+    "data a decided claim `holds` when that interval excludes 0 on the claimed side and overlaps half to twice the "
+    'claimed change (reaches the bound of an "over" claim; lies within the bound of a "changes little" claim), and '
+    "`does not hold` when it excludes 0 on the other side or lies within half the claim; a claim with a direction "
+    "and no size holds when the interval excludes 0 on the claimed side. On proxy data the papers' sizes mean "
+    "nothing, so only the direction is tested: a decided claim is `supported` or `contradicted` by the sign of the "
+    "difference. `not testable here` marks a claim the data cannot test, with the reason (a top-5 claim on data with "
+    "at most 10 classes: top-5 of so few classes carries no information); it stays out of the families. Anything "
+    "else is `inconclusive`, with the smallest difference its seeds detect and how many seeds a side would decide it "
+    "at the measured spread (power 0.8 at two-sided alpha 0.05 / m). The rule is `verdicts` in "
+    "`harness/report/compute.py`, its statistics in `harness/report/stats.py`. "
     "A speedup claim (KSH12 Fig. 1) compares the training images each run saw until its running training error "
-    "first fell to the threshold, as a ratio baseline / variant (Welch on the logs): on the papers' data it holds "
+    "first fell to the threshold, as a ratio baseline / variant (a t on the logs): on the papers' data it holds "
     "when the interval excludes 1 on the claimed side and overlaps half to twice the claimed factor."
 )
 ENSEMBLES = (
@@ -327,8 +333,10 @@ def _claim_row(r: ClaimResult) -> list[str]:
         n = f"{d.n_variant} / {d.n_baseline}"
         if c.ensemble > 1:
             n = f"{d.n_variant} ensembles" + (" (paired)" if d.paired else f" / {d.n_baseline}")
-        elif d.paired:
+        elif d.paired and c.protocol and c.variant == c.baseline:
             n = f"{d.n_variant} runs (paired)"
+        elif d.paired:  # seed s of both sides (compute.by_seed)
+            n = f"{d.n_variant} / {d.n_baseline} (paired)"
     return [
         c.name,
         c.text,
@@ -346,16 +354,33 @@ def _claim_row(r: ClaimResult) -> list[str]:
     ]
 
 
+def proxy_plan_claims() -> set[str]:
+    """The proxy's claim family, fixed in advance: the claims its seed plan (`harness.plan.PROXY_SEEDS`) names."""
+    return {e.claim for e in plan.PROXY_SEEDS}
+
+
+def family_text(f: compute.Families) -> str:
+    return (
+        f"Multiple testing: Holm's step-down at family-wise alpha {compute.ALPHA:g} over the {f.paper} registered "
+        f"claims on the papers' data and, separately, over the {f.proxy} claims of the proxy's seed plan on proxy "
+        "data; a family member not measured (or with too few seeds) counts as p = 1."
+    )
+
+
 def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
-    results = compute.check_claims(inputs.claims, rows, inputs.variants, inputs.ensembles)
+    named, untestable = proxy_plan_claims(), compute.untestable_on_proxy(inputs.claims)
+    results = compute.check_claims(inputs.claims, rows, inputs.variants, inputs.ensembles, named, untestable)
+    fam = compute.families(inputs.claims, named, untestable)
     counts = ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in compute.VERDICTS)
     intro = (
         "Each claim as an accuracy difference in percentage points: variant minus baseline on the same data set, "
         "split and profile, runs with the paper's recipe. `measured` is the mean difference with its 95 % confidence "
-        "interval: Welch's t over seeds, or a paired t for two protocols of the same runs and for ensembles against "
-        "their own members; `variant / baseline` is each side's mean ± standard deviation (n) over seeds (ensembles: "
-        "the ensembles' and their members' means); `n` counts seeds (or disjoint ensembles) per side. The verdict rule "
-        "is in How to read. "
+        "interval: a paired t on the per-seed differences where both sides have the same seeds (`n` then reads "
+        "`(paired)` and `why` names the common seeds), Welch's t otherwise, a paired t for two protocols of the same "
+        "runs and for ensembles against their own members; `variant / baseline` is each side's mean ± standard "
+        "deviation (n) over the seeds compared (ensembles: the ensembles' and their members' means); `n` counts seeds "
+        "(or disjoint ensembles) per side. The verdict rule is in How to read. "
+        f"{family_text(fam)} "
         f"Verdicts: {counts}."
     )
     out = ["## 4. Paper claims", "", intro, ""]

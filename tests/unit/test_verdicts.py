@@ -155,29 +155,32 @@ def test_proxy_equivalence_is_inconclusive_and_outside_the_family() -> None:
     eq, lrn = compute.verdicts(
         [ClaimTest("equivalence", 1.0, True, diff(0.0)), ClaimTest("difference", LRN, True, diff(-1.5))]
     )
-    assert eq[0] == "inconclusive" and lrn[0] == "supported" and "2 one-sided tests" in lrn[1]
+    assert eq[0] == "inconclusive" and lrn[0] == "supported" and "over 1 claim" in lrn[1]
 
 
 def test_holm_over_the_proxy_claims_of_a_report() -> None:
-    """p = 0.02 for the claimed direction: supported alone (x2), not beside a stronger claim (x3 at second rank)."""
-    weak = ClaimTest("difference", LRN, True, diff(-3.0, 1.0))  # one-sided p 0.01997
-    strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))  # p 0.00028
+    """Two-sided p = 0.04: supported alone (x1); in a family of 2 fixed in advance whose other claim was not measured,
+    inconclusive (x2); beside a stronger measured claim, second rank (x1): supported."""
+    weak = ClaimTest("difference", LRN, True, diff(-3.0, 1.0))  # one-sided p 0.01997, two-sided 0.0399
+    strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))  # two-sided p 0.00056
     assert compute.verdicts([weak])[0][0] == "supported"
-    assert [v for v, _ in compute.verdicts([weak, strong])] == ["inconclusive", "supported"]
+    two = compute.Families(paper=1, proxy=2)
+    assert compute.verdicts([weak], families=two)[0][0] == "inconclusive"
+    assert [v for v, _ in compute.verdicts([weak, strong], families=two)] == ["supported", "supported"]
     paper = ClaimTest("difference", LRN, False, diff(-10.0, 1.0))  # paper claims are not in the proxy family
     assert compute.verdicts([weak, paper])[0][0] == "supported"
 
 
 def test_holm_step_down_stops_at_the_first_failure() -> None:
-    """Three claims, six one-sided tests. p = 0.0095 passes its own rank (x5 = 0.0475) only if the claim ranked before
-    it passes: behind p = 0.009 (x6 = 0.054) it stops; behind p = 0.00028 it is supported."""
+    """Three claims. Two-sided p = 0.019 passes its own rank (x2 = 0.038) only if the claim ranked before it passes:
+    behind p = 0.018 (x3 = 0.054) it stops; behind p = 0.00056 it is supported."""
     second = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.0095, 4), 1.0))
     null = ClaimTest("difference", LRN, True, diff(0.0, 1.0))  # p 0.5 both ways
     close = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.009, 4), 1.0))
     strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))
     assert [v for v, _ in compute.verdicts([close, second, null])] == ["inconclusive"] * 3
     assert [v for v, _ in compute.verdicts([strong, second, null])] == ["supported", "supported", "inconclusive"]
-    assert "6 one-sided tests" in compute.verdicts([strong, second, null])[1][1]
+    assert "over 3 claims" in compute.verdicts([strong, second, null])[1][1]
 
 
 # --- measuring claims from runs ------------------------------------------------------------------------------------
@@ -224,8 +227,8 @@ def test_claims_never_pool_profiles() -> None:
     rows += [run("alexnet2012_no_lrn", s, 40.0, profile="short") for s in range(3)]  # a shorter schedule
     [result] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)  # `short` has no baseline runs: not compared
     assert result.profile == "paper" and result.verdict == "holds" and (result.n_variant, result.n_baseline) == (3, 3)
-    assert result.interval == pytest.approx(
-        tuple(stats.ttest_ind((57.8, 57.9, 57.7), (59.0, 59.6, 59.3), equal_var=False).confidence_interval(0.95))
+    assert result.interval == pytest.approx(  # seeds 0-2 on both sides: paired by seed
+        tuple(stats.ttest_rel((57.8, 57.9, 57.7), (59.0, 59.6, 59.3)).confidence_interval(0.95))
     )
     rows += [run("alexnet2012", s, 39.0 + s / 10, profile="short") for s in range(3)]
     results = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
@@ -247,7 +250,10 @@ def test_protocol_claim_is_paired_per_run() -> None:
 def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
     rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
     rows += [run("alexnet2012_no_lrn", s, 96.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
-    rows += [run("alexnet2012_nonoverlap_pool", s, 97.1 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [
+        run("alexnet2012_nonoverlap_pool", s, t, profile="proxy", data="mnist5k")
+        for s, t in enumerate((97.2, 96.9, 97.3))
+    ]
     pool = Claim(
         "overlap_pool",
         "Overlapping pooling lowers top-1 error by 0.4 %",
@@ -258,7 +264,7 @@ def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
         "KSH12 s3.4",
     )
     lrn, overlap = compute.check_claims([LRN_CLAIM, pool], rows, VARIANTS)
-    assert lrn.proxy and lrn.verdict == "supported" and "4 one-sided tests" in lrn.reason
+    assert lrn.proxy and lrn.verdict == "supported" and "over 2 claims" in lrn.reason
     assert overlap.verdict == "inconclusive"
 
 
@@ -343,11 +349,13 @@ def test_render_claims_show_kind_interval_n_and_rule() -> None:
     assert md == render(ReportInputs("t", "s", ("e",), tuple(rows[::-1]), VARIANTS, (LRN_CLAIM, eq), {}))
     [lrn] = [x for x in md.splitlines() if x.startswith("| lrn |")]
     sides = "57.80 ± 0.10 (n=3) / 59.30 ± 0.30 (n=3)"  # each side's mean ± std over seeds
-    assert f"| difference | -1.4 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 | **holds** |" in lrn
+    assert f"| difference | -1.4 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 (paired) | **holds** |" in lrn
+    assert "paired by seed (3 common seeds)" in lrn
     assert "ILSVRC-2012 val (`paper`)" in lrn
     [fc7] = [x for x in md.splitlines() if x.startswith("| no_fc7 |")]
-    assert f"| equivalence | within ±1 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 | **inconclusive** |" in fc7
-    assert "Holm-corrected across all proxy claims" in md and "at least 3 seeds a side" in md
+    assert f"| equivalence | within ±1 | {sides} | -1.50 [-2.16, -0.84] | 3 / 3 (paired) | **inconclusive** |" in fc7
+    assert "Holm's step-down at family-wise alpha 0.05 over the 2 registered claims" in md
+    assert "at least 3 seeds a side" in md and "paired t on the per-seed differences" in md
 
 
 # --- direction claims: a sign without a size (KSH12 s4.1, s4.2) ---------------------------------------------------
@@ -390,7 +398,7 @@ def test_proxy_direction_is_judged_like_a_difference(d: Difference, verdict: str
     as_direction = compute.verdicts([ClaimTest("direction", LOWER, True, d), strong])
     as_difference = compute.verdicts([ClaimTest("difference", LRN, True, d), strong])
     assert as_direction == as_difference and as_direction[0][0] == verdict
-    assert "4 one-sided tests" in as_direction[0][1]
+    assert "over 2 claims" in as_direction[0][1]
 
 
 def test_direction_without_a_sign_is_an_error() -> None:
@@ -398,13 +406,13 @@ def test_direction_without_a_sign_is_an_error() -> None:
         one("direction", 0.0, diff(1.0))
 
 
-# --- top-5 on few classes: no information, outside the family --------------------------------------------------
+# --- top-5 on few classes: not testable here, outside the family ------------------------------------------------
 
 
-def test_top5_on_ten_classes_is_inconclusive_whatever_the_numbers() -> None:
+def test_top5_on_ten_classes_is_not_testable_whatever_the_numbers() -> None:
     for proxy in (True, False):
         t = ClaimTest("difference", LRN, proxy, diff(-1.5), "top5", 10)
-        assert compute.verdicts([t]) == [("inconclusive", "top-5 of 10 classes carries no information")]
+        assert compute.verdicts([t]) == [("not testable here", "top-5 of 10 classes carries no information")]
     # more classes, unknown classes, or top-1 on 10 classes: judged as before
     assert (
         one("difference", LRN, diff(-1.5))
@@ -416,17 +424,17 @@ def test_top5_on_ten_classes_is_inconclusive_whatever_the_numbers() -> None:
 
 def test_top5_on_few_classes_stays_out_of_the_holm_family() -> None:
     """The other claims' Holm-adjusted p-values are the same with and without a top-5 claim on 10 classes."""
-    strong = ClaimTest("direction", LOWER, True, diff(-10.0, 1.0))  # one-sided p 0.00028: first rank
-    weak = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.015, 4), 1.0))  # p 0.015: x3 = 0.045 <= 0.05
-    top5 = ClaimTest("difference", LRN, True, diff(-10.0, 1.0), "top5", 10)  # in the family, weak would get x4
+    strong = ClaimTest("direction", LOWER, True, diff(-10.0, 1.0))  # two-sided p 0.00056: first rank
+    weak = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.015, 4), 1.0))  # p 0.03: second rank, x1
+    top5 = ClaimTest("difference", LRN, True, diff(-0.3, 1.0), "top5", 10)  # p 0.78: in the family, weak gets x2
     without = compute.verdicts([weak, strong])
     with_top5 = compute.verdicts([weak, top5, strong])
     assert with_top5[0] == without[0] and with_top5[2] == without[1]
-    assert without[0][0] == "supported" and "Holm-adjusted 0.045 " in without[0][1]
-    assert "4 one-sided tests" in with_top5[0][1]
-    assert with_top5[1] == ("inconclusive", "top-5 of 10 classes carries no information")
+    assert without[0][0] == "supported" and "Holm-adjusted 0.03 " in without[0][1]
+    assert "over 2 claims" in with_top5[0][1]
+    assert with_top5[1] == ("not testable here", "top-5 of 10 classes carries no information")
     counted = compute.verdicts([weak, replace(top5, classes=1000), strong])  # top-5 of 1000 classes counts
-    assert counted[0][0] == "inconclusive" and "6 one-sided tests" in counted[0][1]
+    assert counted[0][0] == "inconclusive" and "over 3 claims" in counted[0][1]
 
 
 def test_claim_classes_come_from_the_runs() -> None:
@@ -436,8 +444,9 @@ def test_claim_classes_come_from_the_runs() -> None:
         run("alexnet2012_no_lrn", s, 90.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)
     ]
     lrn, lrn5 = compute.check_claims([LRN_CLAIM, top5], rows, VARIANTS)
-    assert lrn.verdict == "supported" and "2 one-sided tests" in lrn.reason
-    assert lrn5.verdict == "inconclusive" and lrn5.reason.startswith("top-5 of 10 classes carries no information")
+    # the default proxy family is both claims (fixed before the runs said how many classes there are)
+    assert lrn.verdict == "supported" and "over 2 claims" in lrn.reason
+    assert lrn5.verdict == "not testable here" and lrn5.reason.startswith("top-5 of 10 classes carries no information")
     unknown = [replace(r, num_classes=None) for r in rows]  # runs that logged no class count: judged as before
     assert compute.check_claims([top5], unknown, VARIANTS)[0].verdict == "supported"
 
@@ -457,8 +466,159 @@ def test_render_shows_a_direction_not_a_number() -> None:
     rows += [run("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))]
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (dropout,), {}, (), FigurePaths()))
     [line] = [x for x in md.splitlines() if x.startswith("| dropout |")]
-    assert "| direction | lower |" in line and "| -1.50 [-2.16, -0.84] | 3 / 3 | **holds** |" in line
+    assert "| direction | lower |" in line and "| -1.50 [-2.16, -0.84] | 3 / 3 (paired) | **holds** |" in line
     assert "-1.0" not in line
     higher = replace(dropout, delta=1.0)
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (higher,), {}, (), FigurePaths()))
     assert "| direction | higher |" in md and "**does not hold**" in md
+
+
+# --- multiplicity on the papers' data: Holm over the registry's claims ---------------------------------------------
+
+
+def test_paper_claims_are_corrected_across_a_family_fixed_in_advance() -> None:
+    """Two-sided p = 0.0017 holds alone; among the registry's 35 claims, with nothing else measured, it is ranked
+    first and needs p <= 0.05 / 35 = 0.0014: inconclusive, whatever runs the other claims have."""
+    lrn = ClaimTest("difference", LRN, False, diff(-1.5))  # t = -7.5, df 4
+    assert compute.claim_p(lrn) == pytest.approx(2 * stats.t.sf(7.5, 4))
+    assert one("difference", LRN, diff(-1.5))[0] == "holds"
+    registry = compute.Families(paper=35, proxy=6)
+    [(v, why)] = compute.verdicts([lrn], families=registry)
+    assert v == "inconclusive" and "Holm-adjusted 0.059 over 35 claims > 0.05" in why
+    assert "the 99.86 % interval" in why and "two-sided alpha 0.0014" in why
+    weak = ClaimTest("difference", LRN, False, diff(-0.2, 1.0))  # another claim measured: p 0.85, ranked last
+    assert compute.verdicts([lrn, weak], families=registry)[0] == (v, why)  # the family did not grow with the runs
+
+
+def test_a_decided_paper_claim_is_read_on_the_interval_of_its_holm_level() -> None:
+    """-3.4 ± 0.15: the 95 % interval [-3.82, -2.98] lies beyond twice the claim (-2.8): inconclusive alone; in a
+    family of 10 it is decided at 0.05 / 10 and its 99.5 % interval [-4.24, -2.56] overlaps [-2.8, -0.7]: holds."""
+    t = ClaimTest("difference", LRN, False, diff(-3.4, 0.15))
+    assert compute.verdicts([t])[0][0] == "inconclusive"
+    [(v, why)] = compute.verdicts([t], families=compute.Families(10, 1))
+    assert v == "holds" and "the 99.5 % interval [-4.24, -2.56]" in why
+
+
+def test_holm_decides_paper_and_proxy_families_apart() -> None:
+    paper = ClaimTest("difference", LRN, False, diff(-1.5))
+    proxy = ClaimTest("difference", LRN, True, diff(-1.5))
+    out = compute.verdicts([paper, proxy], families=compute.Families(1, 1))
+    assert out == [compute.verdicts([paper])[0], compute.verdicts([proxy])[0]]
+    assert [v for v, _ in out] == ["holds", "supported"]
+
+
+def test_paper_does_not_hold_by_size_is_a_holm_decision() -> None:
+    """Within ±c/2 is decided by the larger of its two one-sided p-values (the TOST)."""
+    small = ClaimTest("difference", LRN, False, diff(-0.2, 0.1))  # [-0.48, +0.08]: within ±0.7
+    p_tost = max(stats.t.sf((-0.2 + 0.7) / 0.1, 4), stats.t.sf((0.7 + 0.2) / 0.1, 4))
+    assert compute.claim_p(small) == pytest.approx(2 * p_tost)
+    assert compute.verdicts([small])[0][0] == "does not hold"
+
+
+# --- pairing: seed s of both sides --------------------------------------------------------------------------------
+
+NO_LRN = (57.8, 58.9, 57.2, 58.4)  # seed s of both sides shares its spread; the gap is about -1.25
+BASE = (59.0, 60.2, 58.5, 59.6)
+
+
+def _rows(variant_seeds: dict[int, float], base_seeds: dict[int, float]) -> list[RunRow]:
+    return [run("alexnet2012_no_lrn", s, t) for s, t in variant_seeds.items()] + [
+        run("alexnet2012", s, t) for s, t in base_seeds.items()
+    ]
+
+
+def test_same_seeds_are_paired_and_the_verdict_follows() -> None:
+    rows = _rows(dict(enumerate(NO_LRN)), dict(enumerate(BASE)))
+    [r] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
+    assert r.diff.paired and (r.n_variant, r.n_baseline) == (4, 4) and "paired by seed (4 common seeds)" in r.reason
+    assert r.interval == pytest.approx(tuple(stats.ttest_rel(NO_LRN, BASE).confidence_interval(0.95)))
+    assert r.verdict == "holds"
+    shifted = _rows(dict(enumerate(NO_LRN)), {s + 10: t for s, t in enumerate(BASE)})  # the same values, no seed shared
+    [w] = compute.check_claims([LRN_CLAIM], shifted, VARIANTS)
+    assert not w.diff.paired and "Welch: the sides share 0 seed(s)" in w.reason
+    assert w.interval == pytest.approx(tuple(stats.ttest_ind(NO_LRN, BASE, equal_var=False).confidence_interval(0.95)))
+    assert w.verdict == "inconclusive" and w.measured == pytest.approx(r.measured)
+
+
+def test_pairing_uses_the_common_seeds_only_when_enough_remain() -> None:
+    base = dict(enumerate((*BASE, 59.9, 58.8)))  # 6 baseline seeds, 4 of them shared
+    [r] = compute.check_claims([LRN_CLAIM], _rows(dict(enumerate(NO_LRN)), base), VARIANTS)
+    assert r.diff.paired and r.n_baseline == 4 and "2 unpaired run(s) left out" in r.reason
+    assert len(r.run_ids) == 8  # the runs the verdict rests on
+    # seeds {0, 1, 5} against {0, 1, 2}: pairing would leave 2 a side, fewer than the 3 a verdict needs: Welch on 3 / 3
+    [w] = compute.check_claims([LRN_CLAIM], _rows({0: 57.8, 1: 58.9, 5: 57.2}, {0: 59.0, 1: 60.2, 2: 58.5}), VARIANTS)
+    assert not w.diff.paired and (w.n_variant, w.n_baseline) == (3, 3) and "share 2 seed(s)" in w.reason
+    twice = _rows(dict(enumerate(NO_LRN)), dict(enumerate(BASE))) + [run("alexnet2012", 0, 59.1, run_id="again")]
+    [t] = compute.check_claims([LRN_CLAIM], twice, VARIANTS)
+    assert not t.diff.paired and "a seed repeats on a side" in t.reason
+
+
+# --- inconclusive claims say what the design could see -----------------------------------------------------------
+
+
+def test_an_inconclusive_paper_claim_prints_the_seeds_that_would_decide_it() -> None:
+    pool = Claim(
+        "overlap_pool", "Overlapping pooling lowers top-1 error by 0.4 %", "alexnet2012_nonoverlap_pool",
+        "alexnet2012", "top1", -0.4, "KSH12 s3.4",
+    )  # fmt: skip
+    rows = [run("alexnet2012_nonoverlap_pool", s, t) for s, t in enumerate((59.1, 59.5, 58.8))]
+    rows += [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
+    [r] = compute.check_claims([pool, LRN_CLAIM], rows, VARIANTS)[:1]  # a family of 2 registered claims
+    assert r.verdict == "inconclusive" and r.diff.paired
+    sd = r.diff.sd_diff  # per-seed differences +0.1, -0.1, -0.5
+    assert sd == pytest.approx(stats.tstd((0.1, -0.1, -0.5)))
+    hold = compute.st.seeds_needed(0.4, sd, 0.05 / 2, is_paired=True)
+    fail = compute.st.seeds_needed(0.2, sd, 0.05 / 2, is_paired=True, within=True)
+    assert f"{hold} pairs would hold it if the true change is the claim, {fail} would fail it by size" in r.reason
+    mde = compute.st.detectable(r.diff.se, r.diff.df, 0.05 / 2)
+    assert f"smallest difference these seeds detect: {mde:.3g} points" in r.reason and "alpha 0.025" in r.reason
+
+
+def test_an_inconclusive_proxy_claim_prints_its_smallest_detectable_effect() -> None:
+    t = ClaimTest("difference", LRN, True, diff(-0.3, 1.0))
+    [(v, why)] = compute.verdicts([t], families=compute.Families(35, 6))
+    mde = (stats.t.ppf(1 - 0.05 / 12, 4) + stats.t.ppf(0.8, 4)) * 1.0
+    assert v == "inconclusive" and f"smallest difference these seeds detect: {mde:.3g} points" in why
+    assert "would decide the measured -0.3" in why and "two-sided alpha 0.0083" in why
+
+
+# --- not testable here --------------------------------------------------------------------------------------------
+
+
+def test_a_claim_marked_untestable_on_proxy_data_says_why_and_leaves_the_family() -> None:
+    why = "LRN's 1.4 points need ImageNet-scale capacity"
+    t = ClaimTest("difference", LRN, True, diff(-10.0, 1.0), untestable=why)
+    assert compute.verdicts([t]) == [("not testable here", why)]
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [run("alexnet2012_no_lrn", s, t, profile="proxy", data="mnist5k") for s, t in enumerate((90.0, 90.5, 89.8))]
+    rows += [run("alexnet2012", s, 59.0 + s / 10) for s in range(3)]
+    rows += [run("alexnet2012_no_lrn", s, 57.4 + s / 10) for s in range(3)]
+    paper, proxy = sorted(
+        compute.check_claims([LRN_CLAIM], rows, VARIANTS, untestable={"lrn": why}), key=lambda r: r.data
+    )
+    assert (paper.data, paper.verdict) == ("ILSVRC-2012", "holds")  # the papers' data tests it
+    assert (proxy.data, proxy.verdict) == ("mnist5k", "not testable here") and proxy.reason.startswith(why)
+    assert compute.families([LRN_CLAIM], None, {"lrn": why}) == compute.Families(1, 0)
+    assert compute.families([LRN_CLAIM], {"two_towers"}) == compute.Families(1, 0)  # the plan names the family
+
+
+def test_a_proxy_claim_outside_the_plan_is_never_decided() -> None:
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
+    rows += [run("alexnet2012_no_lrn", s, t, profile="proxy", data="mnist5k") for s, t in enumerate((90.0, 90.5, 89.8))]
+    [inside] = compute.check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"lrn"})
+    [outside] = compute.check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"dropout"})
+    assert inside.verdict == "supported"
+    assert outside.verdict == "inconclusive" and "claim family fixed in advance" in outside.reason
+
+
+def test_render_shows_not_testable_here_and_the_families() -> None:
+    top5 = replace(LRN_CLAIM, name="lrn_top5", metric="top5", delta=-1.2)
+    rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)]
+    rows += [
+        run("alexnet2012_no_lrn", s, 90.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)
+    ]
+    md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, (LRN_CLAIM, top5), {}, (), FigurePaths()))
+    [line] = [x for x in md.splitlines() if x.startswith("| lrn_top5 |")]
+    assert "| **not testable here** | top-5 of 10 classes carries no information" in line
+    assert "1 not testable here" in md and "over the 2 registered claims on the papers' data" in md
+    assert "over the 0 claims of the proxy's seed plan" in md  # neither claim is in harness.plan.PROXY_SEEDS
