@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 
 from harness import schema, store, tracking
 from harness.errors import HarnessError
-from tests.support import ROOT
+from tests.support import ROOT, free_port
 
 VARIANTS = ("alexnet2012", "alexnet2014")
 
@@ -65,16 +64,10 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
     return b
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(batch: Batch):
     """`harness ui` on this store, on 127.0.0.1: its base URL."""
-    port = _free_port()
+    port = free_port()
     log = open(batch.root / "ui.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "ui", "--port", str(port), "--tracking-uri", batch.uri],

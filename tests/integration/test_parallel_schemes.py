@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,14 +17,9 @@ import torch.nn.functional as F
 
 from harness.errors import HarnessError
 from harness.parallel import plan
+from tests.support import free_port
 from variants import get_variant
 from variants.types import InitScheme
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _model(name: str, width: float) -> nn.Module:
@@ -109,7 +103,7 @@ def _spawn(world: int, checks: tuple[tuple[str, str], ...], tmp: Path) -> set[st
     """Run `checks` on `world` gloo ranks (a failed check raises here); the (rank, kind, name) lines they passed."""
     # width 1/8 (the same layers, 1/8 of the maps and units): seconds per check; one process group for all checks
     done = tmp / "done.txt"
-    mp.spawn(_worker, args=(world, _free_port(), checks, 0.125, str(done)), nprocs=world, join=True)
+    mp.spawn(_worker, args=(world, free_port(), checks, 0.125, str(done)), nprocs=world, join=True)
     return set(done.read_text().splitlines())
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from harness.prepared import open_store
 from tests.support import ROOT
-from tests.test_prepare_links import write_tree
+from tests.unit.test_prepare_links import write_tree
 
 TRIES = 4
 SIZES = (16, 24)  # each process's --resize

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT
-from tests.test_prepare_links import write_tree
+from tests.unit.test_prepare_links import write_tree
 
 LIMIT = 64 * 1024  # bytes a file may have: less than 3 images of 3x128x128
 

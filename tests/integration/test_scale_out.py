@@ -6,7 +6,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import schema
+from tests.support import free_port
 
 FILE_LIMIT = 8 * 2**20  # bytes: above the SQLite store and the small net's files, below the wide net's checkpoint
 
@@ -116,12 +116,6 @@ def test_jobs_2_gives_the_sequential_results_and_a_failed_run_does_not_stop_the_
     ]  # the summary in the plan's order, whichever finished first
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> dict:
     req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -130,7 +124,7 @@ def _post(url: str, body: dict) -> dict:
 
 @pytest.mark.slow
 def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "harness", "server", "--port", str(port), "--tracking-uri", uri, "--workers", "1"],
         cwd=tmp_path,
@@ -293,7 +287,7 @@ def test_a_rank_that_cannot_see_rank_0s_checkpoint_refuses_to_resume(tmp_path, u
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    env = dict(os.environ, WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    env = dict(os.environ, WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     ranks = [
         subprocess.Popen(
             args + ["--dist-timeout", "120"],

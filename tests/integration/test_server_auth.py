@@ -16,7 +16,8 @@ import urllib.request
 import psutil
 import pytest
 
-from tests.test_mlflow_ui import _env, _free_port
+from tests.support import env as _env
+from tests.support import free_port as _free_port
 
 ADMIN = ("admin", "admin-secret-0123")
 READER = ("reader", "reader-secret-0123")

@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.test_mlflow_ui import _env, _free_port
+from tests.support import env as _env
+from tests.support import free_port as _free_port
 
 MARK = "HARNESS_TEST_LIFELINE"
 WITHIN_S = 15.0  # the watcher's poll (0.25 s) and grace (5 s), with room for a loaded machine
