@@ -145,6 +145,20 @@ def test_train_err_is_read_only_for_the_variants_asked(store) -> None:
     assert all(r.val_top1 for r in rows if r.kind == "variant")  # the curves the figures draw stay
 
 
+def test_sqlite_records_equal_the_clients_paged_search(store, monkeypatch) -> None:
+    """A server's store is read through the client's search (PAGE runs a request); a SQLite one from its tables."""
+    uri, named = store
+    monkeypatch.setattr(read, "PAGE", 4)
+    client = MlflowClient(uri)
+    ids = sorted(read.experiment_ids(client, None))
+    by_id = lambda recs: {r["run_id"]: repr(sorted(r.items())) for r in recs}  # noqa: E731 - repr: NaN == NaN
+    got = by_id(read.sqlite_records(Path(uri.removeprefix("sqlite:///")), ids, read.KINDS))
+    want = by_id(read.client_records(client, ids, read.KINDS))
+    assert got.keys() == want.keys() and len(got) == 29
+    assert got == want
+    assert "('metrics.train_loss', nan)" in got[named["alexnet2012/1"]]  # the latest value, NaN
+
+
 def test_sqlite_histories_equal_the_clients(store) -> None:
     uri, named = store
     client = MlflowClient(uri)

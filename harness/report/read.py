@@ -111,6 +111,7 @@ def record(run: Run) -> Record:
         "status": run.info.status,
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
+        "artifact_uri": run.info.artifact_uri,
     }
     for prefix, values in (("tags", run.data.tags), ("params", run.data.params), ("metrics", run.data.metrics)):
         rec.update({f"{prefix}.{k}": v for k, v in values.items()})
@@ -132,28 +133,77 @@ def history(client: MlflowClient, run_id: str, key: str) -> History:
     return latest((m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key))
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # read only: never a write lock
+
+
+def _chunks(ids: Sequence[str], n: int = 500) -> Iterator[list[str]]:
+    """Run ids, at most n at a time (SQLite's limit on a statement's variables was 999 before 3.32)."""
+    for i in range(0, len(ids), n):
+        yield list(ids[i : i + n])
+
+
+def sqlite_records(path: Path, exp_ids: Sequence[str], kinds: Sequence[str]) -> list[Record]:
+    """The active runs of these experiments whose harness.kind tag is one of `kinds`, as `record` gives them, read
+    from a SQLite store's tables in five queries (MLflow 3.17 mlflow/store/tracking/dbmodels/models.py: runs, tags,
+    params, latest_metrics, the tables `search_runs` reads; it builds an object per tag, param and metric of every
+    run, most of a report's time on a store of a thousand runs)."""
+    db = _connect(path)
+    try:
+        recs: dict[str, Record] = {}
+        for run_uuid, exp, status, start, end, root in db.execute(
+            "SELECT r.run_uuid, r.experiment_id, r.status, r.start_time, r.end_time, r.artifact_uri FROM runs r "
+            "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? WHERE r.lifecycle_stage = 'active' AND "
+            f"r.experiment_id IN ({','.join('?' * len(exp_ids))}) AND t.value IN ({','.join('?' * len(kinds))})",
+            [schema.TAG_KIND, *exp_ids, *kinds],
+        ):
+            recs[run_uuid] = {
+                "run_id": run_uuid,
+                "experiment_id": str(exp),
+                "status": status,
+                "start_time": start,
+                "end_time": end,
+                "artifact_uri": root,
+            }
+        for chunk in _chunks(list(recs)):
+            marks = ",".join("?" * len(chunk))
+            for table, prefix in (("tags", "tags"), ("params", "params")):
+                for run_uuid, key, value in db.execute(
+                    f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({marks})", chunk
+                ):
+                    recs[run_uuid][f"{prefix}.{key}"] = value
+            for run_uuid, key, value, is_nan in db.execute(
+                f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})", chunk
+            ):
+                recs[run_uuid][f"metrics.{key}"] = math.nan if is_nan else float(value)
+    except sqlite3.Error as e:
+        raise HarnessError(f"cannot read the runs of {path}: {e}") from None
+    finally:
+        db.close()
+    return list(recs.values())
+
+
 def sqlite_histories(path: Path, run_ids: Sequence[str], key: str) -> dict[str, History]:
     """The history of `key` of every run in `run_ids`, in one read-only query per 500 runs of a SQLite store's
     `metrics` table (MLflow 3.17 mlflow/store/tracking/dbmodels/models.py SqlMetric: key, value, timestamp, run_uuid,
     step, is_nan), in the order `get_metric_history` returns them. The client has no history of several runs at once,
     and one request per run and key is most of a report's time on a store of hundreds of runs."""
-    rows: dict[str, list[tuple[int, int, float]]] = {r: [] for r in run_ids}
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    last: dict[str, dict[int, float]] = {r: {} for r in run_ids}
+    db = _connect(path)
     try:
-        for i in range(0, len(run_ids), 500):
-            chunk = list(run_ids[i : i + 500])
-            marks = ",".join("?" * len(chunk))
-            for run_uuid, step, ts, value, is_nan in db.execute(
-                "SELECT run_uuid, step, timestamp, value, is_nan FROM metrics WHERE key = ? AND run_uuid IN "
-                f"({marks}) ORDER BY run_uuid, timestamp, step, value",
+        for chunk in _chunks(run_ids):
+            # by step, then as `latest` orders a step's values: the last row of each step is the one it keeps
+            for run_uuid, step, value, is_nan in db.execute(
+                "SELECT run_uuid, step, value, is_nan FROM metrics WHERE key = ? AND run_uuid IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY run_uuid, step, timestamp, value",
                 [key, *chunk],
             ):
-                rows[run_uuid].append((int(step), int(ts), math.nan if is_nan else float(value)))
+                last[run_uuid][step] = math.nan if is_nan else value
     except sqlite3.Error as e:
         raise HarnessError(f"cannot read the metric histories of {path}: {e}") from None
     finally:
         db.close()
-    return {r: latest(points) for r, points in rows.items()}
+    return {r: tuple((int(s), float(v)) for s, v in sorted(steps.items())) for r, steps in last.items()}
 
 
 def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, History]:
@@ -272,6 +322,15 @@ def search_all(client: MlflowClient, exp_ids: list[str], filter_string: str, ord
             return runs
 
 
+def client_records(client: MlflowClient, exp_ids: list[str], kinds: Sequence[str]) -> list[Record]:
+    """`sqlite_records` through the client's paged search (a server's store)."""
+    return [
+        record(r)
+        for kind in kinds  # MLflow's filter grammar has no IN for tags
+        for r in search_all(client, exp_ids, f"tags.`{schema.TAG_KIND}` = '{kind}'")
+    ]
+
+
 @dataclass(frozen=True)
 class Store:
     """What `read_store` read: the report's rows, and each run's artifact root (so that artifacts need no lookup)."""
@@ -289,12 +348,11 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
     ids = experiment_ids(client, experiments)
     if not ids:
         return Store([], {})
-    runs = [
-        r
-        for kind in KINDS  # MLflow's filter grammar has no IN for tags
-        for r in search_all(client, sorted(ids), f"tags.`{schema.TAG_KIND}` = '{kind}'")
-    ]
-    recs = [record(r) for r in runs]
+    path = store.sqlite_path(tracking_uri)
+    if path is not None:
+        recs = sqlite_records(path, sorted(ids), KINDS)
+    else:
+        recs = client_records(client, sorted(ids), KINDS)
     plotted = [rec for rec in recs if (_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
     curves = {
         key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key) for key in ("val_top1", "train_loss")
@@ -316,7 +374,7 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
         )
         for rec in recs
     ]
-    roots = {r.info.run_id: r.info.artifact_uri for r in runs}
+    roots = {str(rec["run_id"]): str(rec["artifact_uri"]) for rec in recs}
     return Store(sorted((r for r in rows if r.variant), key=lambda r: r.run_id), roots)
 
 
