@@ -1,6 +1,6 @@
 """`harness report` on a store of N runs made with the MLflow client (no training), timed.
 
-    python benchmarks/report_scale.py [--runs 1000] [--epochs 90] [--store DIR] [--keep] [--compare-old REF]
+    python benchmarks/report_scale.py [--runs 1000] [--epochs 90] [--distinct 52] [--store DIR] [--compare-old REF]
 
 Each run is what a paper-profile run of a registered variant logs (harness.runner.run_tags, RunConfig.params(),
 harness.engine.EpochStats.metrics() each epoch, the train_err curve every engine.curve_every(5,005) steps, the final
