@@ -290,7 +290,10 @@ def test_eval_official_weights_missing_says_where_to_put_them(tmp_path, cli):
 
 @pytest.mark.slow
 def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path, uri, cli, runs):
-    r = cli("run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report", cwd=tmp_path)
+    r = cli(
+        "run", "torchvision_alexnet", "--profile", "smoke", "--keep-weights", "--tracking-uri", uri, "--no-report",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     (run,) = runs(uri)
     r = cli(

@@ -128,7 +128,7 @@ def test_set_input_scale_parses_resolves_and_reaches_the_data_spec() -> None:
 def test_set_input_scale_is_logged_and_eval_uses_the_runs_scale(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cmd = [sys.executable, "-m", "harness", "run", "alexnet2014", "--profile", "smoke", "--epochs", "1",
-           "--set", "input_scale=255", "--tracking-uri", uri, "--no-report"]  # fmt: skip
+           "--set", "input_scale=255", "--keep-weights", "--tracking-uri", uri, "--no-report"]  # fmt: skip
     # this checkout's harness, not whichever one an editable install points at
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
