@@ -72,6 +72,7 @@ class BenchRow:
     vs: str  # "bare loop" for training rows, "torchvision PIL preset" for pipeline rows
     tflops: float | None = None  # achieved model TFLOP/s (training rows)
     mfu: float | None = None  # fraction of the GPU's dense peak; None on the CPU or an unknown GPU
+    data_wait: float | None = None  # harness step rows: share of the step time waiting for the next batch
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,11 @@ def bare_loop_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
     return spec.batch_size * spec.steps / timed(steps(spec.steps), device)
 
 
-def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device, source: Path | None = None) -> float:
-    """images/s of the harness's own training: `engine.train_one_epoch` over the run's loader (`loader.train_loader`,
+def harness_step_ips(
+    v: Variant, spec: BenchSpec, device: torch.device, source: Path | None = None
+) -> tuple[float, float]:
+    """images/s of the harness's own training, and the share of its time spent waiting for the next batch (the
+    epoch metric `data_wait_fraction`): `engine.train_one_epoch` over the run's loader (`loader.train_loader`,
     built once, default workers) of an in-memory uint8 `data.ArrayDataset` of squares of the bench's size, with the
     recipe's batch view on the device (harness.augment: crop = the whole square, flip, PCA lighting if the recipe
     has it, normalisation), model init, optimiser groups, per-step work (ZF13 renormalisation) and precision. The
@@ -204,21 +208,25 @@ def harness_step_ips(v: Variant, spec: BenchSpec, device: torch.device, source: 
     opt = engine.build_optimizer(model, r, r.lr)
     scheduler = engine.build_scheduler(opt, r, spec.steps)
 
+    waits: list[float] = []
+
     def epoch(n: int, e: int) -> Callable[[], None]:
         def run() -> None:
             batches.sampler.set_epoch(e)  # type: ignore[attr-defined]
             progress = Progress("bench", 0, enabled=False)
             every = engine.curve_every(spec.steps)
             first = itertools.islice(batches, n)  # a folder holds more images than the bench times
-            engine.train_one_epoch(
+            trained = engine.train_one_epoch(
                 model, first, train.view, opt, d, r, progress, scheduler, 0, every, g, precision=spec.precision
             )
+            waits.append(trained.data_wait)
 
         return run
 
     try:
         timed(epoch(WARMUP_STEPS, 0), device)
-        return spec.batch_size * spec.steps / timed(epoch(spec.steps, 1), device)
+        seconds = timed(epoch(spec.steps, 1), device)
+        return spec.batch_size * spec.steps / seconds, min(1.0, waits[-1] / seconds)
     except engine.Diverged as e:
         raise HarnessError(f"{v.name}: the harness step diverged on random data ({e})") from None
 
@@ -306,12 +314,14 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def training_row(v: Variant, what: str, ips: float, bare: float, spec: BenchSpec, device: torch.device) -> BenchRow:
+def training_row(
+    v: Variant, what: str, ips: float, bare: float, spec: BenchSpec, device: torch.device, wait: float | None = None
+) -> BenchRow:
     per_image = flops.variant_flops_per_image(v, spec.size, NUM_CLASSES)
     achieved = ips * per_image / 1e12
     peak = flops.peak_tflops(torch.cuda.get_device_name(device), spec.precision) if device.type == "cuda" else None
     util = flops.mfu(ips, per_image, peak) if peak else None
-    return BenchRow(v.name, what, ips, ips / bare, "bare loop", achieved, util)
+    return BenchRow(v.name, what, ips, ips / bare, "bare loop", achieved, util, wait)
 
 
 def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
@@ -346,15 +356,17 @@ def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
                 sources["harness step, JPEGs"] = jpeg_root
                 sources["harness step, store"] = stores[recipe_resize(v, spec.size)]
             bares: list[float] = []
-            harness: dict[str, list[float]] = {what: [] for what in sources}
+            harness: dict[str, list[tuple[float, float]]] = {what: [] for what in sources}
             for _ in range(spec.rounds):
                 bares.append(bare_loop_ips(v, spec, device))
                 for what, source in sources.items():
                     harness[what].append(harness_step_ips(v, spec, device, source))
             bare = statistics.median(bares)
             rows.append(training_row(v, "bare loop", bare, bare, spec, device))
-            for what, rates in harness.items():
-                rows.append(training_row(v, what, statistics.median(rates), bare, spec, device))
+            for what, timed_rounds in harness.items():
+                ips = statistics.median(x for x, _ in timed_rounds)
+                wait = statistics.median(w for _, w in timed_rounds)
+                rows.append(training_row(v, what, ips, bare, spec, device, wait))
         if jpeg_root is not None and spec.images > 0:
             with threads(1):  # per core: one thread, no workers; alternated like (a) and (b)
                 refs: list[float] = []
@@ -387,7 +399,8 @@ def render(result: BenchResult) -> str:
         f"device {h.device} | torch {h.torch} | {h.threads} threads | precision {h.precision} | "
         f"{h.size} px, batch {h.batch_size}, {h.steps} timed steps"
         + (f", median of {h.rounds} rounds" if h.rounds > 1 else ""),
-        f"{'variant':24} {'what':24} {'img/s':>10} {'ratio':>7}  {'TFLOP/s' if on_gpu else 'GFLOP/s':>9} {'MFU':>10}",
+        f"{'variant':24} {'what':24} {'img/s':>10} {'ratio':>7}  {'TFLOP/s' if on_gpu else 'GFLOP/s':>9} {'MFU':>10} "
+        f"{'data wait':>10}",
     ]
     for r in result.rows:
         if r.tflops is None:
@@ -395,10 +408,15 @@ def render(result: BenchResult) -> str:
         else:
             achieved = f"{r.tflops:.1f}" if on_gpu else f"{r.tflops * 1e3:.1f}"
             util = f"{100 * r.mfu:.1f} %" if r.mfu is not None else ("n/a" if on_gpu else "n/a (CPU)")
-        lines.append(f"{r.variant:24} {r.what:24} {r.images_per_sec:>10.1f} {r.ratio:>6.2f}x  {achieved:>9} {util:>10}")
+        wait = "-" if r.data_wait is None else f"{100 * r.data_wait:.1f} %"
+        lines.append(
+            f"{r.variant:24} {r.what:24} {r.images_per_sec:>10.1f} {r.ratio:>6.2f}x  {achieved:>9} {util:>10} "
+            f"{wait:>10}"
+        )
     lines.append(
         "ratio: training rows to the bare loop of the same variant; pipeline rows (one thread, no workers, "
-        "ImageNet-sized JPEGs) to torchvision's PIL preset"
+        "ImageNet-sized JPEGs) to torchvision's PIL preset; data wait: the harness step's share of time waiting for "
+        "the next batch (the runs' epoch metric data_wait_fraction)"
     )
     return "\n".join(lines)
 

@@ -605,6 +605,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: on for the paper profile)",
     )
     p.add_argument(
+        "--keep-weights",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log each run's final weights as checkpoint/final.pt, what `eval --run-id`, `analyze` and the report's "
+        "kernels read (default: on, off for the smoke profile; --register keeps them)",
+    )
+    p.add_argument(
         "--system-metrics",
         action=argparse.BooleanOptionalAction,
         default=None,

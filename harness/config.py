@@ -53,6 +53,9 @@ class Profile:
     # log MLflow's system metrics while training (`--system-metrics` / `--no-system-metrics`)
     register: bool = False
     system_metrics: bool = False
+    # the final weights as the run's checkpoint/final.pt (`--keep-weights` / `--no-keep-weights`); a registered run
+    # keeps them whatever this says
+    keep_weights: bool = True
 
     def all_deviations(self) -> list[str]:
         return [f"{o.key} = {o.value}: {o.why}" for o in self.overrides] + list(self.deviations)
@@ -161,6 +164,7 @@ SMOKE = Profile(
         ),
     ),
     deviations=("Data set: synthetic images; numbers mean nothing beyond 'the pipeline runs'.",),
+    keep_weights=False,  # a check that the pipeline runs: full-width weights of every variant are ~6 GB it never reads
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, PROXY, SMOKE)}

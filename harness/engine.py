@@ -56,6 +56,11 @@ class EpochStats:
     # ring volumes counted from the shapes; plain DDP's is one all-reduce of every gradient)
     step_seconds: float | None = None
     comm_bytes_per_step: float | None = None
+    # seconds of the epoch this rank's host spent waiting for the next batch (EpochTraining.data_wait), and their
+    # share of the epoch's training seconds: near 0 when the device limits the run, near 1 when the input does
+    # (None: an epoch of a checkpoint written before the metric)
+    data_wait_s: float | None = None
+    data_wait_fraction: float | None = None
 
     def metrics(self) -> dict[str, float]:
         return {k: v for k, v in self.__dict__.items() if k not in ("epoch", "train_curve") and v is not None}
@@ -73,6 +78,7 @@ class EpochTraining:
     # (training images seen since the run began, top-1 error % over the last `curve_every` batches) every
     # `curve_every` steps: what KSH12 Fig. 1's time-to-threshold is read from (harness.report.compute)
     curve: tuple[tuple[int, float], ...] = ()
+    data_wait: float = 0.0  # seconds in `next()` on the loader, mean over ranks (the input pipeline's share)
 
 
 @dataclass
@@ -196,6 +202,7 @@ def train_one_epoch(
     lr_sum = 0.0
     curve: list[tuple[int, float]] = []
     chunk_seen = steps = 0
+    wait = 0.0  # seconds blocked on the loader: a device that waits for data waits for the host here
 
     def read() -> None:  # the one host sync per `every` steps
         nonlocal loss_sum, correct, chunk_seen
@@ -215,12 +222,14 @@ def train_one_epoch(
     while True:
         batch = None
         if pending is None:
+            asked = time.perf_counter()
             try:
                 batch = next(batches)
             except StopIteration:
                 pass
             except Exception as e:  # noqa: BLE001 - e.g. a file this rank cannot read: every rank stops with it
                 pending = e
+            wait += time.perf_counter() - asked
         if distributed.check(pending, world or d, done=batch is None):  # before any collective of this step
             break
         x, y = batch  # type: ignore[misc]
@@ -250,11 +259,13 @@ def train_one_epoch(
     with distributed.together(world or d):
         read()  # the epoch's last steps (every epoch of a short run has at least this point)
     seconds = time.perf_counter() - start
-    loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], d)
+    loss_sum, correct, seen, wait = distributed.all_reduce_sum([loss_sum, correct, seen, wait], d)
     if seen == 0:
         raise Diverged("no training batch: the training set is smaller than one batch")
     mean_lr = lr_sum / steps if steps else optimizer.param_groups[0]["lr"]
-    return EpochTraining(loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr, tuple(curve))
+    return EpochTraining(
+        loss_sum / seen, 100 * correct / seen, int(seen), seconds, mean_lr, tuple(curve), wait / d.world_size
+    )
 
 
 def fit(
@@ -367,6 +378,7 @@ def fit(
             trained.curve,
         )
         stats.tflops = stats.images_per_sec * per_image / 1e12
+        stats.data_wait_s, stats.data_wait_fraction = trained.data_wait, min(1.0, trained.data_wait / trained.seconds)
         stats.mfu = stats.tflops / (peak * d.world_size) if peak else None
         if d.enabled:
             step_count = max(1, trained.images // recipe.batch_size)

@@ -8,7 +8,8 @@ entry in the archive's config says `"use_pickle": true` (`torch/export/pt2_archi
 `read_pt2_weights` parses the weights config as JSON, refuses any entry that asks for pickle (and the legacy
 `data/weights/<model>.pt` pickle), and builds each tensor from its raw bytes and recorded shape and strides. Only
 those weights go into the variant's own network, so evaluation runs the registry's code, not the archive's graph.
-The run's `checkpoint/final.pt` stays as well (the report and `harness analyze` read it, `weights_only`).
+Only a registered run logs one (`harness run --register`, the paper profile): an unregistered run keeps one copy of its
+weights, `checkpoint/final.pt` (the report, `harness analyze` and `eval --run-id` read it, `weights_only`).
 """
 
 from __future__ import annotations

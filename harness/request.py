@@ -69,6 +69,7 @@ class RunRequest(DataRequest):
     compile: bool = False  # torch.compile the model (an execution option: same recipe, same run identity)
     register: bool | None = None  # register final weights in MLflow's Model Registry; None: the paper profile does
     system_metrics: bool | None = None  # MLflow system metrics while training; None: the profile decides
+    keep_weights: bool | None = None  # log the final weights (checkpoint/final.pt); None: the profile decides
     ui_url: str | None = None  # the MLflow UI the report links runs to; None: `harness ui`'s address, or the server's
     parallel: str = "none"  # one of PARALLELS: how the ranks share the model (harness.parallel)
     dist_timeout: float | None = None  # seconds a collective waits for a missing rank (torchrun); None: torch's

@@ -530,7 +530,9 @@ def finish(
             if log_weights:
                 torch.save(model.state_dict(), tmpd / "final.pt")
                 tracker.log_artifact(tmpd / "final.pt", "checkpoint")
-        if log_weights and uri:  # the weights as an MLflow model (the UI's Model column), registered when asked
+        # a registered run's weights also as an MLflow model (pt2: what the Model Registry serves); an unregistered
+        # run keeps one copy, final.pt (the readers: harness.report.read, harness.analysis.record, eval --run-id)
+        if log_weights and register and uri:
             logged = mlmodel.log_model(
                 uri,
                 tracker.run_id,
@@ -696,6 +698,7 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
     profile = PROFILES[first.profile]
     register = profile.register if req.register is None else req.register
     system_metrics = profile.system_metrics if req.system_metrics is None else req.system_metrics
+    keep = register or (profile.keep_weights if req.keep_weights is None else req.keep_weights)
     outcomes: list[Outcome] = []
     try:
         for variant, cfg in pairs:
@@ -708,6 +711,7 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
                 wait=req.wait,
                 register=register,
                 system_metrics=system_metrics,
+                log_weights=keep,
             )
             outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
     except (KeyboardInterrupt, HarnessError) as e:

@@ -16,6 +16,8 @@ EPOCH_METRICS = (
     "images_per_sec",  # training images/s over the epoch, all ranks
     "epoch_seconds",
     "tflops",  # achieved training TFLOP/s (harness.flops: 6 x forward MACs per image x images/s)
+    "data_wait_s",  # seconds of the epoch spent waiting for the next training batch (mean over ranks)
+    "data_wait_fraction",  # data_wait_s / epoch_seconds: near 1 when the input pipeline limits the run
 )
 MFU = "mfu"  # per epoch on a GPU whose dense peak harness.flops knows: tflops / (world size x peak); else absent
 

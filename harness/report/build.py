@@ -14,7 +14,7 @@ from harness import schema, store
 from harness.catalog import measure
 from harness.errors import HarnessError
 from harness.report import compute, figures, qual
-from harness.report.read import ArtifactReader, artifacts, read_runs, sweep_summaries
+from harness.report.read import ArtifactReader, artifacts, read_store, sweep_summaries
 from harness.report.render import render
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, SweepRow
 from variants import Claim, Variant, claims, list_variants
@@ -22,6 +22,11 @@ from variants import Claim, Variant, claims, list_variants
 
 def default_out(experiments: Sequence[str]) -> Path:
     return Path("reports") / f"{'+'.join(figures.slug(e) for e in experiments) or 'all'}.md"
+
+
+def speedup_variants(all_claims: Sequence[Claim]) -> set[str]:
+    """The variants whose train_err curves the report reads: both sides of each speedup claim (KSH12 Fig. 1)."""
+    return {name for c in all_claims if c.kind == "speedup" for name in (c.variant, c.baseline)}
 
 
 def compute_ensembles(
@@ -167,15 +172,16 @@ def generate_report(
     link to their pages in the MLflow UI at `ui_url` (default: `store.ui_url`, where `harness ui` serves it)."""
     if out_path:
         check_out(Path(out_path))
-    rows = read_runs(tracking_uri, list(experiments) if experiments else None)
+    variants, all_claims = tuple(list_variants()), tuple(claims())
+    read = read_store(tracking_uri, list(experiments) if experiments else None, speedup_variants(all_claims))
+    rows = read.rows
     if not rows:
         where = ", ".join(experiments) if experiments else "any experiment"
         raise HarnessError(f"no variant runs in {where} of {store.display(tracking_uri)}: nothing to report")
     names = tuple(experiments) if experiments else tuple(sorted({r.experiment for r in rows}))
     out = Path(out_path) if out_path else default_out(names)
     check_out(out)
-    variants, all_claims = tuple(list_variants()), tuple(claims())
-    with artifacts(tracking_uri) as reader:
+    with artifacts(tracking_uri, read.artifact_roots) as reader:
         ensembles = tuple(compute_ensembles(reader, variants, rows, all_claims))
         comparisons = compute.compare_all(variants, rows, ensembles)
         fig_dir = out.parent / f"{out.stem}_figures"

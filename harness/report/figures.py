@@ -46,6 +46,7 @@ def _epoch_axis(ax: object) -> None:
 def val_top1_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
     """Validation top-1 per epoch: one line per run, one colour per variant."""
     names = sorted({r.variant for r in runs})
+    first = {n: min((x.run_id for x in runs if x.variant == n and x.val_top1), default=None) for n in names}
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(9, 5))
         ax = fig.add_subplot()
@@ -53,9 +54,7 @@ def val_top1_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
             if not r.val_top1:
                 continue
             epochs, values = zip(*r.val_top1)
-            label = (
-                r.variant if r.run_id == min(x.run_id for x in runs if x.variant == r.variant and x.val_top1) else None
-            )
+            label = r.variant if r.run_id == first[r.variant] else None
             ax.plot(
                 epochs,
                 values,
@@ -73,6 +72,9 @@ def val_top1_figure(runs: Sequence[RunRow], title: str, path: Path) -> Path:
         return _save(fig, path)
 
 
+LEGEND_MAX = 12  # runs named in a curves figure's legend
+
+
 @dataclass(frozen=True)
 class Curves:
     """One run's per-epoch curves, as a training process has them or as the report reads them back."""
@@ -84,14 +86,16 @@ class Curves:
 
 
 def curves_figure(runs: Sequence[Curves], title: str, num_classes: int | None) -> Figure:
-    """Validation top-1 and training loss per epoch, one line per run, with ln(C) marking a stalled net.
+    """Validation top-1 and training loss per epoch, one line per run, with ln(C) marking a stalled net; the legend
+    names the first LEGEND_MAX runs (a legend of every seed of a thousand-run store takes longer to lay out than the
+    rest of the report, and more room than the figure has).
 
     The per-run `curves.png` artifact (one run) and the report's per-variant figure (every seed) are this figure."""
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(9, 3.5))
         ax1, ax2 = fig.subplots(1, 2)
         for i, r in enumerate(runs):
-            label = r.label + ("" if r.finished else " (unfinished)")
+            label = r.label + ("" if r.finished else " (unfinished)") if i < LEGEND_MAX else None
             if r.val_top1:
                 ax1.plot(*zip(*r.val_top1), color=_colour(i), label=label, marker="o", markersize=3)
             if r.train_loss:
@@ -104,7 +108,8 @@ def curves_figure(runs: Sequence[Curves], title: str, num_classes: int | None) -
             _epoch_axis(ax)
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
+                more = len(runs) - LEGEND_MAX
+                ax.legend(fontsize=7, title=f"{more} more not listed" if more > 0 else None, title_fontsize=7)
         fig.suptitle(title)
         fig.tight_layout()
         FigureCanvasAgg(fig)

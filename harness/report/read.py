@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import mlflow
 import numpy as np
-import pandas as pd
 import torch
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -74,24 +75,27 @@ def experiment_ids(client: MlflowClient, names: list[str] | None) -> dict[str, s
     return {known[n]: n for n in names}
 
 
-def _get(rec: pd.Series, column: str) -> object | None:
+Record = dict[str, object]  # one run as mlflow.search_runs' pandas columns: run_id, status, tags.X, params.X, metrics.X
+
+
+def _get(rec: Record, column: str) -> object | None:
     value = rec.get(column)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
 
 
-def _str(rec: pd.Series, column: str) -> str | None:
+def _str(rec: Record, column: str) -> str | None:
     value = _get(rec, column)
     return None if value is None else str(value)
 
 
-def _float(rec: pd.Series, column: str) -> float | None:
+def _float(rec: Record, column: str) -> float | None:
     value = _get(rec, column)
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _int(rec: pd.Series, column: str) -> int | None:
+def _int(rec: Record, column: str) -> int | None:
     value = _get(rec, column)
     try:
         return None if value is None else int(float(value))  # type: ignore[arg-type]
@@ -99,13 +103,116 @@ def _int(rec: pd.Series, column: str) -> int | None:
         return None
 
 
+def record(run: Run) -> Record:
+    """A run's info and its tags, params and latest metrics under the column names of `mlflow.search_runs`' frame."""
+    rec: Record = {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "status": run.info.status,
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+        "artifact_uri": run.info.artifact_uri,
+    }
+    for prefix, values in (("tags", run.data.tags), ("params", run.data.params), ("metrics", run.data.metrics)):
+        rec.update({f"{prefix}.{k}": v for k, v in values.items()})
+    return rec
+
+
+def latest(points: Iterable[tuple[int, int, float]]) -> History:
+    """(epoch, value) per epoch from (step, timestamp, value) in logging order (MLflow's: timestamp, step, value); a
+    resumed run that logged an epoch twice keeps the latest value."""
+    last: dict[int, tuple[int, float]] = {}
+    for step, ts, value in points:
+        if step not in last or ts >= last[step][0]:
+            last[step] = (ts, value)
+    return tuple((step, value) for step, (_, value) in sorted(last.items()))
+
+
 def history(client: MlflowClient, run_id: str, key: str) -> History:
-    """(epoch, value) per epoch; a resumed run that logged an epoch twice keeps the latest value."""
-    latest: dict[int, tuple[int, float]] = {}
-    for m in client.get_metric_history(run_id, key):
-        if m.step not in latest or m.timestamp >= latest[m.step][0]:
-            latest[m.step] = (m.timestamp, m.value)
-    return tuple((step, value) for step, (_, value) in sorted(latest.items()))
+    """One run's history of `key` through the client (one request per run and key: a server's store)."""
+    return latest((m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # read only: never a write lock
+
+
+def _chunks(ids: Sequence[str], n: int = 500) -> Iterator[list[str]]:
+    """Run ids, at most n at a time (SQLite's limit on a statement's variables was 999 before 3.32)."""
+    for i in range(0, len(ids), n):
+        yield list(ids[i : i + n])
+
+
+def sqlite_records(path: Path, exp_ids: Sequence[str], kinds: Sequence[str]) -> list[Record]:
+    """The active runs of these experiments whose harness.kind tag is one of `kinds`, as `record` gives them, read
+    from a SQLite store's tables in five queries (MLflow 3.17 mlflow/store/tracking/dbmodels/models.py: runs, tags,
+    params, latest_metrics, the tables `search_runs` reads; it builds an object per tag, param and metric of every
+    run, most of a report's time on a store of a thousand runs)."""
+    db = _connect(path)
+    try:
+        recs: dict[str, Record] = {}
+        for run_uuid, exp, status, start, end, root in db.execute(
+            "SELECT r.run_uuid, r.experiment_id, r.status, r.start_time, r.end_time, r.artifact_uri FROM runs r "
+            "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? WHERE r.lifecycle_stage = 'active' AND "
+            f"r.experiment_id IN ({','.join('?' * len(exp_ids))}) AND t.value IN ({','.join('?' * len(kinds))})",
+            [schema.TAG_KIND, *exp_ids, *kinds],
+        ):
+            recs[run_uuid] = {
+                "run_id": run_uuid,
+                "experiment_id": str(exp),
+                "status": status,
+                "start_time": start,
+                "end_time": end,
+                "artifact_uri": root,
+            }
+        for chunk in _chunks(list(recs)):
+            marks = ",".join("?" * len(chunk))
+            for table, prefix in (("tags", "tags"), ("params", "params")):
+                for run_uuid, key, value in db.execute(
+                    f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({marks})", chunk
+                ):
+                    recs[run_uuid][f"{prefix}.{key}"] = value
+            for run_uuid, key, value, is_nan in db.execute(
+                f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})", chunk
+            ):
+                recs[run_uuid][f"metrics.{key}"] = math.nan if is_nan else float(value)
+    except sqlite3.Error as e:
+        raise HarnessError(f"cannot read the runs of {path}: {e}") from None
+    finally:
+        db.close()
+    return list(recs.values())
+
+
+def sqlite_histories(path: Path, run_ids: Sequence[str], key: str) -> dict[str, History]:
+    """The history of `key` of every run in `run_ids`, in one read-only query per 500 runs of a SQLite store's
+    `metrics` table (MLflow 3.17 mlflow/store/tracking/dbmodels/models.py SqlMetric: key, value, timestamp, run_uuid,
+    step, is_nan), in the order `get_metric_history` returns them. The client has no history of several runs at once,
+    and one request per run and key is most of a report's time on a store of hundreds of runs."""
+    last: dict[str, dict[int, float]] = {r: {} for r in run_ids}
+    db = _connect(path)
+    try:
+        for chunk in _chunks(run_ids):
+            # by step, then as `latest` orders a step's values: the last row of each step is the one it keeps
+            for run_uuid, step, value, is_nan in db.execute(
+                "SELECT run_uuid, step, value, is_nan FROM metrics WHERE key = ? AND run_uuid IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY run_uuid, step, timestamp, value",
+                [key, *chunk],
+            ):
+                last[run_uuid][step] = math.nan if is_nan else value
+    except sqlite3.Error as e:
+        raise HarnessError(f"cannot read the metric histories of {path}: {e}") from None
+    finally:
+        db.close()
+    return {r: tuple((int(s), float(v)) for s, v in sorted(steps.items())) for r, steps in last.items()}
+
+
+def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, History]:
+    """The history of `key` of each run: one query for a SQLite store, else one client request per run."""
+    path = store.sqlite_path(tracking_uri)
+    if path is not None:
+        return sqlite_histories(path, run_ids, key)
+    client = MlflowClient(tracking_uri)
+    return {r: history(client, r, key) for r in run_ids}
 
 
 def qualitative(metric) -> Qualitative | None:
@@ -135,16 +242,19 @@ def qualitative(metric) -> Qualitative | None:
     )
 
 
-def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) -> RunRow:
+def to_row(rec: Record, experiment: str, curves: dict[str, History] | None = None) -> RunRow:
+    """One run as a report row; `curves` maps "val_top1", "train_loss" and "train_err" to the run's histories (none
+    given: the row has no curves)."""
+
     def tag(name: str) -> str | None:
         return _str(rec, f"tags.{name}")
 
     def metric(name: str) -> float | None:
         return _float(rec, f"metrics.{name}")
 
+    curves = curves or {}
     run_id = str(rec["run_id"])
     kind = tag(schema.TAG_KIND) or "variant"
-    wants_history = client is not None and kind == "variant"
     return RunRow(
         run_id=run_id,
         experiment=experiment,
@@ -173,9 +283,9 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
         ten_crop_top1=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top1")),
         ten_crop_top5=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top5")),
         learned=metric(schema.LEARNED),
-        val_top1=history(client, run_id, "val_top1") if wants_history else (),
-        train_loss=history(client, run_id, "train_loss") if wants_history else (),
-        train_err=history(client, run_id, schema.TRAIN_ERR) if wants_history else (),
+        val_top1=curves.get("val_top1", ()),
+        train_loss=curves.get("train_loss", ()),
+        train_err=curves.get(schema.TRAIN_ERR, ()),
         qualitative=qualitative(metric),
         parallel=_str(rec, "params.parallel") or "none",
         world_size=_int(rec, "params.world_size"),
@@ -188,41 +298,95 @@ def to_row(rec: pd.Series, experiment: str, client: MlflowClient | None = None) 
     )
 
 
-def _hours(rec: pd.Series) -> float | None:
+def _hours(rec: Record) -> float | None:
     start, end = rec.get("start_time"), rec.get("end_time")
-    if start is None or end is None or pd.isna(start) or pd.isna(end):
+    if start is None or end is None:
         return None  # a run still going (or killed without an end)
-    return (end - start).total_seconds() / 3600
+    return (int(end) - int(start)) / 1000 / 3600  # type: ignore[call-overload]
 
 
-def read_runs(tracking_uri: str, experiments: list[str] | None) -> list[RunRow]:
-    """Variant runs and sweep trials of the experiments named (all when None), sorted by run id."""
+PAGE = 10_000  # runs per search request (MLflow's client allows up to 50,000)
+
+
+def search_all(client: MlflowClient, exp_ids: list[str], filter_string: str, order_by: list[str] | None = None) -> list:
+    """Every run matching `filter_string`, page by page (one request per PAGE runs; the client's default page is
+    1,000 and a single call returns only the first page)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            exp_ids, filter_string=filter_string, max_results=PAGE, order_by=order_by, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def client_records(client: MlflowClient, exp_ids: list[str], kinds: Sequence[str]) -> list[Record]:
+    """`sqlite_records` through the client's paged search (a server's store)."""
+    return [
+        record(r)
+        for kind in kinds  # MLflow's filter grammar has no IN for tags
+        for r in search_all(client, exp_ids, f"tags.`{schema.TAG_KIND}` = '{kind}'")
+    ]
+
+
+@dataclass(frozen=True)
+class Store:
+    """What `read_store` read: the report's rows, and each run's artifact root (so that artifacts need no lookup)."""
+
+    rows: list[RunRow]
+    artifact_roots: dict[str, str]
+
+
+def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: Collection[str] | None = None) -> Store:
+    """Variant runs and sweep trials of the experiments named (all when None), sorted by run id. Variant runs carry
+    their val_top1 and train_loss histories, and their train_err curve when their variant is in `train_err_of`
+    (None: every variant; the report needs it only for speedup claims, and it holds ~50 points an epoch)."""
     check_store(tracking_uri)
     client = MlflowClient(tracking_uri)
     ids = experiment_ids(client, experiments)
     if not ids:
-        return []
-    frames = []
-    with using_store(tracking_uri):
-        for kind in KINDS:  # MLflow's filter grammar has no IN for tags
-            frames.append(
-                mlflow.search_runs(
-                    experiment_ids=sorted(ids),
-                    filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'",
-                    output_format="pandas",
-                )
-            )
+        return Store([], {})
+    path = store.sqlite_path(tracking_uri)
+    if path is not None:
+        recs = sqlite_records(path, sorted(ids), KINDS)
+    else:
+        recs = client_records(client, sorted(ids), KINDS)
+    plotted = [rec for rec in recs if (_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
+    curves = {
+        key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key) for key in ("val_top1", "train_loss")
+    }
+    curves[schema.TRAIN_ERR] = histories(
+        tracking_uri,
+        [
+            str(x["run_id"])
+            for x in plotted
+            if train_err_of is None or _str(x, f"tags.{schema.TAG_VARIANT}") in train_err_of
+        ],
+        schema.TRAIN_ERR,
+    )
     rows = [
-        to_row(rec, ids.get(str(rec["experiment_id"]), str(rec["experiment_id"])), client)
-        for frame in frames
-        for _, rec in frame.iterrows()
+        to_row(
+            rec,
+            ids.get(str(rec["experiment_id"]), str(rec["experiment_id"])),
+            {k: v[str(rec["run_id"])] for k, v in curves.items() if str(rec["run_id"]) in v},
+        )
+        for rec in recs
     ]
-    return sorted((r for r in rows if r.variant), key=lambda r: r.run_id)
+    roots = {str(rec["run_id"]): str(rec["artifact_uri"]) for rec in recs}
+    return Store(sorted((r for r in rows if r.variant), key=lambda r: r.run_id), roots)
 
 
-def _local_artifact(client: MlflowClient, tracking_uri: str, run_id: str, path: str, dst: Path) -> Path | None:
+def read_runs(
+    tracking_uri: str, experiments: list[str] | None, train_err_of: Collection[str] | None = None
+) -> list[RunRow]:
+    """`read_store`'s rows."""
+    return read_store(tracking_uri, experiments, train_err_of).rows
+
+
+def _local_artifact(root: str, tracking_uri: str, run_id: str, path: str, dst: Path) -> Path | None:
     """The artifact as a local file: read in place from a local artifact store, else downloaded into `dst`."""
-    root = client.get_run(run_id).info.artifact_uri
     parsed = urlparse(root)
     if parsed.scheme in ("", "file"):
         local = Path(unquote(parsed.path)) / path
@@ -238,19 +402,27 @@ def _local_artifact(client: MlflowClient, tracking_uri: str, run_id: str, path: 
 
 
 @contextmanager
-def artifacts(tracking_uri: str) -> Iterator[ArtifactReader]:
+def artifacts(tracking_uri: str, roots: dict[str, str] | None = None) -> Iterator[ArtifactReader]:
+    """An ArtifactReader of the store; `roots` (run id -> artifact URI, `Store.artifact_roots`) saves a request per
+    run."""
     with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp, using_store(tracking_uri):
-        yield ArtifactReader(MlflowClient(tracking_uri), tracking_uri, Path(tmp))
+        yield ArtifactReader(MlflowClient(tracking_uri), tracking_uri, Path(tmp), roots)
 
 
 class ArtifactReader:
     """Loads the artifacts the report needs; a missing or unreadable artifact is None, never an error."""
 
-    def __init__(self, client: MlflowClient, tracking_uri: str, tmp: Path) -> None:
+    def __init__(self, client: MlflowClient, tracking_uri: str, tmp: Path, roots: dict[str, str] | None = None) -> None:
         self.client, self.tracking_uri, self.tmp = client, tracking_uri, tmp
+        self.roots = dict(roots or {})
+
+    def root(self, run_id: str) -> str:
+        if run_id not in self.roots:
+            self.roots[run_id] = self.client.get_run(run_id).info.artifact_uri
+        return self.roots[run_id]
 
     def path(self, run_id: str, artifact: str) -> Path | None:
-        return _local_artifact(self.client, self.tracking_uri, run_id, artifact, self.tmp / run_id)
+        return _local_artifact(self.root(run_id), self.tracking_uri, run_id, artifact, self.tmp / run_id)
 
     def predictions(self, run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(labels (N,), probs (N, C)) from predictions/val_predictions.npz."""
@@ -303,18 +475,7 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
     exp_ids = [e.experiment_id for e in c.search_experiments() if experiments is None or e.name in experiments]
     if not exp_ids:
         return []
-    runs, token = [], None
-    while True:
-        page = c.search_runs(
-            exp_ids,
-            filter_string=f"tags.`{schema.TAG_KIND}` = 'sweep'",
-            order_by=["attributes.start_time DESC"],
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
+    runs = search_all(c, exp_ids, f"tags.`{schema.TAG_KIND}` = 'sweep'", ["attributes.start_time DESC"])
     chosen: dict[str, Run] = {}
     for r in runs:  # newest first
         study = r.data.tags.get(schema.TAG_SWEEP, "")

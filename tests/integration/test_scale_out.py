@@ -153,6 +153,7 @@ def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
         work.mkdir()
         http = f"http://127.0.0.1:{port}"
         args = ["run", "ksh12_fig1_relu", "--profile", "smoke", "--epochs", "1", "--device", "cpu", "--no-report"]
+        args += ["--keep-weights"]  # the smoke profile keeps none
         r = cli(*args, "--tracking-uri", http, cwd=work)
         assert r.returncode == 0, r.stderr[-3000:]
         exps = _post(f"{http}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]

@@ -127,7 +127,7 @@ def test_bench_prints_header_and_rows_and_writes_the_same_json(harness_main, tmp
     lines = stdout.splitlines()
     assert lines[0].startswith("device cpu") and "precision fp32" in lines[0] and "64 px, batch 4" in lines[0]
     assert lines[1].split()[:4] == ["variant", "what", "img/s", "ratio"] and "GFLOP/s" in lines[1]
-    # columns: variant (24), what (24), then img/s, ratio, GFLOP/s, MFU
+    # columns: variant (24), what (24), then img/s, ratio, GFLOP/s, MFU, data wait
     rows = [(line[:24].strip(), line[25:49].strip(), line[49:].split(maxsplit=3)) for line in lines[2:8]]
     assert [(v, w) for v, w, _ in rows] == [
         ("alexnet2012", "bare loop"), ("alexnet2012", "harness step"),
@@ -135,12 +135,14 @@ def test_bench_prints_header_and_rows_and_writes_the_same_json(harness_main, tmp
         ("alexnet2012", "harness pipeline + view"), ("alexnet2012", "prepared store + view"),
     ]  # fmt: skip
     assert all(float(rest[0]) > 0 and float(rest[1].rstrip("x")) > 0 for _, _, rest in rows)
-    assert rows[0][2][1] == "1.00x" and rows[1][2][3] == "n/a (CPU)" and rows[2][2][2:] == ["-", "-"]
+    assert rows[0][2][1] == "1.00x" and rows[1][2][3].startswith("n/a (CPU)") and rows[1][2][3].endswith(" %")
+    assert rows[2][2][2] == "-" and rows[2][2][3].split() == ["-", "-"]  # no model: no FLOP/s, MFU or data wait
     result = bench.read_json(out)
     assert result.header.device.startswith("cpu") and result.header.size == 64
     assert [(r.variant, r.what) for r in result.rows] == [(v, w) for v, w, _ in rows]
     assert [f"{r.images_per_sec:.1f}" for r in result.rows] == [rest[0] for _, _, rest in rows]
     assert result.rows[1].ratio == pytest.approx(result.rows[1].images_per_sec / result.rows[0].images_per_sec)
+    assert result.rows[0].data_wait is None and 0 <= result.rows[1].data_wait < 1  # the harness step's
     assert result.rows[1].mfu is None and result.rows[1].tflops > 0
     assert json.loads(out.read_text())["rows"][0]["vs"] == "bare loop"
 

@@ -121,7 +121,7 @@ def test_eval_official_weights_missing_says_where_to_put_them(tmp_path, harness_
 def test_eval_of_a_finished_run_and_of_a_weights_file(tmp_path, uri, harness_main, runs, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = harness_main(
-        ["run", "torchvision_alexnet", "--profile", "smoke", "--tracking-uri", uri, "--no-report"]
+        ["run", "torchvision_alexnet", "--profile", "smoke", "--keep-weights", "--tracking-uri", uri, "--no-report"]
     )
     assert code == 0, err[-2000:]
     (run,) = runs(uri)

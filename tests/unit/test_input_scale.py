@@ -124,8 +124,8 @@ def test_set_input_scale_parses_resolves_and_reaches_the_data_spec() -> None:
 @pytest.mark.slow
 def test_set_input_scale_is_logged_and_eval_uses_the_runs_scale(tmp_path: Path, cli) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    r = cli("run", "alexnet2014", "--profile", "smoke", "--epochs", "1",
-            "--set", "input_scale=255", "--tracking-uri", uri, "--no-report", cwd=tmp_path)  # fmt: skip
+    r = cli("run", "alexnet2014", "--profile", "smoke", "--epochs", "1", "--set", "input_scale=255",
+            "--keep-weights", "--tracking-uri", uri, "--no-report", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     c = MlflowClient(uri)
     (run,) = c.search_runs([e.experiment_id for e in c.search_experiments()],

@@ -129,7 +129,9 @@ def test_analyze_logs_every_key_and_figure_to_a_smoke_run_and_the_report_shows_t
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    code, _, err = harness_main(["run", "alexnet2012", "--profile", "smoke", "--tracking-uri", uri, "--no-report"])
+    code, _, err = harness_main(
+        ["run", "alexnet2012", "--profile", "smoke", "--keep-weights", "--tracking-uri", uri, "--no-report"]
+    )
     assert code == 0, err
     (run,) = runs(uri)
     assert not any(k.startswith("qual.") for k in run.data.metrics)  # smoke: qualitative = "none"
