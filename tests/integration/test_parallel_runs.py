@@ -29,7 +29,18 @@ def _history(uri: str, run_id: str, key: str) -> list[int]:
 def test_a_towers_run_resumes_after_sigterm_and_its_checkpoint_evaluates_on_one_device(
     tmp_path, uri, runs, harness_main
 ):
-    args = ("run", "alexnet2012", *SMALL, "--epochs", "2", "--parallel", "towers", "--tracking-uri", uri)
+    args = (
+        "run",
+        "alexnet2012",
+        *SMALL,
+        "--epochs",
+        "2",
+        "--parallel",
+        "towers",
+        "--keep-weights",
+        "--tracking-uri",
+        uri,
+    )
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(torchrun(*args, cwd=tmp_path), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
