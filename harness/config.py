@@ -213,6 +213,8 @@ class RunConfig:
     precision: str = "fp32"  # harness.precision: fp32 (the papers'), tf32, bf16 (a recorded deviation)
     compile: bool = False  # torch.compile (an execution option)
     parallel: str = "none"  # harness.parallel: none (DDP), towers (KSH12), hybrid (OWT14)
+    # how the built network computes where the 2012/2014 code differs from PyTorch's defaults (`network_notes`)
+    network: tuple[str, ...] = ()
 
     @property
     def recipe_modified(self) -> bool:
@@ -258,7 +260,7 @@ class RunConfig:
             "profile": self.profile,
             "dataset": self.dataset,
             "data_dir": self.data_dir,
-            "recipe": _jsonable(asdict(self.recipe)),
+            "recipe": _recipe_key(self.recipe),
             "flip": self.flip,
             "seed": self.seed,
             "limit_train": self.limit_train,
@@ -269,6 +271,8 @@ class RunConfig:
             key["precision"] = self.precision
         if self.parallel != "none":  # (absent for DDP: the identity of runs recorded before schemes existed)
             key["parallel"] = self.parallel
+        if self.network:  # (absent for the networks built as before these notes existed)
+            key["network"] = list(self.network)
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
@@ -279,10 +283,22 @@ class RunConfig:
         return json.dumps(d, indent=2, sort_keys=True)
 
 
+def _recipe_key(recipe: Recipe) -> object:
+    """The recipe as the config hash sees it; `lr_table` only where a recipe has one (absent: the identity of runs
+    recorded before tables existed)."""
+    d = asdict(recipe)
+    if d["lr_table"] is None:
+        del d["lr_table"]
+    return _jsonable(d)
+
+
 def recipe_params(recipe: Recipe) -> dict[str, str]:
-    """A recipe as MLflow params: every field under its own name (the init scheme by its name)."""
+    """A recipe as MLflow params: every field under its own name (the init scheme and the lr table by name)."""
+    named = ("init", "lr_table")
     return {
-        f.name: getattr(recipe, f.name).name if f.name == "init" else _param_str(getattr(recipe, f.name))
+        f.name: getattr(getattr(recipe, f.name), "name", "None")
+        if f.name in named
+        else _param_str(getattr(recipe, f.name))
         for f in fields(recipe)
     }
 
@@ -315,6 +331,11 @@ def parse_set(items: list[str]) -> dict[str, object]:
             raise HarnessError(f"--set expects key=value, got {item!r}")
         if key not in valid:
             raise HarnessError(f"unknown --set key {key!r}; valid keys: {', '.join(valid)}")
+        if key == "lr_table":
+            raise HarnessError(
+                "--set lr_table: a table is part of a variant's recipe, not settable; --set schedule=plateau (or "
+                "multistep, step) trains without it"
+            )
         if key == "init":
             if raw.strip() not in INIT_CHOICES:
                 raise HarnessError(f"--set init: {raw.strip()!r} is not one of {', '.join(INIT_CHOICES)}")
@@ -373,6 +394,8 @@ def validate_recipe(recipe: Recipe, min_size: int = MIN_INPUT_SIZE) -> None:
                            f"{', '.join(str(getattr(recipe, k)) for k in not_finite)}")  # fmt: skip
     if recipe.lr <= 0:
         raise HarnessError(f"lr must be positive, got {recipe.lr}")
+    if recipe.schedule == "table" and recipe.lr_table is None:
+        raise HarnessError("schedule 'table' needs a recipe with an lr table (the KSH12 variants have one)")
     if not 0 <= recipe.momentum < 1:
         raise HarnessError(
             f"momentum must be in [0, 1) (0: plain SGD; 1 never forgets a gradient), got {recipe.momentum}"
@@ -473,6 +496,7 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         limit_val=req.limit_val if req.limit_val is not None else profile.limit_val,
         workers=req.workers,
         profile_deviations=tuple(profile.all_deviations())
+        + schedule_deviation(recipe)
         + precision_deviation(req.precision)
         + parallel_plan.deviations(req.parallel),
         tuned_from=req.tuned_from,
@@ -480,7 +504,35 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         precision=req.precision,
         compile=req.compile,
         parallel=req.parallel,
+        network=network_notes(variant),
     )
+
+
+def schedule_deviation(recipe: Recipe) -> tuple[str, ...]:
+    """The plateau rule reads the validation top-1 that the report then reports: say so with the run."""
+    if recipe.schedule != "plateau":
+        return ()
+    return ("Schedule decided on the reported split: ReduceLROnPlateau reads the validation top-1 after every "
+            "epoch, and the report's val numbers come from the same split, so the lr drops were chosen on the data "
+            "the result is measured on (as the papers' manual rule did); the 2012 code's own run followed a fixed "
+            "table (CHM layers/layer-params-145.cfg).",)  # fmt: skip
+
+
+def network_notes(variant: Variant) -> tuple[str, ...]:
+    """Where the variant's network computes as the 2012/2014 code did rather than as PyTorch's modules do (dropout
+    x keep at test, per-tower LRN): part of a run's identity. Built on the meta device: shapes only."""
+    import torch
+
+    from variants.convnet import ScaleAtTestDropout, TowerLRN
+
+    with torch.device("meta"):
+        model = variant.build(10)
+    notes = []
+    if any(isinstance(m, ScaleAtTestDropout) and m.p > 0 for m in model.modules()):
+        notes.append("dropout: kept units unscaled in training, x (1 - p) at test")
+    if any(isinstance(m, TowerLRN) and m.towers > 1 for m in model.modules()):
+        notes.append("lrn: per tower")
+    return tuple(notes)
 
 
 def check_parallel(variant: Variant, recipe: Recipe, kind: str, world_size: int) -> None:
