@@ -20,9 +20,11 @@ from variants import PAPERS, Variant
 from variants.convnet import count_macs, trace
 
 
-def measure(variant: Variant, num_classes: int = 1000) -> Measured:
+def measure(variant: Variant, num_classes: int | None = None) -> Measured:
     """Parameters, MACs and size, counted on the meta device (shapes only: no weights allocated or initialised),
-    and cached (see `_cache_key`): the meta forward of LRN alone costs ~2 s of imports."""
+    and cached (see `_cache_key`): the meta forward of LRN alone costs ~2 s of imports. `num_classes` defaults to
+    the variant's own (`Variant.num_classes`: the data its reported numbers are for)."""
+    num_classes = variant.num_classes if num_classes is None else num_classes
     key = _cache_key(variant, num_classes)
     cache = _read_cache()
     if key is not None and key in cache:
@@ -155,7 +157,7 @@ def show(variant: Variant) -> str:
     )
     out += ["", f"Architecture at {variant.input_size}x{variant.input_size} (output shape C x H x W):"]
     with torch.device("meta"):  # shapes only
-        model = variant.build(1000)
+        model = variant.build(variant.num_classes)
     for name, mod, shape, n in architecture(model, variant.input_size):
         out.append(f"  {name:24} {shape:>12} {n:>12,}  {mod}")
     out += ["", "Recipe:"]

@@ -17,6 +17,9 @@ PAPER = Paper("OWT14", "Krizhevsky. One weird trick for parallelizing CNNs. arXi
 # CC2 code: 64-192-384-256-256 (the OWT14 footnote says 64-192-384-384-256; torchvision follows the code).
 # layers-imagenet-1gpu.cfg: conv1 has no neuron and rnorm1 reads it, the ReLU is on pool1 (so LRN before ReLU);
 # conv2 has neuron=relu before rnorm2; conv5 has no neuron and pool3 carries the ReLU (the same as ReLU then pool).
+# Dropout is the code's Dropout2Layer (NetSpec's default dropout_scale "test"): layers-imagenet-1gpu.cfg l.122-137
+# `type=dropout2`, keep 0.5 by default (layer.py l.802), cudaconvnet/src/layer.cu l.1374-1383: kept units unscaled in
+# training, outputs x 0.5 at test.
 SPEC = NetSpec(
     convs=(
         ConvSpec("conv1", 64, 11, stride=4, norm=True, pool=True, ceil_pad=True, norm_before_relu=True),

@@ -230,6 +230,9 @@ class Variant:
     builder: Callable[[int], nn.Module]
     recipe: Recipe
     input_size: int = 224  # native input size
+    # classes of the data its reported numbers are for (ImageNet's 1,000; KSH12 Fig. 1's CIFAR-10: 10): the output
+    # layer that `reported_params` and the report's fidelity table count
+    num_classes: int = 1000
     min_input_size: int = MIN_INPUT_SIZE
     reported: tuple[Reported, ...] = ()
     reported_params: int | None = None
