@@ -172,6 +172,10 @@ def show(variant: Variant) -> str:
                 if value.default_std is not None
                 else " (PyTorch defaults)"
             )
+        if f.name == "lr_table" and value is not None:
+            value = f"{value.name} ({value.source}): " + "; ".join(
+                f"{g.name} " + ", ".join(f"{lr:g} from epoch {e}" for e, lr in g.steps) for g in value.groups
+            )
         out.append(f"  {f.name:20} {value}")
     out += ["", "Reported:"]
     for r in variant.reported or ():
