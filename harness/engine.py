@@ -112,7 +112,8 @@ def _table(recipe: Recipe) -> LrTable:
 
 def table_groups(model: nn.Module, recipe: Recipe, lr: float) -> list[dict]:
     """One param group per group of the recipe's lr table that holds a parameter (named after it), each parameter in
-    the group of its layer (`features.conv1.weight`: layer conv1, a weight; a Sharded scheme keeps these names)."""
+    the group of its layer (`features.conv1.weight`: layer conv1, a weight; a Sharded scheme keeps these names).
+    Each group starts at its epoch-1 lr; `initial_lr` (what LambdaLR scales) is the run's `lr` for every group."""
     table = _table(recipe)
     members: dict[str, list[nn.Parameter]] = {g.name: [] for g in table.groups}
     for name, p in model.named_parameters():
@@ -121,7 +122,8 @@ def table_groups(model: nn.Module, recipe: Recipe, lr: float) -> list[dict]:
     return [
         {
             "params": members[g.name],
-            "lr": lr,
+            "lr": lr * table.lr(g, 1, recipe.epochs) / table.base_lr,
+            "initial_lr": lr,
             "weight_decay": recipe.weight_decay if g.weight_decay else 0.0,
             "name": g.name,
         }

@@ -204,7 +204,7 @@ def test_lr_table_is_not_settable_and_a_table_schedule_needs_one():
     with pytest.raises(HarnessError, match="lr_table"):
         parse_set(["lr_table=none"])
     with pytest.raises(HarnessError, match="needs a recipe with an lr table"):
-        validate_recipe(replace(variants.get_variant("alexnet2014").recipe, schedule="table"))
+        validate_recipe(replace(variants.get_variant("torchvision_alexnet").recipe, schedule="table"))
 
 
 def test_network_notes_mark_the_runs_whose_network_computes_as_the_code():
@@ -232,3 +232,20 @@ def test_fig1_nets_are_counted_at_cifar10s_ten_classes():
         v = variants.get_variant(name)
         assert v.num_classes == 10 and catalog.measure(v).params == 145_578  # 209,928 at 1,000 classes
     assert catalog.measure(variants.get_variant("alexnet2012")).params == 60_965_224
+
+
+# --- the 2014 schedule: CC2 layers/layer-params-imagenet-1gpu.cfg l.6-7 and cudaconvnet/src/lr.cu l.94-113 ---------
+
+
+def test_the_engine_runs_cc2s_weight_and_bias_schedules():
+    # epsW=dexp[base=0.01;tgtFactor=250;numSteps=4]: 0.01 x 250^(-i/3) in quarters of training (here from epochs 1,
+    # 23, 46, 68 of 90); epsB=dexp[base=0.02;tgtFactor=10;numSteps=2]: 0.02, then 0.002 for the second half
+    v = variants.get_variant("alexnet2014")
+    lrs = _lrs_per_epoch(v.recipe, v.build(10))
+    weights = [0.01, 0.01 * 250 ** (-1 / 3), 0.01 * 250 ** (-2 / 3), 0.01 / 250]
+    for epoch, got in enumerate(lrs, start=1):
+        quarter = sum(epoch >= e for e in (23, 46, 68))
+        assert got["weights"] == pytest.approx(weights[quarter]), epoch
+        assert got["biases"] == pytest.approx(0.02 if epoch < 46 else 0.002), epoch
+    opt = engine.build_optimizer(v.build(10), v.recipe, 0.01)
+    assert [(g["name"], g["weight_decay"]) for g in opt.param_groups] == [("weights", 0.0005), ("biases", 0.0)]
