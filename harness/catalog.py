@@ -176,6 +176,8 @@ def show(variant: Variant) -> str:
             value = f"{value.name} ({value.source}): " + "; ".join(
                 f"{g.name} " + ", ".join(f"{lr:g} from epoch {e}" for e, lr in g.steps) for g in value.groups
             )
+        if f.name == "dropout_scaling" and value is None:
+            value = "None (the network's own: see its drop layers above)"
         out.append(f"  {f.name:20} {value}")
     out += ["", "Reported:"]
     for r in variant.reported or ():

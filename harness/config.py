@@ -10,13 +10,14 @@ import hashlib
 import json
 import math
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.parallel import plan as parallel_plan
 from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, RunRequest
-from variants import INPUT_SCALES, MIN_INPUT_SIZE, InitScheme, Recipe, Variant
+from variants import INPUT_SCALES, MIN_INPUT_SIZE, DropoutScaling, InitScheme, Recipe, Variant
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,15 @@ PROXY = Profile(
             "random 64 px crops of the 72 px canvas for every variant (except alexnet2012_no_augmentation, which "
             "trains on the centre crop): torchvision's RandomResizedCrop keeps 8-100 % of the area, often a "
             "fragment of a digit",
+        ),
+        Override(
+            "dropout_scaling",
+            "train",
+            "PyTorch's inverted dropout (nn.Dropout: kept units x 2 in training, the identity at test) for every "
+            "variant, also where the network has the 2012/2014 code's (kept units unscaled, x 0.5 at test; "
+            "docs/paper-recipe.md): with the code's dropout, He init and 2 epochs the proxy learns too slowly "
+            "(seed 0, `run alexnet2012` / `run alexnet2014`: val top-1 26.25 % / 28.80 % after epoch 2, against "
+            "64.3 % / 71.7 % with nn.Dropout)",
         ),
         Override(
             "test_protocol",
@@ -284,11 +294,13 @@ class RunConfig:
 
 
 def _recipe_key(recipe: Recipe) -> object:
-    """The recipe as the config hash sees it; `lr_table` only where a recipe has one (absent: the identity of runs
-    recorded before tables existed)."""
+    """The recipe as the config hash sees it; `lr_table` only where the schedule is a table (the other schedules
+    ignore it; absent: the identity of runs recorded before tables existed). `dropout_scaling` never: the run's
+    `network` notes say where its dropout is the code's (absent: nn.Dropout, as every run before the field)."""
     d = asdict(recipe)
-    if d["lr_table"] is None:
+    if d["lr_table"] is None or recipe.schedule != "table":
         del d["lr_table"]
+    del d["dropout_scaling"]
     return _jsonable(d)
 
 
@@ -464,7 +476,7 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
     dataset_name = req.dataset_name or (
         f"imagefolder:{Path(req.data).name}" if dataset == "imagefolder" and req.data else dataset
     )
-    recipe = replace(variant.recipe, **{o.key: o.value for o in applied_overrides(profile, variant)})
+    recipe = replace(own_recipe(variant), **{o.key: o.value for o in applied_overrides(profile, variant)})
     changes = req.changes()
     if isinstance(changes.get("init"), str):
         changes["init"] = init_scheme(str(changes["init"]), variant)
@@ -504,7 +516,7 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         precision=req.precision,
         compile=req.compile,
         parallel=req.parallel,
-        network=network_notes(variant),
+        network=network_notes(variant, recipe),
     )
 
 
@@ -518,15 +530,39 @@ def schedule_deviation(recipe: Recipe) -> tuple[str, ...]:
             "table (CHM layers/layer-params-145.cfg).",)  # fmt: skip
 
 
-def network_notes(variant: Variant) -> tuple[str, ...]:
-    """Where the variant's network computes as the 2012/2014 code did rather than as PyTorch's modules do (dropout
-    x keep at test, per-tower LRN): part of a run's identity. Built on the meta device: shapes only."""
+def own_recipe(variant: Variant) -> Recipe:
+    """The variant's recipe with its network's own dropout scaling named (`Recipe.dropout_scaling` None: whatever
+    the builder makes), so that a run logs which dropout it trained with. Built on the meta device: shapes only."""
+    if variant.recipe.dropout_scaling is not None:
+        return variant.recipe
+    import torch
+
+    from variants.convnet import dropout_scaling_of
+
+    with torch.device("meta"):
+        model = variant.build(10)
+    return replace(variant.recipe, dropout_scaling=dropout_scaling_of(model))
+
+
+def run_dropout_scaling(params: Mapping[str, str]) -> DropoutScaling:
+    """How a logged run's dropout scaled (its `dropout_scaling` param), "train" for runs logged before the field
+    existed (all of them trained with nn.Dropout). A state dict cannot say: dropout has no weights."""
+    value = params.get("dropout_scaling", "train")
+    if value not in ("test", "train"):
+        raise HarnessError(f"the run logged dropout_scaling {value!r}; expected test or train")
+    return typing.cast(DropoutScaling, value)
+
+
+def network_notes(variant: Variant, recipe: Recipe) -> tuple[str, ...]:
+    """Where the network a run builds (its recipe's dropout scaling) computes as the 2012/2014 code did rather than
+    as PyTorch's modules do (dropout x keep at test, per-tower LRN): part of a run's identity. Built on the meta
+    device: shapes only."""
     import torch
 
     from variants.convnet import ScaleAtTestDropout, TowerLRN
 
     with torch.device("meta"):
-        model = variant.build(10)
+        model = variant.build(10, dropout_scaling=recipe.dropout_scaling)
     notes = []
     if any(isinstance(m, ScaleAtTestDropout) and m.p > 0 for m in model.modules()):
         notes.append("dropout: kept units unscaled in training, x (1 - p) at test")
@@ -543,7 +579,7 @@ def check_parallel(variant: Variant, recipe: Recipe, kind: str, world_size: int)
     import torch
 
     with torch.device("meta"):
-        model = variant.build(10, recipe.width)
+        model = variant.build(10, recipe.width, recipe.dropout_scaling)
     parallel_plan.check(kind, model, world_size, recipe.batch_size, variant.name)
 
 

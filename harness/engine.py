@@ -215,7 +215,7 @@ def step_scheduler(scheduler: object, val_top1: float, recipe: Recipe) -> None:
 def prepare_model(variant: Variant, num_classes: int, recipe: Recipe, seed: int) -> nn.Module:
     """Build and initialise under `seed`: PyTorch's default init (kept by some recipes) draws at build time."""
     torch.manual_seed(seed)
-    model = variant.build(num_classes, recipe.width)
+    model = variant.build(num_classes, recipe.width, recipe.dropout_scaling)
     init_weights(model, recipe.init)
     if recipe.filter_rms_max is not None:
         renorm_filters(model, recipe.filter_rms_max)

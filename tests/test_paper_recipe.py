@@ -208,15 +208,16 @@ def test_lr_table_is_not_settable_and_a_table_schedule_needs_one():
 
 
 def test_network_notes_mark_the_runs_whose_network_computes_as_the_code():
-    assert network_notes(variants.get_variant("alexnet2012")) == (
+    def notes(name: str) -> tuple[str, ...]:  # the network as its variant builds it (Recipe.dropout_scaling None)
+        return network_notes(variants.get_variant(name), variants.get_variant(name).recipe)
+
+    assert notes("alexnet2012") == (
         "dropout: kept units unscaled in training, x (1 - p) at test",
         "lrn: per tower",
     )
-    assert network_notes(variants.get_variant("alexnet2014")) == (
-        "dropout: kept units unscaled in training, x (1 - p) at test",
-    )
+    assert notes("alexnet2014") == ("dropout: kept units unscaled in training, x (1 - p) at test",)
     for name in ("torchvision_alexnet", "ksh12_fig1_relu"):  # nn.Dropout; Fig. 1's nets have no dropout or LRN
-        assert network_notes(variants.get_variant(name)) == ()
+        assert notes(name) == ()
 
 
 # --- small items ------------------------------------------------------------------------------------------------

@@ -173,6 +173,23 @@ class ScaleAtTestDropout(nn.Dropout):
         return x * keep
 
 
+def set_dropout_scaling(model: nn.Module, scaling: Literal["test", "train"]) -> nn.Module:
+    """`model` with every dropout module (nn.Dropout or ScaleAtTestDropout) replaced by the `scaling` kind at the
+    same rate and name: "test" the 2012 code's, "train" nn.Dropout. Dropout has no parameters, so state dicts and
+    parameter counts are unchanged."""
+    kind = ScaleAtTestDropout if scaling == "test" else nn.Dropout
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Dropout) and type(child) is not kind:
+                setattr(parent, name, kind(child.p))
+    return model
+
+
+def dropout_scaling_of(model: nn.Module) -> Literal["test", "train"]:
+    """How a built network's dropout scales: "test" where it has the code's dropout, else "train" (nn.Dropout's)."""
+    return "test" if any(isinstance(m, ScaleAtTestDropout) for m in model.modules()) else "train"
+
+
 class ConvNet(nn.Module):
     """features (named conv blocks) -> avgpool -> classifier (fc -> ReLU -> dropout, KSH12 s4.2 order)."""
 

@@ -18,6 +18,9 @@ ParamKind = Literal["weight", "bias"]
 # "none": no crop or flip augmentation, the centre crop of the resized image (the KSH12 s4.1 ablation)
 TrainAug = Literal["ksh12", "torchvision", "zf", "cc2", "none"]
 Metric = Literal["top1", "top5"]
+# How dropout scales (`Recipe.dropout_scaling`): "test", the 2012/2014 code's (kept units unscaled in training, x keep
+# at test: `variants.convnet.ScaleAtTestDropout`); "train", PyTorch's nn.Dropout (kept units x 1/keep in training)
+DropoutScaling = Literal["test", "train"]
 
 # The smallest input every builder takes (torchvision: "min_size": (63, 63); the ceil-mode pools here match it).
 MIN_INPUT_SIZE = 63
@@ -170,6 +173,9 @@ class Recipe:
     # Channel width multiplier: every conv and hidden fc layer has `width` times the paper's units (`convnet.narrow`).
     # 1 is the paper's network; only a profile (the CPU proxy) or `--set width=` changes it, as a recorded deviation.
     width: float = 1.0
+    # None: the network's own dropout (NetSpec.dropout_scale; torchvision's nn.Dropout); "test" or "train" swaps every
+    # dropout module for that kind (`convnet.set_dropout_scaling`). A resolved run config always names one.
+    dropout_scaling: DropoutScaling | None = None
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -241,8 +247,12 @@ class Variant:
     ablation_of: str | None = None
     deviations: tuple[str, ...] = field(default=())
 
-    def build(self, num_classes: int = 1000, width: float = 1.0) -> nn.Module:
-        """The network for `num_classes`; `width` != 1 scales every conv and hidden fc layer (`convnet.narrow`)."""
-        from variants.convnet import narrow
+    def build(
+        self, num_classes: int = 1000, width: float = 1.0, dropout_scaling: DropoutScaling | None = None
+    ) -> nn.Module:
+        """The network for `num_classes`; `width` != 1 scales every conv and hidden fc layer (`convnet.narrow`);
+        `dropout_scaling` (None: the network's own) sets how its dropout scales (`convnet.set_dropout_scaling`)."""
+        from variants.convnet import narrow, set_dropout_scaling
 
-        return narrow(self.builder(num_classes), width)
+        model = narrow(self.builder(num_classes), width)
+        return model if dropout_scaling is None else set_dropout_scaling(model, dropout_scaling)

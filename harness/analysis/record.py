@@ -18,6 +18,7 @@ from harness import checkpoint, schema, tracking
 from harness.analysis import codes, colour, examples, figures, retrieval, translation
 from harness.analysis.features import last_hidden_layer, run_batches
 from harness.analysis.inputs import shifted_inputs, train_inputs, val_inputs
+from harness.config import run_dropout_scaling
 from harness.data import Datasets, DataSpec, load_datasets, stratified_slice
 from harness.errors import HarnessError
 
@@ -224,7 +225,8 @@ def analyze_run(uri: str, run_id: str, device: str = "cpu", sizes: Sizes = Sizes
         raise HarnessError(str(e)) from None
     data = run_data(p)
     state = checkpoint.load_state_dict(tracking.download_artifact(uri, run_id, schema.ART_CHECKPOINT))
-    model = variant.build(data.num_classes, float(p.get("width", "1.0")))
+    # the dropout it trained with (logged; "train", nn.Dropout, before the field existed): a state dict cannot say
+    model = variant.build(data.num_classes, float(p.get("width", "1.0")), run_dropout_scaling(p))
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
