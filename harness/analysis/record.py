@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from harness.analysis.inputs import shifted_inputs, train_inputs, val_inputs
 from harness.config import run_dropout_scaling
 from harness.data import Datasets, DataSpec, load_datasets, stratified_slice
 from harness.errors import HarnessError
+from variants import Variant
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,12 @@ def run_data(params: dict[str, str]) -> Datasets:
     return data
 
 
+def run_network(variant: Variant, params: Mapping[str, str], num_classes: int) -> nn.Module:
+    """The network a logged run trained, before its weights: its width, and the dropout it trained with (logged;
+    "train", nn.Dropout, before the field existed), which a state dict cannot say (dropout has no weights)."""
+    return variant.build(num_classes, float(params.get("width", "1.0")), run_dropout_scaling(params))
+
+
 def analyze_run(uri: str, run_id: str, device: str = "cpu", sizes: Sizes = Sizes()) -> Summary:
     """`harness analyze RUN_ID`: the finished run's final weights and data -> `analyze`, logged to that run."""
     from variants import UnknownVariantError, get_variant
@@ -225,8 +233,7 @@ def analyze_run(uri: str, run_id: str, device: str = "cpu", sizes: Sizes = Sizes
         raise HarnessError(str(e)) from None
     data = run_data(p)
     state = checkpoint.load_state_dict(tracking.download_artifact(uri, run_id, schema.ART_CHECKPOINT))
-    # the dropout it trained with (logged; "train", nn.Dropout, before the field existed): a state dict cannot say
-    model = variant.build(data.num_classes, float(p.get("width", "1.0")), run_dropout_scaling(p))
+    model = run_network(variant, p, data.num_classes)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
