@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 import variants
-from harness.config import recipe_params
+from harness.config import own_recipe, recipe_params
 from harness.report.types import Measured
 from variants import PAPERS, Variant
 from variants.convnet import count_macs, trace
@@ -106,7 +106,8 @@ def variant_record(variant: Variant) -> dict[str, object]:
         "reported_macs_g": variant.reported_macs,
         "ablation_of": variant.ablation_of,
         "input_size": variant.input_size,
-        "recipe": recipe_params(variant.recipe),  # as `harness run` logs it to MLflow (before any profile)
+        # as `harness run` logs it to MLflow (before any profile; the dropout scaling named: the network's own)
+        "recipe": recipe_params(own_recipe(variant)),
         "reported": [asdict(r) for r in variant.reported],
         "deviations": list(variant.deviations),
     }
@@ -161,7 +162,7 @@ def show(variant: Variant) -> str:
     for name, mod, shape, n in architecture(model, variant.input_size):
         out.append(f"  {name:24} {shape:>12} {n:>12,}  {mod}")
     out += ["", "Recipe:"]
-    recipe = variant.recipe
+    recipe = own_recipe(variant)  # the dropout scaling named: the network's own
     for f in fields(recipe):
         value = getattr(recipe, f.name)
         if f.name == "init":
@@ -176,8 +177,6 @@ def show(variant: Variant) -> str:
             value = f"{value.name} ({value.source}): " + "; ".join(
                 f"{g.name} " + ", ".join(f"{lr:g} from epoch {e}" for e, lr in g.steps) for g in value.groups
             )
-        if f.name == "dropout_scaling" and value is None:
-            value = "None (the network's own: see its drop layers above)"
         out.append(f"  {f.name:20} {value}")
     out += ["", "Reported:"]
     for r in variant.reported or ():
