@@ -14,15 +14,17 @@ import torch
 import torch.nn as nn
 
 import variants
-from harness.config import recipe_params
+from harness.config import own_recipe, recipe_params
 from harness.report.types import Measured
 from variants import PAPERS, Variant
 from variants.convnet import count_macs, trace
 
 
-def measure(variant: Variant, num_classes: int = 1000) -> Measured:
+def measure(variant: Variant, num_classes: int | None = None) -> Measured:
     """Parameters, MACs and size, counted on the meta device (shapes only: no weights allocated or initialised),
-    and cached (see `_cache_key`): the meta forward of LRN alone costs ~2 s of imports."""
+    and cached (see `_cache_key`): the meta forward of LRN alone costs ~2 s of imports. `num_classes` defaults to
+    the variant's own (`Variant.num_classes`: the data its reported numbers are for)."""
+    num_classes = variant.num_classes if num_classes is None else num_classes
     key = _cache_key(variant, num_classes)
     cache = _read_cache()
     if key is not None and key in cache:
@@ -104,7 +106,8 @@ def variant_record(variant: Variant) -> dict[str, object]:
         "reported_macs_g": variant.reported_macs,
         "ablation_of": variant.ablation_of,
         "input_size": variant.input_size,
-        "recipe": recipe_params(variant.recipe),  # as `harness run` logs it to MLflow (before any profile)
+        # as `harness run` logs it to MLflow (before any profile; the dropout scaling named: the network's own)
+        "recipe": recipe_params(own_recipe(variant)),
         "reported": [asdict(r) for r in variant.reported],
         "deviations": list(variant.deviations),
     }
@@ -155,11 +158,11 @@ def show(variant: Variant) -> str:
     )
     out += ["", f"Architecture at {variant.input_size}x{variant.input_size} (output shape C x H x W):"]
     with torch.device("meta"):  # shapes only
-        model = variant.build(1000)
+        model = variant.build(variant.num_classes)
     for name, mod, shape, n in architecture(model, variant.input_size):
         out.append(f"  {name:24} {shape:>12} {n:>12,}  {mod}")
     out += ["", "Recipe:"]
-    recipe = variant.recipe
+    recipe = own_recipe(variant)  # the dropout scaling named: the network's own
     for f in fields(recipe):
         value = getattr(recipe, f.name)
         if f.name == "init":
@@ -169,6 +172,10 @@ def show(variant: Variant) -> str:
                 + ")"
                 if value.default_std is not None
                 else " (PyTorch defaults)"
+            )
+        if f.name == "lr_table" and value is not None:
+            value = f"{value.name} ({value.source}): " + "; ".join(
+                f"{g.name} " + ", ".join(f"{lr:g} from epoch {e}" for e, lr in g.steps) for g in value.groups
             )
         out.append(f"  {f.name:20} {value}")
     out += ["", "Reported:"]

@@ -673,6 +673,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(p)
     p.add_argument("--tta", choices=["center", "ten_crop"], help="test protocol (default: the recipe's)")
     p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluate under a changed recipe field, e.g. --set dropout_scaling=train for weights trained with "
+        "nn.Dropout (default: what the run logged; for --weights the variant's own dropout)",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from harness import checkpoint, distributed, flops
 from harness import precision as precision_mod
+from harness.augment import TrainView
 from harness.config import RunConfig
 from harness.distributed import Dist
 from harness.evaluate import EvalResult, evaluate
 from harness.loader import epoch_seed, eval_loader, train_loader
 from harness.parallel import build as parallel
 from harness.progress import Progress
-from variants import Recipe, Variant
+from variants import LrGroup, LrTable, Recipe, Variant
 from variants.convnet import count_macs, init_weights, renorm_filters
 
 
@@ -89,19 +90,78 @@ class FitResult:
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.SGD:
-    """SGD with momentum; biases get `bias_lr_mult` x lr and weight decay only when the recipe says so."""
-    weights = [p for n, p in model.named_parameters() if not n.endswith("bias")]
-    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
-    groups = [
-        {"params": weights, "lr": lr, "weight_decay": recipe.weight_decay},
-        {
-            "params": biases,
-            "lr": lr * recipe.bias_lr_mult,
-            "weight_decay": recipe.weight_decay if recipe.bias_weight_decay else 0.0,
-        },
-    ]
+    """SGD with momentum; biases get `bias_lr_mult` x lr and weight decay only when the recipe says so. Under a
+    fixed table (schedule "table") each of the table's groups is a param group, in the table's order, starting at
+    `lr`: the scheduler sets each group's own lr (`build_scheduler`)."""
+    if recipe.schedule == "table":
+        groups = table_groups(model, recipe, lr)
+    else:
+        weights = [p for n, p in model.named_parameters() if not n.endswith("bias")]
+        biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+        groups = [
+            {"params": weights, "lr": lr, "weight_decay": recipe.weight_decay},
+            {
+                "params": biases,
+                "lr": lr * recipe.bias_lr_mult,
+                "weight_decay": recipe.weight_decay if recipe.bias_weight_decay else 0.0,
+            },
+        ]
     # fused: one pass over the ~61M parameters per step instead of three (the step dominates small-image CPU runs)
     return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, fused=True)
+
+
+def _table(recipe: Recipe) -> LrTable:
+    if recipe.lr_table is None:
+        raise ValueError("schedule 'table' needs a recipe with an lr_table")
+    return recipe.lr_table
+
+
+def table_groups(model: nn.Module, recipe: Recipe, lr: float) -> list[dict]:
+    """One param group per group of the recipe's lr table that holds a parameter (named after it), each parameter in
+    the group of its layer (`features.conv1.weight`: layer conv1, a weight; a Sharded scheme keeps these names).
+    Each group starts at its epoch-1 lr; `initial_lr` (what LambdaLR scales) is the run's `lr` for every group."""
+    table = _table(recipe)
+    members: dict[str, list[nn.Parameter]] = {g.name: [] for g in table.groups}
+    for name, p in model.named_parameters():
+        *_, layer, attr = name.split(".")
+        members[table.group_of(layer, "bias" if attr == "bias" else "weight").name].append(p)
+    return [
+        {
+            "params": members[g.name],
+            "lr": lr * table.lr(g, 1, recipe.epochs) / table.base_lr,
+            "initial_lr": lr,
+            "weight_decay": recipe.weight_decay if g.weight_decay else 0.0,
+            "name": g.name,
+        }
+        for g in table.groups
+        if members[g.name]
+    ]
+
+
+def table_factors(recipe: Recipe, names: list[str]) -> list[Callable[[int], float]]:
+    """LambdaLR's factor per param group (`names`: the groups' table names) after k epoch steps: the table's lr in
+    the run's epoch k + 1 over its base lr. Plain closures: LambdaLR's state dict then holds no table object."""
+    table = _table(recipe)
+    by_name = {g.name: g for g in table.groups}
+
+    def factor(group: LrGroup) -> Callable[[int], float]:
+        return lambda k: table.lr(group, k + 1, recipe.epochs) / table.base_lr
+
+    return [factor(by_name[n]) for n in names]
+
+
+def lighting_on(recipe: Recipe, epoch: int) -> bool:
+    """Whether the recipe's PCA lighting is on in `epoch` (a table can end it: CHM layer-params-145.cfg l.178)."""
+    if recipe.schedule != "table" or recipe.lr_table is None:
+        return True
+    return recipe.lr_table.lighting(epoch, recipe.epochs)
+
+
+def epoch_view(view: Callable, recipe: Recipe, epoch: int) -> Callable:
+    """The training view of `epoch`: the data set's, without PCA lighting where the schedule has switched it off."""
+    if isinstance(view, TrainView) and view.eig is not None and not lighting_on(recipe, epoch):
+        return replace(view, eig=None)
+    return view
 
 
 def milestones(recipe: Recipe) -> list[int]:
@@ -136,6 +196,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(recipe), gamma=recipe.gamma)
     if recipe.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma)
+    if recipe.schedule == "table":
+        names = [g["name"] for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, table_factors(recipe, names))
     if recipe.schedule == "plateau":
         # KSH12 s5: divide by 10 when the validation error stops improving, at most three times
         floor = [g["lr"] * recipe.gamma**recipe.max_lr_drops * 0.999 for g in optimizer.param_groups]
@@ -145,9 +208,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_
     raise ValueError(f"unknown schedule {recipe.schedule!r}")
 
 
-def step_scheduler(scheduler: object, val_top1: float) -> None:
+def step_scheduler(scheduler: object, val_top1: float, recipe: Recipe) -> None:
     """The once-per-epoch step (per-step schedules move in `train_one_epoch`)."""
-    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+    if per_step(recipe):
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(val_top1)
@@ -158,7 +221,7 @@ def step_scheduler(scheduler: object, val_top1: float) -> None:
 def prepare_model(variant: Variant, num_classes: int, recipe: Recipe, seed: int) -> nn.Module:
     """Build and initialise under `seed`: PyTorch's default init (kept by some recipes) draws at build time."""
     torch.manual_seed(seed)
-    model = variant.build(num_classes, recipe.width)
+    model = variant.build(num_classes, recipe.width, recipe.dropout_scaling)
     init_weights(model, recipe.init)
     if recipe.filter_rms_max is not None:
         renorm_filters(model, recipe.filter_rms_max)
@@ -338,7 +401,7 @@ def fit(
         trained = train_one_epoch(
             net,
             loader,
-            view,
+            epoch_view(view, recipe, epoch),
             optimizer,
             data_d,
             recipe,
@@ -386,7 +449,7 @@ def fit(
             sent = scheme.meter.take() if scheme is not None else parallel.ddp_bytes_per_step(model, d.world_size)
             stats.comm_bytes_per_step = sent / step_count if scheme is not None else sent
         result.history.append(stats)
-        step_scheduler(scheduler, val.top1)
+        step_scheduler(scheduler, val.top1, recipe)
         # after the scheduler's step (it sets the lr the state holds); gathering the shards' is a collective
         optimizer_state = scheme.full_optimizer_state(optimizer) if scheme is not None else optimizer.state_dict()
         with distributed.together(d):  # rank 0's disk or MLflow error stops every rank here, not in a collective

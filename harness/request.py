@@ -113,6 +113,8 @@ class EvalRequest(DataRequest):
     model: str | None = None  # models:/NAME/VERSION, a registered model version
     tta: str | None = None  # test protocol; None: the recipe's
     batch_size: int = 64
+    # typed recipe changes (--set) over what the weights' run logged (or the variant's recipe), e.g. dropout_scaling
+    sets: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     def as_run(self) -> RunRequest:
         return RunRequest(**self.data_fields(), names=(self.variant,) if self.variant else ())

@@ -36,7 +36,15 @@ from harness import (
 )
 from harness import data as data_mod
 from harness.analysis import record
-from harness.config import PROFILES, RunConfig, choose_profile, resolve, wants_qualitative
+from harness.config import (
+    PROFILES,
+    RunConfig,
+    choose_profile,
+    own_recipe,
+    resolve,
+    run_dropout_scaling,
+    wants_qualitative,
+)
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.plan import PlannedRun
@@ -798,10 +806,13 @@ def run_input_scale(uri: str, run_id: str) -> float:
 
 
 def run_view(uri: str, run_id: str) -> dict[str, object]:
-    """What a run's network saw, to evaluate its checkpoint the same way whatever the recipe says now: its input
-    scale, crop and resize (from its logged params)."""
+    """What a run's network saw and how it computed, to evaluate its checkpoint the same way whatever the recipe
+    says now: its input scale, crop and resize, and its dropout scaling (from its logged params)."""
     params = tracking.client(uri).get_run(run_id).data.params
-    view: dict[str, object] = {"input_scale": run_input_scale(uri, run_id)}
+    view: dict[str, object] = {
+        "input_scale": run_input_scale(uri, run_id),
+        "dropout_scaling": run_dropout_scaling(params),
+    }
     for key in ("crop", "resize"):
         if key in params:
             view[key] = int(params[key])
@@ -830,8 +841,13 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     if not fc:
         raise HarnessError(f"{path} is not a state dict for {variant.name}: it has no fully connected layer")
     num_classes = state[fc[-1]].shape[0]
-    width = _state_width(variant, state)
-    model = variant.build(num_classes, width)
+    run_req = req.as_run()
+    # a run's weights at the scale, size and dropout it was trained with; a file with the variant's own dropout (a
+    # profile's override is for training); --set on top of either
+    view = run_view(req.uri, source_run) if source_run else {"dropout_scaling": own_recipe(variant).dropout_scaling}
+    run_req = replace(run_req, sets={**view, **req.sets})
+    cfg = resolve(variant, run_req)
+    model = variant.build(num_classes, _state_width(variant, state), cfg.recipe.dropout_scaling)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -839,10 +855,6 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
         raise HarnessError(
             f"{path} is not a state dict for {variant.name}: {(lines[1] if len(lines) > 1 else lines[0]).strip()}"
         ) from None
-    run_req = req.as_run()
-    if source_run:  # evaluate a run's weights at the scale and size it was trained at
-        run_req = replace(run_req, sets=run_view(req.uri, source_run))
-    cfg = resolve(variant, run_req)
     protocol = req.tta or cfg.recipe.test_protocol
     data = load(replace(data_spec(cfg), batch_size=1), protocol)  # evaluation trains nothing: any training set
     if data.num_classes != num_classes:

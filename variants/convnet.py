@@ -55,6 +55,14 @@ class NetSpec:
     lrn_beta: float = 0.75
     lrn_k: float = 2.0
     dropout: float = 0.5
+    # "test": the 2012 code's dropout (KSH12 s4.2 "multiply their outputs by 0.5" at test time; CHM src/layer.cu
+    # HiddenSexLayer::fpropActs l.1126-1135, CC2 cudaconvnet/src/layer.cu Dropout2Layer::fpropActs l.1374-1383):
+    # training zeroes units and keeps the others as they are. "train": PyTorch's nn.Dropout (kept units x 1/(1-p)
+    # in training, the identity at test), what torchvision's net uses.
+    dropout_scale: Literal["test", "train"] = "test"
+    # LRN normalises each tower's maps on their own (CHM layers/layers-145.cfg: `[rnorm1a] inputs=conv1a
+    # channels=48`, `[rnorm2a] inputs=conv2a channels=128`): 2 for the two-tower nets, 1 for one tower
+    lrn_towers: int = 1
     pool_to: int = 6  # adaptive average pool before fc6: the identity at the native size
     # the nonlinearity after every conv and hidden fc layer; "tanh": KSH12 Fig. 1's dashed line. Modules are named
     # relu{i} / relu_fc{j} for "relu" (unchanged) and tanh{i} / tanh_fc{j} for "tanh"; neither has parameters.
@@ -128,6 +136,60 @@ class FastLRN(nn.LocalResponseNorm):
         return x / d.pow(self.beta)
 
 
+class TowerLRN(FastLRN):
+    """LRN over each of `towers` equal slices of the maps on its own: the 2012 code's two towers each normalise
+    their own maps (CHM layers/layers-145.cfg: rnorm1a reads conv1a's 48 maps), so no window crosses the boundary
+    between towers. `towers` = 1 is FastLRN."""
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float, towers: int) -> None:
+        super().__init__(size, alpha=alpha, beta=beta, k=k)
+        self.towers = towers
+
+    def one_tower(self, x: torch.Tensor) -> torch.Tensor:
+        """LRN over all of `x`'s maps: one tower's (what each rank of `--parallel towers` holds)."""
+        return super().forward(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.towers == 1 or x.dim() != 4:
+            return self.one_tower(x)
+        return torch.cat([self.one_tower(t) for t in x.tensor_split(self.towers, 1)], 1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, towers={self.towers}"
+
+
+class ScaleAtTestDropout(nn.Dropout):
+    """The 2012 code's dropout (KSH12 s4.2; CHM src/layer.cu HiddenSexLayer::fpropActs l.1126-1135; CC2
+    cudaconvnet/src/layer.cu Dropout2Layer::fpropActs l.1374-1383): in training each unit is kept where a uniform
+    draw is below keep = 1 - p and passed on unscaled (`mask = uniform < keep; out = in * mask`); at test every unit
+    is multiplied by keep (`in.scale(_keep)`). nn.Dropout instead scales kept units by 1 / keep in training."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = 1.0 - self.p
+        if self.p == 0:
+            return x
+        if self.training:
+            return x * (torch.rand_like(x) < keep)
+        return x * keep
+
+
+def set_dropout_scaling(model: nn.Module, scaling: Literal["test", "train"]) -> nn.Module:
+    """`model` with every dropout module (nn.Dropout or ScaleAtTestDropout) replaced by the `scaling` kind at the
+    same rate and name: "test" the 2012 code's, "train" nn.Dropout. Dropout has no parameters, so state dicts and
+    parameter counts are unchanged."""
+    kind = ScaleAtTestDropout if scaling == "test" else nn.Dropout
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Dropout) and type(child) is not kind:
+                setattr(parent, name, kind(child.p))
+    return model
+
+
+def dropout_scaling_of(model: nn.Module) -> Literal["test", "train"]:
+    """How a built network's dropout scales: "test" where it has the code's dropout, else "train" (nn.Dropout's)."""
+    return "test" if any(isinstance(m, ScaleAtTestDropout) for m in model.modules()) else "train"
+
+
 class ConvNet(nn.Module):
     """features (named conv blocks) -> avgpool -> classifier (fc -> ReLU -> dropout, KSH12 s4.2 order)."""
 
@@ -162,7 +224,9 @@ class ConvNet(nn.Module):
         for j, (units, g) in enumerate(zip(spec.fc, groups, strict=True), start=6):
             head[f"fc{j}"] = nn.Linear(width, units) if g == 1 else GroupedLinear(width, units, g)
             head[f"{spec.activation}_fc{j}"] = self._act()
-            head[f"drop{j}"] = nn.Dropout(spec.dropout)
+            head[f"drop{j}"] = (
+                ScaleAtTestDropout(spec.dropout) if spec.dropout_scale == "test" else nn.Dropout(spec.dropout)
+            )
             width = units
         head[f"fc{6 + len(spec.fc)}"] = nn.Linear(width, num_classes)
         self.classifier = nn.Sequential(head)
@@ -179,6 +243,8 @@ class ConvNet(nn.Module):
 
     def _lrn(self) -> nn.LocalResponseNorm:
         s = self.spec
+        if s.lrn_towers > 1:
+            return TowerLRN(s.lrn_size, s.lrn_alpha, s.lrn_beta, s.lrn_k, s.lrn_towers)
         return FastLRN(s.lrn_size, alpha=s.lrn_alpha, beta=s.lrn_beta, k=s.lrn_k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

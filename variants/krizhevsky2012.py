@@ -12,11 +12,14 @@ from dataclasses import replace
 from functools import partial
 
 from variants.convnet import ConvNet, ConvSpec, NetSpec, remove_convs
-from variants.types import Claim, InitScheme, LayerInit, Paper, Recipe, Reported, Variant
+from variants.types import Claim, InitScheme, LayerInit, LrGroup, LrTable, Paper, Recipe, Reported, Variant
 
 PAPER = Paper("KSH12", "Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NIPS 2012")
 
 # KSH12 s3.5 / Fig. 2. conv1 sees the whole image in both towers (dense); conv2, conv4, conv5 are same-tower only.
+# Each tower's LRN normalises its own maps (CHM layers/layers-145.cfg l.35-45, 95-105: rnorm1a reads conv1a's 48
+# maps, rnorm2a conv2a's 128), and dropout is the code's: x 0.5 at test (CHM layers-145.cfg l.256-292: hs layers
+# keep=0.5; src/layer.cu HiddenSexLayer); both are NetSpec fields.
 SPEC = NetSpec(
     convs=(
         ConvSpec("conv1", 96, 11, stride=4, norm=True, pool=True, ceil_pad=True),
@@ -25,6 +28,7 @@ SPEC = NetSpec(
         ConvSpec("conv4", 384, 3, pad=1, groups=2),
         ConvSpec("conv5", 256, 3, pad=1, groups=2, pool=True),
     ),
+    lrn_towers=2,
 )
 
 # CHM layers/layers-146-2012-2011.cfg l.258-286: conv6 after pool3 (our pool5), 3x3 pad 1, 2 x 128 maps, no pooling
@@ -45,6 +49,7 @@ SPEC_NO_EXCHANGE = NetSpec(
     ),
     fc=(8192, 4096),
     fc_groups=(2, 2),
+    lrn_towers=2,  # CHM layers/layers-150.cfg l.35-45, 95-105: rnorm1a reads conv1a (48), rnorm2a conv2a (160)
 )
 
 # KSH12 s3.2 footnote / CHM layers/layers-145-half.cfg: one column with half the kernels in conv1-4; conv5 keeps
@@ -61,12 +66,47 @@ SPEC_HALF = NetSpec(
 )
 
 # KSH12 s5: N(0, 0.01) weights; bias 1 in conv2, conv4, conv5 and the hidden fully connected layers, 0 elsewhere.
-# conv6 has bias 1 in the 2012 code (CHM layers/layers-146-2012-2011.cfg: [conv6a] initB=1).
+# conv6 (not in the paper's text beyond s6) follows the 2012 code: std 0.03 and bias 1 (CHM layers/layers-146-2009
+# .cfg l.266-267, the run trained from scratch: `[conv6a] initW=0.03,0.03 initB=1`; the later 146 runs load conv6
+# from it through initWFunc).
 INIT = InitScheme(
     "ksh12",
     default_std=0.01,
     default_bias=0.0,
-    overrides=tuple(LayerInit(n, 0.01, 1.0) for n in ("conv2", "conv4", "conv5", "conv6", "fc6", "fc7")),
+    overrides=(
+        *(LayerInit(n, 0.01, 1.0) for n in ("conv2", "conv4", "conv5", "fc6", "fc7")),
+        LayerInit("conv6", 0.03, 1.0),
+    ),
+)
+
+# The schedule the 2012 code ran for the paper's net, run #145 (KSH12 Table 2's 40.7 % top-1 error; CHM
+# layers/layer-params-145.cfg): the lab notes at the end of the file (l.165-182) log every change made by hand, and
+# the sections above them hold the values in force at the end. A note "epoch N: set ..." is read as: the new value
+# applies from epoch N on (1-based), so "epoch 91: killed" (l.181) is 90 epochs of training.
+#   weights, every layer: epsW 0.01 (l.169 "from 0.01"), 0.001 from epoch 25 (l.169), 0.0001 from 51 (l.174),
+#     0.00001 from 79 (l.180; the sections' epsW=0.00001, e.g. l.18); wc=0.0005 (l.6, 14, 22, ...);
+#   conv1's weights: 0.00001 from epoch 67 (l.177), 0 from 72 (l.179; [conv1a] epsW=0.000, l.2);
+#   biases: epsB=0.02 in every section but conv1's (l.19, 27, ..., 115), never changed in the notes; no weight decay
+#     (CHM src/layer.cu l.565: the biases' Weights get wc 0);
+#   conv1's biases: epsB=0.0 at the end (l.3, 11); the notes do not say when: taken to be epoch 72, with the weights;
+#   colour noise (PCA lighting) off from epoch 67 (l.178 "set color noise to 0 from 0.1").
+CHM_145_SCHEDULE = LrTable(
+    "chm145",
+    "CHM layers/layer-params-145.cfg l.1-182 (the lab notes l.165-182)",
+    base_lr=0.01,
+    epochs=90,  # l.181 "epoch 91: killed"
+    groups=(
+        LrGroup("weights", "weight", ((1, 0.01), (25, 0.001), (51, 0.0001), (79, 0.00001))),
+        LrGroup("biases", "bias", ((1, 0.02),), weight_decay=False),
+        LrGroup(
+            "conv1 weights",
+            "weight",
+            ((1, 0.01), (25, 0.001), (51, 0.0001), (67, 0.00001), (72, 0.0)),
+            layers=("conv1",),
+        ),
+        LrGroup("conv1 biases", "bias", ((1, 0.02), (72, 0.0)), layers=("conv1",), weight_decay=False),
+    ),
+    lighting_off_from=67,
 )
 
 RECIPE = Recipe(
@@ -74,8 +114,11 @@ RECIPE = Recipe(
     momentum=0.9,
     weight_decay=5e-4,
     batch_size=128,
-    epochs=90,  # KSH12 s5: "roughly 90 cycles"
-    schedule="plateau",  # KSH12 s5: divide by 10 when val error stops improving, three times
+    epochs=90,  # KSH12 s5: "roughly 90 cycles"; CHM layer-params-145.cfg l.181: "epoch 91: killed"
+    # CHM run #145's fixed table (above); `--set schedule=plateau` is the paper text's rule instead (KSH12 s5:
+    # divide by 10 when the validation error stops improving, three times), with the biases' lr and decay below
+    schedule="table",
+    lr_table=CHM_145_SCHEDULE,
     gamma=0.1,
     max_lr_drops=3,
     init=INIT,
@@ -94,17 +137,22 @@ COMMON_DEVIATIONS = (
     "output size 1 + ceil((224 - 11) / 4) = 55 (CHM layer.py); Caffe uses 227 crops, torchvision conv1 padding 2.",
     "LRN constants as the 2012 code computed them: (2 + 2e-5 * sum a^2)^0.75 over 5 maps (nn.LocalResponseNorm "
     "alpha=1e-4, k=2); KSH12 s3.3's formula read literally would be 5x stronger.",
-    "The two towers run on one device as groups=2 convolutions; the paper split them over two GTX 580s. LRN runs "
-    "over all maps of a layer, so the 2 maps at each side of the tower boundary see the other tower's maps (the "
-    "2012 code normalised each tower on its own).",
+    "The two towers run on one device as groups=2 convolutions; the paper split them over two GTX 580s. Each "
+    "tower's LRN normalises its own maps, as the 2012 code's did (CHM layers/layers-145.cfg: rnorm1a reads conv1a).",
     "Max pooling uses cuda-convnet's ceil output size and an adaptive average pool to 6x6 precedes fc6: both are "
     "the identity at 224 (maps 55/27/13/6) and let inputs down to 63 px through.",
-    "Follows the paper text where the 2012 code differs (CHM layers/layers-145.cfg, layer-params-145.cfg): LRN "
-    "after ReLU on conv1 (code: before), no extra spatial normalisation after conv2, init std 0.01 everywhere "
-    "(code: 0.03 for conv3-5), biases with the weights' lr and decay (code: 2x lr, no decay).",
-    "The authors' manual 'divide lr by 10 when validation error stops improving, three times' is "
-    "ReduceLROnPlateau on val top-1 (factor 0.1, patience 5 epochs, at most 3 drops).",
-    "PyTorch SGD applies the lr outside the momentum buffer (KSH12 s5: inside); identical at constant lr.",
+    "Follows the paper text where the 2012 code differs (CHM layers/layers-145.cfg): LRN after ReLU on conv1 "
+    "(code: before), no extra spatial normalisation after conv2 (code: cnorm2, type=rnorm), init std 0.01 in "
+    "conv1-5 and the fc layers (code: 0.03 for conv3-5).",
+    "Schedule: the fixed table the 2012 code ran for the paper's net (CHM layers/layer-params-145.cfg, notes "
+    "l.165-182): weights' lr 0.01, /10 from epochs 25, 51 and 79; conv1's 0.00001 from 67 and 0 from 72; biases at "
+    "0.02 throughout without weight decay (conv1's 0 from 72: the notes do not say when, the file ends at 0); PCA "
+    "lighting off from epoch 67; 90 epochs. 'epoch N: set' is read as 'from epoch N on'. A run of E epochs "
+    "stretches the table by E / 90. `--set schedule=plateau` is the paper text's rule (KSH12 s5) instead: "
+    "ReduceLROnPlateau on val top-1 (factor 0.1, patience 5, at most 3 drops), biases with the weights' lr and decay.",
+    "PyTorch SGD applies the lr outside the momentum buffer (KSH12 s5: inside); identical at constant lr; at each "
+    "lr change of the table the code's velocity kept its earlier steps' size (decaying by 0.9 a step), PyTorch's "
+    "is rescaled at once.",
 )
 
 ILSVRC10, ILSVRC12 = "ILSVRC-2010", "ILSVRC-2012"
@@ -210,6 +258,11 @@ VARIANTS = (
             "KSH12 s6 gives no conv6 details; they follow the 2012 code (CHM layers/layers-146-2012-2011.cfg): 3x3 "
             "pad 1, 256 maps, no pooling after it, and dense (groups 1): each tower's conv6 reads both towers' pool "
             "(`[conv6a] inputs=pool3a,pool3b`), like conv3. A same-tower conv6 would have 61,260,392 parameters.",
+            "conv6's init follows the code too: std 0.03, bias 1 (CHM layers/layers-146-2009.cfg l.266-267), where "
+            "conv1-5 keep the paper's std 0.01.",
+            "Trained from scratch on run #145's table; the code's #146-2012-2011 (the reported ILSVRC-2012 number) "
+            "was a net pretrained on ImageNet Fall 2011, trained on for 53 epochs on its own hand schedule (CHM "
+            "layers/layer-params-146-2012-2011.cfg l.181-193).",
         ),
         reported=(
             Reported(
@@ -288,6 +341,11 @@ VARIANTS = (
                 note="run #148 'like #145 but without normalization layers': 42.034 / 19.362 % error",
             ),
         ),
+        extra_deviations=(
+            "Trained on run #145's table (as the paper net) so that only the LRN differs; the code's run #148 set its "
+            "own epochs by hand (CHM layers/layer-params-148.cfg l.141-146): weights /10 from epochs 22, 44 and 86, "
+            "conv1 0.00001 from 69 and 0 from 73, colour noise off from 69, 96 epochs.",
+        ),
     ),
     _ablation(
         "alexnet2012_nonoverlap_pool",
@@ -303,6 +361,12 @@ VARIANTS = (
                 "CHM layers/layer-params-147.cfg l.173-174",
                 note="run #147 'like #145 but with non-overlapping pooling': 41.058 / 18.510 % error",
             ),
+        ),
+        extra_deviations=(
+            "Trained on run #145's table (as the paper net) so that only the pooling differs; the code's run #147 set "
+            "its own epochs by hand (CHM layers/layer-params-147.cfg l.169-172): weights /10 from epochs 23, 51 and "
+            "79, conv1 0 from 79, no colour-noise change logged, 89 epochs; its sections end with the biases at "
+            "epsB 0.002 (l.19), a drop the notes do not log.",
         ),
     ),
     _ablation(
@@ -349,6 +413,9 @@ VARIANTS = (
             "the towers are cut apart: conv2 2 x 160 maps (not 2 x 128), fc6 2 x 4096 units each reading its own "
             "tower's 4608 pool5 values, fc7 2 x 2048 each reading its own tower's fc6; fc8 reads both towers.",
             "Grouped fully connected layers (GroupedLinear, 2 groups) stand for the per-tower fc layers.",
+            "Trained on run #145's table (as the paper net); the code's run #150 set its own epochs by hand (CHM "
+            "layers/layer-params-150.cfg l.170-177): weights /10 from epochs 25, 49 and 79, conv1 0.00001 from 66 "
+            "and 0 from 72, colour noise off from 66, 91 epochs.",
         ),
     ),
     _ablation(

@@ -109,6 +109,7 @@ def _variant(activation: Literal["relu", "tanh"], line: str) -> Variant:
         builder=partial(_build, activation),
         recipe=RECIPE,
         input_size=32,
+        num_classes=10,  # CIFAR-10 (Fig. 1): fc10 `outputs=10`, CHM example-layers/layers-80sec.cfg l.87-89
         min_input_size=8,  # pools 4, 2, 1 (ceil mode); 7 px leaves pool3 a 1x1 map, smaller than its window
         reported=(REPORTED_80SEC,) if activation == "relu" else (),
         deviations=DEVIATIONS,

@@ -10,13 +10,16 @@ from __future__ import annotations
 from functools import partial
 
 from variants.convnet import ConvNet, ConvSpec, NetSpec
-from variants.types import Claim, InitScheme, LayerInit, Paper, Recipe, Reported, Variant
+from variants.types import Claim, InitScheme, LayerInit, LrGroup, LrTable, Paper, Recipe, Reported, Variant
 
 PAPER = Paper("OWT14", "Krizhevsky. One weird trick for parallelizing CNNs. arXiv:1404.5997, 2014")
 
 # CC2 code: 64-192-384-256-256 (the OWT14 footnote says 64-192-384-384-256; torchvision follows the code).
 # layers-imagenet-1gpu.cfg: conv1 has no neuron and rnorm1 reads it, the ReLU is on pool1 (so LRN before ReLU);
 # conv2 has neuron=relu before rnorm2; conv5 has no neuron and pool3 carries the ReLU (the same as ReLU then pool).
+# Dropout is the code's Dropout2Layer (NetSpec's default dropout_scale "test"): layers-imagenet-1gpu.cfg l.122-137
+# `type=dropout2`, keep 0.5 by default (layer.py l.802), cudaconvnet/src/layer.cu l.1374-1383: kept units unscaled in
+# training, outputs x 0.5 at test.
 SPEC = NetSpec(
     convs=(
         ConvSpec("conv1", 64, 11, stride=4, norm=True, pool=True, ceil_pad=True, norm_before_relu=True),
@@ -43,19 +46,38 @@ INIT = InitScheme(
     ),
 )
 
+# CC2 layers/layer-params-imagenet-1gpu.cfg, every layer: epsW=dexp[base=0.01;tgtFactor=250;numSteps=4] and
+# epsB=dexp[base=0.02;tgtFactor=10;numSteps=2] (l.6-7). cudaconvnet/src/lr.cu DiscreteExpParameterSchedule (l.94-113):
+# numSteps rates base x (1/tgtFactor)^(i / (numSteps - 1)), rate i while progress <= (i + 1) / numSteps; progress is
+# the fraction of data batches done (python_util/gpumodel.py get_progress, l.293-295), of 90 epochs x 418 batches
+# (wiki TrainingExample.md l.10, 20: --epochs 90, --train-range 0-417). The weights' rate therefore changes in the
+# middle of epochs 23 and 68 and at the start of 46, the biases' at the start of 46; the table switches at the start
+# of each. Biases have no weight decay (cudaconvnet/src/layer.cu l.743: the biases' Weights get wc 0).
+CC2_SCHEDULE = LrTable(
+    "cc2_imagenet_1gpu",
+    "CC2 layers/layer-params-imagenet-1gpu.cfg l.6-7, cudaconvnet/src/lr.cu l.94-113",
+    base_lr=0.01,
+    epochs=90,
+    groups=(
+        LrGroup("weights", "weight", tuple((e, 0.01 * 250 ** (-i / 3)) for i, e in enumerate((1, 23, 46, 68)))),
+        LrGroup("biases", "bias", ((1, 0.02), (46, 0.002)), weight_decay=False),
+    ),
+)
+
 RECIPE = Recipe(
     lr=0.01,
     momentum=0.9,
     weight_decay=5e-4,
     batch_size=128,
-    epochs=90,
-    schedule="multistep",
-    # CC2 layer-params-imagenet-1gpu.cfg epsW=dexp[base=0.01;tgtFactor=250;numSteps=4]; lr.cu
-    # DiscreteExpParameterSchedule: 4 equal quarters at 0.01 x 250^(-k/3), k = 0..3. round() gives epochs 22, 45, 68.
+    epochs=90,  # CC2 wiki TrainingExample.md l.10: --epochs 90
+    schedule="table",
+    lr_table=CC2_SCHEDULE,
+    # `--set schedule=multistep`: the weights' rates as MultiStepLR (round(0.25 / 0.5 / 0.75 x epochs) = 22, 45, 68),
+    # the biases at 2x the weights' lr, without decay
     milestones=(0.25, 0.5, 0.75),
     gamma=250 ** (-1 / 3),
     lr_scale_batch=128,  # OWT14 s5: lr 0.01 at batch 128, scaled linearly for 256 / 512 / 1024
-    bias_lr_mult=2.0,  # CC2 epsB base 0.02 = 2 x epsW base (its own schedule after that: see the deviations)
+    bias_lr_mult=2.0,  # CC2 epsB base 0.02 = 2 x epsW base
     bias_weight_decay=False,  # CC2: wc (weight decay) is given for weights only
     init=INIT,
     train_aug="cc2",
@@ -114,13 +136,11 @@ VARIANT = Variant(
         "Input: the 224 crop is zero-padded right/bottom to 227 before conv1 (cuda-convnet's ceil output size), "
         "giving 55x55 maps as the code did.",
         "LRN constants as in the 2012 code (nn.LocalResponseNorm alpha=1e-4, k=2, beta 0.75, size 5).",
-        "Biases: the CC2 code gives them their own schedule, epsB=dexp[base=0.02;tgtFactor=10;numSteps=2] (0.02 for "
-        "the first half of training, 0.002 after); here they follow the weights' schedule at 2x the weights' lr "
-        "(0.02, then x250^(-1/3) at 25 / 50 / 75 %), so from a quarter of training on their lr is 2x the weights' "
-        "instead of 12.6x, 7.9x and 50x.",
         "Max pooling uses cuda-convnet's ceil output size and an adaptive average pool to 6x6 precedes fc6: the "
         "identity at 224.",
-        "MultiStepLR milestones are round(0.25 / 0.5 / 0.75 x epochs).",
+        "Schedule: the code's (CC2 layer-params-imagenet-1gpu.cfg, lr.cu DiscreteExpParameterSchedule) as a table "
+        "by epoch: weights 0.01 x 250^(-k/3) from epochs 1, 23, 46, 68, biases 0.02 then 0.002 from epoch 46. The "
+        "code switches at fractions of its data batches, in the middle of epochs 23 and 68; here at their start.",
         "PyTorch SGD applies the lr outside the momentum buffer (cuda-convnet: inside); identical at constant lr.",
     ),
 )

@@ -12,10 +12,15 @@ from typing import Literal
 import torch.nn as nn
 
 Protocol = Literal["center", "ten_crop"]
-Schedule = Literal["plateau", "multistep", "step", "warmup_linear"]
+# "table": a fixed per-layer-group lr per epoch (`Recipe.lr_table`: what the 2012 code ran, `LrTable`)
+Schedule = Literal["plateau", "multistep", "step", "warmup_linear", "table"]
+ParamKind = Literal["weight", "bias"]
 # "none": no crop or flip augmentation, the centre crop of the resized image (the KSH12 s4.1 ablation)
 TrainAug = Literal["ksh12", "torchvision", "zf", "cc2", "none"]
 Metric = Literal["top1", "top5"]
+# How dropout scales (`Recipe.dropout_scaling`): "test", the 2012/2014 code's (kept units unscaled in training, x keep
+# at test: `variants.convnet.ScaleAtTestDropout`); "train", PyTorch's nn.Dropout (kept units x 1/keep in training)
+DropoutScaling = Literal["test", "train"]
 
 # The smallest input every builder takes (torchvision: "min_size": (63, 63); the ceil-mode pools here match it).
 MIN_INPUT_SIZE = 63
@@ -69,6 +74,63 @@ class InitScheme:
         return self.default_std, self.default_bias
 
 
+@dataclass(frozen=True)
+class LrGroup:
+    """One parameter group of a fixed schedule: its lr from each listed epoch on (1-based, `(first epoch, lr)`; the
+    first entry is epoch 1), and whether the recipe's weight decay applies. `layers` names the layers it covers
+    (conv1, fc8, ...); () covers every layer of its kind that no other group names."""
+
+    name: str
+    kind: ParamKind
+    steps: tuple[tuple[int, float], ...]
+    layers: tuple[str, ...] = ()
+    weight_decay: bool = True
+
+    def lr(self, epoch: int) -> float:
+        """The lr in force during `epoch` (1-based)."""
+        return [lr for first, lr in self.steps if first <= epoch][-1]
+
+
+@dataclass(frozen=True)
+class LrTable:
+    """A fixed schedule as a code release ran it: a learning rate per parameter group and epoch, and the epoch from
+    which the colour noise (PCA lighting) is off. The lrs are the code's own values; a run scales them all by its lr
+    over `base_lr` (the weights' first lr), so `--set lr=` moves the whole table."""
+
+    name: str
+    source: str
+    base_lr: float
+    epochs: int  # how long the code trained; a run of other length stretches the table (`table_epoch`)
+    groups: tuple[LrGroup, ...]
+    lighting_off_from: int | None = None  # first epoch without PCA lighting (None: on to the end)
+
+    def __post_init__(self) -> None:
+        for g in self.groups:
+            if not g.steps or g.steps[0][0] != 1 or list(g.steps) != sorted(g.steps):
+                raise ValueError(f"lr table {self.name}: group {g.name!r} must start at epoch 1, epochs ascending")
+
+    def table_epoch(self, epoch: int, run_epochs: int) -> int:
+        """The table's epoch that a run of `run_epochs` epochs is at in its `epoch` (both 1-based): the identity when
+        the run is as long as the table, else the same fraction of training."""
+        return 1 + (epoch - 1) * self.epochs // run_epochs
+
+    def lr(self, group: LrGroup, epoch: int, run_epochs: int) -> float:
+        return group.lr(self.table_epoch(epoch, run_epochs))
+
+    def lighting(self, epoch: int, run_epochs: int) -> bool:
+        """Whether PCA lighting is on in the run's `epoch`."""
+        off = self.lighting_off_from
+        return off is None or self.table_epoch(epoch, run_epochs) < off
+
+    def group_of(self, layer: str, kind: ParamKind) -> LrGroup:
+        """The group that holds `layer`'s weight or bias: the one naming the layer, else its kind's default."""
+        named = [g for g in self.groups if g.kind == kind and layer in g.layers]
+        rest = [g for g in self.groups if g.kind == kind and not g.layers]
+        if not (named or rest):
+            raise ValueError(f"lr table {self.name} has no group for {layer} {kind}s")
+        return (named or rest)[0]
+
+
 # Recipe.input_scale. 1: torchvision's (x - mean) / std on x in [0, 1]. 255: pixel values 0-255 minus the training
 # mean in pixel units, 255 * (x - mean), no division by a std: what the 2012 code (convdata.py:
 # `datadic['data'] - self.data_mean`) and cuda-convnet2 feed, the scale their LRN constants and std-0.01 init were
@@ -90,6 +152,9 @@ class Recipe:
     milestones: tuple[float, ...] = ()  # multistep: fractions of `epochs`
     step_size: int = 30  # step: epochs between drops
     plateau_patience: int = 5  # plateau: epochs without val_top1 gain before a drop
+    # table: each parameter group's lr per epoch and its weight decay, and when the colour noise stops, from this
+    # table (`bias_lr_mult` and `bias_weight_decay` are then unused); the other schedules ignore it
+    lr_table: LrTable | None = None
     max_lr_drops: int = 3  # KSH12 s5: "reduced three times prior to termination"
     warmup_epochs: float = 0.0  # warmup_linear: lr rises linearly over these epochs, then falls linearly to 0
     lr_scale_batch: int | None = None  # OWT14 s5: lr scales linearly with batch / this
@@ -108,6 +173,9 @@ class Recipe:
     # Channel width multiplier: every conv and hidden fc layer has `width` times the paper's units (`convnet.narrow`).
     # 1 is the paper's network; only a profile (the CPU proxy) or `--set width=` changes it, as a recorded deviation.
     width: float = 1.0
+    # None: the network's own dropout (NetSpec.dropout_scale; torchvision's nn.Dropout); "test" or "train" swaps every
+    # dropout module for that kind (`convnet.set_dropout_scaling`). A resolved run config always names one.
+    dropout_scaling: DropoutScaling | None = None
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -168,6 +236,9 @@ class Variant:
     builder: Callable[[int], nn.Module]
     recipe: Recipe
     input_size: int = 224  # native input size
+    # classes of the data its reported numbers are for (ImageNet's 1,000; KSH12 Fig. 1's CIFAR-10: 10): the output
+    # layer that `reported_params` and the report's fidelity table count
+    num_classes: int = 1000
     min_input_size: int = MIN_INPUT_SIZE
     reported: tuple[Reported, ...] = ()
     reported_params: int | None = None
@@ -176,8 +247,12 @@ class Variant:
     ablation_of: str | None = None
     deviations: tuple[str, ...] = field(default=())
 
-    def build(self, num_classes: int = 1000, width: float = 1.0) -> nn.Module:
-        """The network for `num_classes`; `width` != 1 scales every conv and hidden fc layer (`convnet.narrow`)."""
-        from variants.convnet import narrow
+    def build(
+        self, num_classes: int = 1000, width: float = 1.0, dropout_scaling: DropoutScaling | None = None
+    ) -> nn.Module:
+        """The network for `num_classes`; `width` != 1 scales every conv and hidden fc layer (`convnet.narrow`);
+        `dropout_scaling` (None: the network's own) sets how its dropout scales (`convnet.set_dropout_scaling`)."""
+        from variants.convnet import narrow, set_dropout_scaling
 
-        return narrow(self.builder(num_classes), width)
+        model = narrow(self.builder(num_classes), width)
+        return model if dropout_scaling is None else set_dropout_scaling(model, dropout_scaling)

@@ -76,6 +76,8 @@ COMMON_DEVIATIONS = (
     "Input scale 255 (pixel values minus the mean, as the code fed them), but the mean subtracted is per "
     "channel (ImageNet's, x255), not the per-pixel mean image of the training set that ZF13 s3 subtracts.",
     "Weight decay 5e-4 (KSH12's): ZF13 gives no value.",
+    "Dropout as KSH12's code computed it (kept units unscaled in training, outputs x 0.5 at test; KSH12 s4.2): "
+    "ZF13 s3 gives only the rate 0.5 and released no code, so its scaling is not verified.",
     "The manual annealing on plateau is ReduceLROnPlateau on val top-1 (factor 0.1, patience 5, at most 3 drops).",
 )
 DEVIATIONS = (

@@ -15,7 +15,8 @@ Inputs = Callable[[Sequence[int]], torch.Tensor]  # indices -> the network's flo
 
 def last_hidden_layer(model: nn.Module, size: int) -> str:
     """The leaf whose output feeds the output layer: KSH12 s6.1's "last, 4096-dimensional hidden layer" (fc7 after
-    its ReLU; dropout is the identity in eval mode). Found from the variant's leaves (`variants.convnet.trace`)."""
+    its ReLU and dropout: the identity in eval mode for nn.Dropout, x 0.5 for the 2012 code's, the same neighbours).
+    Found from the variant's leaves (`variants.convnet.trace`)."""
     leaves = trace(model, size)
     last_fc = max(i for i, t in enumerate(leaves) if isinstance(t.module, nn.Linear))
     if last_fc == 0:

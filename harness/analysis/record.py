@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from harness import checkpoint, schema, tracking
 from harness.analysis import codes, colour, examples, figures, retrieval, translation
 from harness.analysis.features import last_hidden_layer, run_batches
 from harness.analysis.inputs import shifted_inputs, train_inputs, val_inputs
+from harness.config import run_dropout_scaling
 from harness.data import Datasets, DataSpec, load_datasets, stratified_slice
 from harness.errors import HarnessError
+from variants import Variant
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,12 @@ def run_data(params: dict[str, str]) -> Datasets:
     return data
 
 
+def run_network(variant: Variant, params: Mapping[str, str], num_classes: int) -> nn.Module:
+    """The network a logged run trained, before its weights: its width, and the dropout it trained with (logged;
+    "train", nn.Dropout, before the field existed), which a state dict cannot say (dropout has no weights)."""
+    return variant.build(num_classes, float(params.get("width", "1.0")), run_dropout_scaling(params))
+
+
 def analyze_run(uri: str, run_id: str, device: str = "cpu", sizes: Sizes = Sizes()) -> Summary:
     """`harness analyze RUN_ID`: the finished run's final weights and data -> `analyze`, logged to that run."""
     from variants import UnknownVariantError, get_variant
@@ -224,7 +233,7 @@ def analyze_run(uri: str, run_id: str, device: str = "cpu", sizes: Sizes = Sizes
         raise HarnessError(str(e)) from None
     data = run_data(p)
     state = checkpoint.load_state_dict(tracking.download_artifact(uri, run_id, schema.ART_CHECKPOINT))
-    model = variant.build(data.num_classes, float(p.get("width", "1.0")))
+    model = run_network(variant, p, data.num_classes)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -56,8 +56,11 @@ def _check_towers(model: ConvNet, world: int, batch: int, name: str) -> None:
     if any(w % TOWERS for w in widths):
         raise HarnessError(f"--parallel towers: {name} has a layer whose width is odd ({widths})")
     lrn = [m for m in model.features if isinstance(m, nn.LocalResponseNorm)]
-    if lrn and min(m.out_channels for _, m in convs(model)) // TOWERS < lrn[0].size // 2:
-        raise HarnessError(f"--parallel towers: {name}'s towers are narrower than the LRN window")
+    if any(getattr(m, "towers", 1) != TOWERS for m in lrn):
+        raise HarnessError(
+            f"--parallel towers: {name}'s LRN normalises across the towers; the scheme needs each tower's LRN on its "
+            "own maps (NetSpec lrn_towers=2, as the 2012 code)"
+        )
     dp = world // TOWERS
     if batch % dp:
         raise HarnessError(f"--parallel towers: batch size {batch} is not divisible by the {dp} replicas")
@@ -86,8 +89,8 @@ def deviations(kind: str) -> tuple[str, ...]:
     if kind == "towers":
         return (
             "Parallel towers: each tower on its own rank (KSH12 s3.2); dropout masks are drawn per tower rank, so "
-            "the random stream differs from one device's. At each LRN the towers exchange their 2 boundary maps, so "
-            "the maths equal the one-device groups=2 net (the 2012 code normalised each tower alone).",
+            "the random stream differs from one device's. Each tower's LRN normalises its own maps, on one device as "
+            "on two (the 2012 code's per-tower LRN), so the maths equal the one-device net's.",
         )
     if kind == "hybrid":
         return (

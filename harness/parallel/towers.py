@@ -8,8 +8,8 @@ towers' maps (conv3, conv6) or units (fc6-fc8), whose backward sums the two towe
 so that both tower ranks compute the same loss. A world of 2 x dp ranks is a 2-D mesh (dp, tower): the dp replicas
 read different images and all-reduce their gradients.
 
-One addition the 2012 code did not need: LRN normalises over 5 neighbouring maps, and the one-device groups=2 net
-this must equal normalises across the tower boundary; so at each LRN the towers exchange their 2 edge maps.
+Each tower's LRN normalises its own maps, as the 2012 code's (rnorm1a reads conv1a) and the one-device net's
+(`variants.convnet.TowerLRN`) do, so LRN needs nothing from the other rank.
 """
 
 from __future__ import annotations
@@ -22,26 +22,13 @@ from harness.distributed import Dist
 from harness.parallel.comm import Link, gather_replicated, gather_split, scale_grad, sync_grad
 from harness.parallel.plan import convs, linears
 from harness.parallel.shard import Sharded
+from variants.convnet import TowerLRN
 
 
 def tower_dims(model: nn.Module) -> dict[str, int | None]:
     """Every parameter is cut along its output maps / units (dim 0): a groups=2 layer's group g is its rows g."""
     layers = [(f"features.{n}", m) for n, m in convs(model)] + [(f"classifier.{n}", m) for n, m in linears(model)]
     return {f"{n}.{p}": 0 for n, m in layers for p, _ in m.named_parameters()}
-
-
-def lrn_with_halo(x: torch.Tensor, lrn: nn.LocalResponseNorm, link: Link) -> torch.Tensor:
-    """LRN over this rank's maps as the whole layer would compute it: the maps within the window's reach on the
-    neighbouring ranks (`size // 2` before, `(size - 1) // 2` after, PyTorch's padding) are gathered first."""
-    before, after = lrn.size // 2, (lrn.size - 1) // 2
-    edges = torch.cat([x[:, :after], x[:, x.shape[1] - before :]], 1)
-    chunks = gather_split(edges, link, 1).split(after + before, 1)
-    r = link.index
-    prev = [chunks[r - 1][:, after:]] if r > 0 else []
-    nxt = [chunks[r + 1][:, :after]] if r < link.size - 1 else []
-    y = lrn(torch.cat([*prev, x, *nxt], 1))
-    start = before if prev else 0
-    return y[:, start : start + x.shape[1]]
 
 
 class Towers(Sharded):
@@ -66,8 +53,8 @@ class Towers(Sharded):
                     x = gather_split(x, link, 1)  # conv3 / conv6 read both towers (KSH12 s3.5)
                 x = F.conv2d(x, self._param(m.weight), self._param(m.bias), m.stride, m.padding, m.dilation)
                 split = True
-            elif isinstance(m, nn.LocalResponseNorm) and split:
-                x = lrn_with_halo(x, m, link)
+            elif isinstance(m, TowerLRN) and split:
+                x = m.one_tower(x)  # this rank's maps are one tower's (`plan.check` requires TowerLRN, 2 towers)
             else:
                 x = m(x)
         x = torch.flatten(self.avgpool(x), 1)  # this tower's maps: a contiguous slice of the flattened layer

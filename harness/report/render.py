@@ -14,7 +14,7 @@ from harness.report.compute import ClaimResult, Comparison, ProxyRow
 from harness.report.types import ReportInputs, RunRow, SweepRow
 
 if TYPE_CHECKING:
-    from variants import Claim
+    from variants import Claim, Variant
 
 MARK = {True: "yes", False: "**NO**", None: "-"}
 HOW_TO_READ = (
@@ -235,9 +235,22 @@ def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -
     return out + [""]
 
 
+def _class_counts(variants: Sequence[Variant]) -> str:
+    """ "1,000 classes, 10 for `a`, `b`": the commonest count, then the variants built with another."""
+    by_count: dict[int, list[str]] = {}
+    for v in variants:
+        by_count.setdefault(v.num_classes, []).append(v.name)
+    if not by_count:
+        return "none"
+    common = max(by_count, key=lambda n: len(by_count[n]))
+    others = [f"{n:,} for {', '.join(f'`{name}`' for name in names)}" for n, names in by_count.items() if n != common]
+    return ", ".join([f"{common:,} classes", *others])
+
+
 def section_fidelity(inputs: ReportInputs) -> list[str]:
     intro = (
-        "Computed from the built models at each variant's native input size; measurable on any machine. "
+        "Computed from the built models at each variant's native input size and class count (that of the data its "
+        f"reported numbers are for: {_class_counts(inputs.variants)}); measurable on any machine. "
         f"Parameters must match exactly, GMACs within {compute.MACS_TOL_G} (the reported figure's precision), "
         f"size within {compute.SIZE_TOL_MB} MiB (a weights file adds serialisation overhead)."
     )

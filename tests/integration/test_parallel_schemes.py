@@ -172,3 +172,15 @@ def test_parallel_is_a_param_a_deviation_and_in_the_config_hash_only_when_not_no
     assert not any(d.startswith("Parallel") for d in plain.profile_deviations)
     with pytest.raises(HarnessError, match="not supported"):
         config.resolve(v, RunRequest(profile="smoke", parallel="towers", compile=True), world_size=2)
+
+
+def test_towers_refuse_a_net_whose_lrn_crosses_the_towers():
+    """The towers scheme computes each tower's LRN on its own rank: it needs the per-tower LRN of the 2012 code
+    (variants.convnet.TowerLRN), not one LRN over both towers' maps."""
+    from variants.convnet import ConvNet
+    from variants.krizhevsky2012 import SPEC
+
+    with torch.device("meta"):
+        across = ConvNet(replace(SPEC, lrn_towers=1), 10)
+    with pytest.raises(HarnessError, match="normalises across the towers"):
+        plan.check("towers", across, 2, 16)

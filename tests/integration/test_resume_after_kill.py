@@ -20,7 +20,7 @@ from tests.support import env
 @pytest.mark.parametrize(
     "schedule",
     [
-        [],  # OWT14's MultiStepLR, stepped per epoch
+        [],  # OWT14's lr table (CC2's schedule), stepped per epoch
         ["--set", "schedule=warmup_linear", "--set", "warmup_epochs=0.5"],  # the proxy's, stepped per optimiser step
     ],
     ids=["multistep", "warmup_linear"],

@@ -168,7 +168,7 @@ def test_schedules():
     for _ in range(22):
         sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * 250 ** (-1 / 3))
-    k = variants.get_variant("alexnet2012").recipe
+    k = replace(variants.get_variant("alexnet2012").recipe, schedule="plateau")  # the paper text's rule (KSH12 s5)
     opt = engine.build_optimizer(variants.get_variant("alexnet2012").build(10), k, 0.01)
     plateau = engine.build_scheduler(opt, k)
     for _ in range(100):
@@ -189,7 +189,7 @@ def test_warmup_linear_schedule_moves_every_step():
     assert lrs[0] == pytest.approx(0.002) and lrs[4] == pytest.approx(0.01)  # (s + 1) / 5 of the peak
     assert lrs[5] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.01 / 15)  # then linear to 0 at step 20
     assert all(a > b for a, b in zip(lrs[5:], lrs[6:]))
-    engine.step_scheduler(sched, 50.0)  # the per-epoch hook leaves a per-step schedule alone
+    engine.step_scheduler(sched, 50.0, recipe)  # the per-epoch hook leaves a per-step schedule alone
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
 
 

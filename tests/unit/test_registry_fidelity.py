@@ -191,7 +191,9 @@ def test_cc2_conv1_normalises_before_the_relu() -> None:
         code = torch.relu(f.pool1(f.norm1(f.conv1(f.pad1(x)))))  # the code's order: ReLU on pool1's output
         ours = f[:5](x)
     torch.testing.assert_close(ours, code)
-    assert any("epsB" in d for d in variants.get_variant("alexnet2014").deviations)  # the bias schedule
+    # the biases' own schedule, built: epsB=dexp[base=0.02;tgtFactor=10;numSteps=2] (layer-params-imagenet-1gpu.cfg)
+    biases = variants.get_variant("alexnet2014").recipe.lr_table.group_of("conv1", "bias")
+    assert biases.steps == ((1, 0.02), (46, 0.002)) and not biases.weight_decay
 
 
 # --- reported numbers and claims -------------------------------------------------------------------------------
