@@ -236,7 +236,12 @@ def download_artifact(uri: str, run_id: str, path: str) -> Path:
             download_artifacts(run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(), tracking_uri=uri)
         )
     except Exception as e:  # noqa: BLE001
-        raise HarnessError(f"run {run_id} has no artifact {path}: {str(e).splitlines()[0]}") from None
+        hint = (
+            " (the smoke profile keeps no weights: train it with --keep-weights)"
+            if path == schema.ART_CHECKPOINT
+            else ""
+        )
+        raise HarnessError(f"run {run_id} has no artifact {path}{hint}: {str(e).splitlines()[0]}") from None
 
 
 @dataclass(frozen=True)

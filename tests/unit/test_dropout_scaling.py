@@ -128,7 +128,8 @@ def test_eval_of_a_run_uses_the_dropout_it_trained_with(harness_main, uri: str, 
     reproduces the run's own final loss; the code's x 0.5 at test (`--set`, or a bare weights file, which gets the
     variant's own) gives another."""
     code, _, err = harness_main(["run", "alexnet2014", "--profile", "smoke", "--epochs", "1", "--set", "width=0.25",
-                                 "--set", "dropout_scaling=train", "--tracking-uri", uri, "--no-report"])  # fmt: skip
+                                 "--set", "dropout_scaling=train", "--keep-weights", "--tracking-uri", uri,
+                                 "--no-report"])  # fmt: skip
     assert code == 0, err[-2000:]
     (run,) = runs(uri)
     assert run.data.params["dropout_scaling"] == "train"
