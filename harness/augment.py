@@ -114,7 +114,8 @@ class TrainView:
 @dataclass(frozen=True)
 class EvalView:
     """The test view of a batch of uint8 squares (side `resize`). center: the centre crop -> [B,3,s,s] (TV eval).
-    ten_crop: 4 corners + centre and their mirrors -> [B,10,3,s,s] (KSH12 s4.1), in `EvalTransform`'s order."""
+    ten_crop: 4 corners + centre and their mirrors -> [B,10,3,s,s] (KSH12 s4.1), in `EvalTransform`'s order;
+    five_crop: the same without the mirrors -> [B,5,3,s,s]."""
 
     protocol: str
     image_size: int
@@ -125,6 +126,7 @@ class EvalView:
         if self.protocol == "center":
             return to_input(crop_batch(x, [centre_offset(h, s)] * n, [centre_offset(w, s)] * n, s), self.input_scale)
         crops = [crop_batch(x, [t] * n, [left] * n, s) for t, left in five_offsets(h, w, s)]
-        crops += [c.flip(-1) for c in crops]
-        views = torch.stack(crops, 1)  # [B,10,C,s,s]
-        return to_input(views.flatten(0, 1), self.input_scale).view(n, 10, 3, s, s)
+        if self.protocol == "ten_crop":
+            crops += [c.flip(-1) for c in crops]
+        views = torch.stack(crops, 1)  # [B,10,C,s,s] (five_crop: [B,5,C,s,s])
+        return to_input(views.flatten(0, 1), self.input_scale).view(n, len(crops), 3, s, s)

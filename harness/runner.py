@@ -86,7 +86,7 @@ def planned(req: RunRequest) -> tuple[list[Variant], str, tuple[PlannedRun, ...]
         runs = plan.fixed_seeds([v.name for v in chosen], range(req.seed, req.seed + (req.seeds or 1)))
     else:
         runs = plan.plan(chosen, claims(), plan.PROXY_SEEDS, profile)
-    return chosen, profile, runs
+    return chosen, profile, plan.shifted(runs, req.seed_offset)
 
 
 def follows_plan(req: RunRequest) -> bool:
@@ -101,8 +101,10 @@ def describe_plan(req: RunRequest) -> str:
     if not req.names:
         req = replace(req, all=True)
     _, profile, runs = planned(req)
-    target = ("--all" if req.all else " ".join(req.names)) + (
-        "" if req.seeds is None else f" --seed {req.seed}" if req.seeds == 1 else f" --seeds {req.seeds}"
+    target = (
+        ("--all" if req.all else " ".join(req.names))
+        + ("" if req.seeds is None else f" --seed {req.seed}" if req.seeds == 1 else f" --seeds {req.seeds}")
+        + (f" --seed-offset {req.seed_offset}" if req.seed_offset else "")
     )
     table = plan.PROXY_SEEDS if follows_plan(req) else ()
     return plan.describe(runs, claims(), table, f"Plan for `run {target}` on the {profile} profile")
@@ -560,7 +562,7 @@ def finish(
             [
                 figures.Curves(
                     f"seed {cfg.seed}",
-                    tuple((h.epoch, h.val_top1) for h in result.history),
+                    tuple((h.epoch, h.val_top1) for h in result.history if h.val_top1 is not None),
                     tuple((h.epoch, h.train_loss) for h in result.history),
                 )
             ],
@@ -816,6 +818,8 @@ def run_view(uri: str, run_id: str) -> dict[str, object]:
     for key in ("crop", "resize"):
         if key in params:
             view[key] = int(params[key])
+    if params.get("pool_to", "None") != "None":  # the positions fc6 read (absent: the network's own)
+        view["pool_to"] = int(params["pool_to"])
     return view
 
 
@@ -847,7 +851,7 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     view = run_view(req.uri, source_run) if source_run else {"dropout_scaling": own_recipe(variant).dropout_scaling}
     run_req = replace(run_req, sets={**view, **req.sets})
     cfg = resolve(variant, run_req)
-    model = variant.build(num_classes, _state_width(variant, state), cfg.recipe.dropout_scaling)
+    model = variant.build(num_classes, _state_width(variant, state), cfg.recipe.dropout_scaling, cfg.recipe.pool_to)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -162,7 +162,8 @@ class TrainTransform:
 @dataclass(frozen=True)
 class EvalTransform:
     """Deterministic val transform. center: resize + center crop -> [3,H,W] (TV eval).
-    ten_crop: resize, central square, 4 corners + center and their flips -> [10,3,H,W] (KSH12 s4.1)."""
+    ten_crop: resize, central square, 4 corners + center and their flips -> [10,3,H,W] (KSH12 s4.1); five_crop: the
+    same without the flips -> [5,3,H,W]."""
 
     protocol: str
     image_size: int
@@ -177,7 +178,8 @@ class EvalTransform:
             return normalize(to_float(F.center_crop(img, [self.image_size, self.image_size])), self.input_scale)
         square = F.center_crop(img, [self.resize, self.resize])
         crops = five_crops(square, self.image_size)
-        crops += [F.horizontal_flip(c) for c in crops]
+        if self.protocol == "ten_crop":
+            crops += [F.horizontal_flip(c) for c in crops]
         return torch.stack([normalize(to_float(c), self.input_scale) for c in crops])
 
 
