@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from harness import prepared
 from harness.errors import HarnessError
 from harness.parallel import plan as parallel_plan
 from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, RunRequest
@@ -229,6 +230,8 @@ class RunConfig:
     parallel: str = "none"  # harness.parallel: none (DDP), towers (KSH12), hybrid (OWT14)
     # how the built network computes where the 2012/2014 code differs from PyTorch's defaults (`network_notes`)
     network: tuple[str, ...] = ()
+    # the mean subtracted at input_scale 255 (`input_mean`): "pixel" the store's mean image (KSH12 s2), "channel"
+    input_mean: str = "channel"
 
     @property
     def recipe_modified(self) -> bool:
@@ -264,6 +267,7 @@ class RunConfig:
             precision=self.precision,
             compile=str(self.compile),
             parallel=self.parallel,
+            input_mean=self.input_mean,
         )
         return p
 
@@ -287,6 +291,8 @@ class RunConfig:
             key["parallel"] = self.parallel
         if self.network:  # (absent for the networks built as before these notes existed)
             key["network"] = list(self.network)
+        if self.input_mean != "channel":  # (absent for the per-channel mean: every run before mean images existed)
+            key["input_mean"] = self.input_mean
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
@@ -495,13 +501,15 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
             f"--compile with --parallel {req.parallel} is not supported (its collectives are untested under "
             "torch.compile)"
         )
+    data_dir = str(Path(req.data).resolve()) if req.data else None
+    mean, mean_deviation = input_mean(profile.name, dataset, recipe.input_scale, data_dir)
     return RunConfig(
         variant=variant.name,
         paper=variant.paper,
         profile=profile.name,
         dataset=dataset,
         dataset_name=dataset_name,
-        data_dir=str(Path(req.data).resolve()) if req.data else None,
+        data_dir=data_dir,
         recipe=recipe,
         flip=profile.flip,
         seed=req.seed,
@@ -514,13 +522,36 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         profile_deviations=tuple(profile.all_deviations())
         + schedule_deviation(recipe)
         + precision_deviation(req.precision)
-        + parallel_plan.deviations(req.parallel),
+        + parallel_plan.deviations(req.parallel)
+        + mean_deviation,
         tuned_from=req.tuned_from,
         final_protocols=tuple(dict.fromkeys((*profile.final_protocols, recipe.test_protocol))),
         precision=req.precision,
         compile=req.compile,
         parallel=req.parallel,
         network=network_notes(variant, recipe),
+        input_mean=mean,
+    )
+
+
+def input_mean(profile: str, dataset: str, input_scale: float, data_dir: str | None) -> tuple[str, tuple[str, ...]]:
+    """Which mean a run subtracts, and the deviation it records. The paper profile at input_scale 255 (0-255 pixels
+    minus the mean, as the 2012 code fed them) from a prepared store that holds the mean image of its training
+    squares subtracts that ("pixel", KSH12 s2: "subtracting the mean activity over the training set from each
+    pixel"); anything else subtracts ImageNet's per-channel mean ("channel"), a deviation the paper profile records
+    with its reason. The other profiles and data sets are unchanged (and record nothing new)."""
+    if profile != "paper" or input_scale != 255 or dataset != "imagefolder":
+        return "channel", ()
+    if data_dir is not None and prepared.is_store(data_dir):
+        if prepared.read_manifest(Path(data_dir)).mean is not None:
+            return "pixel", ()
+        why = (f"the store {data_dir} was prepared before stores held the mean image (prepare it again with "
+               "`python -m harness prepare` to subtract it)")  # fmt: skip
+    else:
+        why = "trained from an image folder, not from a store prepared by `python -m harness prepare`, which holds it"
+    return "channel", (
+        f"Mean: the per-channel mean (ImageNet's, x255) is subtracted, not the per-pixel mean image of the training "
+        f"set (KSH12 s2): {why}.",
     )
 
 

@@ -11,6 +11,9 @@ Layout of STORE/ (`split` is train or val; N images, r = resize):
     format "raw":  {split}-images.npy   uint8 [N, 3, r, r] (CHW: a batch is a gather of whole images, no transpose)
     format "jpeg": {split}-images.jpeg  the N patches re-encoded as JPEG, concatenated
                    {split}-offsets.npy  int64 [N + 1], image i is bytes offsets[i]:offsets[i + 1]
+    train-mean.npy            float32 [3, r, r]: the per-pixel mean of the training squares in 0-255 pixel units, the
+                              mean image KSH12 s2 subtracts ("the mean activity over the training set", store
+                              version 2 on; `PreparedStore.mean_image`)
 
 The manifest is written last: a folder without one is not a store (`is_store`), whatever else it holds.
 
@@ -37,7 +40,10 @@ import torch
 
 from harness.errors import HarnessError
 
-STORE_VERSION = 1  # raise when the layout or the manifest's fields change; older stores are refused, not guessed
+STORE_VERSION = 2  # raise when the layout or the manifest's fields change; unknown versions are refused, not guessed
+# the versions this harness reads: 1 (before the mean image) reads as a store without one
+READS_VERSIONS = (1, 2)
+MEAN_FILE = "train-mean.npy"
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val")
 Format = typing.Literal["raw", "jpeg"]
@@ -85,6 +91,7 @@ class Manifest:
     created: str  # UTC, ISO 8601
     seconds: float  # how long preparing took
     versions: Versions
+    mean: str | None = None  # the mean image's file (MEAN_FILE) from version 2 on; None: a version 1 store, none
 
     def split(self, name: str) -> SplitManifest:
         if name not in SPLITS:
@@ -100,9 +107,10 @@ class Manifest:
         obj = json.loads(text)
         if not isinstance(obj, dict):
             raise ValueError("not a JSON object")
-        if obj.get("version") != STORE_VERSION:
-            raise _VersionError(obj.get("version"))
-        m = _fields(cls, obj)
+        version = obj.get("version")
+        if version not in READS_VERSIONS or isinstance(version, bool):
+            raise _VersionError(version)
+        m = _fields(cls, obj, absent=() if version >= 2 else ("mean",))
         m["classes"] = tuple(_check(str, c) for c in m["classes"])
         for split in SPLITS:
             s = _fields(SplitManifest, m[split])
@@ -116,18 +124,22 @@ class Manifest:
             raise ValueError(f"unknown format {manifest.format!r}")
         for k in ("resize", "version"):
             _check(int, getattr(manifest, k))
+        if manifest.mean not in (None, MEAN_FILE):
+            raise ValueError(f"mean {manifest.mean!r}: expected {MEAN_FILE!r} or null")
         return manifest
 
 
 class _VersionError(ValueError):
     def __init__(self, version: object) -> None:
-        super().__init__(f"store version {version!r}, this harness reads version {STORE_VERSION}")
+        reads = " and ".join(str(v) for v in READS_VERSIONS)
+        super().__init__(f"store version {version!r}, this harness reads versions {reads}")
 
 
-def _fields(cls: type, obj: object) -> dict:
+def _fields(cls: type, obj: object, absent: tuple[str, ...] = ()) -> dict:
+    """`obj`'s keys, exactly `cls`'s fields less `absent` (fields an older version did not write)."""
     if not isinstance(obj, dict):
         raise ValueError(f"{cls.__name__}: expected an object, got {type(obj).__name__}")
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in fields(cls)} - set(absent)
     if set(obj) != names:
         raise ValueError(f"{cls.__name__}: missing {sorted(names - set(obj))}, unknown {sorted(set(obj) - names)}")
     return dict(obj)
@@ -274,6 +286,25 @@ class PreparedStore:
     def split(self, name: str) -> SplitReader:
         self.manifest.split(name)  # unknown names -> HarnessError
         return self.splits[name]
+
+    def mean_image(self) -> np.ndarray | None:
+        """float32 [3, r, r]: the per-pixel mean of the training squares (0-255 units), read without unpickling;
+        None for a store prepared before stores held it (version 1)."""
+        if self.manifest.mean is None:
+            return None
+        path = self.root / self.manifest.mean
+        r = self.manifest.resize
+        try:
+            a = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise HarnessError(f"{path} is missing; prepare the store again") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise HarnessError(f"{path} is corrupt or truncated ({e}); prepare the store again") from None
+        if a.dtype != np.float32 or a.shape != (3, r, r):
+            raise HarnessError(f"{path} holds {a.dtype} {list(a.shape)}, expected float32 {[3, r, r]}")
+        if not np.all((a >= 0) & (a <= 255)):  # also false for NaN
+            raise HarnessError(f"{path} holds values outside 0..255 (a mean of uint8 pixels); prepare the store again")
+        return a
 
     def verify(self) -> None:
         """Read every stored byte and compare the fingerprint with the manifest's (slow: the whole store)."""

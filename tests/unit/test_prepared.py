@@ -147,8 +147,10 @@ def corrupt_manifest(s: Path) -> str:
 
 
 def future_manifest(s: Path) -> str:
-    (s / "manifest.json").write_text((s / "manifest.json").read_text().replace('"version": 1', '"version": 99', 1))
-    return "store version 99, this harness reads version 1"
+    (s / "manifest.json").write_text(
+        (s / "manifest.json").read_text().replace(f'"version": {STORE_VERSION}', '"version": 99', 1)
+    )
+    return "store version 99, this harness reads versions 1 and 2"
 
 
 def truncated_images(s: Path) -> str:
