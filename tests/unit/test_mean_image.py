@@ -41,12 +41,16 @@ def stores(src: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
 
 def as_version_1(store: Path, dest: Path) -> Path:
-    """A copy of `store` as `prepare` wrote it before stores held the mean image (version 1)."""
+    """A copy of `store` as `prepare` wrote it before stores held the mean image (version 1): no mean, and every
+    source path in the manifest."""
     old = Path(shutil.copytree(store, dest))
     (old / MEAN_FILE).unlink()
     m = json.loads((old / "manifest.json").read_text())
     del m["mean"]
     m["version"] = 1
+    for split in ("train", "val"):
+        m[split]["files"] = json.loads((old / f"{split}-files.json").read_text())
+        (old / f"{split}-files.json").unlink()
     (old / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
     return old
 
@@ -96,6 +100,8 @@ def test_the_input_is_the_crop_minus_the_mean_images_centre(stores: dict[str, Pa
 def test_a_store_without_the_mean_image_is_refused_for_it_in_one_line(stores: dict[str, Path], tmp_path) -> None:
     old = as_version_1(stores["raw"], tmp_path / "old")
     assert open_store(old).mean_image() is None and open_store(old).manifest.version == 1
+    # the rest of an old store reads as before: its paths come from its manifest
+    assert open_store(old).split("val").originals([1]) == open_store(stores["raw"]).split("val").originals([1])
     with pytest.raises(HarnessError, match="prepared before stores held the training set's mean image"):
         load_datasets(DataSpec("imagefolder", old, image_size=24, resize=R, input_scale=255.0, input_mean="pixel"))
     bad = Path(shutil.copytree(stores["raw"], tmp_path / "bad"))
