@@ -209,25 +209,50 @@ class StoreDataset(ImageDataset):
     originals, not the 256 squares), so its training split still needs the source folder."""
 
     def __init__(self, reader: SplitReader, keep: Sequence[int], view: TrainView | EvalView, cut: ItemCut) -> None:
-        self.reader, self.keep, self.view, self.cut = reader, list(keep), view, cut
-        self.labels = [int(reader.labels[i]) for i in self.keep]
+        self.reader, self.view, self.cut = reader, view, cut
+        idx = np.asarray(keep, dtype=np.int64)
+        # the whole split (`stratified_slice` without a limit: every index, in order) needs no index array, so the
+        # pickle a spawned DataLoader worker receives holds the reader's int64 labels and little else (8 bytes an
+        # image; lists of Python ints took 13.7: docs/input-path.md, at ImageNet's file counts)
+        self._keep: np.ndarray | None = None if len(idx) == len(reader) else idx
+        self._labels: list[int] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_labels": None}
+
+    @property
+    def labels(self) -> list[int]:  # type: ignore[override]
+        if self._labels is None:
+            self._labels = self._store_labels(slice(None)).tolist()
+        return self._labels
+
+    def _store_index(self, positions: np.ndarray | slice) -> np.ndarray:
+        if self._keep is None:
+            return np.arange(len(self.reader), dtype=np.int64)[positions]
+        return self._keep[positions]
+
+    def _store_labels(self, positions: np.ndarray | slice) -> np.ndarray:
+        return self.reader.labels[self._store_index(positions)]
 
     def __len__(self) -> int:
-        return len(self.keep)
+        return len(self.reader) if self._keep is None else len(self._keep)
 
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
         i, seed = split_key(key)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} of a data set of {len(self)}")
+        j = int(self._store_index(np.array([i]))[0])
+        label = int(self.reader.labels[j])
         if self.cut.kind == "random_resized":
-            [path] = self.reader.originals([self.keep[i]])
-            return self.cut(read_rgb(path), seed), self.labels[i]
-        return self.reader.read([self.keep[i]])[0], self.labels[i]
+            [path] = self.reader.originals([j])
+            return self.cut(read_rgb(path), seed), label
+        return self.reader.read([j])[0], label
 
     def __getitems__(self, keys: Sequence[Key]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.cut.kind == "random_resized":
             return super().__getitems__(keys)
-        positions = [split_key(k)[0] for k in keys]
-        x = self.reader.read([self.keep[i] for i in positions])
-        return x, torch.tensor([self.labels[i] for i in positions], dtype=torch.int64)
+        idx = self._store_index(np.asarray([split_key(k)[0] for k in keys], dtype=np.int64))
+        return self.reader.read(idx), torch.from_numpy(self.reader.labels[idx])
 
 
 def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
