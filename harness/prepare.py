@@ -502,7 +502,9 @@ def _write_split(
     if total is not None:
         # KSH12 s2: "subtracting the mean activity over the training set from each pixel": the mean image, in the
         # 0-255 units the paper profile feeds (CHM convdata.py l.39: batches.meta's data_mean, float32)
-        np.save(tmp / MEAN_FILE, (total / len(labels)).astype(np.float32), allow_pickle=False)
+        buf = io.BytesIO()  # then one plain write: a full disk is an OSError naming its cause, as for the images
+        np.save(buf, (total / len(labels)).astype(np.float32), allow_pickle=False)
+        (tmp / MEAN_FILE).write_bytes(buf.getbuffer())
     written = [images_file(split, fmt), labels_file(split)]
     if fmt == "jpeg":
         np.save(tmp / offsets_file(split), np.asarray(offsets, dtype=np.int64))

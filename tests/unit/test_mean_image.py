@@ -102,6 +102,9 @@ def test_a_store_without_the_mean_image_is_refused_for_it_in_one_line(stores: di
     assert open_store(old).mean_image() is None and open_store(old).manifest.version == 1
     # the rest of an old store reads as before: its paths come from its manifest
     assert open_store(old).split("val").originals([1]) == open_store(stores["raw"]).split("val").originals([1])
+    # preparing into it again is refused in one line, never half-updated
+    with pytest.raises(HarnessError, match="is a store of version 1 .* remove it and prepare it again"):
+        prepare(Path(open_store(old).manifest.source), old, resize=R, workers=1, verbose=False)
     with pytest.raises(HarnessError, match="prepared before stores held the training set's mean image"):
         load_datasets(DataSpec("imagefolder", old, image_size=24, resize=R, input_scale=255.0, input_mean="pixel"))
     bad = Path(shutil.copytree(stores["raw"], tmp_path / "bad"))
