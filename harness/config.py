@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from harness import schema
+from harness import prepared, schema
 from harness.errors import HarnessError
 from harness.parallel import plan as parallel_plan
 from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, RunRequest
@@ -272,6 +272,8 @@ class RunConfig:
     network: tuple[str, ...] = ()
     # the epochs evaluated on the validation set; empty: every epoch (not in the config hash: training is the same)
     eval_epochs: tuple[int, ...] = ()
+    # the mean subtracted at input_scale 255 (`input_mean`): "pixel" the store's mean image (KSH12 s2), "channel"
+    input_mean: str = "channel"
 
     @property
     def recipe_modified(self) -> bool:
@@ -307,6 +309,7 @@ class RunConfig:
             precision=self.precision,
             compile=str(self.compile),
             parallel=self.parallel,
+            input_mean=self.input_mean,
         )
         return p
 
@@ -330,6 +333,8 @@ class RunConfig:
             key["parallel"] = self.parallel
         if self.network:  # (absent for the networks built as before these notes existed)
             key["network"] = list(self.network)
+        if self.input_mean != "channel":  # (absent for the per-channel mean: every run before mean images existed)
+            key["input_mean"] = self.input_mean
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
@@ -549,13 +554,15 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
             f"--compile with --parallel {req.parallel} is not supported (its collectives are untested under "
             "torch.compile)"
         )
+    data_dir = str(Path(req.data).resolve()) if req.data else None
+    mean, mean_deviation = input_mean(profile.name, dataset, recipe.input_scale, data_dir)
     return RunConfig(
         variant=variant.name,
         paper=variant.paper,
         profile=profile.name,
         dataset=dataset,
         dataset_name=dataset_name,
-        data_dir=str(Path(req.data).resolve()) if req.data else None,
+        data_dir=data_dir,
         recipe=recipe,
         flip=profile.flip,
         seed=req.seed,
@@ -568,7 +575,8 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         profile_deviations=tuple(profile.all_deviations())
         + schedule_deviation(recipe)
         + precision_deviation(req.precision)
-        + parallel_plan.deviations(req.parallel),
+        + parallel_plan.deviations(req.parallel)
+        + mean_deviation,
         tuned_from=req.tuned_from,
         final_protocols=tuple(dict.fromkeys((*profile.final_protocols, recipe.test_protocol))),
         precision=req.precision,
@@ -578,6 +586,28 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         eval_epochs=()
         if profile.val_every_epoch or recipe.schedule == "plateau"
         else schema.curve_epochs(recipe.epochs),
+        input_mean=mean,
+    )
+
+
+def input_mean(profile: str, dataset: str, input_scale: float, data_dir: str | None) -> tuple[str, tuple[str, ...]]:
+    """Which mean a run subtracts, and the deviation it records. The paper profile at input_scale 255 (0-255 pixels
+    minus the mean, as the 2012 code fed them) from a prepared store that holds the mean image of its training
+    squares subtracts that ("pixel", KSH12 s2: "subtracting the mean activity over the training set from each
+    pixel"); anything else subtracts ImageNet's per-channel mean ("channel"), a deviation the paper profile records
+    with its reason. The other profiles and data sets are unchanged (and record nothing new)."""
+    if profile != "paper" or input_scale != 255 or dataset != "imagefolder":
+        return "channel", ()
+    if data_dir is not None and prepared.is_store(data_dir):
+        if prepared.read_manifest(Path(data_dir)).mean is not None:
+            return "pixel", ()
+        why = (f"the store {data_dir} was prepared before stores held the mean image (prepare it again with "
+               "`python -m harness prepare` to subtract it)")  # fmt: skip
+    else:
+        why = "trained from an image folder, not from a store prepared by `python -m harness prepare`, which holds it"
+    return "channel", (
+        f"Mean: the per-channel mean (ImageNet's, x255) is subtracted, not the per-pixel mean image of the training "
+        f"set (KSH12 s2): {why}.",
     )
 
 

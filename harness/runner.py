@@ -137,6 +137,7 @@ def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
         limit_train=cfg.limit_train,
         limit_val=cfg.limit_val,
         input_scale=r.input_scale,
+        input_mean=cfg.input_mean,
         batch_size=r.batch_size,
     )
 
@@ -820,6 +821,7 @@ def run_view(uri: str, run_id: str) -> dict[str, object]:
             view[key] = int(params[key])
     if params.get("pool_to", "None") != "None":  # the positions fc6 read (absent: the network's own)
         view["pool_to"] = int(params["pool_to"])
+    view["input_mean"] = params.get("input_mean", "channel")  # runs before mean images: the per-channel mean
     return view
 
 
@@ -849,8 +851,11 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     # a run's weights at the scale, size and dropout it was trained with; a file with the variant's own dropout (a
     # profile's override is for training); --set on top of either
     view = run_view(req.uri, source_run) if source_run else {"dropout_scaling": own_recipe(variant).dropout_scaling}
+    mean = view.pop("input_mean", None)  # not a recipe field: the run's own mean, whatever the store holds now
     run_req = replace(run_req, sets={**view, **req.sets})
     cfg = resolve(variant, run_req)
+    if mean is not None:
+        cfg = replace(cfg, input_mean=str(mean))
     model = variant.build(num_classes, _state_width(variant, state), cfg.recipe.dropout_scaling, cfg.recipe.pool_to)
     try:
         model.load_state_dict(state)

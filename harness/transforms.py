@@ -55,8 +55,8 @@ def to_float(img: ImageLike) -> torch.Tensor:
 
 def normalize(x: torch.Tensor, input_scale: float = 1.0) -> torch.Tensor:
     """RGB in [0, 1] -> network input. input_scale 1: (x - MEAN) / STD (torchvision); 255: 255 * (x - MEAN), i.e.
-    0-255 pixel values minus the mean in pixel units (KSH12/CC2 code). The per-channel MEAN stands in for the 2012
-    code's per-pixel mean image."""
+    0-255 pixel values minus the mean in pixel units (KSH12/CC2 code). The per-channel MEAN; the per-pixel mean
+    image of a prepared store is subtracted by `augment.to_input` (its `mean`)."""
     if input_scale == 1:
         return F.normalize(x, list(MEAN), list(STD))
     if input_scale == 255:

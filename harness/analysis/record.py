@@ -198,6 +198,7 @@ def run_data(params: dict[str, str]) -> Datasets:
             limit_train=_opt_int(params.get("limit_train")),
             limit_val=_opt_int(params.get("limit_val")),
             input_scale=float(params.get("input_scale", "1.0")),
+            input_mean=params.get("input_mean", "channel"),
         )
     except (KeyError, ValueError) as e:
         raise HarnessError(
