@@ -965,9 +965,13 @@ def check_claims(
     ]
     decided = dict(zip(tested, verdicts(tests, families=families(claims, proxy_claims, untestable))))
     out = []
+    on_proxy = bool(proxy_groups(rows, variants))
     for i, (c, m) in enumerate(measured):
-        if m.diff is None:
-            v: Verdict = "not run"
+        if m.diff is None and on_proxy and c.name in untestable:  # not trained on the proxy: why, not "not run"
+            v: Verdict = "not testable here"
+            reason = untestable[c.name]
+        elif m.diff is None:
+            v = "not run"
             reason = m.note
         else:
             v, reason = decided[i]

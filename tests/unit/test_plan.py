@@ -52,7 +52,7 @@ def test_proxy_plan_trains_the_seeded_claims_seed_major() -> None:
     for e in plan.PROXY_SEEDS:
         c = by_name[e.claim]
         assert len(seeds[c.variant]) >= max(3, e.variant) and len(seeds[c.baseline]) >= max(3, e.baseline)
-    assert len(seeds["alexnet2012"]) == 6  # the base network: ensemble5 (3 disjoint pairs) needs 6
+    assert len(seeds["alexnet2012"]) == 10  # the base network: two_towers and ten_crop ask 10
     assert [r.seed for r in runs] == sorted(r.seed for r in runs)  # seed-major: every seed 1 before any seed 2
 
 
@@ -79,9 +79,9 @@ def test_run_plan_prints_seeds_and_why(harness_main) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("Plan for `run --all` on the proxy profile")
     row = next(x for x in lines if x.startswith("alexnet2012 "))
-    assert " 0-5 " in row and "augmentation" in row and "ensemble5" in row
+    assert " 0-9 " in row and "augmentation" in row and "ensemble5" in row
     assert not any(x.startswith("alexnet2012_no_lrn ") for x in lines)  # not in the family: not trained
-    assert any(x.strip().startswith("ensemble5: 6 / 6:") for x in lines)
+    assert any(x.strip().startswith("ensemble5: 10 / 10:") for x in lines)
     code, out, _ = harness_main(["run", "zfnet", "--seeds", "3", "--plan"])
     assert code == 0 and out.splitlines()[3].split()[:2] == ["zfnet", "0-2"] and "Seeded claims" not in out
     code, out, _ = harness_main(["run", "--all", "--plan", "--profile", "smoke"])  # one run per variant

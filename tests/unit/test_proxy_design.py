@@ -165,3 +165,14 @@ def test_gap_rows_read_the_last_epoch_and_fixed_fractions() -> None:
     [g] = gap.gap_rows(rows)
     assert g.epochs == (2, 4, 6, 8) and g.curve == (19.5, 39.5, 59.5, 79.5)
     assert g.train_top1 == 96.0 and g.val_top1 == 79.5 and g.gap == pytest.approx(16.5)
+
+
+def test_a_claim_the_proxy_cannot_test_says_why_even_without_runs() -> None:
+    rows = [run("alexnet2012", s, 70.0 + s, profile="proxy", data="mnist-clutter") for s in range(3)]
+    untestable = plan.PROXY_UNTESTABLE
+    results = compute.check_claims(CLAIMS, rows, VARIANTS, (), {e.claim for e in plan.PROXY_SEEDS}, untestable)
+    [dropout] = [r for r in results if r.claim.name == "dropout"]
+    assert dropout.verdict == "not testable here" and dropout.reason == untestable["dropout"]
+    paper = [replace(x, profile="paper", dataset_name="ILSVRC-2012") for x in rows]
+    [on_paper] = [r for r in compute.check_claims(CLAIMS, paper, VARIANTS) if r.claim.name == "dropout"]
+    assert on_paper.verdict == "not run"  # the papers' data can test it: it needs runs
