@@ -131,4 +131,9 @@ PARENT_COUNT = "runs_{status}"  # on the batch run: runs_finished, runs_skipped,
 UI_WORKFLOW = "workflowType=machine_learning"  # MLflow 3.17's UI picks GenAI or model training views by this query
 UI_RUN_PAGE = "{ui}/#/experiments/{experiment_id}/runs/{run_id}?" + UI_WORKFLOW  # a run's page in the MLflow UI
 UI_EXPERIMENT_PAGE = "{ui}/#/experiments/{experiment_id}/runs?" + UI_WORKFLOW  # an experiment's runs table
+# MLflow 3.17's compare-runs page: run ids and experiment ids as JSON arrays. Read in mlflow 3.17.2's
+# server/js/build/static/js/main.c2f5f8d4.js, `getCompareRunPageRoute(e,t)`: "/compare-runs" +
+# `?runs=${JSON.stringify(e)}&experiments=${JSON.stringify(t)}`; the page (1376.*.chunk.js) URI-decodes the query
+# before JSON.parse, so percent-encoded arrays open the same page
+UI_COMPARE_PAGE = "{ui}/#/compare-runs?runs={runs}&experiments={experiments}&" + UI_WORKFLOW
 ART_REPORT = "report"  # folder on a batch's (or sweep's) parent: the markdown report and its figures

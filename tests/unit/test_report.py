@@ -608,3 +608,52 @@ def test_report_shows_a_real_sweep_beside_a_paper_recipe_run(tmp_path: Path, mon
     assert f"| {s.best_value - run.final_top1:+.2f} |" in row
     assert "trials trained 1 epoch(s), the paper-recipe runs 2" in row and f"`{run.run_id[:8]}`" in row
     assert f"--from-sweep {s.study} --profile smoke" in row
+
+
+# --- section 4's links to MLflow's compare view -----------------------------------------------------------------------
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs, urlsplit
+
+    fragment = urlsplit(url).fragment  # MLflow's UI routes after "#": /compare-runs?runs=[...]&experiments=[...]
+    path, _, query = fragment.partition("?")
+    assert path == "/compare-runs"
+    return {k: v[0] for k, v in parse_qs(query).items()}
+
+
+def test_compare_url_holds_the_runs_and_experiments_as_json_arrays() -> None:
+    url = fmt.compare_url(["a" * 32, "b" * 32], ["7"], "http://127.0.0.1:5000/")
+    assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=%5B%22aaaa")
+    q = _query(url)
+    assert json.loads(q["runs"]) == ["a" * 32, "b" * 32] and json.loads(q["experiments"]) == ["7"]
+    assert q["workflowType"] == "machine_learning"  # as the run links (schema.UI_WORKFLOW)
+    assert " " not in url and ")" not in url  # one markdown link destination
+
+
+def test_each_claim_links_the_compare_view_of_exactly_its_runs() -> None:
+    rows = [replace(r, experiment_id="3") for r in ROWS]
+    md = render(replace(inputs(rows=rows), ui_url="http://mlflow.example:5000"))
+    line = _line(md, "| lrn |")
+    [url] = re.findall(r"\[compare 6 runs\]\(([^)]+)\)", line)
+    q = _query(url)
+    expected = {r.run_id for r in ROWS if r.variant in ("alexnet2012", "alexnet2012_no_lrn")}
+    assert set(json.loads(q["runs"])) == expected and len(json.loads(q["runs"])) == 6  # both sides, each once
+    assert json.loads(q["experiments"]) == ["3"]
+    assert url.startswith("http://mlflow.example:5000/#/compare-runs?")
+    [result] = compute.check_claim(next(c for c in CLAIMS if c.name == "lrn"), ROWS, VARIANTS)
+    assert set(result.run_ids) == expected  # the runs behind the verdict
+    assert "compare" not in _line(md, "| zf_no_fc7 |")  # not run: no runs to compare
+    assert "Each verdict links MLflow's compare view" in md
+
+
+def test_claims_section_without_links_is_unchanged() -> None:
+    """No UI address, or no claim with runs: section 4 reads as it did before the links."""
+    from harness.report.render import section_claims
+
+    rows = [replace(r, experiment_id="3") for r in ROWS]
+    plain = section_claims(inputs(rows=rows), rows)
+    assert not any("compare-runs" in x or "compare view" in x for x in plain)
+    none_measured = [r for r in rows if r.variant == "torchvision_alexnet"]
+    linked = section_claims(replace(inputs(rows=none_measured), ui_url="http://127.0.0.1:5000"), none_measured)
+    assert linked == section_claims(inputs(rows=none_measured), none_measured)
