@@ -98,6 +98,11 @@ QUAL_SHIFT_TOP1 = "qual.translation.top1.s{step}"  # step: sixteenths of the sid
 ART_QUAL = "qualitative"  # folder of the figures and summary.json
 QUAL_FIGURES = ("colour.png", "top5.png", "retrieval_fc7.png", "retrieval_pixels.png", "codes.png", "translation.png")
 ART_QUAL_SUMMARY = "qualitative/summary.json"
+# every qual.* number of an analysis as one table (columns metric, value, in pandas' "split" JSON layout, as
+# mlflow.log_table writes tables); only QUAL_HEADLINE are run metrics, so that MLflow's chart view is not filled with
+# 31 qual.* charts. Runs analysed before the table have every qual.* key as a metric (harness.report.read reads both).
+ART_QUAL_TABLE = "qualitative/metrics.json"
+QUAL_HEADLINE = (QUAL_COLOUR_MEAN, QUAL_PRECISION.format(rep="fc7", k=10), QUAL_PRECISION.format(rep="pixels", k=10))
 
 # Artifacts (paths inside a run's artifact root).
 ART_CONFIG = "config.json"

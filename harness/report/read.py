@@ -2,10 +2,10 @@
 
 What is read, by the names in harness.schema: tags harness.kind, variant, paper, profile, dataset, dataset_name,
 split, test_protocol, recipe_modified, modified_keys, tuned_from_sweep, sweep, pretrained; params seed, epochs,
-num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1,
-train_loss and train_err (step: images seen); artifacts config.json (key profile_deviations),
-predictions/val_predictions.npz, checkpoint/final.pt; a sweep parent's param epochs, its best_* params and trial
-counts (`sweep_summaries`).
+num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned, the qual.* ones; histories
+val_top1, train_loss and train_err (step: images seen); artifacts config.json (key profile_deviations),
+predictions/val_predictions.npz, checkpoint/final.pt, qualitative/metrics.json (runs analysed before it have every
+qual.* key as a metric); a sweep parent's param epochs, its best_* params and trial counts (`sweep_summaries`).
 """
 
 from __future__ import annotations
@@ -215,9 +215,44 @@ def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, 
     return {r: history(client, r, key) for r in run_ids}
 
 
+def qual_table(path: Path | None) -> dict[str, float]:
+    """schema.ART_QUAL_TABLE (columns metric, value) as {key: value}; empty when absent or unreadable."""
+    if path is None:
+        return {}
+    try:
+        table = json.loads(path.read_text())
+        cols = table["columns"]
+        return {str(r[cols.index("metric")]): float(r[cols.index("value")]) for r in table["data"]}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return {}
+
+
+def qual_tables(tracking_uri: str, recs: Sequence[Record]) -> dict[str, dict[str, float]]:
+    """The qualitative table of each run analysed since the table (a QUAL_HEADLINE metric and no qual.seconds
+    metric); a run analysed before it has every qual.* key as a metric and needs no artifact."""
+    new = [
+        r
+        for r in recs
+        if _get(r, f"metrics.{schema.QUAL_SECONDS}") is None
+        and any(_get(r, f"metrics.{k}") is not None for k in schema.QUAL_HEADLINE)
+    ]
+    if not new:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp:
+        return {
+            str(r["run_id"]): qual_table(
+                _local_artifact(
+                    str(r["artifact_uri"]), tracking_uri, str(r["run_id"]), schema.ART_QUAL_TABLE, Path(tmp)
+                )
+            )
+            for r in new
+        }
+
+
 def qualitative(metric) -> Qualitative | None:
-    """The run's qual.* metrics (harness.schema) as typed data; None when it has none."""
-    if metric(schema.QUAL_SECONDS) is None and metric(schema.QUAL_COLOUR_MEAN) is None:
+    """The run's qual.* numbers (harness.schema) as typed data; None when it has none. `metric` looks a key up in
+    the run's qualitative table (schema.ART_QUAL_TABLE), else in its metrics (runs analysed before the table)."""
+    if all(metric(k) is None for k in (schema.QUAL_SECONDS, *schema.QUAL_HEADLINE)):
         return None
     towers = metric(schema.QUAL_COLOUR_TOWERS)
     means = [metric(schema.QUAL_COLOUR_TOWER.format(tower=t)) for t in range(1, int(towers or 1) + 1)]
@@ -242,9 +277,11 @@ def qualitative(metric) -> Qualitative | None:
     )
 
 
-def to_row(rec: Record, experiment: str, curves: dict[str, History] | None = None) -> RunRow:
+def to_row(
+    rec: Record, experiment: str, curves: dict[str, History] | None = None, qual: dict[str, float] | None = None
+) -> RunRow:
     """One run as a report row; `curves` maps "val_top1", "train_loss" and "train_err" to the run's histories (none
-    given: the row has no curves)."""
+    given: the row has no curves); `qual` is its qualitative table (`qual_tables`), read before its metrics."""
 
     def tag(name: str) -> str | None:
         return _str(rec, f"tags.{name}")
@@ -286,7 +323,7 @@ def to_row(rec: Record, experiment: str, curves: dict[str, History] | None = Non
         val_top1=curves.get("val_top1", ()),
         train_loss=curves.get("train_loss", ()),
         train_err=curves.get(schema.TRAIN_ERR, ()),
-        qualitative=qualitative(metric),
+        qualitative=qualitative(lambda k: (qual or {}).get(k, metric(k))),
         parallel=_str(rec, "params.parallel") or "none",
         world_size=_int(rec, "params.world_size"),
         batch_size=_int(rec, "params.batch_size"),
@@ -366,11 +403,13 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
         ],
         schema.TRAIN_ERR,
     )
+    tables = qual_tables(tracking_uri, recs)
     rows = [
         to_row(
             rec,
             ids.get(str(rec["experiment_id"]), str(rec["experiment_id"])),
             {k: v[str(rec["run_id"])] for k, v in curves.items() if str(rec["run_id"]) in v},
+            tables.get(str(rec["run_id"])),
         )
         for rec in recs
     ]
