@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
 import mlflow
@@ -63,9 +64,28 @@ def check_store(tracking_uri: str) -> None:
             raise HarnessError(problem)
 
 
-def experiment_ids(client: MlflowClient, names: list[str] | None) -> dict[str, str]:
-    """{experiment id: name} for the names given (all experiments when None); an unknown name is a HarnessError."""
-    known = {e.name: e.experiment_id for e in client.search_experiments()}
+def known_experiments(tracking_uri: str) -> dict[str, str]:
+    """{name: id} of the store's active experiments: one query on a SQLite store's experiments table (MLflow 3.17
+    dbmodels: experiment_id, name, lifecycle_stage), without building MLflow's SQLAlchemy store (~1.5 s of CPU,
+    its schema check included); through the client elsewhere."""
+    path = store.sqlite_path(tracking_uri)
+    if path is None:
+        return {e.name: e.experiment_id for e in MlflowClient(tracking_uri).search_experiments()}
+    db = _connect(path)
+    try:
+        return {
+            str(name): str(i)
+            for i, name in db.execute("SELECT experiment_id, name FROM experiments WHERE lifecycle_stage = 'active'")
+        }
+    except sqlite3.Error as e:
+        raise HarnessError(f"cannot read the experiments of {path}: {e}") from None
+    finally:
+        db.close()
+
+
+def experiment_ids(known: dict[str, str], names: list[str] | None) -> dict[str, str]:
+    """{experiment id: name} for the names given (all experiments when None) of `known` ({name: id}); an unknown
+    name is a HarnessError."""
     if names is None:
         return {i: n for n, i in known.items()}
     unknown = [n for n in names if n not in known]
@@ -381,15 +401,14 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
     their val_top1 and train_loss histories, and their train_err curve when their variant is in `train_err_of`
     (None: every variant; the report needs it only for speedup claims, and it holds ~50 points an epoch)."""
     check_store(tracking_uri)
-    client = MlflowClient(tracking_uri)
-    ids = experiment_ids(client, experiments)
+    ids = experiment_ids(known_experiments(tracking_uri), experiments)
     if not ids:
         return Store([], {})
     path = store.sqlite_path(tracking_uri)
     if path is not None:
         recs = sqlite_records(path, sorted(ids), KINDS)
     else:
-        recs = client_records(client, sorted(ids), KINDS)
+        recs = client_records(MlflowClient(tracking_uri), sorted(ids), KINDS)
     plotted = [rec for rec in recs if (_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
     curves = {
         key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key) for key in ("val_top1", "train_loss")
@@ -445,15 +464,25 @@ def artifacts(tracking_uri: str, roots: dict[str, str] | None = None) -> Iterato
     """An ArtifactReader of the store; `roots` (run id -> artifact URI, `Store.artifact_roots`) saves a request per
     run."""
     with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp, using_store(tracking_uri):
-        yield ArtifactReader(MlflowClient(tracking_uri), tracking_uri, Path(tmp), roots)
+        yield ArtifactReader(None, tracking_uri, Path(tmp), roots)
 
 
 class ArtifactReader:
     """Loads the artifacts the report needs; a missing or unreadable artifact is None, never an error."""
 
-    def __init__(self, client: MlflowClient, tracking_uri: str, tmp: Path, roots: dict[str, str] | None = None) -> None:
-        self.client, self.tracking_uri, self.tmp = client, tracking_uri, tmp
+    def __init__(
+        self, client: MlflowClient | None, tracking_uri: str, tmp: Path, roots: dict[str, str] | None = None
+    ) -> None:
+        self._client, self.tracking_uri, self.tmp = client, tracking_uri, tmp
         self.roots = dict(roots or {})
+
+    @property
+    def client(self) -> MlflowClient:
+        """Made when first needed: a client of a SQLite store builds MLflow's SQLAlchemy store (~1.5 s of CPU), and
+        a report whose artifact roots all came with the search asks it nothing."""
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
 
     def root(self, run_id: str) -> str:
         if run_id not in self.roots:
@@ -502,6 +531,22 @@ class ArtifactReader:
         return None if devs is None else tuple(str(d) for d in devs)
 
 
+class _Parent(NamedTuple):
+    """A sweep parent run as `sweep_summaries` reads it, from the client or from SQLite records."""
+
+    run_id: str
+    tags: dict
+    metrics: dict
+    params: dict
+    start: int = 0
+
+
+def _prefixed(rec: Record, prefix: str) -> dict:
+    """The record's `prefix.X` columns as {X: value} (a NaN metric is kept, as the client keeps it)."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in rec.items() if k.startswith(prefix + ".")}
+
+
 def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> list[SweepSummary]:
     """The latest recorded state of each sweep study in these experiments (all when None), by study name.
 
@@ -510,21 +555,29 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
     path = store.sqlite_path(tracking_uri)
     if path is not None and not path.is_file():
         return []
-    c = MlflowClient(tracking_uri)
-    exp_ids = [e.experiment_id for e in c.search_experiments() if experiments is None or e.name in experiments]
+    exp_ids = [i for n, i in known_experiments(tracking_uri).items() if experiments is None or n in experiments]
     if not exp_ids:
         return []
-    runs = search_all(c, exp_ids, f"tags.`{schema.TAG_KIND}` = 'sweep'", ["attributes.start_time DESC"])
-    chosen: dict[str, Run] = {}
+    runs: list[_Parent] = []
+    if path is not None:  # newest first, as the client's search below orders them (ties: by run id)
+        for rec in sqlite_records(path, exp_ids, ("sweep",)):
+            tags, metrics, params = (_prefixed(rec, p) for p in ("tags", "metrics", "params"))
+            runs.append(_Parent(str(rec["run_id"]), tags, metrics, params, int(rec["start_time"] or 0)))  # type: ignore[call-overload]
+        runs.sort(key=lambda r: (-r.start, r.run_id))
+    else:
+        c = MlflowClient(tracking_uri)
+        for r in search_all(c, exp_ids, f"tags.`{schema.TAG_KIND}` = 'sweep'", ["attributes.start_time DESC"]):
+            runs.append(_Parent(r.info.run_id, r.data.tags, r.data.metrics, r.data.params))
+    chosen: dict[str, _Parent] = {}
     for r in runs:  # newest first
-        study = r.data.tags.get(schema.TAG_SWEEP, "")
+        study = r.tags.get(schema.TAG_SWEEP, "")
         if study not in chosen or (
-            schema.BEST_VAL_TOP1 in r.data.metrics and schema.BEST_VAL_TOP1 not in chosen[study].data.metrics
+            schema.BEST_VAL_TOP1 in r.metrics and schema.BEST_VAL_TOP1 not in chosen[study].metrics
         ):
             chosen[study] = r
     out = []
     for study, r in sorted(chosen.items()):
-        t, m, p = r.data.tags, r.data.metrics, r.data.params
+        t, m, p = r.tags, r.metrics, r.params
         out.append(
             SweepSummary(
                 study=study,
@@ -539,7 +592,7 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
                     for k, v in sorted(p.items())
                     if k.startswith(schema.BEST_PREFIX)
                 },
-                parent_run_id=r.info.run_id,
+                parent_run_id=r.run_id,
                 dataset_name=t.get(schema.TAG_DATASET_NAME, ""),
                 space=t.get(schema.TAG_SWEEP_SPACE, ""),
                 n_failed=int(m.get(schema.N_FAILED, 0)),
