@@ -19,38 +19,58 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
-import mlflow
 import numpy as np
 import torch
-from mlflow import MlflowClient
-from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 
 from harness import checkpoint, schema, store
 from harness.errors import HarnessError
 from harness.report.types import History, Qualitative, RetrievalStat, RunRow, SweepSummary
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+# mlflow is imported where a function needs it, not here: reading a SQLite store with local artifacts needs none of
+# it, and importing it costs ~2 s of CPU (benchmarks/report_scale.py, docs/scale.md)
+
 KINDS = ("variant", "trial")  # runs the report reads; batch and sweep parents hold no results
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+@contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar on stderr while the block downloads artifacts."""
+    old_bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if old_bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_bar
 
 
 @contextmanager
 def using_store(tracking_uri: str) -> Iterator[None]:
     """`mlflow.search_runs` reads the global tracking URI: set it for the block and put the old one back."""
+    import mlflow
+
     old = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    old_bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        yield
+        with _quiet_downloads():
+            yield
     finally:
         mlflow.set_tracking_uri(old)
-        if old_bar is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_bar
 
 
 def check_store(tracking_uri: str) -> None:
@@ -70,7 +90,7 @@ def known_experiments(tracking_uri: str) -> dict[str, str]:
     its schema check included); through the client elsewhere."""
     path = store.sqlite_path(tracking_uri)
     if path is None:
-        return {e.name: e.experiment_id for e in MlflowClient(tracking_uri).search_experiments()}
+        return {e.name: e.experiment_id for e in _client(tracking_uri).search_experiments()}
     db = _connect(path)
     try:
         return {
@@ -231,7 +251,7 @@ def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, 
     path = store.sqlite_path(tracking_uri)
     if path is not None:
         return sqlite_histories(path, run_ids, key)
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     return {r: history(client, r, key) for r in run_ids}
 
 
@@ -408,7 +428,7 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
     if path is not None:
         recs = sqlite_records(path, sorted(ids), KINDS)
     else:
-        recs = client_records(MlflowClient(tracking_uri), sorted(ids), KINDS)
+        recs = client_records(_client(tracking_uri), sorted(ids), KINDS)
     plotted = [rec for rec in recs if (_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
     curves = {
         key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key) for key in ("val_top1", "train_loss")
@@ -449,6 +469,9 @@ def _local_artifact(root: str, tracking_uri: str, run_id: str, path: str, dst: P
     if parsed.scheme in ("", "file"):
         local = Path(unquote(parsed.path)) / path
         return local if local.is_file() else None
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
     try:
         return Path(
             mlflow.artifacts.download_artifacts(
@@ -463,7 +486,11 @@ def _local_artifact(root: str, tracking_uri: str, run_id: str, path: str, dst: P
 def artifacts(tracking_uri: str, roots: dict[str, str] | None = None) -> Iterator[ArtifactReader]:
     """An ArtifactReader of the store; `roots` (run id -> artifact URI, `Store.artifact_roots`) saves a request per
     run."""
-    with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp, using_store(tracking_uri):
+    sqlite = store.sqlite_path(tracking_uri) is not None  # read in place, or downloaded naming the store: no global
+    with (
+        tempfile.TemporaryDirectory(prefix="harness-report-") as tmp,
+        _quiet_downloads() if sqlite else using_store(tracking_uri),
+    ):
         yield ArtifactReader(None, tracking_uri, Path(tmp), roots)
 
 
@@ -481,7 +508,7 @@ class ArtifactReader:
         """Made when first needed: a client of a SQLite store builds MLflow's SQLAlchemy store (~1.5 s of CPU), and
         a report whose artifact roots all came with the search asks it nothing."""
         if self._client is None:
-            self._client = MlflowClient(self.tracking_uri)
+            self._client = _client(self.tracking_uri)
         return self._client
 
     def root(self, run_id: str) -> str:
@@ -515,6 +542,8 @@ class ArtifactReader:
 
     def param(self, run_id: str, key: str) -> str | None:
         """One logged param of a run (e.g. a sweep parent's `epochs`); None when it was not logged."""
+        from mlflow.exceptions import MlflowException
+
         try:
             return self.client.get_run(run_id).data.params.get(key)
         except MlflowException:
@@ -565,7 +594,7 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
             runs.append(_Parent(str(rec["run_id"]), tags, metrics, params, int(rec["start_time"] or 0)))  # type: ignore[call-overload]
         runs.sort(key=lambda r: (-r.start, r.run_id))
     else:
-        c = MlflowClient(tracking_uri)
+        c = _client(tracking_uri)
         for r in search_all(c, exp_ids, f"tags.`{schema.TAG_KIND}` = 'sweep'", ["attributes.start_time DESC"]):
             runs.append(_Parent(r.info.run_id, r.data.tags, r.data.metrics, r.data.params))
     chosen: dict[str, _Parent] = {}
