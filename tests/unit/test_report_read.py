@@ -201,3 +201,14 @@ def test_sqlite_experiments_and_sweep_parents_equal_the_clients(tmp_path: Path, 
     monkeypatch.setattr(read.store, "sqlite_path", lambda _uri: None)  # as a server's store: through the client
     assert read.known_experiments(uri) == {e.name: e.experiment_id for e in client.search_experiments()}
     assert read.sweep_summaries(uri) == got
+
+
+def test_the_report_through_the_client_is_the_report_read_in_sql(store, tmp_path: Path, monkeypatch) -> None:
+    """A server's store goes through MLflow's client (imported where needed); a SQLite one through sqlite3 with no
+    mlflow: the same text. The UI address is given, as a server's report would link its own."""
+    uri, _ = store
+    ui = "http://127.0.0.1:5000"
+    sql = generate_report(uri, None, tmp_path / "sql" / "report.md", ui_url=ui).read_text()
+    monkeypatch.setattr(read.store, "sqlite_path", lambda _uri: None)
+    client = generate_report(uri, None, tmp_path / "client" / "report.md", ui_url=ui).read_text()
+    assert sql.replace(str(tmp_path / "sql"), "") == client.replace(str(tmp_path / "client"), "")
