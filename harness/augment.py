@@ -13,7 +13,7 @@ these batched versions with, draw for draw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -50,20 +50,36 @@ def crop_batch(x: torch.Tensor, tops: list[int], lefts: list[int], size: int, fl
     return out
 
 
-def to_input(x: torch.Tensor, input_scale: float, offsets: torch.Tensor | None = None) -> torch.Tensor:
+def mean_window(mean_image: torch.Tensor, size: int) -> torch.Tensor:
+    """The part of a store's mean image [3,S,S] subtracted from every `size` crop: its centre, whatever the crop's
+    position or mirror, as the 2012 code did (CHM convdata.py l.137: `data_mean_crop` is the mean image's central
+    inner_size square; l.216-226: every training and test view is cut, and mirrored, before it is subtracted)."""
+    s = mean_image.shape[-1]
+    t = centre_offset(s, size)
+    return mean_image[:, t : t + size, t : t + size].contiguous()
+
+
+def to_input(
+    x: torch.Tensor, input_scale: float, offsets: torch.Tensor | None = None, mean: torch.Tensor | None = None
+) -> torch.Tensor:
     """uint8 [B,C,H,W] (C = 1 is replicated to RGB) -> float32 network input, as `transforms.normalize` of
     `to_float(x) + offset` would give, in one multiply-add: scale 1 ((x/255 + o - mean) / std), scale 255
-    (x + 255 (o - mean)). `offsets` [B,3]: PCA lighting's RGB offsets on the [0, 1] scale."""
+    (x + 255 (o - mean)). `offsets` [B,3]: PCA lighting's RGB offsets on the [0, 1] scale. `mean` [3,H,W] (scale
+    255 only): a per-pixel mean image in 0-255 units subtracted instead of the per-channel MEAN (KSH12 s2)."""
     check_input_scale(input_scale)
-    mean = torch.tensor(MEAN, device=x.device)
-    bias = mean.expand(x.shape[0], 3) if offsets is None else mean - offsets.to(x.device)  # [B,3]: mean - o
+    if mean is not None and input_scale != 255:
+        raise ValueError("a per-pixel mean image is subtracted at input_scale 255 only")
+    # the per-channel mean, or zero where the mean image stands in for it
+    mean_c = torch.tensor(MEAN, device=x.device) if mean is None else torch.zeros(3, device=x.device)
+    bias = mean_c.expand(x.shape[0], 3) if offsets is None else mean_c - offsets.to(x.device)  # [B,3]: mean - o
     if input_scale == 1:
         std = torch.tensor(STD, device=x.device)
         gain, bias = 1.0 / (255.0 * std), -bias / std
     else:
         gain, bias = torch.ones(3, device=x.device), -255.0 * bias
     x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-    return torch.addcmul(bias[:, :, None, None], x.to(torch.float32), gain[None, :, None, None])
+    out = torch.addcmul(bias[:, :, None, None], x.to(torch.float32), gain[None, :, None, None])
+    return out if mean is None else out.sub_(mean.to(x.device, torch.float32))
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,8 @@ class TrainView:
     eig: PcaEig | None = None  # PCA lighting's eigen-pairs; None: no lighting
     alpha_std: float = 0.1
     input_scale: float = 1.0
+    # a store's per-pixel mean image [3,S,S] (0-255 units; input_scale 255), or None: the per-channel MEAN
+    mean_image: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     def draw(self, n: int, height: int, width: int, g: torch.Generator) -> Draw:
         """The draws for n samples, in a fixed order (offsets, mirrors, alphas) from `g`."""
@@ -105,7 +123,8 @@ class TrainView:
     def apply(self, x: torch.Tensor, d: Draw) -> torch.Tensor:
         crops = crop_batch(x, d.tops, d.lefts, self.image_size, d.flips)
         # lighting on RGB in [0, 1] before normalisation, unclamped (FB order; neither KSH12 nor FB clamp)
-        return to_input(crops, self.input_scale, None if d.alphas is None else self.offsets(d.alphas))
+        offsets = None if d.alphas is None else self.offsets(d.alphas)
+        return to_input(crops, self.input_scale, offsets, _window(self.mean_image, self.image_size))
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         return self.apply(x, self.draw(x.shape[0], x.shape[-2], x.shape[-1], g))
@@ -114,17 +133,26 @@ class TrainView:
 @dataclass(frozen=True)
 class EvalView:
     """The test view of a batch of uint8 squares (side `resize`). center: the centre crop -> [B,3,s,s] (TV eval).
-    ten_crop: 4 corners + centre and their mirrors -> [B,10,3,s,s] (KSH12 s4.1), in `EvalTransform`'s order."""
+    ten_crop: 4 corners + centre and their mirrors -> [B,10,3,s,s] (KSH12 s4.1), in `EvalTransform`'s order;
+    five_crop: the same without the mirrors -> [B,5,3,s,s]."""
 
     protocol: str
     image_size: int
     input_scale: float = 1.0
+    mean_image: torch.Tensor | None = field(default=None, compare=False, repr=False)  # as TrainView's
 
     def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         h, w, s, n = x.shape[-2], x.shape[-1], self.image_size, x.shape[0]
+        mean = _window(self.mean_image, s)
         if self.protocol == "center":
-            return to_input(crop_batch(x, [centre_offset(h, s)] * n, [centre_offset(w, s)] * n, s), self.input_scale)
+            crops = crop_batch(x, [centre_offset(h, s)] * n, [centre_offset(w, s)] * n, s)
+            return to_input(crops, self.input_scale, None, mean)
         crops = [crop_batch(x, [t] * n, [left] * n, s) for t, left in five_offsets(h, w, s)]
-        crops += [c.flip(-1) for c in crops]
-        views = torch.stack(crops, 1)  # [B,10,C,s,s]
-        return to_input(views.flatten(0, 1), self.input_scale).view(n, 10, 3, s, s)
+        if self.protocol == "ten_crop":
+            crops += [c.flip(-1) for c in crops]
+        views = torch.stack(crops, 1)  # [B,10,C,s,s] (five_crop: [B,5,C,s,s])
+        return to_input(views.flatten(0, 1), self.input_scale, None, mean).view(n, len(crops), 3, s, s)
+
+
+def _window(mean_image: torch.Tensor | None, size: int) -> torch.Tensor | None:
+    return None if mean_image is None else mean_window(mean_image, size)

@@ -62,6 +62,7 @@ __all__ = [
 LAYOUT = "expected DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG"
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 PRECOMPUTE_BYTES = 512 * 2**20  # arrays resized once up front when they fit in this many bytes, else per item
+INPUT_MEANS = ("channel", "pixel")
 SPLIT_SEED = 0  # fixed, independent of the run seed: the same data for every run
 
 
@@ -81,6 +82,9 @@ class DataSpec:
     pca_alpha_std: float = 0.1
     pca_eig: PcaEig | None = None  # None: IMAGENET_PCA
     input_scale: float = 1.0  # Recipe.input_scale: 1 (x - mean) / std on [0, 1]; 255 pixel values minus the mean
+    # the mean subtracted at input_scale 255: "channel" (ImageNet's per-channel MEAN) or "pixel" (a prepared store's
+    # mean image of its training squares, KSH12 s2; config.input_mean decides)
+    input_mean: str = "channel"
     limit_train: int | None = None  # first N of a fixed class-interleaved shuffle
     limit_val: int | None = None
     synthetic_classes: int = 10
@@ -205,25 +209,50 @@ class StoreDataset(ImageDataset):
     originals, not the 256 squares), so its training split still needs the source folder."""
 
     def __init__(self, reader: SplitReader, keep: Sequence[int], view: TrainView | EvalView, cut: ItemCut) -> None:
-        self.reader, self.keep, self.view, self.cut = reader, list(keep), view, cut
-        self.labels = [int(reader.labels[i]) for i in self.keep]
+        self.reader, self.view, self.cut = reader, view, cut
+        idx = np.asarray(keep, dtype=np.int64)
+        # the whole split (`stratified_slice` without a limit: every index, in order) needs no index array, so the
+        # pickle a spawned DataLoader worker receives holds the reader's int64 labels and little else (8 bytes an
+        # image; lists of Python ints took 13.7: docs/input-path.md, at ImageNet's file counts)
+        self._keep: np.ndarray | None = None if len(idx) == len(reader) else idx
+        self._labels: list[int] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_labels": None}
+
+    @property
+    def labels(self) -> list[int]:  # type: ignore[override]
+        if self._labels is None:
+            self._labels = self._store_labels(slice(None)).tolist()
+        return self._labels
+
+    def _store_index(self, positions: np.ndarray | slice) -> np.ndarray:
+        if self._keep is None:
+            return np.arange(len(self.reader), dtype=np.int64)[positions]
+        return self._keep[positions]
+
+    def _store_labels(self, positions: np.ndarray | slice) -> np.ndarray:
+        return self.reader.labels[self._store_index(positions)]
 
     def __len__(self) -> int:
-        return len(self.keep)
+        return len(self.reader) if self._keep is None else len(self._keep)
 
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, int]:
         i, seed = split_key(key)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} of a data set of {len(self)}")
+        j = int(self._store_index(np.array([i]))[0])
+        label = int(self.reader.labels[j])
         if self.cut.kind == "random_resized":
-            [path] = self.reader.originals([self.keep[i]])
-            return self.cut(read_rgb(path), seed), self.labels[i]
-        return self.reader.read([self.keep[i]])[0], self.labels[i]
+            [path] = self.reader.originals([j])
+            return self.cut(read_rgb(path), seed), label
+        return self.reader.read([j])[0], label
 
     def __getitems__(self, keys: Sequence[Key]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.cut.kind == "random_resized":
             return super().__getitems__(keys)
-        positions = [split_key(k)[0] for k in keys]
-        x = self.reader.read([self.keep[i] for i in positions])
-        return x, torch.tensor([self.labels[i] for i in positions], dtype=torch.int64)
+        idx = self._store_index(np.asarray([split_key(k)[0] for k in keys], dtype=np.int64))
+        return self.reader.read(idx), torch.from_numpy(self.reader.labels[idx])
 
 
 def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
@@ -232,6 +261,15 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
         raise HarnessError(f"unknown dataset {spec.dataset!r}; expected one of {', '.join(DATASETS)}")
     check_geometry(spec.train_aug, protocol, spec.image_size, spec.resize)
     check_input_scale(spec.input_scale)
+    if spec.input_mean not in INPUT_MEANS:
+        raise HarnessError(f"unknown input_mean {spec.input_mean!r}; expected one of {', '.join(INPUT_MEANS)}")
+    if spec.input_mean == "pixel" and not (
+        spec.dataset == "imagefolder" and spec.root is not None and prepared.is_store(spec.root)
+    ):
+        raise HarnessError(
+            f"the per-pixel mean image is read from a prepared store (`harness prepare`); {spec.root or spec.dataset} "
+            "is not one"
+        )
     for name in ("limit_train", "limit_val"):
         if getattr(spec, name) is not None and getattr(spec, name) < 1:
             raise HarnessError(f"{name} must be a positive number of items, got {getattr(spec, name)}")
@@ -248,11 +286,14 @@ def load_datasets(spec: DataSpec, protocol: str = "center") -> Datasets:
     return _from_arrays(spec, protocol, _synthetic_arrays(spec), split="val")
 
 
-def _views(spec: DataSpec, protocol: str, own_pca: PcaEig | None = None) -> tuple[TrainView, EvalView]:
-    """`own_pca`: the eigen-pairs of the data set's own training pixels (array data sets), else ImageNet's."""
+def _views(
+    spec: DataSpec, protocol: str, own_pca: PcaEig | None = None, mean_image: torch.Tensor | None = None
+) -> tuple[TrainView, EvalView]:
+    """`own_pca`: the eigen-pairs of the data set's own training pixels (array data sets), else ImageNet's.
+    `mean_image`: a store's per-pixel mean, subtracted instead of the per-channel one (both views)."""
     eig = (spec.pca_eig or own_pca or IMAGENET_PCA) if spec.pca_lighting else None
-    train = TrainView(spec.train_aug, spec.image_size, spec.flip, eig, spec.pca_alpha_std, spec.input_scale)
-    return train, EvalView(protocol, spec.image_size, spec.input_scale)
+    train = TrainView(spec.train_aug, spec.image_size, spec.flip, eig, spec.pca_alpha_std, spec.input_scale, mean_image)
+    return train, EvalView(protocol, spec.image_size, spec.input_scale, mean_image)
 
 
 def train_cut(spec: DataSpec, stored_square: bool) -> ItemCut:
@@ -514,7 +555,16 @@ def _load_store(spec: DataSpec, protocol: str) -> Datasets:
     train_r, val_r = store.split("train"), store.split("val")
     keep_t, keep_v = stratified_slice(train_r.labels, spec.limit_train), stratified_slice(val_r.labels, spec.limit_val)
     _check_batch(len(keep_t), spec, root)
-    train_view, val_view = _views(spec, protocol)
+    mean_image = None
+    if spec.input_mean == "pixel":
+        mean = store.mean_image()
+        if mean is None:
+            raise HarnessError(
+                f"store {root} was prepared before stores held the training set's mean image (store version "
+                f"{m.version}): prepare it again with `python -m harness prepare`"
+            )
+        mean_image = torch.from_numpy(mean)
+    train_view, val_view = _views(spec, protocol, mean_image=mean_image)
     chosen = np.asarray(keep_t + [-1] + keep_v, dtype=np.int64).tobytes()  # the slices taken of the stored items
     return Datasets(
         train=StoreDataset(train_r, keep_t, train_view, train_cut(spec, stored_square=True)),

@@ -44,9 +44,9 @@ class EpochStats:
     epoch: int
     train_loss: float
     train_top1: float
-    val_loss: float
-    val_top1: float
-    val_top5: float
+    val_loss: float | None  # None: an epoch the run did not evaluate (RunConfig.eval_epochs)
+    val_top1: float | None
+    val_top5: float | None
     lr: float
     images_per_sec: float
     epoch_seconds: float
@@ -208,7 +208,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_
     raise ValueError(f"unknown schedule {recipe.schedule!r}")
 
 
-def step_scheduler(scheduler: object, val_top1: float, recipe: Recipe) -> None:
+def step_scheduler(scheduler: object, val_top1: float | None, recipe: Recipe) -> None:
     """The once-per-epoch step (per-step schedules move in `train_one_epoch`)."""
     if per_step(recipe):
         return
@@ -221,7 +221,7 @@ def step_scheduler(scheduler: object, val_top1: float, recipe: Recipe) -> None:
 def prepare_model(variant: Variant, num_classes: int, recipe: Recipe, seed: int) -> nn.Module:
     """Build and initialise under `seed`: PyTorch's default init (kept by some recipes) draws at build time."""
     torch.manual_seed(seed)
-    model = variant.build(num_classes, recipe.width, recipe.dropout_scaling)
+    model = variant.build(num_classes, recipe.width, recipe.dropout_scaling, recipe.pool_to)
     init_weights(model, recipe.init)
     if recipe.filter_rms_max is not None:
         renorm_filters(model, recipe.filter_rms_max)
@@ -416,25 +416,27 @@ def fit(
         if scheme is not None:
             scheme.sync_to(model)  # a collective (every rank): the one-device weights to evaluate and checkpoint
         last = epoch == recipe.epochs
-        val = evaluate(
-            model,
-            val_set,
-            d,
-            batch_size=val_batch,
-            keep_probs=last,
-            precision=cfg.precision,
-            loader=val_loader,
-        )
+        val = None
+        if last or not cfg.eval_epochs or epoch in cfg.eval_epochs:
+            val = evaluate(
+                model,
+                val_set,
+                d,
+                batch_size=val_batch,
+                keep_probs=last,
+                precision=cfg.precision,
+                loader=val_loader,
+            )
         if last:
             result.last_val = val  # the final centre-crop numbers: `runner.finish` does not evaluate them again
-        progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}")
+        progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}" if val else "not evaluated")
         stats = EpochStats(
             epoch,
             trained.loss,
             trained.top1,
-            val.loss,
-            val.top1,
-            val.top5,
+            val.loss if val else None,
+            val.top1 if val else None,
+            val.top5 if val else None,
             trained.lr,
             trained.images / trained.seconds,
             trained.seconds,
@@ -449,7 +451,7 @@ def fit(
             sent = scheme.meter.take() if scheme is not None else parallel.ddp_bytes_per_step(model, d.world_size)
             stats.comm_bytes_per_step = sent / step_count if scheme is not None else sent
         result.history.append(stats)
-        step_scheduler(scheduler, val.top1, recipe)
+        step_scheduler(scheduler, val.top1 if val else None, recipe)
         # after the scheduler's step (it sets the lr the state holds); gathering the shards' is a collective
         optimizer_state = scheme.full_optimizer_state(optimizer) if scheme is not None else optimizer.state_dict()
         with distributed.together(d):  # rank 0's disk or MLflow error stops every rank here, not in a collective

@@ -71,7 +71,7 @@ def evaluate(
             x, y = batch
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             x = view(x)
-            if x.dim() == 5:  # ten_crop: B x 10 x C x H x W -> mean softmax over the crops
+            if x.dim() == 5:  # ten_crop / five_crop: B x k x C x H x W -> mean softmax over the crops
                 b, k = x.shape[:2]
                 with precision_mod.autocast(d.device, precision):
                     out = model(x.flatten(0, 1).contiguous(memory_format=layout))

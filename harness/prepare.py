@@ -24,6 +24,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -48,12 +49,14 @@ from harness.errors import HarnessError
 from harness.prepared import (
     FORMATS,
     MANIFEST,
+    MEAN_FILE,
     SPLITS,
     STORE_VERSION,
     Manifest,
     Skipped,
     SplitManifest,
     Versions,
+    files_file,
     fingerprint,
     images_file,
     labels_file,
@@ -176,6 +179,7 @@ def _prepare_locked(
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             seconds=round(time.monotonic() - start, 3),
             versions=_versions(),
+            mean=MEAN_FILE,
         )
         (tmp / MANIFEST).write_text(manifest.to_json())
         for name in sorted(os.listdir(tmp), key=lambda n: n == MANIFEST):  # the manifest last: then it is a store
@@ -376,6 +380,11 @@ def _check_out(out: Path, source: str, listing: str, settings: tuple[str, int, i
             f"--out {out} exists, is not empty and is not a prepared store; choose a new or empty folder"
         )
     have = read_manifest(out)
+    if have.version != STORE_VERSION:
+        raise HarnessError(
+            f"{out} is a store of version {have.version} (this harness writes version {STORE_VERSION}, with the "
+            "training set's mean image); remove it and prepare it again"
+        )
     if (have.source, have.format, have.resize, have.quality) != (source, *settings):
         q = f", quality {have.quality}" if have.quality is not None else ""
         raise HarnessError(
@@ -402,18 +411,18 @@ def _fsync(path: Path) -> None:
 # --- one split ------------------------------------------------------------------------------------------------------
 
 
-def _load(path: str, resize: int, fmt: str, quality: int) -> np.ndarray | bytes | Skipped:
-    """One image, decoded once: HWC uint8 patch (raw), its JPEG bytes (jpeg), or why it was left out."""
+def _load(path: str, resize: int, fmt: str, quality: int) -> tuple[np.ndarray, bytes | None] | Skipped:
+    """One image, decoded once: (HWC uint8 patch, its JPEG bytes (jpeg) or None (raw)), or why it was left out."""
     try:
         hwc = read_square(path, resize).permute(1, 2, 0).numpy()  # KSH12 s2: shorter side to 256, central patch
         if fmt == "raw":
-            return hwc  # exactly what the folder path gives (harness.data.read_square)
+            return hwc, None  # exactly what the folder path gives (harness.data.read_square)
         img = Image.fromarray(hwc)
         buf = io.BytesIO()
         # 4:4:4 (no chroma subsampling): at q95 and 256 px, mean abs error 1.5 levels instead of 1.9, for 26% more
         # bytes and 17% slower decoding (measured on benchmarks/store_read.py's images)
         img.save(buf, "JPEG", quality=quality, subsampling=0)
-        return buf.getvalue()
+        return hwc, buf.getvalue()
     except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... on bad data
         return Skipped(path, reason(e))
 
@@ -460,6 +469,8 @@ def _write_split(
     labels: list[int] = []
     files: list[str] = []
     skipped: list[Skipped] = []
+    # train: the exact integer sum of every stored square, pixel by pixel (255 x 1.28M fits an int64 many times over)
+    total = np.zeros((3, resize, resize), dtype=np.int64) if split == "train" else None
     progress = Progress(f"prepare {split}", len(samples), enabled=verbose)
     try:
         jobs = [(x.real, resize, fmt, quality) for x in samples]  # the file the listing resolved, read once
@@ -469,7 +480,11 @@ def _write_split(
             if isinstance(result, Skipped):
                 skipped.append(Skipped(_rel(root, x.path), result.reason))
                 continue
-            data = np.ascontiguousarray(result.transpose(2, 0, 1)).data if fmt == "raw" else result  # raw: HWC -> CHW
+            hwc, encoded = result
+            chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))  # raw: HWC -> CHW, what the store holds
+            data = chw.data if encoded is None else encoded
+            if total is not None:  # the square itself (jpeg too: the mean of the squares, before re-encoding)
+                np.add(total, chw, out=total)
             f.write(data)  # plain writes, not a memmap: a full disk is an OSError, not a SIGBUS
             h.update(data)
             offsets.append(offsets[-1] + len(data))
@@ -484,14 +499,22 @@ def _write_split(
         _shrink_npy(image_path, len(labels), patch)
     y = np.asarray(labels, dtype=np.int64)
     np.save(tmp / labels_file(split), y)
+    if total is not None:
+        # KSH12 s2: "subtracting the mean activity over the training set from each pixel": the mean image, in the
+        # 0-255 units the paper profile feeds (CHM convdata.py l.39: batches.meta's data_mean, float32)
+        buf = io.BytesIO()  # then one plain write: a full disk is an OSError naming its cause, as for the images
+        np.save(buf, (total / len(labels)).astype(np.float32), allow_pickle=False)
+        (tmp / MEAN_FILE).write_bytes(buf.getbuffer())
     written = [images_file(split, fmt), labels_file(split)]
     if fmt == "jpeg":
         np.save(tmp / offsets_file(split), np.asarray(offsets, dtype=np.int64))
         written.append(offsets_file(split))
+    # the paths beside the manifest, not in it: ~60 MB of JSON at ImageNet's 1.28M (docs/input-path.md)
+    (tmp / files_file(split)).write_text(json.dumps(files, ensure_ascii=False), encoding="utf-8")
     entry = SplitManifest(
         count=len(labels),
         per_class=tuple(np.bincount(y, minlength=len(listing.classes)).tolist()),
-        files=tuple(files),
+        files=None,
         skipped=tuple(sorted(listing.skipped + skipped, key=lambda k: k.path)),
         nbytes=sum((tmp / name).stat().st_size for name in written),
     )

@@ -11,6 +11,11 @@ Layout of STORE/ (`split` is train or val; N images, r = resize):
     format "raw":  {split}-images.npy   uint8 [N, 3, r, r] (CHW: a batch is a gather of whole images, no transpose)
     format "jpeg": {split}-images.jpeg  the N patches re-encoded as JPEG, concatenated
                    {split}-offsets.npy  int64 [N + 1], image i is bytes offsets[i]:offsets[i + 1]
+    {split}-files.json        JSON array of N strings: each stored image's source path, relative to the source folder
+                              (version 2 on; read only by `SplitReader.originals`, never when training from squares)
+    train-mean.npy            float32 [3, r, r]: the per-pixel mean of the training squares in 0-255 pixel units, the
+                              mean image KSH12 s2 subtracts ("the mean activity over the training set", store
+                              version 2 on; `PreparedStore.mean_image`)
 
 The manifest is written last: a folder without one is not a store (`is_store`), whatever else it holds.
 
@@ -37,7 +42,10 @@ import torch
 
 from harness.errors import HarnessError
 
-STORE_VERSION = 1  # raise when the layout or the manifest's fields change; older stores are refused, not guessed
+STORE_VERSION = 2  # raise when the layout or the manifest's fields change; unknown versions are refused, not guessed
+# the versions this harness reads: 1 (before the mean image) reads as a store without one
+READS_VERSIONS = (1, 2)
+MEAN_FILE = "train-mean.npy"
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val")
 Format = typing.Literal["raw", "jpeg"]
@@ -56,7 +64,10 @@ class Skipped:
 class SplitManifest:
     count: int
     per_class: tuple[int, ...]  # images of each class, aligned with Manifest.classes
-    files: tuple[str, ...]  # relative source path (posix) of every stored image, in store order
+    # relative source path (posix) of every stored image, in store order: in the manifest in version 1; None from
+    # version 2 on, where they are in {split}-files.json (`files_file`), so that the manifest stays small at
+    # ImageNet's 1.28M images and a run that reads the squares never loads them (docs/input-path.md)
+    files: tuple[str, ...] | None
     skipped: tuple[Skipped, ...]  # files listed by the scan but left out
     nbytes: int  # bytes of the split's files in the store
 
@@ -85,6 +96,7 @@ class Manifest:
     created: str  # UTC, ISO 8601
     seconds: float  # how long preparing took
     versions: Versions
+    mean: str | None = None  # the mean image's file (MEAN_FILE) from version 2 on; None: a version 1 store, none
 
     def split(self, name: str) -> SplitManifest:
         if name not in SPLITS:
@@ -100,14 +112,19 @@ class Manifest:
         obj = json.loads(text)
         if not isinstance(obj, dict):
             raise ValueError("not a JSON object")
-        if obj.get("version") != STORE_VERSION:
-            raise _VersionError(obj.get("version"))
-        m = _fields(cls, obj)
+        version = obj.get("version")
+        if version not in READS_VERSIONS or isinstance(version, bool):
+            raise _VersionError(version)
+        m = _fields(cls, obj, absent=() if version >= 2 else ("mean",))
         m["classes"] = tuple(_check(str, c) for c in m["classes"])
         for split in SPLITS:
             s = _fields(SplitManifest, m[split])
             s["per_class"] = tuple(_check(int, n) for n in s["per_class"])
-            s["files"] = tuple(_check(str, f) for f in s["files"])
+            if version >= 2:
+                if s["files"] is not None:
+                    raise ValueError(f"{split}.files: expected null (the paths are in {files_file(split)})")
+            else:
+                s["files"] = tuple(_check(str, f) for f in s["files"])
             s["skipped"] = tuple(Skipped(**_fields(Skipped, k)) for k in s["skipped"])
             m[split] = SplitManifest(**s)
         m["versions"] = Versions(**_fields(Versions, m["versions"]))
@@ -116,18 +133,22 @@ class Manifest:
             raise ValueError(f"unknown format {manifest.format!r}")
         for k in ("resize", "version"):
             _check(int, getattr(manifest, k))
+        if manifest.mean not in (None, MEAN_FILE):
+            raise ValueError(f"mean {manifest.mean!r}: expected {MEAN_FILE!r} or null")
         return manifest
 
 
 class _VersionError(ValueError):
     def __init__(self, version: object) -> None:
-        super().__init__(f"store version {version!r}, this harness reads version {STORE_VERSION}")
+        reads = " and ".join(str(v) for v in READS_VERSIONS)
+        super().__init__(f"store version {version!r}, this harness reads versions {reads}")
 
 
-def _fields(cls: type, obj: object) -> dict:
+def _fields(cls: type, obj: object, absent: tuple[str, ...] = ()) -> dict:
+    """`obj`'s keys, exactly `cls`'s fields less `absent` (fields an older version did not write)."""
     if not isinstance(obj, dict):
         raise ValueError(f"{cls.__name__}: expected an object, got {type(obj).__name__}")
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in fields(cls)} - set(absent)
     if set(obj) != names:
         raise ValueError(f"{cls.__name__}: missing {sorted(names - set(obj))}, unknown {sorted(set(obj) - names)}")
     return dict(obj)
@@ -150,12 +171,18 @@ def labels_file(split: str) -> str:
     return f"{split}-labels.npy"
 
 
+def files_file(split: str) -> str:
+    return f"{split}-files.json"
+
+
 def offsets_file(split: str) -> str:
     return f"{split}-offsets.npy"
 
 
 def split_files(split: str, fmt: str) -> tuple[str, ...]:
-    return (images_file(split, fmt), labels_file(split)) + ((offsets_file(split),) if fmt == "jpeg" else ())
+    return (images_file(split, fmt), labels_file(split), files_file(split)) + (
+        (offsets_file(split),) if fmt == "jpeg" else ()
+    )
 
 
 def fingerprint(fmt: str, resize: int, quality: int | None, classes: Sequence[str], splits: Sequence[tuple]) -> str:
@@ -204,8 +231,12 @@ def open_store(path: str | os.PathLike) -> PreparedStore:
 
 def _open_split(root: Path, m: Manifest, split: str) -> SplitReader:
     sm = m.split(split)
-    if len(sm.files) != sm.count or len(sm.per_class) != len(m.classes):
-        raise HarnessError(f"{root / MANIFEST} is corrupt: {split} lists {len(sm.files)} files for {sm.count} images")
+    if (sm.files is not None and len(sm.files) != sm.count) or len(sm.per_class) != len(m.classes):
+        n = len(sm.files) if sm.files is not None else "its"
+        raise HarnessError(f"{root / MANIFEST} is corrupt: {split} lists {n} files for {sm.count} images")
+    files_path = root / files_file(split)
+    if sm.files is None and not files_path.is_file():
+        raise HarnessError(f"{files_path} is missing; prepare the store again")
     labels = _load_small(root / labels_file(split), (sm.count,))
     if sm.count and (labels.min() < 0 or labels.max() >= len(m.classes)):
         bad = int(labels[(labels < 0) | (labels >= len(m.classes))][0])
@@ -225,7 +256,22 @@ def _open_split(root: Path, m: Manifest, split: str) -> SplitReader:
     if size != expected:
         what = "truncated" if size < expected else "longer than expected"
         raise HarnessError(f"{image_path} is {what}: {size} bytes, expected {expected}; prepare the store again")
-    return SplitReader(image_path, m.format, m.resize, labels, offsets, m.source, sm.files)
+    return SplitReader(
+        image_path, m.format, m.resize, labels, offsets, m.source, sm.files if sm.files is not None else files_path
+    )
+
+
+def _load_files(path: Path, n: int) -> list[str]:
+    """A {split}-files.json: a JSON array of exactly `n` strings (JSON: nothing read here runs code)."""
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(f"{path} is missing; prepare the store again") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise HarnessError(f"{path} is corrupt ({type(e).__name__}: {e}); prepare the store again") from None
+    if not isinstance(files, list) or len(files) != n or not all(isinstance(f, str) for f in files):
+        raise HarnessError(f"{path} is corrupt: expected a JSON array of {n} paths; prepare the store again")
+    return files
 
 
 def _size(path: Path) -> int:
@@ -275,6 +321,25 @@ class PreparedStore:
         self.manifest.split(name)  # unknown names -> HarnessError
         return self.splits[name]
 
+    def mean_image(self) -> np.ndarray | None:
+        """float32 [3, r, r]: the per-pixel mean of the training squares (0-255 units), read without unpickling;
+        None for a store prepared before stores held it (version 1)."""
+        if self.manifest.mean is None:
+            return None
+        path = self.root / self.manifest.mean
+        r = self.manifest.resize
+        try:
+            a = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise HarnessError(f"{path} is missing; prepare the store again") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise HarnessError(f"{path} is corrupt or truncated ({e}); prepare the store again") from None
+        if a.dtype != np.float32 or a.shape != (3, r, r):
+            raise HarnessError(f"{path} holds {a.dtype} {list(a.shape)}, expected float32 {[3, r, r]}")
+        if not np.all((a >= 0) & (a <= 255)):  # also false for NaN
+            raise HarnessError(f"{path} holds values outside 0..255 (a mean of uint8 pixels); prepare the store again")
+        return a
+
     def verify(self) -> None:
         """Read every stored byte and compare the fingerprint with the manifest's (slow: the whole store)."""
         m = self.manifest
@@ -298,12 +363,16 @@ class SplitReader:
         labels: np.ndarray,
         offsets: np.ndarray | None,
         source: str,
-        files: Sequence[str],
+        files: Sequence[str] | Path,
     ) -> None:
+        """`files`: the source paths (a version 1 manifest's), or the {split}-files.json that lists them, read on
+        the first `originals` call in each process (so never pickled to a DataLoader worker that reads squares)."""
         self.path, self.format, self.resize = path, fmt, resize
         self.labels = labels  # int64 [N]
         self.offsets = offsets  # jpeg: int64 [N + 1]
-        self.source, self.files = source, files
+        self.source = source
+        self._files_path = files if isinstance(files, Path) else None
+        self._files: Sequence[str] | None = None if isinstance(files, Path) else files
         self.image_bytes = 3 * resize * resize
         self._data_offset = _npy_data_offset(path, (len(labels), 3, resize, resize)) if fmt == "raw" else 0
         self._data: np.ndarray | int | None = None  # see _open
@@ -313,7 +382,10 @@ class SplitReader:
         return len(self.labels)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_data": None, "_pid": -1}
+        state = {**self.__dict__, "_data": None, "_pid": -1}
+        if self._files_path is not None:
+            state["_files"] = None  # read again from the file where it is needed
+        return state
 
     def __del__(self) -> None:
         if isinstance(getattr(self, "_data", None), int) and self._pid == os.getpid():
@@ -366,7 +438,16 @@ class SplitReader:
     def originals(self, indices: Sequence[int]) -> list[str]:
         """Absolute paths of the original images in the source folder (for recipes that crop the originals,
         e.g. torchvision's RandomResizedCrop), without rescanning or re-checking the folder."""
-        return [os.path.join(self.source, self.files[int(i)]) for i in self._indices(indices)]
+        idx = self._indices(indices)
+        files = self.files()
+        return [os.path.join(self.source, files[int(i)]) for i in idx]
+
+    def files(self) -> Sequence[str]:
+        """Every stored image's source path relative to the source folder, in store order."""
+        if self._files is None:
+            assert self._files_path is not None
+            self._files = _load_files(self._files_path, len(self))
+        return self._files
 
     def payload_digest(self) -> str:
         """sha256 of the stored image bytes (raw: the array's data; jpeg: the whole file)."""

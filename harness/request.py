@@ -61,6 +61,7 @@ class RunRequest(DataRequest):
     seed: int = 0  # the first seed
     seeds: int | None = None  # seeds seed..seed+N-1 of each variant; None: `harness.plan` decides (one seed unless
     # `--all` on the proxy)
+    seed_offset: int = 0  # added to every seed chosen (the plan's or --seed's): an independent draw of the same plan
     sets: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))  # typed recipe changes (--set)
     checkpoint_dir: str | None = None
     tuned_from: str | None = None  # --from-sweep: the study whose best trial this run repeats

@@ -86,7 +86,7 @@ def planned(req: RunRequest) -> tuple[list[Variant], str, tuple[PlannedRun, ...]
         runs = plan.fixed_seeds([v.name for v in chosen], range(req.seed, req.seed + (req.seeds or 1)))
     else:
         runs = plan.plan(chosen, claims(), plan.PROXY_SEEDS, profile)
-    return chosen, profile, runs
+    return chosen, profile, plan.shifted(runs, req.seed_offset)
 
 
 def follows_plan(req: RunRequest) -> bool:
@@ -101,8 +101,10 @@ def describe_plan(req: RunRequest) -> str:
     if not req.names:
         req = replace(req, all=True)
     _, profile, runs = planned(req)
-    target = ("--all" if req.all else " ".join(req.names)) + (
-        "" if req.seeds is None else f" --seed {req.seed}" if req.seeds == 1 else f" --seeds {req.seeds}"
+    target = (
+        ("--all" if req.all else " ".join(req.names))
+        + ("" if req.seeds is None else f" --seed {req.seed}" if req.seeds == 1 else f" --seeds {req.seeds}")
+        + (f" --seed-offset {req.seed_offset}" if req.seed_offset else "")
     )
     table = plan.PROXY_SEEDS if follows_plan(req) else ()
     return plan.describe(runs, claims(), table, f"Plan for `run {target}` on the {profile} profile")
@@ -135,6 +137,7 @@ def data_spec(cfg: RunConfig) -> data_mod.DataSpec:
         limit_train=cfg.limit_train,
         limit_val=cfg.limit_val,
         input_scale=r.input_scale,
+        input_mean=cfg.input_mean,
         batch_size=r.batch_size,
     )
 
@@ -570,7 +573,7 @@ def finish(
             [
                 figures.Curves(
                     f"seed {cfg.seed}",
-                    tuple((h.epoch, h.val_top1) for h in result.history),
+                    tuple((h.epoch, h.val_top1) for h in result.history if h.val_top1 is not None),
                     tuple((h.epoch, h.train_loss) for h in result.history),
                 )
             ],
@@ -826,6 +829,9 @@ def run_view(uri: str, run_id: str) -> dict[str, object]:
     for key in ("crop", "resize"):
         if key in params:
             view[key] = int(params[key])
+    if params.get("pool_to", "None") != "None":  # the positions fc6 read (absent: the network's own)
+        view["pool_to"] = int(params["pool_to"])
+    view["input_mean"] = params.get("input_mean", "channel")  # runs before mean images: the per-channel mean
     return view
 
 
@@ -855,9 +861,12 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     # a run's weights at the scale, size and dropout it was trained with; a file with the variant's own dropout (a
     # profile's override is for training); --set on top of either
     view = run_view(req.uri, source_run) if source_run else {"dropout_scaling": own_recipe(variant).dropout_scaling}
+    mean = view.pop("input_mean", None)  # not a recipe field: the run's own mean, whatever the store holds now
     run_req = replace(run_req, sets={**view, **req.sets})
     cfg = resolve(variant, run_req)
-    model = variant.build(num_classes, _state_width(variant, state), cfg.recipe.dropout_scaling)
+    if mean is not None:
+        cfg = replace(cfg, input_mean=str(mean))
+    model = variant.build(num_classes, _state_width(variant, state), cfg.recipe.dropout_scaling, cfg.recipe.pool_to)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

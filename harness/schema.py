@@ -5,7 +5,17 @@ Plain constants so that the MLflow compare view, the report and the sweep agree 
 
 from __future__ import annotations
 
-# Per-epoch metrics (step = epoch, 1-based). Exactly these keys.
+# The epochs a validation curve is read at, as fractions of a run's epochs (the report's train-validation gap table;
+# a profile that does not evaluate every epoch evaluates these, `curve_epochs`).
+CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def curve_epochs(epochs: int) -> tuple[int, ...]:
+    """The epochs at `CURVE_FRACTIONS` of a run of `epochs` (at least epoch 1, each once, ascending)."""
+    return tuple(dict.fromkeys(max(1, round(f * epochs)) for f in CURVE_FRACTIONS))
+
+
+# Per-epoch metrics (step = epoch, 1-based). Exactly these keys (the val_* ones only at the epochs a run evaluates).
 EPOCH_METRICS = (
     "train_loss",
     "train_top1",

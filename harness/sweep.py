@@ -493,6 +493,8 @@ def _objective(
         }
 
         def on_epoch(stats: engine.EpochStats) -> None:
+            if stats.val_top1 is None:  # an epoch the profile does not evaluate (RunConfig.eval_epochs)
+                return
             trial.report(stats.val_top1, step=stats.epoch)
             # the last epoch is paid for already: let it finish and count as a complete trial
             if stats.epoch < cfg.recipe.epochs and trial.should_prune():

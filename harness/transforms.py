@@ -55,8 +55,8 @@ def to_float(img: ImageLike) -> torch.Tensor:
 
 def normalize(x: torch.Tensor, input_scale: float = 1.0) -> torch.Tensor:
     """RGB in [0, 1] -> network input. input_scale 1: (x - MEAN) / STD (torchvision); 255: 255 * (x - MEAN), i.e.
-    0-255 pixel values minus the mean in pixel units (KSH12/CC2 code). The per-channel MEAN stands in for the 2012
-    code's per-pixel mean image."""
+    0-255 pixel values minus the mean in pixel units (KSH12/CC2 code). The per-channel MEAN; the per-pixel mean
+    image of a prepared store is subtracted by `augment.to_input` (its `mean`)."""
     if input_scale == 1:
         return F.normalize(x, list(MEAN), list(STD))
     if input_scale == 255:
@@ -162,7 +162,8 @@ class TrainTransform:
 @dataclass(frozen=True)
 class EvalTransform:
     """Deterministic val transform. center: resize + center crop -> [3,H,W] (TV eval).
-    ten_crop: resize, central square, 4 corners + center and their flips -> [10,3,H,W] (KSH12 s4.1)."""
+    ten_crop: resize, central square, 4 corners + center and their flips -> [10,3,H,W] (KSH12 s4.1); five_crop: the
+    same without the flips -> [5,3,H,W]."""
 
     protocol: str
     image_size: int
@@ -177,7 +178,8 @@ class EvalTransform:
             return normalize(to_float(F.center_crop(img, [self.image_size, self.image_size])), self.input_scale)
         square = F.center_crop(img, [self.resize, self.resize])
         crops = five_crops(square, self.image_size)
-        crops += [F.horizontal_flip(c) for c in crops]
+        if self.protocol == "ten_crop":
+            crops += [F.horizontal_flip(c) for c in crops]
         return torch.stack([normalize(to_float(c), self.input_scale) for c in crops])
 
 

@@ -152,7 +152,8 @@ class TowerLRN(FastLRN):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.towers == 1 or x.dim() != 4:
             return self.one_tower(x)
-        return torch.cat([self.one_tower(t) for t in x.tensor_split(self.towers, 1)], 1)
+        b, c, h, w = x.shape  # each tower's maps as a sample of their own: one pass, no window across towers
+        return self.one_tower(x.reshape(b * self.towers, c // self.towers, h, w)).reshape(b, c, h, w)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, towers={self.towers}"
@@ -182,6 +183,36 @@ def set_dropout_scaling(model: nn.Module, scaling: Literal["test", "train"]) -> 
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Dropout) and type(child) is not kind:
                 setattr(parent, name, kind(child.p))
+    return model
+
+
+def set_pool_to(model: nn.Module, n: int) -> nn.Module:
+    """The same network with its adaptive average pool before fc6 (`avgpool`: ConvNet's and torchvision's AlexNet's)
+    giving n x n positions, and fc6 reading them (channels x n x n inputs, fresh weights: call before init). At an
+    input where the last pooling layer gives n x n maps the pool is the identity; below that a 6 x 6 pool copies each
+    position into several that fc6 weighs separately but that always get the same gradient."""
+    pool = getattr(model, "avgpool", None)
+    if not isinstance(pool, nn.AdaptiveAvgPool2d):
+        raise ValueError(f"{type(model).__name__} has no adaptive pool before its fully connected layers")
+    if n < 1:
+        raise ValueError(f"pool_to must be a positive number of positions, got {n}")
+    size = pool.output_size
+    old_h, old_w = (size, size) if isinstance(size, int) else size
+    head = getattr(model, "classifier", None)
+    fc = next((m for m in head.modules() if isinstance(m, nn.Linear)), None) if head is not None else None
+    if fc is None:
+        raise ValueError(f"{type(model).__name__} has no fully connected layer after its pool")
+    channels = fc.in_features // (old_h * old_w)
+    new: nn.Module = (
+        GroupedLinear(channels * n * n, fc.out_features, fc.groups)
+        if isinstance(fc, GroupedLinear)
+        else nn.Linear(channels * n * n, fc.out_features, bias=fc.bias is not None)
+    )
+    for parent in head.modules():
+        for name, child in list(parent.named_children()):
+            if child is fc:
+                setattr(parent, name, new)
+    model.avgpool = nn.AdaptiveAvgPool2d((n, n))
     return model
 
 

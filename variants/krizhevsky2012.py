@@ -131,8 +131,10 @@ RECIPE = Recipe(
 )
 
 COMMON_DEVIATIONS = (
-    "Input scale 255 (pixel values minus the mean, as the code fed them), but the mean subtracted is per "
-    "channel (ImageNet's, x255), not the per-pixel mean image of the training set that KSH12 s2 subtracts.",
+    "Input scale 255 (pixel values minus the mean, as the code fed them). The mean is the per-pixel mean image "
+    "of the training squares (KSH12 s2) centred under every crop (CHM convdata.py l.137): a run from a prepared "
+    "store that holds it (`harness prepare`) subtracts it; any other run subtracts ImageNet's per-channel mean "
+    "(x255) and records so, with the reason, among its own deviations.",
     "Input: the paper's 224x224 crop is zero-padded right/bottom to 227 before conv1, emulating cuda-convnet's "
     "output size 1 + ceil((224 - 11) / 4) = 55 (CHM layer.py); Caffe uses 227 crops, torchvision conv1 padding 2.",
     "LRN constants as the 2012 code computed them: (2 + 2e-5 * sum a^2)^0.75 over 5 maps (nn.LocalResponseNorm "

@@ -129,9 +129,9 @@ CLAIMS = (
         "KSH12 s3.1 Fig. 1",
         kind="speedup",
         threshold=25.0,
-        # harness's choice, not yet measured: 10 digit classes are far easier than CIFAR-10, so 25 % training
-        # error is expected within the first few chunks for both nets, too early to tell them apart; 10 % is meant
-        # to be reached by both within the proxy's epochs. Re-measure on the proxy's data set (issue 11).
-        proxy_threshold=10.0,
+        # the paper's 25 % on the proxy too: measured on mnist-clutter (1,000 canvases, 30 epochs, seed 10, each net
+        # at its fastest lr of 0.01 / 0.03 / 0.1), the ReLU net first reached 75 % training top-1 in epoch 11 and the
+        # tanh net in epoch 16, both well inside the run: the threshold separates them (docs/proxy.md)
+        proxy_threshold=25.0,
     ),
 )

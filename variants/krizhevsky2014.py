@@ -128,9 +128,10 @@ VARIANT = Variant(
         ),
     ),
     deviations=(
-        "Input scale 255 (pixel values minus the mean, as the code fed them), but the mean subtracted is per "
-        "channel (ImageNet's, x255), not the per-pixel mean image of the training set that cuda-convnet2's data "
-        "provider subtracts.",
+        "Input scale 255 (pixel values minus the mean, as the code fed them). The mean is the per-pixel mean "
+        "image of the training squares that cuda-convnet2's data provider subtracts, centred under every crop: a "
+        "run from a prepared store that holds it (`harness prepare`) subtracts it; any other run subtracts "
+        "ImageNet's per-channel mean (x255) and records so, with the reason, among its own deviations.",
         "Channels follow the CC2 code (conv4 256 maps), not the OWT14 footnote (384): 61,100,840 parameters "
         "instead of 61,838,248.",
         "Input: the 224 crop is zero-padded right/bottom to 227 before conv1 (cuda-convnet's ceil output size), "

@@ -11,7 +11,9 @@ from typing import Literal
 
 import torch.nn as nn
 
-Protocol = Literal["center", "ten_crop"]
+# center: one centre crop; ten_crop: 4 corners + centre and their mirrors (KSH12 s4.1); five_crop: the same 5 crops
+# without mirrors (the CPU proxy's stand-in for ten_crop: a mirrored digit is another symbol)
+Protocol = Literal["center", "ten_crop", "five_crop"]
 # "table": a fixed per-layer-group lr per epoch (`Recipe.lr_table`: what the 2012 code ran, `LrTable`)
 Schedule = Literal["plateau", "multistep", "step", "warmup_linear", "table"]
 ParamKind = Literal["weight", "bias"]
@@ -176,6 +178,10 @@ class Recipe:
     # None: the network's own dropout (NetSpec.dropout_scale; torchvision's nn.Dropout); "test" or "train" swaps every
     # dropout module for that kind (`convnet.set_dropout_scaling`). A resolved run config always names one.
     dropout_scaling: DropoutScaling | None = None
+    # None: the network's own adaptive pool before fc6 (6 x 6, the identity at 224 px); n: fc6 reads n x n positions
+    # (`convnet.set_pool_to`). Only a profile changes it (the CPU proxy: pool5 is 1 x 1 at 64 px, and the native 6 x 6
+    # pool would copy it into 36 positions), as a recorded deviation.
+    pool_to: int | None = None
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -248,11 +254,19 @@ class Variant:
     deviations: tuple[str, ...] = field(default=())
 
     def build(
-        self, num_classes: int = 1000, width: float = 1.0, dropout_scaling: DropoutScaling | None = None
+        self,
+        num_classes: int = 1000,
+        width: float = 1.0,
+        dropout_scaling: DropoutScaling | None = None,
+        pool_to: int | None = None,
     ) -> nn.Module:
         """The network for `num_classes`; `width` != 1 scales every conv and hidden fc layer (`convnet.narrow`);
-        `dropout_scaling` (None: the network's own) sets how its dropout scales (`convnet.set_dropout_scaling`)."""
-        from variants.convnet import narrow, set_dropout_scaling
+        `dropout_scaling` (None: the network's own) sets how its dropout scales (`convnet.set_dropout_scaling`);
+        `pool_to` (None: the network's own) sets the positions fc6 reads (`convnet.set_pool_to`)."""
+        from variants.convnet import narrow, set_dropout_scaling, set_pool_to
 
-        model = narrow(self.builder(num_classes), width)
+        model = self.builder(num_classes)
+        if pool_to is not None:
+            model = set_pool_to(model, pool_to)
+        model = narrow(model, width)
         return model if dropout_scaling is None else set_dropout_scaling(model, dropout_scaling)

@@ -73,8 +73,10 @@ RECIPE = Recipe(
 )
 
 COMMON_DEVIATIONS = (
-    "Input scale 255 (pixel values minus the mean, as the code fed them), but the mean subtracted is per "
-    "channel (ImageNet's, x255), not the per-pixel mean image of the training set that ZF13 s3 subtracts.",
+    "Input scale 255 (pixel values minus the mean, as the code fed them). The mean is the per-pixel mean image "
+    "of the training squares (ZF13 s3) centred under every crop (CHM convdata.py l.137): a run from a prepared "
+    "store that holds it (`harness prepare`) subtracts it; any other run subtracts ImageNet's per-channel mean "
+    "(x255) and records so, with the reason, among its own deviations.",
     "Weight decay 5e-4 (KSH12's): ZF13 gives no value.",
     "Dropout as KSH12's code computed it (kept units unscaled in training, outputs x 0.5 at test; KSH12 s4.2): "
     "ZF13 s3 gives only the rate 0.5 and released no code, so its scaling is not verified.",

@@ -207,6 +207,7 @@ def run_data(params: dict[str, str]) -> Datasets:
             limit_train=_opt_int(params.get("limit_train")),
             limit_val=_opt_int(params.get("limit_val")),
             input_scale=float(params.get("input_scale", "1.0")),
+            input_mean=params.get("input_mean", "channel"),
         )
     except (KeyError, ValueError) as e:
         raise HarnessError(
@@ -225,7 +226,9 @@ def run_data(params: dict[str, str]) -> Datasets:
 def run_network(variant: Variant, params: Mapping[str, str], num_classes: int) -> nn.Module:
     """The network a logged run trained, before its weights: its width, and the dropout it trained with (logged;
     "train", nn.Dropout, before the field existed), which a state dict cannot say (dropout has no weights)."""
-    return variant.build(num_classes, float(params.get("width", "1.0")), run_dropout_scaling(params))
+    pool_to = params.get("pool_to", "None")  # absent or None: the network's own pool before fc6
+    width = float(params.get("width", "1.0"))
+    return variant.build(num_classes, width, run_dropout_scaling(params), None if pool_to == "None" else int(pool_to))
 
 
 def analyze_run(uri: str, run_id: str, device: str = "cpu", sizes: Sizes = Sizes()) -> Summary:

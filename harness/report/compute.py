@@ -759,7 +759,15 @@ class _Measure:
 
 
 def _other(protocol: str) -> str:
-    return "center" if protocol == "ten_crop" else "ten_crop"
+    return "center" if protocol in ("ten_crop", "five_crop") else "ten_crop"
+
+
+def proxy_protocol(protocol: str, runs: Sequence[RunRow]) -> str:
+    """On proxy data a 10-crop claim is tested with 5 crops without mirrors where the runs have no 10-crop (the
+    proxy profile evaluates `five_crop`: a mirrored digit is another symbol)."""
+    if protocol == "ten_crop" and all(x.ten_crop_top1 is None for x in runs):
+        return "five_crop"
+    return protocol
 
 
 def shared_protocol(runs: Sequence[RunRow], preferred: str, metric: str) -> str:
@@ -865,12 +873,18 @@ def _measure(
         elif claim.ensemble > 1:
             diff, note, ids = _measure_ensemble(claim, a, b, pa, ensembles, g[0] in proxies)
         elif claim.protocol and claim.variant == claim.baseline:  # paired: both protocols of the same runs
-            pairs = [(x.run_id, run_metric(x, pa, claim.metric), run_metric(x, pb, claim.metric)) for x in a]
+            proto = proxy_protocol(pa, a) if g[0] in proxies else pa
+            pairs = [(x.run_id, run_metric(x, proto, claim.metric), run_metric(x, pb, claim.metric)) for x in a]
             pairs = [(i, u, v) for i, u, v in pairs if u is not None and v is not None]
             if not pairs:
                 continue
             diff, ids = paired(u - v for _, u, v in pairs), tuple(i for i, _, _ in pairs)
             note = "paired: both protocols of each run"
+            if proto != pa:
+                note += (
+                    f"; proxy: the {fmt.protocol(proto)} stands for the {fmt.protocol(pa)} (a mirrored digit is "
+                    "another symbol)"
+                )
         else:
             if claim.protocol:
                 proto_a, proto_b = pa, pb
@@ -918,12 +932,6 @@ def families(
     """Holm's family sizes of a report: every claim of `claims` (the registry's) on the papers' data, the
     `proxy_family` on proxy data."""
     return Families(len({c.name for c in claims}), len(proxy_family(claims, named, untestable)))
-
-
-def untestable_on_proxy(claims: Sequence[Claim]) -> dict[str, str]:
-    """Claim name -> why proxy data cannot test it (`not testable here` on proxy data), from the registry's
-    `Claim.proxy_untestable` where the registry has that field (empty otherwise)."""
-    return {c.name: why for c in claims if (why := getattr(c, "proxy_untestable", ""))}
 
 
 def check_claims(

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from harness import schema
 from harness.report.types import Stat
 
-PROTOCOL_LABEL = {"center": "center crop", "ten_crop": "10-crop"}
+PROTOCOL_LABEL = {"center": "center crop", "ten_crop": "10-crop", "five_crop": "5-crop (no mirrors)"}
 DASH = "-"
 
 

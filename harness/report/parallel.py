@@ -130,12 +130,13 @@ def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
     return lines + ["| " + " | ".join(fmt.cell(c) for c in row) + " |" for row in body]
 
 
-def section(rows: Sequence[RunRow], variants: Sequence[Variant], number: int = 10) -> list[str]:
-    """The section's markdown lines; none when no run used more than one rank."""
+def section(rows: Sequence[RunRow], variants: Sequence[Variant]) -> list[str]:
+    """The section's markdown lines from its heading (numbered by `render`); none when no run used more than one
+    rank."""
     schemes = scheme_rows(rows)
     if not schemes:
         return []
-    out = [f"## {number}. Parallel schemes", "", INTRO, ""]
+    out = ["## Parallel schemes", "", INTRO, ""]
     out += _table(
         ("variant", "scheme", "ranks", "runs", "images/s", "s/step", "MiB/step/rank", "DDP MiB/step", "vs DDP"),
         (

@@ -359,9 +359,12 @@ def to_row(
         center_top5=metric(schema.PROTOCOL_METRIC.format(protocol="center", k="top5")),
         ten_crop_top1=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top1")),
         ten_crop_top5=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top5")),
+        five_crop_top1=metric(schema.PROTOCOL_METRIC.format(protocol="five_crop", k="top1")),
+        five_crop_top5=metric(schema.PROTOCOL_METRIC.format(protocol="five_crop", k="top5")),
         learned=metric(schema.LEARNED),
         val_top1=curves.get("val_top1", ()),
         train_loss=curves.get("train_loss", ()),
+        train_top1=curves.get("train_top1", ()),
         train_err=curves.get(schema.TRAIN_ERR, ()),
         qualitative=qualitative(lambda k: (qual or {}).get(k, metric(k))),
         parallel=_str(rec, "params.parallel") or "none",
@@ -431,7 +434,8 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
         recs = client_records(_client(tracking_uri), sorted(ids), KINDS)
     plotted = [rec for rec in recs if (_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
     curves = {
-        key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key) for key in ("val_top1", "train_loss")
+        key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key)
+        for key in ("val_top1", "train_loss", "train_top1")
     }
     curves[schema.TRAIN_ERR] = histories(
         tracking_uri,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from harness import plan, schema
-from harness.report import compute, fmt, qual
+from harness.report import compute, fmt, gap, qual
 from harness.report import parallel as parallel_section
 from harness.report.compute import ClaimResult, Comparison, ProxyRow
 from harness.report.types import ReportInputs, RunRow, SweepRow
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 MARK = {True: "yes", False: "**NO**", None: "-"}
 HOW_TO_READ = (
-    "Every number below is computed from tracked runs; none is typed by hand. Section 1 has one row per number "
-    "the papers report. Its status is `reproduced` when the mean over seeds is within the variant's tolerance "
-    "of the reported top-1 (top-5 where only that is reported), `not reproduced` when it is not, "
+    "Every number below is computed from tracked runs; none is typed by hand. Reproduced versus reported has one "
+    "row per number the papers report. Its status is `reproduced` when the mean over seeds is within the "
+    "variant's tolerance of the reported top-1 (top-5 where only that is reported), `not reproduced` when it is not, "
     "`not comparable` when the runs used another data set, split or protocol (then no difference is "
     "computed), `modified recipe` when the only matching runs changed the paper's recipe, `not run` with "
     "what the number needs, and `reference only` when another network or recipe produced the number (shown, never "
@@ -28,10 +28,10 @@ HOW_TO_READ = (
     "with n; differences are reproduced minus reported."
 )
 CLAIM_RULE = (
-    "Claims (section 4) are differences variant minus baseline with a 95 % confidence interval: a paired t on the "
+    "Paper claims are differences variant minus baseline with a 95 % confidence interval: a paired t on the "
     "per-seed differences where both sides have the same seeds (seed s of both sides shares its init and data "
     "order), Welch's t otherwise; judged only with at least 3 seeds a side. Each family of claims, the papers' data "
-    "and proxy data, is fixed before any run (section 4 gives its size) and corrected with Holm's step-down at "
+    "and proxy data, is fixed before any run (Paper claims gives its size) and corrected with Holm's step-down at "
     "family-wise alpha 0.05: sorted by p-value, the k-th of m claims is decided at level 0.05 / (m - k + 1) while "
     "every claim before it was, and read on the interval of that level (95 % in a family of one). On the papers' "
     "data a decided claim `holds` when that interval excludes 0 on the claimed side and overlaps half to twice the "
@@ -69,7 +69,7 @@ SWEEPS = (
     "the paper's recipe of the same variant on the same data set and profile; the difference is best minus paper "
     "recipe. **Tuned values are not reproductions of the paper's recipe**: the best trial was chosen on the same "
     "validation images it is scored on, so its number is optimistic. Re-running the best in full gives a run "
-    "tagged as tuned (section 8, Tuned runs)."
+    "tagged as tuned (Deviations, Tuned runs)."
 )
 NO_SWEEPS = (
     "No sweep was run. To run one: `python -m harness sweep VARIANT --profile PROFILE` (options `--trials`, "
@@ -93,18 +93,30 @@ def render(inputs: ReportInputs) -> str:
     proxies = compute.proxy_groups(rows, inputs.variants)
     out = [f"# Reproduction report: {inputs.title}", "", generated_from(inputs), ""]
     out += how_to_read(comparisons, proxies, rows)
-    out += section_reported(comparisons)
-    out += section_ensembles(inputs, comparisons)
-    out += section_fidelity(inputs)
-    out += section_claims(inputs, rows)
-    out += section_proxy(inputs, rows, proxies)
-    out += section_sweeps(inputs.sweeps)
-    out += section_figures(inputs)
-    out += section_qualitative(inputs, rows)
-    out += section_deviations(inputs, rows)
-    out += parallel_section.section(rows, inputs.variants)  # only when a run used more than one rank
+    for number, lines in enumerate((s for s in sections(inputs, rows, comparisons, proxies) if s), start=1):
+        out += [lines[0].replace("## ", f"## {number}. ", 1), *lines[1:]]
     out += section_runs(rows, inputs.ui_url)
     return "\n".join(out).rstrip() + "\n"
+
+
+def sections(
+    inputs: ReportInputs, rows: Sequence[RunRow], comparisons: Sequence[Comparison], proxies: list[tuple[str, str]]
+) -> list[list[str]]:
+    """The numbered sections in order, each its lines from its `## Title` heading (numbered by position; an empty
+    one is left out). A report of proxy runs only leads with what its data can test (the claims and the proxy's
+    own results) and folds the papers' numbers, which no proxy run is comparable with, into one line per variant."""
+    all_proxy = bool(proxies) and {d for d, _ in compute.groups(rows)} <= {d for d, _ in proxies}
+    reported = section_reported_folded(comparisons) if all_proxy else section_reported(comparisons)
+    lead = [section_claims(inputs, rows), section_proxy(inputs, rows, proxies)]
+    papers = [reported, section_ensembles(inputs, comparisons), section_fidelity(inputs)]
+    return [
+        *(lead + papers if all_proxy else papers + lead),
+        section_sweeps(inputs.sweeps),
+        section_figures(inputs),
+        section_qualitative(inputs, rows),
+        section_deviations(inputs, rows),
+        parallel_section.section(rows, inputs.variants),  # only when a run used more than one rank
+    ]
 
 
 def generated_from(inputs: ReportInputs) -> str:
@@ -189,11 +201,30 @@ def section_reported(comparisons: Sequence[Comparison]) -> list[str]:
                 note or fmt.DASH,
             ]
         )
-    return ["## 1. Reproduced versus reported", "", *table(header, body), ""]
+    return ["## Reproduced versus reported", "", *table(header, body), ""]
+
+
+def section_reported_folded(comparisons: Sequence[Comparison]) -> list[str]:
+    """Reproduced versus reported on a report of proxy runs only: no run is on a paper's data set, so one line per
+    variant counts its reported numbers by status instead of a table of rows that compare nothing."""
+    out = [
+        "## Reproduced versus reported",
+        "",
+        "Every run in this report is on proxy data, so no number the papers report is compared here; per variant, "
+        "how many reported numbers there are and why none is compared (`harness show VARIANT` lists them):",
+        "",
+    ]
+    for variant in dict.fromkeys(c.variant for c in comparisons):
+        mine = [c for c in comparisons if c.variant == variant]
+        counts = ", ".join(
+            f"{n} {status}" for status in compute.STATUSES if (n := sum(c.status == status for c in mine))
+        )
+        out.append(f"- `{variant}`: {len(mine)} reported number{'s' if len(mine) != 1 else ''}: {counts}")
+    return [*out, ""]
 
 
 def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -> list[str]:
-    out = ["## 2. Ensembles", "", ENSEMBLES, ""]
+    out = ["## Ensembles", "", ENSEMBLES, ""]
     rows = [c for c in comparisons if c.reported.ensemble > 1]
     out += table(
         ["variant", "networks", "data set, split", "source", "reported top-1", "reported top-5", "status", "note"],
@@ -254,7 +285,7 @@ def section_fidelity(inputs: ReportInputs) -> list[str]:
         f"Parameters must match exactly, GMACs within {compute.MACS_TOL_G} (the reported figure's precision), "
         f"size within {compute.SIZE_TOL_MB} MiB (a weights file adds serialisation overhead)."
     )
-    out = ["## 3. Architecture fidelity", "", intro, ""]
+    out = ["## Architecture fidelity", "", intro, ""]
     body = []
     for v in inputs.variants:
         m = inputs.measured.get(v.name)
@@ -374,6 +405,12 @@ def proxy_plan_claims() -> set[str]:
     return {e.claim for e in plan.PROXY_SEEDS}
 
 
+def proxy_untestable(claims: Sequence[Claim]) -> dict[str, str]:
+    """The registered claims the proxy cannot test, with why (`harness.plan.PROXY_UNTESTABLE`)."""
+    names = {c.name for c in claims}
+    return {name: why for name, why in plan.PROXY_UNTESTABLE.items() if name in names}
+
+
 def family_text(f: compute.Families) -> str:
     return (
         f"Multiple testing: Holm's step-down at family-wise alpha {compute.ALPHA:g} over the {f.paper} registered "
@@ -383,7 +420,7 @@ def family_text(f: compute.Families) -> str:
 
 
 def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
-    named, untestable = proxy_plan_claims(), compute.untestable_on_proxy(inputs.claims)
+    named, untestable = proxy_plan_claims(), proxy_untestable(inputs.claims)
     results = compute.check_claims(inputs.claims, rows, inputs.variants, inputs.ensembles, named, untestable)
     fam = compute.families(inputs.claims, named, untestable)
     counts = ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in compute.VERDICTS)
@@ -401,7 +438,7 @@ def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
     experiment_of = {r.run_id: r.experiment_id for r in rows}
     if any(fmt.compare_link(r.run_ids, experiment_of, inputs.ui_url) for r in results):
         intro += " Each verdict links MLflow's compare view of the runs behind it, both sides."
-    out = ["## 4. Paper claims", "", intro, ""]
+    out = ["## Paper claims", "", intro, ""]
     out += table(
         [
             "claim",
@@ -440,9 +477,10 @@ def section_plan(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
         return str(len({x.seed for x in plain if x.variant == variant}))
 
     out += [
-        "`python -m harness run --all` on the proxy trains seed 0 of every variant, then these claims' extra seeds "
-        "(`python -m harness run --plan` lists every run). `finished` counts the distinct seeds of finished "
-        "paper-recipe runs on proxy data.",
+        "The proxy's claim family, fixed before any run: `python -m harness run --all` on the proxy trains these "
+        "claims' seeds, seed-major, so that seed s of a variant and of its baseline share their init and data order "
+        "(`python -m harness run --plan` lists every run; `--seed-offset K` draws the same plan on seeds K, K + 1, "
+        "...). `finished` counts the distinct seeds of finished paper-recipe runs on proxy data.",
         "",
     ]
     out += table(
@@ -488,7 +526,7 @@ def _learned(p: ProxyRow, rows: Sequence[RunRow], inputs: ReportInputs, data: st
 
 
 def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tuple[str, str]]) -> list[str]:
-    out = ["## 5. Proxy results", ""]
+    out = ["## Proxy results", ""]
     if not proxies:
         return out + ["No run used a proxy data set.", ""]
     out += [PROXY, ""]
@@ -514,8 +552,38 @@ def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tu
         out += table(
             ["rank", "variant", "protocol", "top-1", "top-5", "center top-1", "change vs base", "learned"], body
         )
-        out.append("")
+        out += ["", *section_gap(rows, data, split)]
     return out
+
+
+def section_gap(rows: Sequence[RunRow], data: str, split: str) -> list[str]:
+    """The train-validation gap and the validation curve at fixed epochs of the runs ranked above."""
+    here = [x for x in compute.plain_runs(rows) if (x.data, x.split) == (data, split) and x.train_top1]
+    found = gap.gap_rows(here)
+    if not found:
+        return []
+    marks = sorted({e for g in found for e in g.epochs})
+    out = [
+        "Overfitting: the last epoch's training top-1 (in training mode: dropout on, augmented views) against its "
+        "validation top-1 (centre crop), and the validation top-1 at a quarter, half, three quarters and all of the "
+        "epochs, means over the finished runs. A regulariser shows as a smaller gap; the claims read the last epoch.",
+        "",
+    ]
+    out += table(
+        ["variant", "runs", "train top-1", "val top-1", "gap", *(f"val @ epoch {e}" for e in marks)],
+        (
+            [
+                f"`{g.variant}`",
+                str(g.runs),
+                fmt.num(g.train_top1),
+                fmt.num(g.val_top1),
+                fmt.num(g.gap),
+                *(fmt.num(g.curve[g.epochs.index(e)]) if e in g.epochs else fmt.DASH for e in marks),
+            ]
+            for g in found
+        ),
+    )
+    return [*out, ""]
 
 
 def _param(value: str) -> str:
@@ -550,7 +618,7 @@ def _sweep_note(s: SweepRow) -> str:
 
 
 def section_sweeps(sweeps: Sequence[SweepRow]) -> list[str]:
-    out = ["## 6. Sweeps", ""]
+    out = ["## Sweeps", ""]
     if not sweeps:
         return out + [NO_SWEEPS, ""]
     out += [SWEEPS, ""]
@@ -593,7 +661,7 @@ def section_sweeps(sweeps: Sequence[SweepRow]) -> list[str]:
 
 def section_figures(inputs: ReportInputs) -> list[str]:
     f = inputs.figures
-    out = ["## 7. Figures", ""]
+    out = ["## Figures", ""]
     if f.reproduced_vs_reported:
         out += [
             "### Reproduced versus reported",
@@ -650,7 +718,7 @@ QUAL_FIGURE_LABELS = {
 
 
 def section_qualitative(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
-    out = ["## 8. Qualitative evaluation", "", QUALITATIVE, ""]
+    out = ["## Qualitative evaluation", "", QUALITATIVE, ""]
     runs = qual.analysed(rows)
     if not runs:
         return out + ["No analysed runs: `python -m harness analyze RUN_ID` adds a finished run's.", ""]
@@ -751,7 +819,7 @@ def _p10_ms(s) -> str:
 
 def section_deviations(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
     out = [
-        "## 9. Deviations",
+        "## Deviations",
         "",
         "### Variants",
         "",

@@ -67,9 +67,12 @@ class RunRow:
     center_top5: float | None = None
     ten_crop_top1: float | None = None
     ten_crop_top5: float | None = None
+    five_crop_top1: float | None = None  # the proxy's stand-in for ten_crop (no mirrors)
+    five_crop_top5: float | None = None
     learned: float | None = None
     val_top1: History = ()
     train_loss: History = ()
+    train_top1: History = ()  # per epoch, in training mode (dropout on, augmented views): the train-val gap's side
     train_err: History = ()  # schema.TRAIN_ERR: (training images seen, top-1 error %) every few steps, not by epoch
     qualitative: Qualitative | None = None  # None: the run was not analysed (`harness analyze`)
     experiment_id: str = ""  # MLflow's id of `experiment`: the UI's page of the run (ReportInputs.ui_url)

@@ -38,14 +38,13 @@ def test_a_bad_table_entry_is_a_value_error(entry: ClaimSeeds, message: str) -> 
 
 
 def test_a_claim_of_an_unregistered_variant_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="unknown variant 'alexnet2012_one_tower_half'"):
-        plan.check_table(plan.PROXY_SEEDS, CLAIMS, [v for v in VARIANTS if v.name != "alexnet2012_one_tower_half"])
+    with pytest.raises(ValueError, match="unknown variant 'alexnet2012_no_augmentation'"):
+        plan.check_table(plan.PROXY_SEEDS, CLAIMS, [v for v in VARIANTS if v.name != "alexnet2012_no_augmentation"])
 
 
-def test_proxy_plan_covers_every_variant_first_then_the_seeded_claims() -> None:
+def test_proxy_plan_trains_the_seeded_claims_seed_major() -> None:
     runs = plan.plan(VARIANTS, CLAIMS, plan.PROXY_SEEDS, "proxy")
     names = [v.name for v in VARIANTS]
-    assert runs[: len(names)] == tuple(PlannedRun(n, 0) for n in names)  # seed 0 of every variant first
     assert len(set(runs)) == len(runs)  # each (variant, seed) once
     seeds = {n: sorted(r.seed for r in runs if r.variant == n) for n in names}
     assert all(s == list(range(len(s))) for s in seeds.values())  # seeds 0..n-1, no gaps
@@ -53,7 +52,7 @@ def test_proxy_plan_covers_every_variant_first_then_the_seeded_claims() -> None:
     for e in plan.PROXY_SEEDS:
         c = by_name[e.claim]
         assert len(seeds[c.variant]) >= max(3, e.variant) and len(seeds[c.baseline]) >= max(3, e.baseline)
-    assert len(seeds["alexnet2012"]) == 6  # the base network: two_towers needs 3, ensemble5 (3 pairs) 6
+    assert len(seeds["alexnet2012"]) == 6  # the base network: ensemble5 (3 disjoint pairs) needs 6
     assert [r.seed for r in runs] == sorted(r.seed for r in runs)  # seed-major: every seed 1 before any seed 2
 
 
@@ -80,8 +79,8 @@ def test_run_plan_prints_seeds_and_why(harness_main) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("Plan for `run --all` on the proxy profile")
     row = next(x for x in lines if x.startswith("alexnet2012 "))
-    assert " 0-5 " in row and "two_towers" in row and "ensemble5" in row
-    assert next(x for x in lines if x.startswith("alexnet2012_no_lrn ")).split()[1] == "0"
+    assert " 0-5 " in row and "augmentation" in row and "ensemble5" in row
+    assert not any(x.startswith("alexnet2012_no_lrn ") for x in lines)  # not in the family: not trained
     assert any(x.strip().startswith("ensemble5: 6 / 6:") for x in lines)
     code, out, _ = harness_main(["run", "zfnet", "--seeds", "3", "--plan"])
     assert code == 0 and out.splitlines()[3].split()[:2] == ["zfnet", "0-2"] and "Seeded claims" not in out
@@ -183,10 +182,11 @@ def test_proxy_report_lists_the_seed_plan_and_paper_reports_do_not() -> None:
     from harness.report.types import ReportInputs
 
     rows = [run("alexnet2012", s, 98.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
-    rows += [run("alexnet2012_one_tower_half", s, 97.5, profile="proxy", data="mnist5k") for s in range(2)]
+    rows += [run("alexnet2012_no_augmentation", s, 97.5, profile="proxy", data="mnist5k") for s in range(2)]
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), VARIANTS, CLAIMS, {}))
     assert "### Seed plan (proxy)" in md
-    [line] = [x for x in md.splitlines() if x.startswith("| `two_towers` |")]
-    assert "| 3 / 3 | 2 / 3 |" in line and "half the MACs" in line
+    [line] = [x for x in md.splitlines() if x.startswith("| `augmentation` |")]
+    entry = next(e for e in plan.PROXY_SEEDS if e.claim == "augmentation")
+    assert f"| {entry.variant} / {entry.baseline} | 2 / 3 |" in line and entry.why in line
     paper = [replace(x, profile="paper", dataset_name="ILSVRC-2012") for x in rows]
     assert "Seed plan" not in render(ReportInputs("t", "s", ("e",), tuple(paper), VARIANTS, CLAIMS, {}))

@@ -57,7 +57,7 @@ def labelled(out: Path, split: str = "train") -> dict[str, str]:
     """Every stored image's source path -> the class name its label says."""
     store = open_store(out)
     s = store.split(split)
-    return {f: store.manifest.classes[int(y)] for f, y in zip(s.files, s.labels.tolist())}
+    return {f: store.manifest.classes[int(y)] for f, y in zip(s.files(), s.labels.tolist())}
 
 
 def test_a_dangling_and_a_self_looping_link_are_skipped_with_reasons(tree: Path, tmp_path: Path) -> None:

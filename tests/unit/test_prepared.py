@@ -88,11 +88,13 @@ def test_manifest_counts_classes_and_skipped_files(stores: dict[str, Path], src:
     }
     assert "truncated" in next(s.reason for s in m.train.skipped if s.path.endswith("cut.JPEG"))
     assert m.val.skipped == ()
-    assert "train/flower/grey.png" in m.train.files and "train/china/cut.JPEG" not in m.train.files
     store = open_store(stores["raw"])
+    files = store.split("train").files()
+    assert "train/flower/grey.png" in files and "train/china/cut.JPEG" not in files
+    assert m.train.files is None and "grey.png" not in (stores["raw"] / "manifest.json").read_text()
     for split in ("train", "val"):  # labels follow each file's class folder
-        sm, reader = m.split(split), store.split(split)
-        assert [m.classes[y] for y in reader.labels] == [f.split("/")[1] for f in sm.files]
+        reader = store.split(split)
+        assert [m.classes[y] for y in reader.labels] == [f.split("/")[1] for f in reader.files()]
         assert reader.labels.dtype == np.int64
     assert np.load(stores["raw"] / "train-images.npy", mmap_mode="r").shape == (9, 3, R, R)  # shrunk: 11 listed
     assert Manifest.from_json(m.to_json()) == m
@@ -137,6 +139,25 @@ def test_reader_pickles_without_its_data(stores: dict[str, Path], fmt: str) -> N
     assert open_store(stores[fmt]).split("val").originals([0]) == [str(Path(reader.source) / "val/china/china_0.JPEG")]
 
 
+def test_the_paths_are_beside_the_manifest_and_never_pickled(stores: dict[str, Path], tmp_path: Path) -> None:
+    """A version 2 store lists its source paths in {split}-files.json, read on the first `originals` call in a
+    process and left out of the pickle a spawned DataLoader worker receives (docs/input-path.md: ~70 MB a worker at
+    ImageNet's 1.28M paths when they travelled with the reader)."""
+    reader = open_store(stores["raw"]).split("train")
+    assert reader._files is None  # opening the store read no path
+    paths = reader.originals(range(len(reader)))
+    assert len(paths) == 9 and reader._files is not None
+    again = pickle.loads(pickle.dumps(reader))
+    assert again._files is None and again.originals(range(len(reader))) == paths
+    s = copy_store(stores, "raw", tmp_path)
+    (s / "train-files.json").write_text('["train/china/china_0.JPEG"]')
+    with pytest.raises(HarnessError, match=r"train-files.json is corrupt: expected a JSON array of 9 paths; prepare"):
+        open_store(s).split("train").originals([0])
+    (s / "train-files.json").unlink()
+    with pytest.raises(HarnessError, match=r"train-files.json is missing; prepare the store again"):
+        open_store(s)
+
+
 def copy_store(stores: dict[str, Path], fmt: str, tmp_path: Path) -> Path:
     return Path(shutil.copytree(stores[fmt], tmp_path / f"copy-{fmt}"))
 
@@ -147,8 +168,10 @@ def corrupt_manifest(s: Path) -> str:
 
 
 def future_manifest(s: Path) -> str:
-    (s / "manifest.json").write_text((s / "manifest.json").read_text().replace('"version": 1', '"version": 99', 1))
-    return "store version 99, this harness reads version 1"
+    (s / "manifest.json").write_text(
+        (s / "manifest.json").read_text().replace(f'"version": {STORE_VERSION}', '"version": 99', 1)
+    )
+    return "store version 99, this harness reads versions 1 and 2"
 
 
 def truncated_images(s: Path) -> str:
