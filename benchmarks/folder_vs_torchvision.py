@@ -94,11 +94,14 @@ def torchvision_step_ips(name: str, root: Path, size: int, batch_size: int, step
     return batch_size * steps / train(steps)
 
 
-def harness_folder_ips(name: str, root: Path, size: int, batch_size: int, steps: int) -> tuple[float, float]:
+def harness_folder_ips(
+    name: str, root: Path, size: int, batch_size: int, steps: int, workers: int | None = None
+) -> tuple[float, float]:
     """images/s and data-wait share of the harness's step reading the folder as a run does (`bench.harness_step_ips`
-    with a folder as its source: `data.load_datasets`, `loader.train_loader` with default workers)."""
+    with a folder as its source: `data.load_datasets`, `loader.train_loader` with default workers, 0 on the CPU, or
+    `--workers`)."""
     spec = bench.BenchSpec((name,), size=size, batch_size=batch_size, steps=steps, device="cpu")
-    return bench.harness_step_ips(get_variant(name), spec, torch.device("cpu"), root)
+    return bench.harness_step_ips(get_variant(name), spec, torch.device("cpu"), root, workers)
 
 
 def main() -> None:
@@ -111,6 +114,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=400, help="training JPEGs to generate (without --jpegs)")
     p.add_argument("--jpegs", type=Path, help="an existing DIR/train/<class>/*.JPEG folder instead")
     p.add_argument("--json", type=Path, help="write every measurement here")
+    p.add_argument("--harness-workers", type=int, help="also time the harness with this many loader workers")
     args = p.parse_args()
     if (WARMUP + args.steps) * args.batch_size > args.images and args.jpegs is None:
         p.error(f"--images must hold ({WARMUP} + steps) x batch = {(WARMUP + args.steps) * args.batch_size} images")
@@ -127,6 +131,9 @@ def main() -> None:
               f" KiB each on average; torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"{os.cpu_count()} CPUs, load average before {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
         rates: dict[str, list[float]] = {"harness": [], "torchvision, 0 workers": [], "torchvision, 1 worker": []}
+        extra = f"harness, {args.harness_workers} workers"
+        if args.harness_workers is not None:
+            rates[extra] = []
         waits: list[float] = []
         loads: list[float] = []
         for k in range(args.rounds):
@@ -137,6 +144,12 @@ def main() -> None:
                 what = f"torchvision, {workers} worker{'s' if workers != 1 else ''}"
                 rates[what].append(
                     torchvision_step_ips(args.variant, root, args.size, args.batch_size, args.steps, workers)
+                )
+            if args.harness_workers is not None:
+                rates[extra].append(
+                    harness_folder_ips(
+                        args.variant, root, args.size, args.batch_size, args.steps, args.harness_workers
+                    )[0]
                 )
             loads.append(os.getloadavg()[0])
             done = ", ".join(f"{w} {r[-1]:.1f}" for w, r in rates.items())
