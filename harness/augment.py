@@ -41,9 +41,22 @@ def five_offsets(h: int, w: int, crop: int) -> list[tuple[int, int]]:
     return [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), centre]
 
 
+def channels_last(x: torch.Tensor) -> bool:
+    """Whether an image [C,H,W] or a batch [B,C,H,W] of several channels keeps its channels innermost in memory: a
+    decoded JPEG, PIL's pixels and the resize of either do (H,W,C is how they are stored)."""
+    return x.shape[-3] > 1 and x.stride(-3) == 1
+
+
 def crop_batch(x: torch.Tensor, tops: list[int], lefts: list[int], size: int, flips: list[bool] | None = None):
-    """Per-sample `size` x `size` crops of a batch [B,C,H,W] at (tops[b], lefts[b]), mirrored where flips[b]."""
-    out = torch.stack([x[b, :, t : t + size, left : left + size] for b, (t, left) in enumerate(zip(tops, lefts))])
+    """Per-sample `size` x `size` crops of a batch [B,C,H,W] at (tops[b], lefts[b]), mirrored where flips[b]. A
+    channels-last batch (decoded files: harness.data.stack_images) gives a channels-last one, cut as rows of
+    pixels; a planar batch a planar one."""
+    corners = list(enumerate(zip(tops, lefts)))
+    if channels_last(x):  # crop whole pixels, not byte by byte
+        hwc = x.permute(0, 2, 3, 1)
+        out = torch.stack([hwc[b, t : t + size, left : left + size] for b, (t, left) in corners]).permute(0, 3, 1, 2)
+    else:
+        out = torch.stack([x[b, :, t : t + size, left : left + size] for b, (t, left) in corners])
     if flips is not None and any(flips):
         idx = torch.tensor([b for b, f in enumerate(flips) if f], device=x.device)
         out[idx] = out[idx].flip(-1)
@@ -78,7 +91,10 @@ def to_input(
     else:
         gain, bias = torch.ones(3, device=x.device), -255.0 * bias
     x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-    out = torch.addcmul(bias[:, :, None, None], x.to(torch.float32), gain[None, :, None, None])
+    # a planar float batch whatever the layout of x: the conversion and a channels-last batch's reordering are one
+    # pass over the pixels, the multiply-add a second one in place
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device).copy_(x)
+    out = torch.addcmul(bias[:, :, None, None], out, gain[None, :, None, None], out=out)
     return out if mean is None else out.sub_(mean.to(x.device, torch.float32))
 
 

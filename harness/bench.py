@@ -178,7 +178,7 @@ def bare_loop_ips(v: Variant, spec: BenchSpec, device: torch.device) -> float:
 
 
 def harness_step_ips(
-    v: Variant, spec: BenchSpec, device: torch.device, source: Path | None = None
+    v: Variant, spec: BenchSpec, device: torch.device, source: Path | None = None, workers: int | None = None
 ) -> tuple[float, float]:
     """images/s of the harness's own training, and the share of its time spent waiting for the next batch (the
     epoch metric `data_wait_fraction`): `engine.train_one_epoch` over the run's loader (`loader.train_loader`,
@@ -186,7 +186,7 @@ def harness_step_ips(
     recipe's batch view on the device (harness.augment: crop = the whole square, flip, PCA lighting if the recipe
     has it, normalisation), model init, optimiser groups, per-step work (ZF13 renormalisation) and precision. The
     one function to re-wire when the data path or the engine changes. `source`: a JPEG folder or a prepared store
-    instead, read as a run reads it (`data.load_datasets`, the recipe's cut, default workers)."""
+    instead, read as a run reads it (`data.load_datasets`, the recipe's cut, default workers or `workers`)."""
     r = replace(v.recipe, batch_size=spec.batch_size)
     d = Dist(0, 1, 0, device)
     g = torch.Generator().manual_seed(0)
@@ -199,7 +199,7 @@ def harness_step_ips(
         eig = IMAGENET_PCA if r.pca_lighting else None
         view = augment.TrainView(r.train_aug, spec.size, True, eig, r.pca_alpha_std, r.input_scale)
         train = data.ArrayDataset(images, labels, view, spec.size, data.ItemCut("none", spec.size))
-    batches = loader.train_loader(train, spec.batch_size, 0, d, None)  # built once, as in a run
+    batches = loader.train_loader(train, spec.batch_size, 0, d, workers)  # built once, as in a run
 
     precision_mod.configure(device, spec.precision)
     model = engine.prepare_model(v, NUM_CLASSES, r, seed=0).to(

@@ -28,7 +28,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from harness import prepared
-from harness.augment import EvalView, TrainView
+from harness.augment import EvalView, TrainView, channels_last
 from harness.errors import HarnessError
 from harness.prepared import SplitReader
 from harness.request import DATASETS
@@ -142,7 +142,7 @@ class ImageDataset(Dataset):
 
     def __getitems__(self, keys: Sequence[Key]) -> tuple[torch.Tensor, torch.Tensor]:
         items = [self[k] for k in keys]
-        return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
+        return stack_images([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
 
     def inputs(self, indices: Sequence[int], seed: int = 0) -> torch.Tensor:
         """The network's float input for these items on the CPU (the view's draws from `seed`): for analyses/tests."""
@@ -150,11 +150,21 @@ class ImageDataset(Dataset):
         return self.view(x, torch.Generator().manual_seed(seed))
 
 
+def stack_images(images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """uint8 images [C,H,W] -> a batch [B,C,H,W], the same values in the images' own memory layout: channels-last
+    images (decoded files) stack as rows of pixels into a channels-last batch (B,H,W,C in memory), where a planar
+    batch would cost a byte-by-byte transposition here on the CPU, several times the decode's own time per batch on
+    the 2-core machine; the view (harness.augment) cuts its crops from either layout and writes a planar input."""
+    if channels_last(images[0]):
+        return torch.stack([x.permute(1, 2, 0) for x in images]).permute(0, 3, 1, 2)
+    return torch.stack(list(images))
+
+
 def collate(batch: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, int]]):
     """DataLoader collate: a batch from `__getitems__` passes through; a list of items is stacked."""
     if isinstance(batch, tuple):
         return batch
-    return torch.stack([x for x, _ in batch]), torch.tensor([y for _, y in batch], dtype=torch.int64)
+    return stack_images([x for x, _ in batch]), torch.tensor([y for _, y in batch], dtype=torch.int64)
 
 
 class ImageFileDataset(ImageDataset):

@@ -191,6 +191,12 @@ def data_inputs(cfg: RunConfig, data: data_mod.Datasets) -> list[tracking.DataIn
     ]
 
 
+def run_name(variant: str, seed: int) -> str:
+    """The run's name in MLflow's runs table, `alexnet2012 s3`: the seeds of one variant are told apart there. A name
+    only: skip and resume find a run by its tags (config hash, kind), never by its name."""
+    return f"{variant} s{seed}"
+
+
 @dataclass(frozen=True)
 class Recording:
     """Where and how one variant's run is recorded. `harness run` uses the defaults; a sweep trial changes them."""
@@ -200,7 +206,7 @@ class Recording:
     parent: str | None
     checkpoint: Path  # per-epoch training checkpoint, deleted when the run finishes
     reuse: bool = True  # skip an identical finished configuration, resume an interrupted one (trials: never)
-    run_name: str | None = None  # default: the variant's name
+    run_name: str | None = None  # default: `run_name(variant, seed)`
     tags: Mapping[str, str] = field(default_factory=dict)  # added to the run's tags (a trial's sweep and number)
     log_weights: bool = True  # False: no final.pt (~230 MB for AlexNet); sweep trials re-run in full from the best
     on_epoch: Callable[[engine.EpochStats], None] | None = None  # after each epoch is logged (a sweep's pruner)
@@ -361,7 +367,11 @@ def train_tracked(
                 else:
                     tracker = OnceMetrics(
                         tracking.Tracker.create(
-                            rec.uri, rec.exp_id, rec.run_name or variant.name, tags, parent=rec.parent
+                            rec.uri,
+                            rec.exp_id,
+                            rec.run_name or run_name(variant.name, cfg.seed),
+                            tags,
+                            parent=rec.parent,
                         )
                     )
                 tracker.set_tags(tags)

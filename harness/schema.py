@@ -108,6 +108,11 @@ QUAL_SHIFT_TOP1 = "qual.translation.top1.s{step}"  # step: sixteenths of the sid
 ART_QUAL = "qualitative"  # folder of the figures and summary.json
 QUAL_FIGURES = ("colour.png", "top5.png", "retrieval_fc7.png", "retrieval_pixels.png", "codes.png", "translation.png")
 ART_QUAL_SUMMARY = "qualitative/summary.json"
+# every qual.* number of an analysis as one table (columns metric, value, in pandas' "split" JSON layout, as
+# mlflow.log_table writes tables); only QUAL_HEADLINE are run metrics, so that MLflow's chart view is not filled with
+# 31 qual.* charts. Runs analysed before the table have every qual.* key as a metric (harness.report.read reads both).
+ART_QUAL_TABLE = "qualitative/metrics.json"
+QUAL_HEADLINE = (QUAL_COLOUR_MEAN, QUAL_PRECISION.format(rep="fc7", k=10), QUAL_PRECISION.format(rep="pixels", k=10))
 
 # Artifacts (paths inside a run's artifact root).
 ART_CONFIG = "config.json"
@@ -141,4 +146,9 @@ PARENT_COUNT = "runs_{status}"  # on the batch run: runs_finished, runs_skipped,
 UI_WORKFLOW = "workflowType=machine_learning"  # MLflow 3.17's UI picks GenAI or model training views by this query
 UI_RUN_PAGE = "{ui}/#/experiments/{experiment_id}/runs/{run_id}?" + UI_WORKFLOW  # a run's page in the MLflow UI
 UI_EXPERIMENT_PAGE = "{ui}/#/experiments/{experiment_id}/runs?" + UI_WORKFLOW  # an experiment's runs table
+# MLflow 3.17's compare-runs page: run ids and experiment ids as JSON arrays. Read in mlflow 3.17.2's
+# server/js/build/static/js/main.c2f5f8d4.js, `getCompareRunPageRoute(e,t)`: "/compare-runs" +
+# `?runs=${JSON.stringify(e)}&experiments=${JSON.stringify(t)}`; the page (1376.*.chunk.js) URI-decodes the query
+# before JSON.parse, so percent-encoded arrays open the same page
+UI_COMPARE_PAGE = "{ui}/#/compare-runs?runs={runs}&experiments={experiments}&" + UI_WORKFLOW
 ART_REPORT = "report"  # folder on a batch's (or sweep's) parent: the markdown report and its figures

@@ -1,6 +1,7 @@
 """Run the five analyses on a trained model and log them to its MLflow run (through `harness.tracking`):
 `analyze` for a model in memory (the end of `harness run`), `analyze_run` for a finished run's weights and data
-(`harness analyze RUN_ID`). Metric keys and artifact names are `harness.schema`'s QUAL_* constants."""
+(`harness analyze RUN_ID`). Metric keys and artifact names are `harness.schema`'s QUAL_* constants: every number in
+the table ART_QUAL_TABLE, the QUAL_HEADLINE ones also as run metrics."""
 
 from __future__ import annotations
 
@@ -153,17 +154,25 @@ def analyze(
     summary["seconds"] = timings
     seconds = time.perf_counter() - t0
     metrics[schema.QUAL_SECONDS] = seconds
-    tracker.log_metrics(metrics, step=0)
+    tracker.log_metrics({k: v for k, v in metrics.items() if k in schema.QUAL_HEADLINE}, step=0)
+    tracker.log_text(qual_table(metrics), schema.ART_QUAL_TABLE)
     arts = []
     for name, fig in figs.items():
         tracker.log_figure(fig, f"{schema.ART_QUAL}/{name}")
         arts.append(f"{schema.ART_QUAL}/{name}")
     tracker.log_text(json.dumps(summary, indent=1, default=float), schema.ART_QUAL_SUMMARY)
-    arts.append(schema.ART_QUAL_SUMMARY)
+    arts += [schema.ART_QUAL_SUMMARY, schema.ART_QUAL_TABLE]
     if verbose:
         parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
         print(f"{title}: qualitative evaluation in {seconds:.1f} s ({parts})", file=sys.stderr)
     return Summary(metrics, tuple(arts), seconds)
+
+
+def qual_table(metrics: Mapping[str, float]) -> str:
+    """Every qual.* number as schema.ART_QUAL_TABLE: pandas' split JSON layout (as mlflow.log_table
+    writes tables), one row per key, sorted."""
+    rows = [[k, float(v)] for k, v in sorted(metrics.items())]
+    return json.dumps({"columns": ["metric", "value"], "data": rows}, indent=1)
 
 
 def _neighbours(data, val_idx, db_idx, q_labels, db_labels, r: retrieval.Retrieval, title: str, sizes: Sizes):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote
+
 from harness import schema
 from harness.report.types import Stat
 
@@ -43,6 +47,25 @@ def run_link(run_id: str, experiment_id: str, ui_url: str | None) -> str:
         return f"`{run_id}`"
     page = schema.UI_RUN_PAGE.format(ui=ui_url.rstrip("/"), experiment_id=experiment_id, run_id=run_id)
     return f"[`{run_id}`]({page})"
+
+
+def compare_url(run_ids: Sequence[str], experiment_ids: Sequence[str], ui_url: str) -> str:
+    """MLflow's compare-runs page of these runs (schema.UI_COMPARE_PAGE); the JSON arrays percent-encoded so that the
+    URL is one markdown link destination."""
+
+    def arr(xs: Sequence[str]) -> str:
+        return quote(json.dumps(list(xs), separators=(",", ":")), safe="")
+
+    return schema.UI_COMPARE_PAGE.format(ui=ui_url.rstrip("/"), runs=arr(run_ids), experiments=arr(experiment_ids))
+
+
+def compare_link(run_ids: Sequence[str], experiment_of: Mapping[str, str], ui_url: str | None) -> str:
+    """` ([compare N runs](url))` after a verdict: MLflow's compare view of exactly `run_ids`; empty without runs, a
+    UI address or the runs' experiments."""
+    experiments = list(dict.fromkeys(experiment_of.get(i, "") for i in run_ids))
+    if not run_ids or not ui_url or "" in experiments:
+        return ""
+    return f" ([compare {len(run_ids)} runs]({compare_url(run_ids, experiments, ui_url)}))"
 
 
 def run_ids(ids: tuple[str, ...] | list[str], limit: int = 8) -> str:

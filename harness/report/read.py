@@ -2,10 +2,10 @@
 
 What is read, by the names in harness.schema: tags harness.kind, variant, paper, profile, dataset, dataset_name,
 split, test_protocol, recipe_modified, modified_keys, tuned_from_sweep, sweep, pretrained; params seed, epochs,
-num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned; histories val_top1,
-train_loss and train_err (step: images seen); artifacts config.json (key profile_deviations),
-predictions/val_predictions.npz, checkpoint/final.pt; a sweep parent's param epochs, its best_* params and trial
-counts (`sweep_summaries`).
+num_classes; metrics final_val_top1/top5, {center,ten_crop}_val_top1/top5, learned, the qual.* ones; histories
+val_top1, train_loss and train_err (step: images seen); artifacts config.json (key profile_deviations),
+predictions/val_predictions.npz, checkpoint/final.pt, qualitative/metrics.json (runs analysed before it have every
+qual.* key as a metric); a sweep parent's param epochs, its best_* params and trial counts (`sweep_summaries`).
 """
 
 from __future__ import annotations
@@ -19,37 +19,58 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
-import mlflow
 import numpy as np
 import torch
-from mlflow import MlflowClient
-from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 
 from harness import checkpoint, schema, store
 from harness.errors import HarnessError
 from harness.report.types import History, Qualitative, RetrievalStat, RunRow, SweepSummary
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+# mlflow is imported where a function needs it, not here: reading a SQLite store with local artifacts needs none of
+# it, and importing it costs ~2 s of CPU (benchmarks/report_scale.py, docs/scale.md)
+
 KINDS = ("variant", "trial")  # runs the report reads; batch and sweep parents hold no results
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+@contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar on stderr while the block downloads artifacts."""
+    old_bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if old_bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_bar
 
 
 @contextmanager
 def using_store(tracking_uri: str) -> Iterator[None]:
     """`mlflow.search_runs` reads the global tracking URI: set it for the block and put the old one back."""
+    import mlflow
+
     old = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    old_bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        yield
+        with _quiet_downloads():
+            yield
     finally:
         mlflow.set_tracking_uri(old)
-        if old_bar is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old_bar
 
 
 def check_store(tracking_uri: str) -> None:
@@ -63,9 +84,28 @@ def check_store(tracking_uri: str) -> None:
             raise HarnessError(problem)
 
 
-def experiment_ids(client: MlflowClient, names: list[str] | None) -> dict[str, str]:
-    """{experiment id: name} for the names given (all experiments when None); an unknown name is a HarnessError."""
-    known = {e.name: e.experiment_id for e in client.search_experiments()}
+def known_experiments(tracking_uri: str) -> dict[str, str]:
+    """{name: id} of the store's active experiments: one query on a SQLite store's experiments table (MLflow 3.17
+    dbmodels: experiment_id, name, lifecycle_stage), without building MLflow's SQLAlchemy store (~1.5 s of CPU,
+    its schema check included); through the client elsewhere."""
+    path = store.sqlite_path(tracking_uri)
+    if path is None:
+        return {e.name: e.experiment_id for e in _client(tracking_uri).search_experiments()}
+    db = _connect(path)
+    try:
+        return {
+            str(name): str(i)
+            for i, name in db.execute("SELECT experiment_id, name FROM experiments WHERE lifecycle_stage = 'active'")
+        }
+    except sqlite3.Error as e:
+        raise HarnessError(f"cannot read the experiments of {path}: {e}") from None
+    finally:
+        db.close()
+
+
+def experiment_ids(known: dict[str, str], names: list[str] | None) -> dict[str, str]:
+    """{experiment id: name} for the names given (all experiments when None) of `known` ({name: id}); an unknown
+    name is a HarnessError."""
     if names is None:
         return {i: n for n, i in known.items()}
     unknown = [n for n in names if n not in known]
@@ -211,13 +251,48 @@ def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, 
     path = store.sqlite_path(tracking_uri)
     if path is not None:
         return sqlite_histories(path, run_ids, key)
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     return {r: history(client, r, key) for r in run_ids}
 
 
+def qual_table(path: Path | None) -> dict[str, float]:
+    """schema.ART_QUAL_TABLE (columns metric, value) as {key: value}; empty when absent or unreadable."""
+    if path is None:
+        return {}
+    try:
+        table = json.loads(path.read_text())
+        cols = table["columns"]
+        return {str(r[cols.index("metric")]): float(r[cols.index("value")]) for r in table["data"]}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return {}
+
+
+def qual_tables(tracking_uri: str, recs: Sequence[Record]) -> dict[str, dict[str, float]]:
+    """The qualitative table of each run analysed since the table (a QUAL_HEADLINE metric and no qual.seconds
+    metric); a run analysed before it has every qual.* key as a metric and needs no artifact."""
+    new = [
+        r
+        for r in recs
+        if _get(r, f"metrics.{schema.QUAL_SECONDS}") is None
+        and any(_get(r, f"metrics.{k}") is not None for k in schema.QUAL_HEADLINE)
+    ]
+    if not new:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp:
+        return {
+            str(r["run_id"]): qual_table(
+                _local_artifact(
+                    str(r["artifact_uri"]), tracking_uri, str(r["run_id"]), schema.ART_QUAL_TABLE, Path(tmp)
+                )
+            )
+            for r in new
+        }
+
+
 def qualitative(metric) -> Qualitative | None:
-    """The run's qual.* metrics (harness.schema) as typed data; None when it has none."""
-    if metric(schema.QUAL_SECONDS) is None and metric(schema.QUAL_COLOUR_MEAN) is None:
+    """The run's qual.* numbers (harness.schema) as typed data; None when it has none. `metric` looks a key up in
+    the run's qualitative table (schema.ART_QUAL_TABLE), else in its metrics (runs analysed before the table)."""
+    if all(metric(k) is None for k in (schema.QUAL_SECONDS, *schema.QUAL_HEADLINE)):
         return None
     towers = metric(schema.QUAL_COLOUR_TOWERS)
     means = [metric(schema.QUAL_COLOUR_TOWER.format(tower=t)) for t in range(1, int(towers or 1) + 1)]
@@ -242,9 +317,11 @@ def qualitative(metric) -> Qualitative | None:
     )
 
 
-def to_row(rec: Record, experiment: str, curves: dict[str, History] | None = None) -> RunRow:
+def to_row(
+    rec: Record, experiment: str, curves: dict[str, History] | None = None, qual: dict[str, float] | None = None
+) -> RunRow:
     """One run as a report row; `curves` maps "val_top1", "train_loss" and "train_err" to the run's histories (none
-    given: the row has no curves)."""
+    given: the row has no curves); `qual` is its qualitative table (`qual_tables`), read before its metrics."""
 
     def tag(name: str) -> str | None:
         return _str(rec, f"tags.{name}")
@@ -289,7 +366,7 @@ def to_row(rec: Record, experiment: str, curves: dict[str, History] | None = Non
         train_loss=curves.get("train_loss", ()),
         train_top1=curves.get("train_top1", ()),
         train_err=curves.get(schema.TRAIN_ERR, ()),
-        qualitative=qualitative(metric),
+        qualitative=qualitative(lambda k: (qual or {}).get(k, metric(k))),
         parallel=_str(rec, "params.parallel") or "none",
         world_size=_int(rec, "params.world_size"),
         batch_size=_int(rec, "params.batch_size"),
@@ -347,15 +424,14 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
     their val_top1 and train_loss histories, and their train_err curve when their variant is in `train_err_of`
     (None: every variant; the report needs it only for speedup claims, and it holds ~50 points an epoch)."""
     check_store(tracking_uri)
-    client = MlflowClient(tracking_uri)
-    ids = experiment_ids(client, experiments)
+    ids = experiment_ids(known_experiments(tracking_uri), experiments)
     if not ids:
         return Store([], {})
     path = store.sqlite_path(tracking_uri)
     if path is not None:
         recs = sqlite_records(path, sorted(ids), KINDS)
     else:
-        recs = client_records(client, sorted(ids), KINDS)
+        recs = client_records(_client(tracking_uri), sorted(ids), KINDS)
     plotted = [rec for rec in recs if (_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
     curves = {
         key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key)
@@ -370,11 +446,13 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
         ],
         schema.TRAIN_ERR,
     )
+    tables = qual_tables(tracking_uri, recs)
     rows = [
         to_row(
             rec,
             ids.get(str(rec["experiment_id"]), str(rec["experiment_id"])),
             {k: v[str(rec["run_id"])] for k, v in curves.items() if str(rec["run_id"]) in v},
+            tables.get(str(rec["run_id"])),
         )
         for rec in recs
     ]
@@ -395,6 +473,9 @@ def _local_artifact(root: str, tracking_uri: str, run_id: str, path: str, dst: P
     if parsed.scheme in ("", "file"):
         local = Path(unquote(parsed.path)) / path
         return local if local.is_file() else None
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
     try:
         return Path(
             mlflow.artifacts.download_artifacts(
@@ -409,16 +490,30 @@ def _local_artifact(root: str, tracking_uri: str, run_id: str, path: str, dst: P
 def artifacts(tracking_uri: str, roots: dict[str, str] | None = None) -> Iterator[ArtifactReader]:
     """An ArtifactReader of the store; `roots` (run id -> artifact URI, `Store.artifact_roots`) saves a request per
     run."""
-    with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp, using_store(tracking_uri):
-        yield ArtifactReader(MlflowClient(tracking_uri), tracking_uri, Path(tmp), roots)
+    sqlite = store.sqlite_path(tracking_uri) is not None  # read in place, or downloaded naming the store: no global
+    with (
+        tempfile.TemporaryDirectory(prefix="harness-report-") as tmp,
+        _quiet_downloads() if sqlite else using_store(tracking_uri),
+    ):
+        yield ArtifactReader(None, tracking_uri, Path(tmp), roots)
 
 
 class ArtifactReader:
     """Loads the artifacts the report needs; a missing or unreadable artifact is None, never an error."""
 
-    def __init__(self, client: MlflowClient, tracking_uri: str, tmp: Path, roots: dict[str, str] | None = None) -> None:
-        self.client, self.tracking_uri, self.tmp = client, tracking_uri, tmp
+    def __init__(
+        self, client: MlflowClient | None, tracking_uri: str, tmp: Path, roots: dict[str, str] | None = None
+    ) -> None:
+        self._client, self.tracking_uri, self.tmp = client, tracking_uri, tmp
         self.roots = dict(roots or {})
+
+    @property
+    def client(self) -> MlflowClient:
+        """Made when first needed: a client of a SQLite store builds MLflow's SQLAlchemy store (~1.5 s of CPU), and
+        a report whose artifact roots all came with the search asks it nothing."""
+        if self._client is None:
+            self._client = _client(self.tracking_uri)
+        return self._client
 
     def root(self, run_id: str) -> str:
         if run_id not in self.roots:
@@ -451,6 +546,8 @@ class ArtifactReader:
 
     def param(self, run_id: str, key: str) -> str | None:
         """One logged param of a run (e.g. a sweep parent's `epochs`); None when it was not logged."""
+        from mlflow.exceptions import MlflowException
+
         try:
             return self.client.get_run(run_id).data.params.get(key)
         except MlflowException:
@@ -467,6 +564,22 @@ class ArtifactReader:
         return None if devs is None else tuple(str(d) for d in devs)
 
 
+class _Parent(NamedTuple):
+    """A sweep parent run as `sweep_summaries` reads it, from the client or from SQLite records."""
+
+    run_id: str
+    tags: dict
+    metrics: dict
+    params: dict
+    start: int = 0
+
+
+def _prefixed(rec: Record, prefix: str) -> dict:
+    """The record's `prefix.X` columns as {X: value} (a NaN metric is kept, as the client keeps it)."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in rec.items() if k.startswith(prefix + ".")}
+
+
 def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> list[SweepSummary]:
     """The latest recorded state of each sweep study in these experiments (all when None), by study name.
 
@@ -475,21 +588,29 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
     path = store.sqlite_path(tracking_uri)
     if path is not None and not path.is_file():
         return []
-    c = MlflowClient(tracking_uri)
-    exp_ids = [e.experiment_id for e in c.search_experiments() if experiments is None or e.name in experiments]
+    exp_ids = [i for n, i in known_experiments(tracking_uri).items() if experiments is None or n in experiments]
     if not exp_ids:
         return []
-    runs = search_all(c, exp_ids, f"tags.`{schema.TAG_KIND}` = 'sweep'", ["attributes.start_time DESC"])
-    chosen: dict[str, Run] = {}
+    runs: list[_Parent] = []
+    if path is not None:  # newest first, as the client's search below orders them (ties: by run id)
+        for rec in sqlite_records(path, exp_ids, ("sweep",)):
+            tags, metrics, params = (_prefixed(rec, p) for p in ("tags", "metrics", "params"))
+            runs.append(_Parent(str(rec["run_id"]), tags, metrics, params, int(rec["start_time"] or 0)))  # type: ignore[call-overload]
+        runs.sort(key=lambda r: (-r.start, r.run_id))
+    else:
+        c = _client(tracking_uri)
+        for r in search_all(c, exp_ids, f"tags.`{schema.TAG_KIND}` = 'sweep'", ["attributes.start_time DESC"]):
+            runs.append(_Parent(r.info.run_id, r.data.tags, r.data.metrics, r.data.params))
+    chosen: dict[str, _Parent] = {}
     for r in runs:  # newest first
-        study = r.data.tags.get(schema.TAG_SWEEP, "")
+        study = r.tags.get(schema.TAG_SWEEP, "")
         if study not in chosen or (
-            schema.BEST_VAL_TOP1 in r.data.metrics and schema.BEST_VAL_TOP1 not in chosen[study].data.metrics
+            schema.BEST_VAL_TOP1 in r.metrics and schema.BEST_VAL_TOP1 not in chosen[study].metrics
         ):
             chosen[study] = r
     out = []
     for study, r in sorted(chosen.items()):
-        t, m, p = r.data.tags, r.data.metrics, r.data.params
+        t, m, p = r.tags, r.metrics, r.params
         out.append(
             SweepSummary(
                 study=study,
@@ -504,7 +625,7 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
                     for k, v in sorted(p.items())
                     if k.startswith(schema.BEST_PREFIX)
                 },
-                parent_run_id=r.info.run_id,
+                parent_run_id=r.run_id,
                 dataset_name=t.get(schema.TAG_DATASET_NAME, ""),
                 space=t.get(schema.TAG_SWEEP_SPACE, ""),
                 n_failed=int(m.get(schema.N_FAILED, 0)),

@@ -4,7 +4,7 @@ is sorted, so the same inputs give the same bytes."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from harness import plan, schema
@@ -356,7 +356,9 @@ def _compared(c: Claim) -> str:
     return f"`{c.variant}` - `{c.baseline}`"
 
 
-def _claim_row(r: ClaimResult) -> list[str]:
+def _claim_row(r: ClaimResult, experiment_of: Mapping[str, str] | None = None, ui_url: str | None = None) -> list[str]:
+    """One row of section 4; with `ui_url`, the verdict links MLflow's compare view of the runs behind it (both
+    sides: `ClaimResult.run_ids`)."""
     c = r.claim
     data = fmt.DASH
     if r.data is not None:
@@ -393,7 +395,7 @@ def _claim_row(r: ClaimResult) -> list[str]:
         sides,
         measured,
         n,
-        f"**{r.verdict}**",
+        f"**{r.verdict}**" + fmt.compare_link(r.run_ids, experiment_of or {}, ui_url),
         r.reason,
     ]
 
@@ -433,6 +435,9 @@ def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
         f"{family_text(fam)} "
         f"Verdicts: {counts}."
     )
+    experiment_of = {r.run_id: r.experiment_id for r in rows}
+    if any(fmt.compare_link(r.run_ids, experiment_of, inputs.ui_url) for r in results):
+        intro += " Each verdict links MLflow's compare view of the runs behind it, both sides."
     out = ["## Paper claims", "", intro, ""]
     out += table(
         [
@@ -450,7 +455,7 @@ def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
             "verdict",
             "why",
         ],
-        (_claim_row(r) for r in results),
+        (_claim_row(r, experiment_of, inputs.ui_url) for r in results),
     )
     out.append("")
     if compute.proxy_groups(rows, inputs.variants):

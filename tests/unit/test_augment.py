@@ -138,3 +138,16 @@ def test_precision_other_than_fp32_is_a_deviation_a_modified_recipe_and_another_
     assert config.resolve(v, RunRequest()).config_hash() == fp32.config_hash()
     with pytest.raises(HarnessError, match="unknown precision 'fp8'"):
         config.resolve(v, RunRequest(precision="fp8"))
+
+
+@pytest.mark.parametrize("aug", ["ksh12", "zf", "torchvision"])
+def test_views_give_the_same_input_from_a_channels_last_batch(aug: str) -> None:
+    """A batch of decoded files is channels-last (harness.data.stack_images); the views cut and convert it to the
+    same planar float input, exactly, as they do the planar batch."""
+    x = _batch(6, side=12)
+    last = x.contiguous(memory_format=torch.channels_last)
+    view = TrainView(aug, 8, flip=True, eig=IMAGENET_PCA)
+    a, b = (view(batch, torch.Generator().manual_seed(4)) for batch in (x, last))
+    assert a.is_contiguous() and b.is_contiguous() and torch.equal(a, b)
+    for protocol in ("center", "ten_crop"):
+        assert torch.equal(EvalView(protocol, 8)(x), EvalView(protocol, 8)(last))

@@ -396,3 +396,22 @@ def test_read_rgb_decodes_as_pil_does(tmp_path: Path, photos: Path) -> None:
 
 def _pil_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("aug", ["ksh12", "torchvision"])
+def test_folder_batches_are_channels_last_with_the_per_image_pixels(photos: Path, aug: str) -> None:
+    """A folder's batch keeps its items' layout (the square's: the decoder's B,H,W,C in memory, stacked as rows of
+    pixels, not transposed byte by byte), with exactly the values of each item stacked as planes; its view is
+    exactly the view of that planar batch."""
+    from harness.data import read_square
+
+    ds = load_datasets(DataSpec("imagefolder", photos, train_aug=aug, **SMALL)).train
+    keys = [(i, 100 + i) for i in range(6)]
+    x, y = ds.__getitems__(keys)
+    planar = torch.stack([ds[k][0].contiguous() for k in keys])
+    assert torch.equal(x, planar) and y.tolist() == [ds[k][1] for k in keys]
+    if aug == "ksh12":  # the squares a store holds (harness.prepare writes read_square's pixels)
+        assert x.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(x, torch.stack([read_square(ds.samples[i][0], SMALL["resize"]) for i, _ in keys]))
+    out, ref = (ds.view(b, torch.Generator().manual_seed(5)) for b in (x, planar))
+    assert out.is_contiguous() and torch.equal(out, ref)

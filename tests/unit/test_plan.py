@@ -114,7 +114,9 @@ def test_seed_alone_keeps_its_meaning(harness_main) -> None:
 
 
 @pytest.mark.slow
-def test_seeds_record_one_run_per_seed_under_one_parent_and_rerun_skips(tmp_path, uri, runs, harness_main) -> None:
+def test_seeds_record_one_named_run_per_seed_under_one_parent_and_rerun_skips(
+    tmp_path, uri, runs, harness_main
+) -> None:
     args = ["run", "alexnet2014", "--seeds", "3", "--profile", "smoke", "--epochs", "1"]
     args += ["--limit-train", "64", "--limit-val", "32", "--no-report", "--tracking-uri", uri]
     code, out, err = harness_main(args)
@@ -125,7 +127,10 @@ def test_seeds_record_one_run_per_seed_under_one_parent_and_rerun_skips(tmp_path
     [parent] = runs(uri, kind="batch")
     assert {r.data.tags.get("harness.batch") for r in done} == {parent.info.run_id}
     assert len({r.data.tags["config_hash"] for r in done}) == 3
-    code, out, err = harness_main(args)  # the same command again: every seed is skipped
+    # MLflow's runs table tells the seeds apart by the run's name (harness.runner.run_name)
+    assert sorted(r.info.run_name for r in done) == ["alexnet2014 s0", "alexnet2014 s1", "alexnet2014 s2"]
+    assert all(r.info.run_name == f"alexnet2014 s{r.data.params['seed']}" for r in done)
+    code, out, err = harness_main(args)  # the same command again: every seed is skipped (found by its tags)
     assert code == 0, err[-3000:]
     assert [line.split()[1:3] for line in out.splitlines() if line.startswith("alexnet2014 ")] == [
         ["0", "skipped"],

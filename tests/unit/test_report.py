@@ -407,12 +407,12 @@ def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> Non
     out = generate_report(uri, [EXPERIMENT], tmp_path / "reports" / "proxy.md")
     md = out.read_text()
     assert out == tmp_path / "reports" / "proxy.md"
-    for title in (
-        "1. Reproduced versus reported",
-        "2. Ensembles",
-        "3. Architecture fidelity",
-        "4. Paper claims",
-        "5. Proxy results",
+    for title in (  # proxy runs only: what the data can test first, the papers' numbers folded after
+        "1. Paper claims",
+        "2. Proxy results",
+        "3. Reproduced versus reported",
+        "4. Ensembles",
+        "5. Architecture fidelity",
         "6. Sweeps",
         "7. Figures",
         "8. Qualitative evaluation",
@@ -420,12 +420,15 @@ def test_report_from_mlflow_runs(store: tuple[str, Path], tmp_path: Path) -> Non
     ):
         assert f"## {title}" in md
     assert "This report compares runs on a proxy data set (mnist5k)" in md
-    assert "**not comparable**" in _line(md, "`alexnet2012`", "KSH12 Table 2", "59.3 | 81.8")
-    assert "**not run**" in _line(md, "`alexnet2012_conv6`", "KSH12 s6")
+    reported = md.split("## 3. Reproduced versus reported")[1].split("## 4.")[0].splitlines()
+    [folded] = [x for x in reported if x.startswith("- `alexnet2012`: ")]  # one line per variant
+    assert "reported numbers" in folded and "not comparable" in folded
+    [conv6] = [x for x in reported if x.startswith("- `alexnet2012_conv6`: ")]
+    assert conv6.endswith(" not run")
     assert "97.20 ± 0.28 (n=2)" in _line(md, "| 1 | `alexnet2012`")
     assert "did not learn" in _line(md, "| 2 | `alexnet2012_one_tower_half`", "11.00")
     assert "1 of 1 runs unfinished" in _line(md, "| - | `zfnet` | -")
-    assert "`alexnet2014`" not in md.split("## 5. Proxy results")[1].split("## 6.")[0]  # tuned: not ranked
+    assert "`alexnet2014`" not in md.split("## 2. Proxy results")[1].split("## 3.")[0]  # tuned: not ranked
     assert "mnist5k (proxy) val" in _line(md, "| two_towers |")
     assert "mnist5k instead of ImageNet" in md and "`proxy`" in md  # profile deviations from config.json
     assert "| variant |" in _line(md, "`alexnet2014`", "| lr |")  # a tuned run, shown as tuned
@@ -608,3 +611,52 @@ def test_report_shows_a_real_sweep_beside_a_paper_recipe_run(tmp_path: Path, mon
     assert f"| {s.best_value - run.final_top1:+.2f} |" in row
     assert "trials trained 1 epoch(s), the paper-recipe runs 2" in row and f"`{run.run_id[:8]}`" in row
     assert f"--from-sweep {s.study} --profile smoke" in row
+
+
+# --- section 4's links to MLflow's compare view -----------------------------------------------------------------------
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs, urlsplit
+
+    fragment = urlsplit(url).fragment  # MLflow's UI routes after "#": /compare-runs?runs=[...]&experiments=[...]
+    path, _, query = fragment.partition("?")
+    assert path == "/compare-runs"
+    return {k: v[0] for k, v in parse_qs(query).items()}
+
+
+def test_compare_url_holds_the_runs_and_experiments_as_json_arrays() -> None:
+    url = fmt.compare_url(["a" * 32, "b" * 32], ["7"], "http://127.0.0.1:5000/")
+    assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=%5B%22aaaa")
+    q = _query(url)
+    assert json.loads(q["runs"]) == ["a" * 32, "b" * 32] and json.loads(q["experiments"]) == ["7"]
+    assert q["workflowType"] == "machine_learning"  # as the run links (schema.UI_WORKFLOW)
+    assert " " not in url and ")" not in url  # one markdown link destination
+
+
+def test_each_claim_links_the_compare_view_of_exactly_its_runs() -> None:
+    rows = [replace(r, experiment_id="3") for r in ROWS]
+    md = render(replace(inputs(rows=rows), ui_url="http://mlflow.example:5000"))
+    line = _line(md, "| lrn |")
+    [url] = re.findall(r"\[compare 6 runs\]\(([^)]+)\)", line)
+    q = _query(url)
+    expected = {r.run_id for r in ROWS if r.variant in ("alexnet2012", "alexnet2012_no_lrn")}
+    assert set(json.loads(q["runs"])) == expected and len(json.loads(q["runs"])) == 6  # both sides, each once
+    assert json.loads(q["experiments"]) == ["3"]
+    assert url.startswith("http://mlflow.example:5000/#/compare-runs?")
+    [result] = compute.check_claim(next(c for c in CLAIMS if c.name == "lrn"), ROWS, VARIANTS)
+    assert set(result.run_ids) == expected  # the runs behind the verdict
+    assert "compare" not in _line(md, "| zf_no_fc7 |")  # not run: no runs to compare
+    assert "Each verdict links MLflow's compare view" in md
+
+
+def test_claims_section_without_links_is_unchanged() -> None:
+    """No UI address, or no claim with runs: section 4 reads as it did before the links."""
+    from harness.report.render import section_claims
+
+    rows = [replace(r, experiment_id="3") for r in ROWS]
+    plain = section_claims(inputs(rows=rows), rows)
+    assert not any("compare-runs" in x or "compare view" in x for x in plain)
+    none_measured = [r for r in rows if r.variant == "torchvision_alexnet"]
+    linked = section_claims(replace(inputs(rows=none_measured), ui_url="http://127.0.0.1:5000"), none_measured)
+    assert linked == section_claims(inputs(rows=none_measured), none_measured)

@@ -14,6 +14,15 @@ from harness.report.types import FigurePaths, Qualitative, ReportInputs, Retriev
 from variants import claims, list_variants
 
 
+def table_of(client, run_id: str) -> dict[str, float]:
+    """A run's qualitative table (schema.ART_QUAL_TABLE), pandas' split JSON layout."""
+    import json
+
+    t = json.loads(Path(client.download_artifacts(run_id, schema.ART_QUAL_TABLE)).read_text())
+    assert t["columns"] == ["metric", "value"]
+    return {k: v for k, v in t["data"]}
+
+
 def analysed(variant: str, seed: int, towers: tuple[float, ...] = (), **kw: object) -> RunRow:
     q = Qualitative(
         towers=max(1, len(towers)),
@@ -101,6 +110,61 @@ def test_read_turns_qual_metrics_into_typed_rows() -> None:
     assert qualitative({}.get) is None
 
 
+def _log_analysed(client, exp: str, table: dict[str, float] | None, metrics: dict[str, float]) -> str:
+    """A finished analysed run as the harness logs it: `metrics` as run metrics, `table` (if any) as the table."""
+    from harness.analysis.record import qual_table
+
+    tags = {schema.TAG_KIND: "variant", schema.TAG_VARIANT: "alexnet2012", schema.TAG_DATASET: "mnist-clutter"}
+    tags |= {schema.TAG_DATASET_NAME: "mnist-clutter", schema.TAG_SPLIT: "val", schema.TAG_PROFILE: "proxy"}
+    rid = client.create_run(exp, tags=tags).info.run_id
+    client.log_param(rid, "seed", "0")
+    for k, v in metrics.items():
+        client.log_metric(rid, k, v, step=0)
+    if table is not None:
+        client.log_text(rid, qual_table(table), schema.ART_QUAL_TABLE)
+    client.set_terminated(rid, "FINISHED")
+    return rid
+
+
+FULL = {
+    schema.QUAL_SECONDS: 3.0,
+    schema.QUAL_COLOUR_TOWERS: 2.0,
+    schema.QUAL_COLOUR_MEAN: 0.4,
+    schema.QUAL_COLOUR_TOWER.format(tower=1): 0.1,
+    schema.QUAL_COLOUR_TOWER.format(tower=2): 0.7,
+    **{schema.QUAL_PRECISION.format(rep=r, k=k): 0.5 + k / 100 for r in schema.QUAL_REPS for k in schema.QUAL_KS},
+    **{schema.QUAL_QUERY_MS.format(rep=r): 2.0 for r in schema.QUAL_REPS},
+    schema.QUAL_CODE_BITS: 64.0,
+    **{schema.QUAL_SHIFT_TOP1.format(step=s): 90.0 - abs(s) for s in schema.QUAL_SHIFT_STEPS},
+}
+
+
+def test_read_takes_the_qual_table_of_new_runs_and_the_metrics_of_runs_analysed_before_it(uri: str) -> None:
+    """A store holding both layouts: every qual.* number as a metric (before the table), and the table with the
+    headline metrics (now). Both read into the same Qualitative."""
+    from mlflow import MlflowClient
+
+    from harness.report.read import read_runs
+
+    client = MlflowClient(uri)
+    exp = client.create_experiment("q")
+    old = _log_analysed(client, exp, None, FULL)
+    new = _log_analysed(client, exp, FULL, {k: FULL[k] for k in schema.QUAL_HEADLINE})
+    plain = _log_analysed(client, exp, None, {})  # not analysed
+    got = {r.run_id: r.qualitative for r in read_runs(uri, None)}
+    assert got[old] is not None and got[old] == got[new] == qualitative(FULL.get)
+    assert got[new].towers == 2 and got[new].tower_means == (0.1, 0.7) and len(got[new].shift_top1) == 9
+    assert got[plain] is None
+    # a new run whose table is lost still counts as analysed, with its headline numbers
+    lost = _log_analysed(client, exp, None, {k: FULL[k] for k in schema.QUAL_HEADLINE})
+    q = {r.run_id: r.qualitative for r in read_runs(uri, None)}[lost]
+    assert (
+        q is not None
+        and q.colour_mean == 0.4
+        and q.stat("fc7").p10 == FULL[schema.QUAL_PRECISION.format(rep="fc7", k=10)]
+    )
+
+
 def test_render_shows_the_verdict_tables_and_relative_figure_links() -> None:
     rows = (*(analysed("alexnet2012", s, (0.1, 0.6)) for s in range(3)), analysed("zfnet", 0))
     figs = FigurePaths(
@@ -138,21 +202,28 @@ def test_analyze_logs_every_key_and_figure_to_a_smoke_run_and_the_report_shows_t
     code, out, err = harness_main(["analyze", "--variant", "alexnet2012", "--tracking-uri", uri])
     assert code == 0, err
     assert f"run {run.info.run_id}:" in out
-    got = MlflowClient(uri).get_run(run.info.run_id).data.metrics
+    client = MlflowClient(uri)
+    metrics = client.get_run(run.info.run_id).data.metrics
+    assert {k for k in metrics if k.startswith("qual.")} == set(schema.QUAL_HEADLINE)  # the chart view's few
+    got = table_of(client, run.info.run_id)
+    assert {k: got[k] for k in schema.QUAL_HEADLINE} == {k: metrics[k] for k in schema.QUAL_HEADLINE}
     keys = {schema.QUAL_SECONDS, schema.QUAL_COLOUR_TOWERS, schema.QUAL_COLOUR_MEAN, schema.QUAL_CODE_BITS}
     keys |= {schema.QUAL_COLOUR_TOWER.format(tower=t) for t in (1, 2)}
     keys |= {schema.QUAL_PRECISION.format(rep=p, k=k) for p in schema.QUAL_REPS for k in schema.QUAL_KS}
     keys |= {schema.QUAL_QUERY_MS.format(rep=p) for p in schema.QUAL_REPS}
     keys |= {schema.QUAL_SHIFT_TOP1.format(step=s) for s in schema.QUAL_SHIFT_STEPS}
-    assert keys == {k for k in got if k.startswith("qual.")}
+    assert keys == set(got)
     assert got[schema.QUAL_COLOUR_TOWERS] == 2 and 0 <= got[schema.QUAL_COLOUR_TOWER.format(tower=1)] <= 1
     assert all(0 <= got[schema.QUAL_PRECISION.format(rep=p, k=k)] <= 1 for p in schema.QUAL_REPS for k in (1, 5))
-    arts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, schema.ART_QUAL)}
-    assert arts == {f"{schema.ART_QUAL}/{n}" for n in schema.QUAL_FIGURES} | {schema.ART_QUAL_SUMMARY}
+    arts = {a.path for a in client.list_artifacts(run.info.run_id, schema.ART_QUAL)}
+    assert arts == {f"{schema.ART_QUAL}/{n}" for n in schema.QUAL_FIGURES} | {
+        schema.ART_QUAL_SUMMARY,
+        schema.ART_QUAL_TABLE,
+    }
     timed = {schema.QUAL_SECONDS} | {schema.QUAL_QUERY_MS.format(rep=p) for p in schema.QUAL_REPS}
-    first = {k: v for k, v in got.items() if k.startswith("qual.") and k not in timed}
+    first = {k: v for k, v in got.items() if k not in timed}
     code, _, err = harness_main(["analyze", run.info.run_id, "--tracking-uri", uri])  # deterministic on the CPU
-    again = MlflowClient(uri).get_run(run.info.run_id).data.metrics
+    again = table_of(client, run.info.run_id)
     assert code == 0 and first == {k: again[k] for k in first}, err
     report = tmp_path / "rep" / "r.md"
     code, _, err = harness_main(["report", "--tracking-uri", uri, "--out", str(report)])
@@ -182,6 +253,9 @@ def test_a_proxy_run_of_a_base_variant_ends_with_its_qualitative_evaluation(uri:
     assert code == 0, err
     (run,) = runs(uri)
     assert run.info.status == "FINISHED" and "qualitative evaluation in" in err
-    assert run.data.metrics[schema.QUAL_COLOUR_TOWERS] == 1  # alexnet2014: one tower
-    assert schema.QUAL_COLOUR_TOWER.format(tower=1) not in run.data.metrics
+    from mlflow import MlflowClient
+
+    table = table_of(MlflowClient(uri), run.info.run_id)
+    assert table[schema.QUAL_COLOUR_TOWERS] == 1  # alexnet2014: one tower
+    assert schema.QUAL_COLOUR_TOWER.format(tower=1) not in table
     assert 0 <= run.data.metrics[schema.QUAL_PRECISION.format(rep="fc7", k=10)] <= 1

@@ -91,7 +91,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]
 def _one_request_per_run(uri: str, experiments: list[str] | None) -> list:
     """The rows as the report read them before batching: mlflow.search_runs' frame, per run and key a request."""
     client = MlflowClient(uri)
-    ids = read.experiment_ids(client, experiments)
+    ids = read.experiment_ids({e.name: e.experiment_id for e in client.search_experiments()}, experiments)
     rows = []
     with read.using_store(uri):
         for kind in read.KINDS:
@@ -150,7 +150,7 @@ def test_sqlite_records_equal_the_clients_paged_search(store, monkeypatch) -> No
     uri, named = store
     monkeypatch.setattr(read, "PAGE", 4)
     client = MlflowClient(uri)
-    ids = sorted(read.experiment_ids(client, None))
+    ids = sorted(read.experiment_ids(read.known_experiments(uri), None))
     by_id = lambda recs: {r["run_id"]: repr(sorted(r.items())) for r in recs}  # noqa: E731 - repr: NaN == NaN
     got = by_id(read.sqlite_records(Path(uri.removeprefix("sqlite:///")), ids, read.KINDS))
     want = by_id(read.client_records(client, ids, read.KINDS))
@@ -179,3 +179,36 @@ def test_the_report_is_the_same_when_every_curve_is_read(store, tmp_path: Path, 
     full = generate_report(uri, None, tmp_path / "full" / "report.md").read_text()
     assert fast == full
     assert "ksh12_fig1_relu" in fast
+
+
+def test_sqlite_experiments_and_sweep_parents_equal_the_clients(tmp_path: Path, monkeypatch) -> None:
+    """A SQLite store's experiments and sweep parents are read from its tables (no SQLAlchemy store): the same as the
+    client's search, newest parent first, a deleted experiment left out."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment(EXPERIMENT, artifact_location=str(tmp_path / "a"))
+    client.delete_experiment(client.create_experiment("gone", artifact_location=str(tmp_path / "b")))
+    for i, (study, best, start) in enumerate([("s1", None, 5), ("s1", 71.5, 3), ("s2", 60.0, 3), ("s2", 61.0, 3)]):
+        tags = {schema.TAG_KIND: "sweep", schema.TAG_SWEEP: study, schema.TAG_VARIANT: "zfnet"}
+        rid = client.create_run(exp, start_time=1_700_000_000_000 + start, tags=tags).info.run_id
+        client.log_param(rid, schema.BEST_PREFIX + "lr", str(0.01 * (i + 1)))
+        client.log_metric(rid, schema.N_TRIALS, 4 + i)
+        if best is not None:
+            client.log_metric(rid, schema.BEST_VAL_TOP1, best)
+    assert read.known_experiments(uri) == {e.name: e.experiment_id for e in client.search_experiments()}
+    got = read.sweep_summaries(uri)
+    assert [s.study for s in got] == ["s1", "s2"] and got[0].best_value == 71.5
+    monkeypatch.setattr(read.store, "sqlite_path", lambda _uri: None)  # as a server's store: through the client
+    assert read.known_experiments(uri) == {e.name: e.experiment_id for e in client.search_experiments()}
+    assert read.sweep_summaries(uri) == got
+
+
+def test_the_report_through_the_client_is_the_report_read_in_sql(store, tmp_path: Path, monkeypatch) -> None:
+    """A server's store goes through MLflow's client (imported where needed); a SQLite one through sqlite3 with no
+    mlflow: the same text. The UI address is given, as a server's report would link its own."""
+    uri, _ = store
+    ui = "http://127.0.0.1:5000"
+    sql = generate_report(uri, None, tmp_path / "sql" / "report.md", ui_url=ui).read_text()
+    monkeypatch.setattr(read.store, "sqlite_path", lambda _uri: None)
+    client = generate_report(uri, None, tmp_path / "client" / "report.md", ui_url=ui).read_text()
+    assert sql.replace(str(tmp_path / "sql"), "") == client.replace(str(tmp_path / "client"), "")
