@@ -213,6 +213,7 @@ class Recording:
     wait: bool = False  # another process holds this configuration's lock: wait for it (`run --wait`), else refuse
     register: bool = False  # register the final weights in the Model Registry under the variant's name
     system_metrics: bool = False  # MLflow's system metrics (CPU, memory, GPU) while training
+    seed_offset: int = 0  # `--seed-offset K`: the plan's seed s is seed s + K (the qualitative runs are its first)
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,7 @@ def train_tracked(
                 model, cfg, data.train, data.val, d, rec.checkpoint, on_epoch, verbose=verbose, on_resume=on_resume
             )
         # sweep trials (no weights logged) are not analysed; `harness analyze` can do any finished run later
-        qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant, cfg.seed)
+        qualitative = rec.log_weights and wants_qualitative(cfg.profile, cfg.variant, cfg.seed - rec.seed_offset)
         with distributed.together(d):  # rank 0's final logging failed: FAILED on every rank
             outcome = finish(
                 model,
@@ -733,6 +734,7 @@ def _run(req: RunRequest, d: Dist) -> RunResult:
                 register=register,
                 system_metrics=system_metrics,
                 log_weights=keep,
+                seed_offset=req.seed_offset,
             )
             outcomes.append(train_variant(variant, cfg, d, rec, verbose=req.verbose))
     except (KeyboardInterrupt, HarnessError) as e:
