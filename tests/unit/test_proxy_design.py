@@ -176,3 +176,42 @@ def test_a_claim_the_proxy_cannot_test_says_why_even_without_runs() -> None:
     paper = [replace(x, profile="paper", dataset_name="ILSVRC-2012") for x in rows]
     [on_paper] = [r for r in compute.check_claims(CLAIMS, paper, VARIANTS) if r.claim.name == "dropout"]
     assert on_paper.verdict == "not run"  # the papers' data can test it: it needs runs
+
+
+def test_the_proxy_evaluates_at_fixed_epochs_and_the_plateau_rule_every_epoch() -> None:
+    v = get_variant("alexnet2014")
+    proxy = resolve(v, RunRequest(names=("alexnet2014",), profile="proxy"))
+    assert proxy.recipe.epochs == 40 and proxy.eval_epochs == (10, 20, 30, 40)
+    assert proxy.limit_train == 500 and proxy.limit_val == 1000
+    assert proxy.final_protocols == ("center", "five_crop")
+    plateau = resolve(v, RunRequest(names=("alexnet2014",), profile="proxy", sets={"schedule": "plateau"}))
+    assert plateau.eval_epochs == ()  # the plateau rule reads every epoch's val top-1
+    assert resolve(v, RunRequest(names=("alexnet2014",), profile="smoke")).eval_epochs == ()
+    assert proxy.config_hash() == replace(proxy, eval_epochs=()).config_hash()  # the same training
+
+
+def test_the_proxy_training_slice_is_balanced() -> None:
+    import numpy as np
+
+    from harness.data import stratified_slice
+
+    labels = np.repeat(np.arange(10), 800)  # mnist-clutter's 8,000 training canvases: 2 of each of 400 digits a class
+    kept = stratified_slice(labels, PROXY.limit_train)
+    assert len(kept) == 500 and np.bincount(labels[kept]).tolist() == [50] * 10
+    assert kept == stratified_slice(labels, PROXY.limit_train)  # fixed: the same canvases in every run
+
+
+def test_a_run_that_evaluates_at_fixed_epochs_logs_val_only_there(monkeypatch, harness_main, uri, runs) -> None:
+    from harness import config
+
+    monkeypatch.setitem(config.PROFILES, "smoke", replace(config.SMOKE, val_every_epoch=False))
+    args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "8", "--limit-train", "32", "--limit-val", "16"]
+    code, _, err = harness_main([*args, "--no-report", "--tracking-uri", uri])
+    assert code == 0, err[-2000:]
+    [r] = runs(uri)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    assert [m.step for m in client.get_metric_history(r.info.run_id, "val_top1")] == [2, 4, 6, 8]
+    assert [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")] == list(range(1, 9))
+    assert "final_val_top1" in r.data.metrics
