@@ -99,6 +99,10 @@ HASHES_1CB0E80 = {
 @pytest.mark.parametrize("name", sorted(HASHES_1CB0E80))
 def test_the_proxys_config_hash_is_the_one_before_the_codes_dropout(name: str) -> None:
     cfg = config.resolve(variants.get_variant(name), PROXY)
+    # the proxy of 1cb0e80 trained 2 epochs on every canvas with the native 6 x 6 pool before fc6 (docs/proxy.md has
+    # what changed since): with those settings back, the fields added since (pool_to at None, eval_epochs,
+    # dropout_scaling) leave the identity as it was
+    cfg = replace(cfg, recipe=replace(cfg.recipe, epochs=2, pool_to=None), limit_train=None, limit_val=None)
     if name == "alexnet2012":
         # the one thing that changed on the proxy: the two-tower net's LRN per tower (docs/paper-recipe.md)
         assert cfg.network == ("lrn: per tower",) and cfg.config_hash() != HASHES_1CB0E80[name]
