@@ -49,7 +49,11 @@ def test_proxy_end_to_end_logs_params_tags_metrics_artifacts(tmp_path, uri, cli,
         assert key in p, key
     assert p["epochs"] == "2" and p["batch_size"] == "32" and p["world_size"] == "1" and p["dataset"] == "mnist-clutter"
     assert t["variant"] == "torchvision_alexnet" and t["paper"] == "TV" and t["profile"] == "proxy"
-    assert t["dataset"] == "mnist-clutter" and t["recipe_modified"] == "true" and t["modified_keys"] == "warmup_epochs"
+    assert (
+        t["dataset"] == "mnist-clutter"
+        and t["recipe_modified"] == "true"
+        and t["modified_keys"] == "epochs,warmup_epochs"
+    )
     assert p["width"] == "0.25"  # the proxy's quarter-width network
     for key in ("git_commit", "torch_version", "device"):
         assert t[key]

@@ -241,7 +241,7 @@ def test_set_init_by_name_per_variant():
     assert config.PROXY.all_deviations() and any("He et al." in d for d in config.PROXY.all_deviations())
     proxy = config.resolve(k, RunRequest())
     assert proxy.recipe.init.name == "he2015" and not proxy.recipe_modified
-    assert proxy.final_protocols == ("center",)
+    assert proxy.final_protocols == ("center", "five_crop")  # 5 crops without mirrors stand for the 10-crop
     paper_init = config.resolve(k, RunRequest(sets=config.parse_set(["init=paper"])))
     assert paper_init.recipe.init == k.recipe.init and paper_init.modified_keys == ("init",)
     assert paper_init.config_hash() != proxy.config_hash()
