@@ -18,10 +18,10 @@ from PIL import Image
 from harness.errors import HarnessError
 
 # KSH12 s2: "ImageNet consists of variable-resolution images"; ILSVRC-2012's training JPEGs average about 400x350
-# (issue 13). Widths and heights are drawn uniformly from these ranges: means 400 and 350.
+# (docs/input-path.md). Widths and heights are drawn uniformly from these ranges: means 400 and 350.
 WIDTHS = (300, 500)
 HEIGHTS = (250, 450)
-JPEG_QUALITY = 90  # the quality issue 13 asks for, "like ImageNet"
+JPEG_QUALITY = 90  # a typical quality for photos "like ImageNet" (docs/input-path.md)
 NOISE_STD = 4.0  # grey levels of Gaussian noise per pixel: no two files are identical
 
 

@@ -96,7 +96,7 @@ class SweepRequest(RunRequest):
     timeout: float | None = None
     pruner: str = "median"
     storage: str | None = None  # an Optuna RDB URL or journal:PATH; None: optuna.db beside the MLflow store
-    jobs: int = 1  # worker processes on the study, this one included (issue 16)
+    jobs: int = 1  # worker processes on the study, this one included (docs/clusters.md)
     worker_index: int = 0  # a worker started by `--jobs`: 1..N-1 (seeds its sampler; the parent is 0)
 
     @property

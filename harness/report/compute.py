@@ -336,7 +336,7 @@ def claim_ensemble_candidates(
 # --- section 4: claims ------------------------------------------------------------------------------------------
 
 MIN_SEEDS = 3  # values per side before any verdict
-# Issue 11: with 10 classes (the proxy's digits) a top-5 guess covers half of them; top-5 tells nothing there.
+# With 10 classes (the proxy's digits) a top-5 guess covers half of them; top-5 tells nothing there.
 FEW_CLASSES = 10  # a top-5 claim on data with at most this many classes is never judged
 
 
