@@ -233,7 +233,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # what a `--jobs` worker does not repeat: it runs one (variant, seed), reports to the pool, writes no report
 NOT_FORWARDED = frozenset(
-    {"help", "names", "all", "seed", "seeds", "seed_offset", "plan", "no_report", "jobs", "gpus", "parent_run_id"}
+    {"help", "names", "all", "seed", "seeds", "seed_offset", "max_seeds", "plan", "no_report", "jobs", "gpus"}
+    | {"parent_run_id"}
     | {"outcomes_json"}
     | {"trials", "worker_index", "study_name"}  # a sweep worker's: set by the parent sweep
 )
@@ -587,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=positive_int,
         metavar="N",
-        help="train seeds 0..N-1 of each variant (default: one seed; `--all` on the proxy follows the plan)",
+        help="train seeds 0..N-1 of each variant (default: one seed; `--all` on the proxy and paper profiles "
+        "follows the plan: `--plan` prints it)",
     )
     p.add_argument(
         "--seed-offset",
@@ -596,6 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="add K to every seed (the plan's, --seed's or --seeds'): `run --all --seed-offset 100` trains the same "
         "plan on seeds 100, 101, ..., an independent draw to check that the verdicts replicate",
+    )
+    p.add_argument(
+        "--max-seeds",
+        type=positive_int,
+        default=15,
+        metavar="N",
+        help="`run --all` on the paper profile: train at most N seeds of any variant (default 15: 3 ensembles of "
+        "KSH12's 5 CNNs); a claim that needs more says so in the plan",
     )
     p.add_argument("--plan", action="store_true", help="print the runs (variant, seeds, why) and train nothing")
     p.add_argument(

@@ -3,19 +3,31 @@
 On the proxy profile `run --all` follows a plan: the seeds of the variants that the claims in `PROXY_SEEDS` (the
 proxy's claim family, fixed in advance) compare, seed-major (so an interrupted run still holds pairs), each
 (variant, seed) once, the most that any claim asks of it; then, when `PIPELINE_CHECK`, seed 0 of every other
-variant. `PROXY_UNTESTABLE` names the claims the proxy cannot test, with why. `--seed-offset K` shifts every seed
-by K. Every other profile, and `--seeds N` / `--seed S` anywhere, gives the same seeds to every named variant.
-Pure: no torch, MLflow or files; the registry comes in as arguments.
+variant. `PROXY_UNTESTABLE` names the claims the proxy cannot test, with why.
+
+On the paper profile `run --all` follows a two-stage plan (Stein's two-stage design, Stein 1945): the first stage
+gives every claim between two registered variants `MIN_SEEDS` seeds a side (an ensemble claim `MIN_SEEDS` ensembles),
+the fewest the claim rule reads and enough to measure each claim's seed spread; the second stage, planned by the
+same command run again once the first has finished, gives each claim the seeds a side that its first-stage spread
+says would decide it (`harness.report.design`), at most `--max-seeds`; every other variant gets seed 0.
+
+`--seed-offset K` shifts every seed by K. Every other profile, and `--seeds N` / `--seed S` anywhere, gives the same
+seeds to every named variant. Pure: no torch, MLflow or files; the registry and the store's measurements come in
+as arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from variants import Claim, Variant
 
 MIN_SEEDS = 3  # values per side before the claim rule gives any verdict (harness.report.compute.MIN_SEEDS)
+# `--max-seeds`'s default: the most runs of one variant the paper plan trains: 3 ensembles of KSH12 Table 2's 5 CNNs
+# (the ensemble claims' first stage). On one H100-class GPU a 90-epoch ImageNet run takes hours
+# (README, "Expect per epoch"): the cap is the user's budget.
+MAX_SEEDS = 15
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,50 @@ def shifted(runs: Sequence[PlannedRun], offset: int) -> tuple[PlannedRun, ...]:
     return tuple(PlannedRun(r.variant, r.seed + offset) for r in runs)
 
 
+def first_stage(claims: Sequence[Claim], variants: Sequence[Variant]) -> tuple[ClaimSeeds, ...]:
+    """The paper plan's first stage: `MIN_SEEDS` seeds a side of every claim whose two variants are both in
+    `variants` (an ensemble claim of k: `MIN_SEEDS` disjoint ensembles, `MIN_SEEDS` x k runs of its variant)."""
+    names = {v.name for v in variants}
+    out = []
+    for c in claims:
+        if c.variant not in names or c.baseline not in names or any(e.claim == c.name for e in out):
+            continue
+        if c.ensemble > 1:
+            n = MIN_SEEDS * c.ensemble
+            why = f"first stage: {MIN_SEEDS} disjoint ensembles of {c.ensemble} runs, the fewest the claim rule reads"
+            out.append(ClaimSeeds(c.name, n, n if c.baseline == c.variant else MIN_SEEDS, why))
+        else:
+            why = (
+                f"first stage: {MIN_SEEDS} seeds a side, the fewest the claim rule reads; their spread sizes the "
+                "second stage"
+            )
+            out.append(ClaimSeeds(c.name, MIN_SEEDS, MIN_SEEDS, why))
+    return tuple(out)
+
+
+def paper_table(
+    first: Sequence[ClaimSeeds], second: Mapping[str, ClaimSeeds], max_seeds: int = MAX_SEEDS
+) -> tuple[ClaimSeeds, ...]:
+    """Each first-stage claim with its second-stage seeds where the store measured them (never fewer than the
+    first stage's), every count at most `max_seeds` (the reason says when the cap cut it)."""
+    if max_seeds < MIN_SEEDS:
+        raise ValueError(f"--max-seeds must be at least {MIN_SEEDS} (the fewest a verdict reads), got {max_seeds}")
+    out = []
+    for e in first:
+        s = second.get(e.claim)
+        chosen = e if s is None else ClaimSeeds(e.claim, max(s.variant, e.variant), max(s.baseline, e.baseline), s.why)
+        want = max(chosen.variant, chosen.baseline)
+        if want > max_seeds:
+            chosen = ClaimSeeds(
+                e.claim,
+                min(chosen.variant, max_seeds),
+                min(chosen.baseline, max_seeds),
+                f"{chosen.why}; capped at --max-seeds {max_seeds} of the {want} it asks for",
+            )
+        out.append(chosen)
+    return tuple(out)
+
+
 def plan(
     variants: Sequence[Variant],
     claims: Sequence[Claim],
@@ -195,19 +251,24 @@ def plan(
     profile_name: str,
     every_variant: bool | None = None,
 ) -> tuple[PlannedRun, ...]:
-    """`run --all`: on the proxy, the seeded claims' variants first, seed-major (seed s of every one of them before
-    any seed s + 1: an interrupted run still holds pairs), then seed 0 of every other variant when `every_variant`
-    (default `PIPELINE_CHECK`); on any other profile one seed (0) per variant."""
+    """`run --all`: on the proxy and paper profiles, the seeded claims' variants first, seed-major (seed s of every
+    one of them before any seed s + 1: an interrupted run still holds pairs), and seed 0 of every other variant
+    (proxy: after them, when `every_variant`, default `PIPELINE_CHECK`; paper: always, with the other seeds 0, since
+    every variant's reported numbers are compared); on any other profile one seed (0) per variant. `seeds_table`:
+    the proxy's `PROXY_SEEDS`, the paper's `paper_table`."""
     names = [v.name for v in variants]
-    if profile_name != "proxy":
+    if profile_name not in ("proxy", "paper"):
         return fixed_seeds(names, [0])
     check_table(seeds_table, claims, variants)
     wanted = seeds_per_variant(seeds_table, claims)
     family = tuple(
         PlannedRun(n, s) for s in range(max(wanted.values(), default=0)) for n in names if s < wanted.get(n, 0)
     )
-    rest = PIPELINE_CHECK if every_variant is None else every_variant
-    return family + (fixed_seeds([n for n in names if n not in wanted], [0]) if rest else ())
+    if profile_name == "paper":  # every variant's seed 0 first: an interrupted batch still compares each one
+        rest = fixed_seeds([n for n in names if n not in wanted], [0])
+        return tuple(sorted(family + rest, key=lambda r: r.seed))
+    check = PIPELINE_CHECK if every_variant is None else every_variant
+    return family + (fixed_seeds([n for n in names if n not in wanted], [0]) if check else ())
 
 
 def reasons(variant: str, claims: Sequence[Claim], seeds_table: Sequence[ClaimSeeds]) -> list[ClaimSeeds]:

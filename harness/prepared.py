@@ -46,6 +46,7 @@ STORE_VERSION = 2  # raise when the layout or the manifest's fields change; unkn
 # the versions this harness reads: 1 (before the mean image) reads as a store without one
 READS_VERSIONS = (1, 2)
 MEAN_FILE = "train-mean.npy"
+JPEG_MEAN_TOLERANCE = 2.0  # `verify`: mean absolute levels between a jpeg store's decoded mean and its stored one
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val")
 Format = typing.Literal["raw", "jpeg"]
@@ -341,12 +342,29 @@ class PreparedStore:
         return a
 
     def verify(self) -> None:
-        """Read every stored byte and compare the fingerprint with the manifest's (slow: the whole store)."""
+        """Read every stored byte and compare the fingerprint with the manifest's, then recompute the mean image
+        from the training squares and compare it with the stored one (slow: the whole store)."""
         m = self.manifest
         digests = [(s, self.splits[s].payload_digest(), self.splits[s].labels) for s in SPLITS]
         got = fingerprint(m.format, m.resize, m.quality, m.classes, digests)
         if got != m.fingerprint:
             raise HarnessError(f"{self.root}: stored bytes have fingerprint {got}, the manifest says {m.fingerprint}")
+        stored = self.mean_image()
+        if stored is None:
+            return
+        train, total = self.splits["train"], np.zeros(stored.shape, dtype=np.int64)
+        for start in range(0, len(train), 256):
+            total += train.read(range(start, min(start + 256, len(train)))).numpy().sum(axis=0, dtype=np.int64)
+        mean = (total / len(train)).astype(np.float32)
+        # raw squares are what `prepare` summed: the same integers, the same float32 mean. A jpeg store holds
+        # re-encoded squares (q95 4:4:4: 1.5 levels of mean absolute error, prepare.py), so its decoded mean may
+        # differ from the stored mean of the originals by about that much on average, not more
+        off = float(np.abs(mean - stored).max() if m.format == "raw" else np.abs(mean - stored).mean())
+        if off > (0.0 if m.format == "raw" else JPEG_MEAN_TOLERANCE):
+            raise HarnessError(
+                f"{self.root / MEAN_FILE}: differs from the training squares' mean by {off:.3g} levels; prepare the "
+                "store again"
+            )
 
 
 class SplitReader:

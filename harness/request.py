@@ -60,8 +60,9 @@ class RunRequest(DataRequest):
     batch_size: int | None = None  # global batch (all ranks together)
     seed: int = 0  # the first seed
     seeds: int | None = None  # seeds seed..seed+N-1 of each variant; None: `harness.plan` decides (one seed unless
-    # `--all` on the proxy)
+    # `--all` on the proxy or paper profile)
     seed_offset: int = 0  # added to every seed chosen (the plan's or --seed's): an independent draw of the same plan
+    max_seeds: int = 15  # the paper plan's most runs of one variant (harness.plan.MAX_SEEDS)
     sets: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))  # typed recipe changes (--set)
     checkpoint_dir: str | None = None
     tuned_from: str | None = None  # --from-sweep: the study whose best trial this run repeats

@@ -85,8 +85,26 @@ def planned(req: RunRequest) -> tuple[list[Variant], str, tuple[PlannedRun, ...]
     if not follows_plan(req):
         runs = plan.fixed_seeds([v.name for v in chosen], range(req.seed, req.seed + (req.seeds or 1)))
     else:
-        runs = plan.plan(chosen, claims(), plan.PROXY_SEEDS, profile)
+        runs = plan.plan(chosen, claims(), seeds_table(req, chosen, profile), profile)
     return chosen, profile, plan.shifted(runs, req.seed_offset)
+
+
+def seeds_table(req: RunRequest, chosen: Sequence[Variant], profile: str) -> tuple[plan.ClaimSeeds, ...]:
+    """The plan's seed table: the proxy's `PROXY_SEEDS`; on the paper profile the two-stage table, its second stage
+    read from this store's experiment for the data (`harness.report.design`); none elsewhere."""
+    from variants import claims
+
+    if profile == "proxy":
+        return plan.PROXY_SEEDS
+    if profile != "paper":
+        return ()
+    from harness.report import design
+
+    experiment = experiment_name(resolve(chosen[0], replace(req, seed=0)))
+    try:
+        return design.paper_seeds(req.uri, experiment, claims(), chosen, req.seed_offset, req.max_seeds)
+    except ValueError as e:  # --max-seeds below what a verdict reads
+        raise HarnessError(str(e)) from None
 
 
 def follows_plan(req: RunRequest) -> bool:
@@ -100,14 +118,21 @@ def describe_plan(req: RunRequest) -> str:
 
     if not req.names:
         req = replace(req, all=True)
-    _, profile, runs = planned(req)
+    chosen, profile, runs = planned(req)
     target = (
         ("--all" if req.all else " ".join(req.names))
         + ("" if req.seeds is None else f" --seed {req.seed}" if req.seeds == 1 else f" --seeds {req.seeds}")
         + (f" --seed-offset {req.seed_offset}" if req.seed_offset else "")
     )
-    table = plan.PROXY_SEEDS if follows_plan(req) else ()
-    return plan.describe(runs, claims(), table, f"Plan for `run {target}` on the {profile} profile")
+    table = seeds_table(req, chosen, profile) if follows_plan(req) else ()
+    text = plan.describe(runs, claims(), table, f"Plan for `run {target}` on the {profile} profile")
+    if profile == "paper" and follows_plan(req):
+        text += (
+            "\n\nTwo stages (harness/plan.py): the first trains 3 seeds a side of every claim; once they have "
+            "finished, the same command plans the second stage from their spread (the claims whose reason says "
+            '"second stage" have it) and trains only the runs the store does not hold.'
+        )
+    return text
 
 
 def configs(req: RunRequest, d: Dist) -> list[tuple[Variant, RunConfig]]:

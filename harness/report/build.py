@@ -14,6 +14,7 @@ from harness import schema, store
 from harness.catalog import measure
 from harness.errors import HarnessError
 from harness.report import compute, figures, qual
+from harness.report.compute import speedup_variants
 from harness.report.read import ArtifactReader, artifacts, read_store, sweep_summaries
 from harness.report.render import render
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, SweepRow
@@ -22,11 +23,6 @@ from variants import Claim, Variant, claims, list_variants
 
 def default_out(experiments: Sequence[str]) -> Path:
     return Path("reports") / f"{'+'.join(figures.slug(e) for e in experiments) or 'all'}.md"
-
-
-def speedup_variants(all_claims: Sequence[Claim]) -> set[str]:
-    """The variants whose train_err curves the report reads: both sides of each speedup claim (KSH12 Fig. 1)."""
-    return {name for c in all_claims if c.kind == "speedup" for name in (c.variant, c.baseline)}
 
 
 def compute_ensembles(

@@ -569,12 +569,42 @@ def _seeds(n: int | None) -> str:
     return f"more than {st.MAX_SEEDS}" if n is None else str(n)
 
 
+@dataclass(frozen=True)
+class SeedsToDecide:
+    """Seeds a side (pairs when paired) that would decide a paper-data claim at power 0.8, from the seed spread
+    alone (Stein's two-stage design: the count depends on the spread and the claim, not on the measured mean;
+    a direction claim has no size, so its count reads the measured difference). None: more than `st.MAX_SEEDS`,
+    or nothing to scale by."""
+
+    hold: int | None  # the interval holds the claim if the true change is the claim (direction: the measured one)
+    fail: int | None  # the interval inside the "does not hold" band if the true change is 0 (None: no such band)
+    fail_applies: bool  # the claim kind has a "does not hold by size" band (difference, at_least, speedup > 2x)
+
+
+def seeds_to_decide(t: ClaimTest, alpha: float) -> SeedsToDecide | None:
+    """How many seeds a side would decide paper-data claim `t` at its measured seed spread and two-sided `alpha`
+    (after correction), power 0.8: to hold if the true change is the claim (a speedup: log c; a direction claim:
+    the measured d), to fail by size if it is 0 (the interval inside ±c/2; equivalence: to hold, inside ±c).
+    None without a spread."""
+    d, sd = t.diff, t.diff.spread()
+    if sd is None or sd == 0:
+        return None
+    c = abs(t.claimed)
+    if t.kind == "equivalence":
+        return SeedsToDecide(st.seeds_needed(c, sd, alpha, is_paired=d.paired, within=True), None, False)
+    factor = (c if c > 1 else 1 / c) if t.kind == "speedup" else 0.0
+    effect = {"speedup": math.log(factor) if factor else 0.0, "direction": d.measured}.get(t.kind, c)
+    hold = st.seeds_needed(effect, sd, alpha, is_paired=d.paired)
+    margin = {"speedup": math.log(factor / 2) if factor > 2 else 0.0, "direction": 0.0}.get(t.kind, c / 2)
+    fail = st.seeds_needed(margin, sd, alpha, is_paired=d.paired, within=True) if margin else None
+    return SeedsToDecide(hold, fail, bool(margin))
+
+
 def design_note(t: ClaimTest, alpha: float) -> str:
     """What an inconclusive claim's design could see, at two-sided `alpha` (after correction) and power 0.8: the
     smallest difference its seeds detect, and how many seeds a side (pairs when paired) at the measured spread would
-    decide it. Paper data: to hold if the true change is the claim (a speedup: log c; a direction claim: the measured
-    d), and to fail by size if it is 0 (the interval inside ±c/2; equivalence: to hold, inside ±c). Proxy data:
-    to decide the direction if the true change is the measured d. "" without a spread."""
+    decide it. Paper data: `seeds_to_decide`. Proxy data: to decide the direction if the true change is the
+    measured d. "" without a spread."""
     d, sd = t.diff, t.diff.spread()
     level = f"power {st.POWER:g}, two-sided alpha {alpha:.2g}"
     parts = []
@@ -586,23 +616,20 @@ def design_note(t: ClaimTest, alpha: float) -> str:
     if sd is None or sd == 0:
         return f"{parts[0]} ({level})" if parts else ""
     unit = "pairs" if d.paired else "seeds a side"
-    c = abs(t.claimed)
     if t.proxy:
         parts.append(f"{_seeds(st.seeds_needed(d.measured, sd, alpha, is_paired=d.paired))} {unit} would decide the "
                      f"measured {d.measured:+.2g}")  # fmt: skip
-    elif t.kind == "equivalence":
-        n = st.seeds_needed(c, sd, alpha, is_paired=d.paired, within=True)
-        parts.append(f"{_seeds(n)} {unit} would hold it if the true change is 0")
     else:
-        factor = (c if c > 1 else 1 / c) if t.kind == "speedup" else 0.0
-        effect = {"speedup": math.log(factor) if factor else 0.0, "direction": d.measured}.get(t.kind, c)
-        hold = f"{_seeds(st.seeds_needed(effect, sd, alpha, is_paired=d.paired))} {unit} would hold it if the true "
-        hold += "change is the measured one" if t.kind == "direction" else "change is the claim"
-        parts.append(hold)
-        margin = {"speedup": math.log(factor / 2) if factor > 2 else 0.0, "direction": 0.0}.get(t.kind, c / 2)
-        if margin:
-            n = st.seeds_needed(margin, sd, alpha, is_paired=d.paired, within=True)
-            parts.append(f"{_seeds(n)} would fail it by size if it is 0")
+        n = seeds_to_decide(t, alpha)
+        assert n is not None  # a spread above 0
+        if t.kind == "equivalence":
+            parts.append(f"{_seeds(n.hold)} {unit} would hold it if the true change is 0")
+        else:
+            hold = f"{_seeds(n.hold)} {unit} would hold it if the true "
+            hold += "change is the measured one" if t.kind == "direction" else "change is the claim"
+            parts.append(hold)
+            if n.fail_applies:
+                parts.append(f"{_seeds(n.fail)} would fail it by size if it is 0")
     return f"{', '.join(parts)} (seed sd {sd:.2g}; {level})"
 
 
@@ -650,6 +677,11 @@ def images_to_threshold(
         if statistics.fmean(v for _, v in points[i - window + 1 : i + 1]) <= threshold:
             return points[i][0], True
     return points[-1][0], False
+
+
+def speedup_variants(all_claims: Sequence[Claim]) -> set[str]:
+    """The variants whose train_err curves the report reads: both sides of each speedup claim (KSH12 Fig. 1)."""
+    return {name for c in all_claims if c.kind == "speedup" for name in (c.variant, c.baseline)}
 
 
 def speedup_threshold(claim: Claim, proxy: bool) -> float | None:
@@ -746,7 +778,9 @@ class ClaimResult:
 
 
 @dataclass(frozen=True)
-class _Measure:
+class Measurement:
+    """One claim's difference on one data set, split, profile and pretraining (`check_claims` judges it)."""
+
     data: str
     split: str
     profile: str
@@ -848,9 +882,11 @@ def _measure_ensemble(
     return diff, note, used
 
 
-def _measure(
+def measure(
     claim: Claim, rows: Sequence[RunRow], variants: Sequence[Variant], ensembles: Sequence[EnsembleResult]
-) -> list[_Measure]:
+) -> list[Measurement]:
+    """`claim` measured wherever runs of both sides share a data set, split, profile and pretraining; where none
+    do, one Measurement without a difference whose note says what is missing."""
     by_name = {v.name: v for v in variants}
     proxies = {g[0] for g in proxy_groups(rows, variants)}
     plain = order(plain_runs(rows))
@@ -901,7 +937,7 @@ def _measure(
             note = _join(pairing, note)
         data, split, profile, pretrained = g
         classes = max((x.num_classes for x in a + b if x.num_classes), default=None)
-        out.append(_Measure(data, split, profile, pretrained or None, data in proxies, diff, note, ids, classes))
+        out.append(Measurement(data, split, profile, pretrained or None, data in proxies, diff, note, ids, classes))
     if out:
         return out
     missing = [n for n, runs in ((claim.variant, a_runs), (claim.baseline, b_runs)) if not runs]
@@ -914,7 +950,7 @@ def _measure(
         reason = f"the runs lack {' / '.join(dict.fromkeys(fmt.protocol(p) for p in (pa, pb)))} {claim.metric} metrics"
     else:
         reason = "the runs of the two sides share no data set, split and profile"
-    return [_Measure("", "", "", None, False, None, reason, ())]
+    return [Measurement("", "", "", None, False, None, reason, ())]
 
 
 def proxy_family(
@@ -948,7 +984,7 @@ def check_claims(
     `untestable` maps a claim's name to why proxy data cannot test it (`not testable here` there)."""
     untestable = dict(untestable or {})
     family = proxy_family(claims, proxy_claims, untestable)
-    measured = [(c, m) for c in claims for m in _measure(c, rows, variants, ensembles)]
+    measured = [(c, m) for c in claims for m in measure(c, rows, variants, ensembles)]
     tested = [i for i, (_, m) in enumerate(measured) if m.diff is not None]
     tests = [
         ClaimTest(

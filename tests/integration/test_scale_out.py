@@ -311,8 +311,10 @@ def test_a_rank_that_cannot_see_rank_0s_checkpoint_refuses_to_resume(tmp_path, u
 
 @pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_closes_the_parent_killed(tmp_path, uri, runs):
-    args = [sys.executable, "-m", "harness", "run", "torchvision_alexnet", "ksh12_fig1_relu", "--profile", "smoke"]
-    args += ["--epochs", "50", "--set", "width=0.25", "--device", "cpu", "--jobs", "2", "--tracking-uri", uri]
+    # two seeds of one net: both workers train at the same pace (a small net beside a big one can finish its
+    # epochs before the big one's first checkpoint on a quiet machine)
+    args = [sys.executable, "-m", "harness", "run", "torchvision_alexnet", "--seeds", "2", "--profile", "smoke"]
+    args += ["--epochs", "500", "--set", "width=0.25", "--device", "cpu", "--jobs", "2", "--tracking-uri", uri]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while len(list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt"))) < 2:  # both workers are training

@@ -19,7 +19,7 @@ from PIL import Image
 from harness.data import read_square
 from harness.errors import HarnessError
 from harness.prepare import prepare
-from harness.prepared import STORE_VERSION, Manifest, is_store, open_store
+from harness.prepared import MEAN_FILE, STORE_VERSION, Manifest, is_store, open_store
 from tests.support import photo_crop
 
 R = 32  # resize: small, so that every test is quick
@@ -114,6 +114,21 @@ def test_fingerprint_is_deterministic_and_covers_the_bytes(stores: dict[str, Pat
         f.write(bytes([last[0] ^ 1]))
     with pytest.raises(HarnessError, match="fingerprint"):
         open_store(tmp_path / "again").verify()
+
+
+@pytest.mark.parametrize("fmt, change", [("raw", 1.0), ("jpeg", 10.0)])
+def test_verify_recomputes_the_mean_image(stores: dict[str, Path], tmp_path: Path, fmt: str, change: float) -> None:
+    copy = tmp_path / fmt
+    shutil.copytree(stores[fmt], copy)
+    open_store(copy).verify()  # the stored mean is the training squares' (jpeg: within the re-encoding's error)
+    mean = np.load(copy / MEAN_FILE)
+    if fmt == "raw":
+        mean[0, 0, 0] = min(255.0, mean[0, 0, 0] + change) if mean[0, 0, 0] < 255 else 254.0  # one pixel
+    else:
+        mean = np.clip(mean + change, 0, 255)
+    np.save(copy / MEAN_FILE, mean.astype(np.float32))
+    with pytest.raises(HarnessError, match="differs from the training squares' mean"):
+        open_store(copy).verify()
 
 
 @pytest.mark.parametrize("fmt", ["raw", "jpeg"])
