@@ -97,6 +97,17 @@ def one_line_error(code: int, stderr: str, needle: str, exit_code: int = 2) -> N
     assert needle in stderr, stderr
 
 
+FILE_LIMIT = 8 * 2**20  # bytes: above the SQLite store and the small net's files, below the wide net's checkpoint
+
+
+def small_file_limit() -> None:
+    """A `preexec_fn`: files over FILE_LIMIT fail to write (a real disk error) in the process and its children
+    (under torchrun both ranks inherit it; only rank 0 writes files)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
