@@ -115,7 +115,9 @@ def curves_figure(runs: Sequence[Curves], title: str, num_classes: int | None) -
                 loc = "best" if more <= 0 else "lower right" if ax is ax1 else "upper right"
                 ax.legend(fontsize=7, title=f"{more} more not listed" if more > 0 else None, title_fontsize=7, loc=loc)
         fig.suptitle(title)
-        fig.tight_layout()
+        # fixed margins for the fixed 9 x 3.5 in figure at font size 8: tight_layout measured every text extent, 40 %
+        # of the figure's CPU time (0.28 -> 0.17 s a figure for 39 runs of 90 epochs, benchmarks/report_scale.py)
+        fig.subplots_adjust(left=0.065, right=0.99, bottom=0.13, top=0.89, wspace=0.18)
         FigureCanvasAgg(fig)
         return fig
 
