@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import prepared, schema
 from harness.errors import HarnessError
 from harness.parallel import plan as parallel_plan
-from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, RunRequest
+from harness.request import PRECISIONS, PROFILE_NAMES, RunRequest
 from variants import INPUT_SCALES, MIN_INPUT_SIZE, DropoutScaling, InitScheme, Recipe, Variant
 
 
@@ -483,11 +483,12 @@ def validate_recipe(recipe: Recipe, min_size: int = MIN_INPUT_SIZE) -> None:
                            f"the training mean, KSH12/CC2 code), got {recipe.input_scale}")  # fmt: skip
 
 
-FOLDER_DATASETS = ("imagefolder", "cifar10")  # the data sets read from --data DIR
-
-
 def choose_profile(req: RunRequest) -> tuple[Profile, str]:
     """(profile, dataset): `paper` when --data is given, `proxy` (mnist5k) otherwise."""
+    # here, not at the top: the table's loaders import torchvision and PIL, which `list` and `show` (harness.catalog
+    # reads recipes through this module) never need (docs/layout.md, start-up time)
+    from harness.data import FOLDER_DATASETS, SOURCES
+
     name = req.profile or ("paper" if req.data else "proxy")
     if name not in PROFILES:
         raise HarnessError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
@@ -495,14 +496,15 @@ def choose_profile(req: RunRequest) -> tuple[Profile, str]:
     dataset = req.dataset or profile.dataset or ("imagefolder" if req.data else None)
     if dataset is None:
         raise HarnessError("the paper profile needs --data DIR (an ImageNet-style folder with train/ and val/)")
-    if dataset not in DATASETS:
-        raise HarnessError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-    if dataset in ("imagefolder", "cifar10") and not req.data:
+    if dataset not in SOURCES:
+        raise HarnessError(f"unknown dataset {dataset!r}; known: {', '.join(SOURCES)}")
+    if SOURCES[dataset].needs_folder and not req.data:
         raise HarnessError(f"dataset {dataset} needs --data DIR")
     if req.data and dataset not in FOLDER_DATASETS:
         raise HarnessError(
             f"--data {req.data} is not read by the {name} profile, which trains on {dataset}: drop --data, or add "
-            "--dataset imagefolder (or cifar10) to train on the folder under this profile"
+            f"--dataset {FOLDER_DATASETS[0]} (or {' or '.join(FOLDER_DATASETS[1:])}) to train on the folder under this "
+            "profile"
         )
     return profile, dataset
 

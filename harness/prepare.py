@@ -44,8 +44,9 @@ import numpy as np
 from PIL import Image
 
 from harness import locks
-from harness.data import IMG_EXTENSIONS, LAYOUT, _check_dir, _entries, _is_image, read_square
+from harness.decode import read_square
 from harness.errors import HarnessError
+from harness.folders import IMG_EXTENSIONS, LAYOUT, check_dir, entries, is_image
 from harness.prepared import (
     FORMATS,
     MANIFEST,
@@ -95,7 +96,7 @@ def prepare(
     """Prepare the store `out` from the ImageNet-style folder `src` (see the module docstring); its manifest."""
     check_settings(fmt, resize, quality)
     start = time.monotonic()
-    root = _check_dir(Path(src), "imagefolder").resolve()
+    root = check_dir(Path(src), "imagefolder").resolve()
     out = Path(out).expanduser().absolute()
     for split in SPLITS:
         if out.resolve().is_relative_to((root / split).resolve()):
@@ -221,7 +222,7 @@ class SplitListing:
 
 
 def _scan_split(root: Path, split: str) -> SplitListing:
-    """Class folders (sorted names; links resolved) and their images, as `harness.data.scan_split` lists them, with
+    """Class folders (sorted names; links resolved) and their images, as `harness.folders.scan_split` lists them, with
     every link resolved once and those that dangle, loop or leave their class folder left out with a reason."""
     split_dir = root / split
     if not split_dir.is_dir():
@@ -229,7 +230,7 @@ def _scan_split(root: Path, split: str) -> SplitListing:
     classes: list[str] = []
     reals: list[str] = []
     skipped: list[Skipped] = []
-    for entry in sorted(_entries(split_dir), key=lambda e: e.name):
+    for entry in sorted(entries(split_dir), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
         real, why = _resolve(entry.path)
@@ -281,7 +282,7 @@ def _class_images(
     while stack:
         folder, real_folder = stack.pop()
         subdirs = []
-        for entry in sorted(_entries(folder), key=lambda e: (e.is_symlink(), e.name)):
+        for entry in sorted(entries(folder), key=lambda e: (e.is_symlink(), e.name)):
             rel = _rel(root, entry.path)
             link = entry.is_symlink()
             if link:
@@ -297,7 +298,7 @@ def _class_images(
                 skipped.append(Skipped(rel, f"cannot stat: {e.strerror or e}"))
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            if not is_dir and not _is_image(entry.name):
+            if not is_dir and not is_image(entry.name):
                 continue
             if link and not _inside(real, class_real) and (is_dir or _inside(real, str(root))):
                 where = _rel(root, real) if _inside(real, str(root)) else real
@@ -321,7 +322,7 @@ def _class_images(
                     seen_files[real] = entry.path
                     found.append(Listed(entry.path, real, label, st.st_size, st.st_mtime_ns))
         stack.extend(reversed(subdirs))  # depth first, in name order
-    found.sort(key=lambda x: x.path)  # the order `harness.data.scan_split` gives
+    found.sort(key=lambda x: x.path)  # the order `harness.folders.scan_split` gives
     return found, sorted(skipped, key=lambda s: s.path)
 
 
@@ -416,7 +417,7 @@ def _load(path: str, resize: int, fmt: str, quality: int) -> tuple[np.ndarray, b
     try:
         hwc = read_square(path, resize).permute(1, 2, 0).numpy()  # KSH12 s2: shorter side to 256, central patch
         if fmt == "raw":
-            return hwc, None  # exactly what the folder path gives (harness.data.read_square)
+            return hwc, None  # exactly what the folder path gives (harness.decode.read_square)
         img = Image.fromarray(hwc)
         buf = io.BytesIO()
         # 4:4:4 (no chroma subsampling): at q95 and 256 px, mean abs error 1.5 levels instead of 1.9, for 26% more

@@ -21,14 +21,15 @@ from harness.analysis import codes, colour, examples, figures, retrieval, transl
 from harness.analysis.features import last_hidden_layer, run_batches
 from harness.analysis.inputs import shifted_inputs, train_inputs, val_inputs
 from harness.config import run_dropout_scaling
-from harness.data import Datasets, DataSpec, load_datasets, stratified_slice
+from harness.data import load_datasets
+from harness.datasets import Datasets, DataSpec, stratified_slice
 from harness.errors import HarnessError
 from variants import Variant
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """How many images each analysis uses (class-balanced, fixed: `harness.data.stratified_slice`)."""
+    """How many images each analysis uses (class-balanced, fixed: `harness.datasets.stratified_slice`)."""
 
     val: int = 500  # validation images: top-5 examples and translation
     queries: int = 500  # of those, the retrieval queries

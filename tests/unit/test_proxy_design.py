@@ -193,7 +193,7 @@ def test_the_proxy_evaluates_at_fixed_epochs_and_the_plateau_rule_every_epoch() 
 def test_the_proxy_training_slice_is_balanced() -> None:
     import numpy as np
 
-    from harness.data import stratified_slice
+    from harness.datasets import stratified_slice
 
     labels = np.repeat(np.arange(10), 800)  # mnist-clutter's 8,000 training canvases: 2 of each of 400 digits a class
     kept = stratified_slice(labels, PROXY.limit_train)
