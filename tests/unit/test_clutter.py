@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from harness import arrays, clutter
-from harness.config import PROXY, resolve
+from harness.config import resolve
 from harness.pca import array_pca
+from harness.profiles import PROXY
 from harness.request import RunRequest
 from harness.transforms import IMAGENET_PCA
 from variants import get_variant
