@@ -67,7 +67,8 @@ def loader_memory(store: Path, resize: int, method: str, workers: int = 2) -> di
     import torch
     from torch.utils.data import DataLoader
 
-    from harness.data import DataSpec, collate, load_datasets
+    from harness.data import DataSpec, load_datasets
+    from harness.datasets import collate
 
     data = load_datasets(DataSpec("imagefolder", store, image_size=resize - 4, resize=resize, batch_size=128))
     loader = DataLoader(

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from harness.data import to_rgb
+from harness.decode import to_rgb
 from harness.prepare import prepare
 from harness.prepared import PreparedStore, open_store
 from harness.transforms import prepare_train
@@ -59,7 +59,9 @@ def rate(fn, batches: list[list[int]]) -> float:
 def folder_reader(paths: list[str], resize: int):
     def read(indices: list[int]) -> torch.Tensor:
         out = []
-        for i in indices:  # the folder path of harness.data: PIL open, to_rgb, resize shorter side, centre crop
+        for i in (
+            indices
+        ):  # the folder path of harness.data (harness.decode): PIL open, to_rgb, resize shorter side, centre crop
             with Image.open(paths[i]) as im:
                 out.append(F.pil_to_tensor(prepare_train(to_rgb(im), "ksh12", resize)))
         return torch.stack(out)

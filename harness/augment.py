@@ -49,7 +49,7 @@ def channels_last(x: torch.Tensor) -> bool:
 
 def crop_batch(x: torch.Tensor, tops: list[int], lefts: list[int], size: int, flips: list[bool] | None = None):
     """Per-sample `size` x `size` crops of a batch [B,C,H,W] at (tops[b], lefts[b]), mirrored where flips[b]. A
-    channels-last batch (decoded files: harness.data.stack_images) gives a channels-last one, cut as rows of
+    channels-last batch (decoded files: harness.datasets.stack_images) gives a channels-last one, cut as rows of
     pixels; a planar batch a planar one."""
     corners = list(enumerate(zip(tops, lefts)))
     if channels_last(x):  # crop whole pixels, not byte by byte

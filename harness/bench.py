@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness import augment, data, engine, flops, loader, memory, photos, prepare
+from harness import augment, data, datasets, engine, flops, folders, loader, memory, photos, prepare
 from harness import precision as precision_mod
 from harness.distributed import Dist
 from harness.errors import HarnessError
@@ -182,7 +182,7 @@ def harness_step_ips(
 ) -> tuple[float, float]:
     """images/s of the harness's own training, and the share of its time spent waiting for the next batch (the
     epoch metric `data_wait_fraction`): `engine.train_one_epoch` over the run's loader (`loader.train_loader`,
-    built once, default workers) of an in-memory uint8 `data.ArrayDataset` of squares of the bench's size, with the
+    built once, default workers) of an in-memory uint8 `datasets.ArrayDataset` of squares of the bench's size, with the
     recipe's batch view on the device (harness.augment: crop = the whole square, flip, PCA lighting if the recipe
     has it, normalisation), model init, optimiser groups, per-step work (ZF13 renormalisation) and precision. The
     one function to re-wire when the data path or the engine changes. `source`: a JPEG folder or a prepared store
@@ -198,7 +198,7 @@ def harness_step_ips(
         labels = torch.randint(0, NUM_CLASSES, (n,), generator=g).tolist()
         eig = IMAGENET_PCA if r.pca_lighting else None
         view = augment.TrainView(r.train_aug, spec.size, True, eig, r.pca_alpha_std, r.input_scale)
-        train = data.ArrayDataset(images, labels, view, spec.size, data.ItemCut("none", spec.size))
+        train = datasets.ArrayDataset(images, labels, view, spec.size, datasets.ItemCut("none", spec.size))
     batches = loader.train_loader(train, spec.batch_size, 0, d, workers)  # built once, as in a run
 
     precision_mod.configure(device, spec.precision)
@@ -263,10 +263,10 @@ def torchvision_pipeline_ips(root: Path, size: int, n: int) -> float:
     return items_per_sec(datasets.ImageFolder(str(root / "train"), transform=tf), n)
 
 
-def source_spec(v: Variant, root: Path, size: int) -> data.DataSpec:
+def source_spec(v: Variant, root: Path, size: int) -> datasets.DataSpec:
     """A run's data spec for `v`'s recipe at this crop size on a folder or store."""
     r = v.recipe
-    return data.DataSpec(
+    return datasets.DataSpec(
         "imagefolder",
         root,
         image_size=size,
@@ -348,7 +348,7 @@ def run_bench(spec: BenchSpec, jpeg_root: Path | None = None) -> BenchResult:
                 prepare.prepare(jpeg_root, stores[size], resize=size, verbose=False)
         # (a) and (b): in memory, and, with JPEGs, read as a run reads them (default workers) from the folder and
         # from the store, when they hold enough images for the timed batches
-        held = len(data.scan_split(jpeg_root / "train")[1]) if jpeg_root is not None else 0
+        held = len(folders.scan_split(jpeg_root / "train")[1]) if jpeg_root is not None else 0
         enough = held >= (WARMUP_STEPS + spec.steps) * spec.batch_size
         for v in variants:
             sources: dict[str, Path | None] = {"harness step": None}
@@ -437,7 +437,7 @@ def bench_command(spec: BenchSpec, json_path: Path | None, jpegs: Path | None = 
     if json_path is not None:
         check_writable(json_path)
     if jpegs is not None:
-        data.scan_split(data._check_dir(jpegs, "imagefolder") / "train")  # a one-line error for a bad folder
+        folders.scan_split(folders.check_dir(jpegs, "imagefolder") / "train")  # a one-line error for a bad folder
     result = run_bench(spec, jpegs)
     if json_path is not None:
         write_json(result, json_path)

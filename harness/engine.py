@@ -172,7 +172,7 @@ def milestones(recipe: Recipe) -> list[int]:
 def warmup_linear(recipe: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
     """lr factor at optimiser step s: linear rise over `warmup_epochs`, then linear fall to 0 at the last step.
 
-    Not a paper schedule: the CPU proxy's (harness.config.PROXY), where a few hundred steps are all of training."""
+    Not a paper schedule: the CPU proxy's (harness.profiles.PROXY), where a few hundred steps are all of training."""
     total = max(1, recipe.epochs * steps_per_epoch)
     warm = min(total - 1, round(recipe.warmup_epochs * steps_per_epoch))
 

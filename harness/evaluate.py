@@ -40,7 +40,7 @@ def evaluate(
     precision: str = "fp32",
     loader: DataLoader | None = None,
 ) -> EvalResult:
-    """`dataset` yields uint8 images (harness.data.ImageDataset); its `view` cuts the test crops on the device.
+    """`dataset` yields uint8 images (harness.datasets.ImageDataset); its `view` cuts the test crops on the device.
     `loader`: one from `harness.loader.eval_loader` kept across calls (persistent workers), else one is made."""
     n_total = len(dataset)  # type: ignore[arg-type]
     indices = list(range(d.rank, n_total, d.world_size))

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from harness.data import ArrayDataset, collate
+from harness.datasets import ArrayDataset, collate
 from harness.distributed import Dist
 
 MAX_WORKERS = 8  # beyond ~8 decode processes per GPU the step, not the input, is the limit at AlexNet's size

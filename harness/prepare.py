@@ -11,11 +11,12 @@ folder that looks like a store. OUT must be absent, empty, or a store of the sam
 settings ("already prepared": nothing to do); anything else is refused, never overwritten. A .tmp-<pid> left by a
 killed run is removed by the next one (it holds the lock: no other run is writing).
 
-The listing resolves every symbolic link once (`_scan_split`): a class is what its folder resolves to, and what is
-read is what the listing resolved. A link that dangles, loops, or leads out of its class folder into the rest of
-the source folder (another class, the split folder: its images would be labelled with the wrong class) is left out
-and recorded in the manifest's `skipped` with the reason, like an unreadable image. A file link to outside the
-source folder (a subset linked from a full copy) is read; a folder link must stay inside its class folder.
+The listing resolves every symbolic link once (`harness.listing.scan_split`): a class is what its folder resolves
+to, and what is read is what the listing resolved. A link that dangles, loops, or leads out of its class folder into
+the rest of the source folder (another class, the split folder: its images would be labelled with the wrong class)
+is left out and recorded in the manifest's `skipped` with the reason, like an unreadable image. A file link to
+outside the source folder (a subset linked from a full copy) is read; a folder link must stay inside its class
+folder.
 """
 
 from __future__ import annotations
@@ -28,14 +29,12 @@ import json
 import os
 import re
 import shutil
-import stat
 import sys
 import time
 import typing
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -44,8 +43,10 @@ import numpy as np
 from PIL import Image
 
 from harness import locks
-from harness.data import IMG_EXTENSIONS, LAYOUT, _check_dir, _entries, _is_image, read_square
+from harness.decode import read_square
 from harness.errors import HarnessError
+from harness.folders import check_dir
+from harness.listing import SplitListing, listing_digest, relative, scan_split
 from harness.prepared import (
     FORMATS,
     MANIFEST,
@@ -95,7 +96,7 @@ def prepare(
     """Prepare the store `out` from the ImageNet-style folder `src` (see the module docstring); its manifest."""
     check_settings(fmt, resize, quality)
     start = time.monotonic()
-    root = _check_dir(Path(src), "imagefolder").resolve()
+    root = check_dir(Path(src), "imagefolder").resolve()
     out = Path(out).expanduser().absolute()
     for split in SPLITS:
         if out.resolve().is_relative_to((root / split).resolve()):
@@ -136,7 +137,7 @@ def _lock(held: contextlib.ExitStack, out: Path) -> None:
 def _prepare_locked(
     root: Path, out: Path, start: float, resize: int, fmt: str, quality: int, workers: int | None, verbose: bool
 ) -> Manifest:
-    listings = {split: _scan_split(root, split) for split in SPLITS}  # the listing only: nothing decoded yet
+    listings = {split: scan_split(root, split) for split in SPLITS}  # the listing only: nothing decoded yet
     classes = listings["train"].classes
     if listings["val"].classes != classes:
         only_t = sorted(set(classes) - set(listings["val"].classes))[:5]
@@ -144,7 +145,7 @@ def _prepare_locked(
         raise HarnessError(
             f"train/ and val/ in {root} have different classes: only in train {only_t}, only in val {only_v}"
         )
-    listing = _listing_digest(root, listings)
+    listing = listing_digest(root, listings)
     kept_quality = quality if fmt == "jpeg" else None  # raw stores no JPEG: its quality is no setting
     existing = _check_out(out, str(root), listing, (fmt, resize, kept_quality))
     if existing is not None:
@@ -199,164 +200,6 @@ def _prepare_locked(
     if verbose:
         _summary(manifest, out)
     return manifest
-
-
-# --- the listing: links resolved once --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)  # one per image: 1.28M for ILSVRC-2012's train
-class Listed:
-    path: str  # absolute, as listed under the source folder (through any links): what the manifest names
-    real: str  # what it resolves to, resolved once here: the file that is stat'ed and read
-    label: int
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True)
-class SplitListing:
-    classes: list[str]
-    images: list[Listed]  # class by class, each class's in path order
-    skipped: list[Skipped]  # entries left out while listing (links), paths relative to the source folder
-
-
-def _scan_split(root: Path, split: str) -> SplitListing:
-    """Class folders (sorted names; links resolved) and their images, as `harness.data.scan_split` lists them, with
-    every link resolved once and those that dangle, loop or leave their class folder left out with a reason."""
-    split_dir = root / split
-    if not split_dir.is_dir():
-        raise HarnessError(f"{root} has no {split}/ folder; {LAYOUT}")
-    classes: list[str] = []
-    reals: list[str] = []
-    skipped: list[Skipped] = []
-    for entry in sorted(_entries(split_dir), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        real, why = _resolve(entry.path)
-        if real is None:
-            skipped.append(Skipped(_rel(root, entry.path), f"{why}: not read as a class folder"))
-        elif os.path.isdir(real):
-            classes.append(entry.name)
-            reals.append(real)
-    if not classes:
-        raise HarnessError(f"{split_dir} has no class folders; {LAYOUT}")
-    _check_disjoint(split_dir, classes, reals)
-    images: list[Listed] = []
-    seen_files: dict[str, str] = {}  # real path -> the listed path that took it, across the split's classes
-    for label, (name, real) in enumerate(zip(classes, reals)):
-        found, left_out = _class_images(root, split_dir / name, real, label, seen_files)
-        if not found:
-            why = f"; {len(left_out)} left out, e.g. {left_out[0].path}: {left_out[0].reason}" if left_out else ""
-            raise HarnessError(f"class folder {split_dir / name} has no images ({', '.join(IMG_EXTENSIONS)}){why}")
-        images += found
-        skipped += left_out
-    return SplitListing(classes, images, skipped)
-
-
-def _check_disjoint(split_dir: Path, classes: list[str], reals: list[str]) -> None:
-    """No two class folders resolve to one folder or one inside the other (its images would be in both)."""
-    owner = {}
-    for name, real in zip(classes, reals):
-        if real in owner:
-            raise HarnessError(f"class folders {split_dir / owner[real]} and {split_dir / name} are the same folder")
-        owner[real] = name
-    for name, real in zip(classes, reals):
-        for parent in Path(real).parents:
-            if str(parent) in owner:
-                raise HarnessError(
-                    f"class folder {split_dir / name} resolves to {real}, inside class folder "
-                    f"{split_dir / owner[str(parent)]}: its images would be in both classes"
-                )
-
-
-def _class_images(
-    root: Path, class_dir: Path, class_real: str, label: int, seen_files: dict[str, str]
-) -> tuple[list[Listed], list[Skipped]]:
-    """The images under one class folder (links followed once, each real folder and file listed once) and the
-    entries left out; depth first, plain entries before links (the real name of a folder wins over a link to it)."""
-    found: list[Listed] = []
-    skipped: list[Skipped] = []
-    seen_dirs = {class_real: str(class_dir)}
-    stack = [(str(class_dir), class_real)]
-    while stack:
-        folder, real_folder = stack.pop()
-        subdirs = []
-        for entry in sorted(_entries(folder), key=lambda e: (e.is_symlink(), e.name)):
-            rel = _rel(root, entry.path)
-            link = entry.is_symlink()
-            if link:
-                real, why = _resolve(entry.path)
-                if real is None:
-                    skipped.append(Skipped(rel, why))
-                    continue
-            else:
-                real = os.path.join(real_folder, entry.name)
-            try:
-                st = os.stat(real)
-            except OSError as e:
-                skipped.append(Skipped(rel, f"cannot stat: {e.strerror or e}"))
-                continue
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if not is_dir and not _is_image(entry.name):
-                continue
-            if link and not _inside(real, class_real) and (is_dir or _inside(real, str(root))):
-                where = _rel(root, real) if _inside(real, str(root)) else real
-                skipped.append(Skipped(rel, f"a symbolic link out of its class folder {_rel(root, class_dir)} (to "
-                                            f"{where}): not listed under this class"))  # fmt: skip
-                continue
-            if is_dir:
-                if real in seen_dirs:
-                    loop = _inside(real_folder, real)
-                    why = "a symbolic link loop: it leads back to" if loop else "a second path to the folder"
-                    skipped.append(Skipped(rel, f"{why} {_rel(root, seen_dirs[real])}"))
-                    continue
-                seen_dirs[real] = entry.path
-                subdirs.append((entry.path, real))
-            else:
-                if not stat.S_ISREG(st.st_mode):
-                    skipped.append(Skipped(rel, "not a regular file"))
-                elif real in seen_files:
-                    skipped.append(Skipped(rel, f"the same file as {_rel(root, seen_files[real])}"))
-                else:
-                    seen_files[real] = entry.path
-                    found.append(Listed(entry.path, real, label, st.st_size, st.st_mtime_ns))
-        stack.extend(reversed(subdirs))  # depth first, in name order
-    found.sort(key=lambda x: x.path)  # the order `harness.data.scan_split` gives
-    return found, sorted(skipped, key=lambda s: s.path)
-
-
-def _resolve(path: str) -> tuple[str, None] | tuple[None, str]:
-    """(the real path, None), or (None, why it does not resolve): a missing target or a loop."""
-    try:
-        return os.path.realpath(path, strict=True), None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return None, "a loop of symbolic links (it never reaches a file or folder)"
-        if isinstance(e, FileNotFoundError):
-            with contextlib.suppress(OSError):
-                return None, f"a symbolic link to {os.readlink(path)!r}, which does not exist"
-        return None, f"cannot resolve: {e.strerror or e}"
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _rel(root: Path, path: str | Path) -> str:
-    return Path(path).relative_to(root).as_posix()
-
-
-def _listing_digest(root: Path, listings: dict[str, SplitListing]) -> str:
-    """sha256 prefix of (relative path, size, mtime) of every listed image, then every left-out entry and why: a
-    link that dangles today and resolves tomorrow changes the listing."""
-    h = hashlib.sha256()
-    for split in SPLITS:
-        for x in listings[split].images:
-            h.update(f"{_rel(root, x.path)}\t{x.size}\t{x.mtime_ns}\n".encode())
-    for split in SPLITS:
-        for k in listings[split].skipped:
-            h.update(f"{k.path}\tleft out\t{k.reason}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def _check_out(out: Path, source: str, listing: str, settings: tuple[str, int, int | None]) -> Manifest | None:
@@ -416,7 +259,7 @@ def _load(path: str, resize: int, fmt: str, quality: int) -> tuple[np.ndarray, b
     try:
         hwc = read_square(path, resize).permute(1, 2, 0).numpy()  # KSH12 s2: shorter side to 256, central patch
         if fmt == "raw":
-            return hwc, None  # exactly what the folder path gives (harness.data.read_square)
+            return hwc, None  # exactly what the folder path gives (harness.decode.read_square)
         img = Image.fromarray(hwc)
         buf = io.BytesIO()
         # 4:4:4 (no chroma subsampling): at q95 and 256 px, mean abs error 1.5 levels instead of 1.9, for 26% more
@@ -478,7 +321,7 @@ def _write_split(
         for x, result in zip(samples, _ordered(pool, _load, jobs, 4 * n_workers)):
             progress.update(1, ips=(progress.done + 1) / max(time.monotonic() - started, 1e-9))
             if isinstance(result, Skipped):
-                skipped.append(Skipped(_rel(root, x.path), result.reason))
+                skipped.append(Skipped(relative(root, x.path), result.reason))
                 continue
             hwc, encoded = result
             chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))  # raw: HWC -> CHW, what the store holds
@@ -489,7 +332,7 @@ def _write_split(
             h.update(data)
             offsets.append(offsets[-1] + len(data))
             labels.append(x.label)
-            files.append(_rel(root, x.path))
+            files.append(relative(root, x.path))
     finally:
         f.close()
         progress.close(f"{len(labels)} images, {len(skipped)} skipped")

@@ -173,7 +173,7 @@ def load(spec: data_mod.DataSpec, protocol: str) -> data_mod.Datasets:
 
 
 def experiment_name(cfg: RunConfig) -> str:
-    name = cfg.dataset_name if cfg.dataset == "imagefolder" else cfg.dataset
+    name = data_mod.SOURCES[cfg.dataset].experiment_dataset(cfg.dataset_name)
     return schema.EXPERIMENT_NAME.format(dataset=name, profile=cfg.profile)
 
 

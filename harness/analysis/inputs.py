@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from harness.data import Datasets, ImageDataset
+from harness.datasets import Datasets, ImageDataset
 
 
 def _centre(dataset: ImageDataset, indices: Sequence[int]) -> torch.Tensor:

@@ -21,14 +21,15 @@ from harness.analysis import codes, colour, examples, figures, retrieval, transl
 from harness.analysis.features import last_hidden_layer, run_batches
 from harness.analysis.inputs import shifted_inputs, train_inputs, val_inputs
 from harness.config import run_dropout_scaling
-from harness.data import Datasets, DataSpec, load_datasets, stratified_slice
+from harness.data import load_datasets
+from harness.datasets import Datasets, DataSpec, stratified_slice
 from harness.errors import HarnessError
 from variants import Variant
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """How many images each analysis uses (class-balanced, fixed: `harness.data.stratified_slice`)."""
+    """How many images each analysis uses (class-balanced, fixed: `harness.datasets.stratified_slice`)."""
 
     val: int = 500  # validation images: top-5 examples and translation
     queries: int = 500  # of those, the retrieval queries
@@ -80,17 +81,7 @@ def analyze(
     figs: dict[str, object] = {}
     summary: dict[str, object] = {"fc7_layer": layer, "val_indices": val_idx, "database_indices": db_idx}
 
-    # 1. tower colour specialisation (KSH12 s6.1, Fig. 3)
-    found = conv1_and_towers(model)
-    if found is not None:
-        w, n_towers = found
-        towers = colour.tower_colour(w, n_towers)
-        metrics[schema.QUAL_COLOUR_TOWERS] = n_towers
-        metrics[schema.QUAL_COLOUR_MEAN] = float(colour.colour_index(w).mean())
-        if n_towers > 1:
-            metrics |= {schema.QUAL_COLOUR_TOWER.format(tower=t.tower): t.mean for t in towers}
-        figs["colour.png"] = figures.colour_figure(w, towers, f"{title}: conv1 colour index")
-        summary["colour_index"] = [t.index.tolist() for t in towers]
+    _colour(model, title, metrics, figs, summary)  # 1. tower colour specialisation (KSH12 s6.1, Fig. 3)
     tick("colour")
 
     # 2. top-5 examples (KSH12 Fig. 4 left), from the same pass as the fc7 activations of the validation images
@@ -154,6 +145,32 @@ def analyze(
     summary["seconds"] = timings
     seconds = time.perf_counter() - t0
     metrics[schema.QUAL_SECONDS] = seconds
+    arts = _log(tracker, metrics, figs, summary)
+    if verbose:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+        print(f"{title}: qualitative evaluation in {seconds:.1f} s ({parts})", file=sys.stderr)
+    return Summary(metrics, arts, seconds)
+
+
+def _colour(
+    model: nn.Module, title: str, metrics: dict[str, float], figs: dict[str, object], summary: dict[str, object]
+) -> None:
+    """Tower colour specialisation (KSH12 s6.1, Fig. 3): conv1's colour index, per tower where there are two."""
+    found = conv1_and_towers(model)
+    if found is None:
+        return
+    w, n_towers = found
+    towers = colour.tower_colour(w, n_towers)
+    metrics[schema.QUAL_COLOUR_TOWERS] = n_towers
+    metrics[schema.QUAL_COLOUR_MEAN] = float(colour.colour_index(w).mean())
+    if n_towers > 1:
+        metrics |= {schema.QUAL_COLOUR_TOWER.format(tower=t.tower): t.mean for t in towers}
+    figs["colour.png"] = figures.colour_figure(w, towers, f"{title}: conv1 colour index")
+    summary["colour_index"] = [t.index.tolist() for t in towers]
+
+
+def _log(tracker, metrics: dict[str, float], figs: dict[str, object], summary: dict[str, object]) -> tuple[str, ...]:
+    """The headline metrics at step 0, the table, the figures and the summary; the artifact paths written."""
     tracker.log_metrics({k: v for k, v in metrics.items() if k in schema.QUAL_HEADLINE}, step=0)
     tracker.log_text(qual_table(metrics), schema.ART_QUAL_TABLE)
     arts = []
@@ -161,11 +178,7 @@ def analyze(
         tracker.log_figure(fig, f"{schema.ART_QUAL}/{name}")
         arts.append(f"{schema.ART_QUAL}/{name}")
     tracker.log_text(json.dumps(summary, indent=1, default=float), schema.ART_QUAL_SUMMARY)
-    arts += [schema.ART_QUAL_SUMMARY, schema.ART_QUAL_TABLE]
-    if verbose:
-        parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
-        print(f"{title}: qualitative evaluation in {seconds:.1f} s ({parts})", file=sys.stderr)
-    return Summary(metrics, tuple(arts), seconds)
+    return (*arts, schema.ART_QUAL_SUMMARY, schema.ART_QUAL_TABLE)
 
 
 def qual_table(metrics: Mapping[str, float]) -> str:

@@ -80,7 +80,8 @@ def test_smoke_run_with_data_is_one_line_and_records_nothing(tmp_path: Path, pho
 
 
 def test_symlink_loop_visits_each_folder_once_and_warns_once(photos_copy: Path) -> None:
-    from harness.data import DataSpec, LinkedTwiceWarning, load_datasets
+    from harness.data import DataSpec, load_datasets
+    from harness.folders import LinkedTwiceWarning
 
     os.symlink(".", photos_copy / "train" / "china" / "loop")  # ln -s . train/china/loop
     os.symlink("../china", photos_copy / "train" / "china" / "again")  # a second way into the same folder
@@ -100,7 +101,8 @@ def test_symlink_loop_visits_each_folder_once_and_warns_once(photos_copy: Path) 
 def test_sixteen_bit_pngs_are_scaled_to_eight_bits(tmp_path: Path) -> None:
     import torch
 
-    from harness.data import DataSpec, load_datasets, to_rgb
+    from harness.data import DataSpec, load_datasets
+    from harness.decode import to_rgb
     from harness.transforms import MEAN, STD
 
     ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520

@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import clutter, data
-from harness.config import PROXY, resolve
+from harness import arrays, clutter
+from harness.config import resolve
+from harness.pca import array_pca
+from harness.profiles import PROXY
 from harness.request import RunRequest
+from harness.transforms import IMAGENET_PCA
 from variants import get_variant
 
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[np.ndarray, np.ndarray]:
-    x, y = data._mnist_raw()
+    x, y = arrays.mnist_raw()
     return x[:60, 0], y[:60]
 
 
@@ -47,23 +50,23 @@ def test_the_drawing_of_one_side_reads_only_that_sides_digits(digits):
 
 
 def test_split_is_disjoint_and_balanced():
-    train, val = data.mnist5k_split()
+    train, val = arrays.mnist5k_split()
     assert not set(train) & set(val) and len(train) == 4000 and len(val) == 1000
-    x_train, y_train, x_val, y_val, classes = data._clutter_arrays()
+    x_train, y_train, x_val, y_val, classes = arrays.clutter_arrays()
     assert classes == [str(c) for c in range(10)]
     assert x_train.shape == (8000, 3, 72, 72) and x_val.shape == (2000, 3, 72, 72)
     assert np.bincount(y_train).tolist() == [800] * 10 and np.bincount(y_val).tolist() == [200] * 10
-    _, y = data._mnist_raw()
+    _, y = arrays.mnist_raw()
     # train canvases follow the training digits' labels (2 each), val canvases the held-out ones'
     assert np.array_equal(y_train, np.repeat(y[train], 2)) and np.array_equal(y_val, np.repeat(y[val], 2))
 
 
 def test_array_data_sets_get_their_own_pca():
-    x_train = data._clutter_arrays()[0]
-    eig = data.array_pca(x_train)
-    assert eig != data.IMAGENET_PCA and all(v > 0 for v in eig.eigval)
+    x_train = arrays.clutter_arrays()[0]
+    eig = array_pca(x_train)
+    assert eig != IMAGENET_PCA and all(v > 0 for v in eig.eigval)
     assert list(eig.eigval) == sorted(eig.eigval, reverse=True)
-    grey = data.array_pca(data._mnist5k_arrays()[0])  # grey: one direction, (1, 1, 1) / sqrt(3)
+    grey = array_pca(arrays.mnist5k_arrays()[0])  # grey: one direction, (1, 1, 1) / sqrt(3)
     assert grey.eigval[1] < 1e-9 < grey.eigval[0]
     assert np.allclose(np.abs(np.array(grey.eigvec)[:, 0]), 3**-0.5)
 

@@ -11,19 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.data import (
-    IMAGENET_PCA,
-    MEAN,
-    STD,
-    DataSpec,
-    UnreadableImageWarning,
-    compute_pca,
-    load_datasets,
-    mnist5k_split,
-    pca_command,
-)
+from harness.arrays import mnist5k_split
+from harness.data import DataSpec, load_datasets
+from harness.decode import UnreadableImageWarning
 from harness.errors import HarnessError
-from harness.transforms import EvalTransform, PcaEig, PcaLighting, TrainTransform
+from harness.pca import compute_pca, pca_command
+from harness.transforms import IMAGENET_PCA, MEAN, STD, EvalTransform, PcaEig, PcaLighting, TrainTransform
 from tests.support import N_TRAIN, N_VAL
 from tests.support import PHOTO_CLASSES as CLASSES
 
@@ -368,7 +361,7 @@ def test_lighting_acts_on_unit_range_rgb_before_normalisation() -> None:
 def test_read_rgb_decodes_as_pil_does(tmp_path: Path, photos: Path) -> None:
     """torchvision's JPEG decoder gives PIL's pixels (colour, grey, CMYK); other files go through PIL; a truncated
     JPEG is refused by both. The tensor resize of `read_square` is within one level of PIL's."""
-    from harness.data import read_rgb, read_square, to_rgb
+    from harness.decode import read_rgb, read_square, to_rgb
     from harness.transforms import prepare_train
 
     rng = np.random.RandomState(0)
@@ -403,7 +396,7 @@ def test_folder_batches_are_channels_last_with_the_per_image_pixels(photos: Path
     """A folder's batch keeps its items' layout (the square's: the decoder's B,H,W,C in memory, stacked as rows of
     pixels, not transposed byte by byte), with exactly the values of each item stacked as planes; its view is
     exactly the view of that planar batch."""
-    from harness.data import read_square
+    from harness.decode import read_square
 
     ds = load_datasets(DataSpec("imagefolder", photos, train_aug=aug, **SMALL)).train
     keys = [(i, 100 + i) for i in range(6)]

@@ -236,9 +236,10 @@ def test_imagefolder_run_of_real_jpegs_skips_a_corrupt_one(tmp_path, photos, uri
 def test_set_init_by_name_per_variant():
     from harness import config
     from harness.errors import HarnessError
+    from harness.profiles import PROXY
 
     k = variants.get_variant("alexnet2012")
-    assert config.PROXY.all_deviations() and any("He et al." in d for d in config.PROXY.all_deviations())
+    assert PROXY.all_deviations() and any("He et al." in d for d in PROXY.all_deviations())
     proxy = config.resolve(k, RunRequest())
     assert proxy.recipe.init.name == "he2015" and not proxy.recipe_modified
     assert proxy.final_protocols == ("center", "five_crop")  # 5 crops without mirrors stand for the 10-crop

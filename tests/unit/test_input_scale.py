@@ -13,11 +13,11 @@ from mlflow.tracking import MlflowClient
 
 import variants
 from harness import config, runner, schema
-from harness.data import IMAGENET_PCA, MEAN, STD, DataSpec, load_datasets
+from harness.data import DataSpec, load_datasets
 from harness.errors import HarnessError
 from harness.request import RunRequest
 from harness.runner import run_input_scale
-from harness.transforms import EvalTransform, PcaLighting, TrainTransform, normalize
+from harness.transforms import IMAGENET_PCA, MEAN, STD, EvalTransform, PcaLighting, TrainTransform, normalize
 
 PIXEL_MEAN = torch.tensor(MEAN).view(3, 1, 1) * 255  # the mean in pixel units
 SCALE_1_TO_255 = 255 * torch.tensor(STD).view(3, 1, 1)  # 255 * (x - m) = 255 * s * ((x - m) / s), per channel

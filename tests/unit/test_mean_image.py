@@ -19,7 +19,8 @@ import torch
 import variants
 from harness import config
 from harness.augment import Draw, EvalView, TrainView, centre_offset
-from harness.data import DataSpec, load_datasets, read_square
+from harness.data import DataSpec, load_datasets
+from harness.decode import read_square
 from harness.errors import HarnessError
 from harness.prepare import prepare
 from harness.prepared import MEAN_FILE, open_store

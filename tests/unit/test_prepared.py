@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.data import read_square
+from harness.decode import read_square
 from harness.errors import HarnessError
 from harness.prepare import prepare
 from harness.prepared import MEAN_FILE, STORE_VERSION, Manifest, is_store, open_store
@@ -352,7 +352,7 @@ def test_run_and_eval_on_a_store(src: Path, cli, uri, runs, tmp_path: Path) -> N
 
 
 def test_pca_of_a_store_is_the_pca_of_its_squares(stores: dict[str, Path]) -> None:
-    from harness.data import compute_pca
+    from harness.pca import compute_pca
 
     eig = compute_pca(stores["raw"], max_images=100, seed=0)
     reader = open_store(stores["raw"]).split("train")

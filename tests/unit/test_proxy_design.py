@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from harness import plan
-from harness.config import PROXY, resolve
+from harness.config import resolve
+from harness.profiles import PROXY
 from harness.report import compute, gap
 from harness.request import RunRequest
 from tests.unit.test_verdicts import run
@@ -193,7 +194,7 @@ def test_the_proxy_evaluates_at_fixed_epochs_and_the_plateau_rule_every_epoch() 
 def test_the_proxy_training_slice_is_balanced() -> None:
     import numpy as np
 
-    from harness.data import stratified_slice
+    from harness.datasets import stratified_slice
 
     labels = np.repeat(np.arange(10), 800)  # mnist-clutter's 8,000 training canvases: 2 of each of 400 digits a class
     kept = stratified_slice(labels, PROXY.limit_train)
@@ -202,9 +203,9 @@ def test_the_proxy_training_slice_is_balanced() -> None:
 
 
 def test_a_run_that_evaluates_at_fixed_epochs_logs_val_only_there(monkeypatch, harness_main, uri, runs) -> None:
-    from harness import config
+    from harness import profiles
 
-    monkeypatch.setitem(config.PROFILES, "smoke", replace(config.SMOKE, val_every_epoch=False))
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(profiles.SMOKE, val_every_epoch=False))
     args = ["run", "alexnet2014", "--profile", "smoke", "--epochs", "8", "--limit-train", "32", "--limit-val", "16"]
     code, _, err = harness_main([*args, "--no-report", "--tracking-uri", uri])
     assert code == 0, err[-2000:]

@@ -238,7 +238,7 @@ def test_analyze_logs_every_key_and_figure_to_a_smoke_run_and_the_report_shows_t
 
 
 def test_the_proxy_analyses_the_base_variants_first_three_seeds_and_nothing_else() -> None:
-    from harness.config import wants_qualitative
+    from harness.profiles import wants_qualitative
 
     assert wants_qualitative("proxy", "alexnet2012", 2) and wants_qualitative("proxy", "torchvision_alexnet", 0)
     assert not wants_qualitative("proxy", "alexnet2012", 3)  # run --all trains seeds 0-5: the verdict needs 3

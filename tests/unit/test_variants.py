@@ -281,7 +281,7 @@ def test_he_init_scales_with_each_layers_fan_in():
     with pytest.raises(ValueError, match="fan-in"):
         scheme.for_layer("fc6")
     # the proxy's scheme keeps the papers' std 0.01 on the output layer, whatever the builder calls it
-    from harness.config import HE_INIT
+    from harness.profiles import HE_INIT
 
     for name in ("alexnet2012", "torchvision_alexnet"):
         model = variants.get_variant(name).build(10)
