@@ -117,4 +117,3 @@ def entry_point(argv: list[str] | None = None) -> int:
 
         return record(main)(argv)
     return main(argv)
-

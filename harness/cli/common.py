@@ -12,6 +12,7 @@ from harness.request import PRECISIONS, PROFILE_NAMES, DataRequest
 
 R = typing.TypeVar("R", bound=DataRequest)
 Subparsers = argparse._SubParsersAction  # what `add_subparsers` returns
+Options = argparse._ActionsContainer  # a parser or one of its argument groups
 
 # --- argument types -------------------------------------------------------------------------------------------------
 
@@ -67,8 +68,10 @@ def positive_float(text: str) -> float:
 # --- option groups: the fields of a request ------------------------------------------------------------------------
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    """The fields of `DataRequest`: data, profile, device, store."""
+def add_data_options(p: Options, *, execution: Options | None = None, tracking: Options | None = None) -> None:
+    """The fields of `DataRequest`: data, profile, device, store. `execution` and `tracking` (argument groups of
+    `run`) take the device and precision, and the store; by default everything goes to `p`."""
+    execution, tracking = execution or p, tracking or p
     p.add_argument(
         "--profile",
         choices=PROFILE_NAMES,
@@ -77,14 +80,14 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder: ImageNet-style train/ and val/ (or a CIFAR-10 folder)")
     p.add_argument("--dataset", help="imagefolder, mnist5k, cifar10 or synthetic (default from profile/--data)")
     p.add_argument("--dataset-name", help="what the data is, for the report, e.g. ILSVRC-2012 or ILSVRC-2010")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    add_store_option(p)
+    execution.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    add_store_option(tracking)
     p.add_argument(
         "--workers",
         type=non_negative_int,
         help="DataLoader worker processes (default: 0 for data in memory, else this process's CPUs - 1, at most 8)",
     )
-    p.add_argument(
+    execution.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="fp32",
@@ -94,18 +97,19 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-val", type=positive_int, help="use only the first N validation images (a slice)")
 
 
-def add_store_option(p: argparse.ArgumentParser) -> None:
+def add_store_option(p: Options) -> None:
     p.add_argument(
         "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db)"
     )
 
 
-def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -> None:
-    """Changes to the recipe: --epochs, --batch-size, --seed, --set."""
+def add_recipe_options(p: Options, *, batch_size: bool = True, seeds: Options | None = None) -> None:
+    """Changes to the recipe: --epochs, --batch-size, --seed (to `seeds`, `run`'s group, if given), --set."""
     p.add_argument("--epochs", type=positive_int, help="epochs (default: the profile's or the recipe's)")
     if batch_size:
         p.add_argument("--batch-size", type=positive_int, help="global batch size (all ranks together)")
-    p.add_argument("--seed", type=seed_int, help="training seed (default 0)")
+    # a worker is given its own seed: `harness.pool` (run --jobs) and `harness.sweep` (sweep --jobs) add --seed
+    parent_only((seeds or p).add_argument("--seed", type=seed_int, help="training seed (default 0)"))
     p.add_argument(
         "--set",
         dest="sets",
@@ -116,7 +120,7 @@ def add_recipe_options(p: argparse.ArgumentParser, *, batch_size: bool = True) -
     )
 
 
-def add_ui_url_option(p: argparse.ArgumentParser) -> None:
+def add_ui_url_option(p: Options) -> None:
     p.add_argument(
         "--ui-url",
         help="the MLflow UI the report links runs to (default: `harness ui`'s http://127.0.0.1:5000 for a local "
@@ -141,22 +145,32 @@ def request(cls: type[R], args: argparse.Namespace, **extra: object) -> R:
     return cls(**(values | extra))
 
 
-# what a `--jobs` worker does not repeat: it runs one (variant, seed), reports to the pool, writes no report
-NOT_FORWARDED = frozenset(
-    {"help", "names", "all", "seed", "seeds", "seed_offset", "max_seeds", "plan", "no_report", "jobs", "gpus"}
-    | {"parent_run_id"}
-    | {"outcomes_json"}
-    | {"trials", "worker_index", "study_name"}  # a sweep worker's: set by the parent sweep
-)
+def parent_only(action: argparse.Action) -> argparse.Action:
+    """Mark an option that a worker process does not repeat from its parent's command line (`child_options`): what
+    the parent decides for each worker (its variant and seed, the plan, the pool itself, the report). Every other
+    option a worker repeats, so that a new option reaches the workers unless it is marked here where it is defined."""
+    action.parent_only = True  # type: ignore[attr-defined]
+    return action
+
+
+def forwarded(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options of `parser` that a worker repeats: not positionals, not `-h`, not `parent_only` ones, and not the
+    store (`child_options` gives it resolved)."""
+    return [
+        a
+        for a in parser._actions
+        if a.option_strings
+        and not isinstance(a, argparse._HelpAction)
+        and not getattr(a, "parent_only", False)
+        and a.dest != "tracking_uri"
+    ]
 
 
 def child_options(args: argparse.Namespace) -> list[str]:
     """The `run` (or `sweep`) options given (not left at their defaults), as a worker's command line repeats them;
     the store as the resolved URI, so that every worker writes to the parent's."""
     out: list[str] = []
-    for action in args.run_parser._actions:
-        if not action.option_strings or action.dest in NOT_FORWARDED | {"tracking_uri"}:
-            continue
+    for action in forwarded(args.run_parser):
         value = getattr(args, action.dest, None)
         flag = action.option_strings[-1]
         if value is None or value is False or (value == action.default and not isinstance(value, list)):

@@ -15,6 +15,7 @@ from harness.cli.common import (
     add_ui_url_option,
     child_options,
     non_negative_int,
+    parent_only,
     positive_float,
     positive_int,
     request,
@@ -34,22 +35,20 @@ def add_sweep(sub: Subparsers) -> None:
         "The study lives in optuna.db beside the MLflow store; the same --study-name continues it.",
     )
     p.add_argument("name", help="variant name (see `harness list`)")
-    p.add_argument("--trials", type=positive_int, default=6, help="trials to run now, added to the study (default 6)")
+    # the parent sweep gives each worker its share of the trials, its index, the study's name and its parent run
+    trials = "trials to run now, added to the study (default 6)"
+    parent_only(p.add_argument("--trials", type=positive_int, default=6, help=trials))
     p.add_argument(
         "--storage",
         help="the study's storage: an Optuna RDB URL (postgresql://..., sqlite:///...) or journal:PATH (a journal "
         "file, e.g. on shared storage); default: optuna.db beside the MLflow store",
     )
-    p.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="N worker processes on the study (TPE with constant_liar, each its own sampler seed); --trials in all",
-    )
-    p.add_argument("--worker-index", type=non_negative_int, default=0, help=argparse.SUPPRESS)  # a --jobs worker
-    p.add_argument("--parent-run-id", help=argparse.SUPPRESS)  # a worker: the sweep's parent run
-    p.add_argument("--study-name", help="Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues")
+    jobs = "N worker processes on the study (TPE with constant_liar, each its own sampler seed); --trials in all"
+    parent_only(p.add_argument("--jobs", type=positive_int, default=1, metavar="N", help=jobs))
+    parent_only(p.add_argument("--worker-index", type=non_negative_int, default=0, help=argparse.SUPPRESS))
+    parent_only(p.add_argument("--parent-run-id", help=argparse.SUPPRESS))
+    study = "Optuna study (default: VARIANT-PROFILE-SPACE); an existing one continues"
+    parent_only(p.add_argument("--study-name", help=study))
     p.add_argument("--space", default="default", help=f"search space (default: default). {spaces.describe()}")
     p.add_argument("--timeout", type=positive_float, help="start no new trial after this many seconds")
     p.add_argument(

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from harness import cli
+from harness.cli import common
 
 GOLDEN = Path(__file__).parent / "golden" / "cli_options.json"
 
@@ -148,3 +149,14 @@ def test_workers_repeat_exactly_the_pinned_options(tmp_path) -> None:
         by_flag = _subparser(parser, command)._option_string_actions
         # named by the first option string: BooleanOptionalAction's --no-X is the option --X
         assert {by_flag[o].option_strings[0] for o in options if o.startswith("--")} == expected, command
+
+
+def test_an_option_is_forwarded_unless_marked_where_it_is_defined() -> None:
+    """What a worker repeats is decided where each option is defined (`common.parent_only`), not in a list."""
+    parser = cli.build_parser()
+    for command in ("run", "sweep"):
+        p = _subparser(parser, command)
+        marked = {a.option_strings[0] for a in p._actions if getattr(a, "parent_only", False)}
+        given = {a.option_strings[0] for a in common.forwarded(p)} | {"--tracking-uri"}
+        assert given | marked | {"-h"} == {a.option_strings[0] for a in p._actions if a.option_strings}
+        assert given == (RUN_FORWARDED if command == "run" else SWEEP_FORWARDED)
