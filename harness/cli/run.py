@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import typing
+from dataclasses import replace
 from pathlib import Path
 
 from harness import store
@@ -24,6 +26,9 @@ from harness.cli.common import (
 from harness.cli.report import write_report
 from harness.errors import HarnessError
 from harness.request import PARALLELS, RunRequest
+
+if typing.TYPE_CHECKING:
+    from harness.runner import RunResult
 
 
 def add_run(sub: Subparsers) -> None:
@@ -201,32 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(runner.describe_plan(req))
         return 0
     if args.from_sweep:
-        from harness.sweep import best_params
-
-        if len(req.names) != 1 or req.all:
-            raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
-        best = best_params(args.from_sweep, req.uri, variant=req.names[0], storage_url=args.sweep_storage)
-        req = request(RunRequest, args, sets={**best, **req.sets}, tuned_from=args.from_sweep, seeds=req.seeds)
-    if args.launcher and (args.jobs or args.gpus):
-        raise HarnessError("give --launcher (submitit jobs) or --jobs/--gpus (processes on this node), not both")
-    if args.launcher:
-        from harness import launch
-
-        res = launch.Resources(
-            args.partition,
-            args.time,
-            args.nodes,
-            args.gpus_per_node,
-            args.cpus_per_task,
-            args.array_parallelism,
-        )
-        result = launch.run_launched(req, args.launcher, res)
-    elif args.jobs or args.gpus:
-        from harness import pool
-
-        result = pool.run_pool(req, child_options(args), args.jobs, args.gpus)
-    else:
-        result = runner.run_variants(req)
+        req = tuned(req, args.from_sweep, args.sweep_storage)
+    result = carry_out(req, args)
     if args.outcomes_json and result.is_main:  # a `--jobs` worker: the pool prints the one summary
         from harness import pool
 
@@ -237,5 +218,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = 1 if result.failed else 0
     if not args.no_report:
         out = Path("reports") / f"{result.experiment}.md"
-        code = max(code, write_report(result.uri, [result.experiment], out, args.ui_url, result.parent, result.exp_id))
+        code = max(code, write_report(result.uri, [result.experiment], out, req.ui_url, result.parent, result.exp_id))
     return code
+
+
+def tuned(req: RunRequest, study: str, storage: str | None) -> RunRequest:
+    """`--from-sweep STUDY`: the study's best trial's recipe changes under the ones given (`--set` wins)."""
+    from harness.sweep import best_params
+
+    if len(req.names) != 1 or req.all:
+        raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")
+    best = best_params(study, req.uri, variant=req.names[0], storage_url=storage)
+    return replace(req, sets={**best, **req.sets}, tuned_from=study)
+
+
+def carry_out(req: RunRequest, args: argparse.Namespace) -> RunResult:
+    """In this process (`harness.runner`), in worker processes (`--jobs`/`--gpus`: `harness.pool`) or in submitit
+    jobs (`--launcher`: `harness.launch`)."""
+    from harness import runner
+
+    if args.launcher and (args.jobs or args.gpus):
+        raise HarnessError("give --launcher (submitit jobs) or --jobs/--gpus (processes on this node), not both")
+    if args.launcher:
+        from harness import launch
+
+        res = launch.Resources(
+            args.partition, args.time, args.nodes, args.gpus_per_node, args.cpus_per_task, args.array_parallelism
+        )
+        return launch.run_launched(req, args.launcher, res)
+    if args.jobs or args.gpus:
+        from harness import pool
+
+        return pool.run_pool(req, child_options(args), args.jobs, args.gpus)
+    return runner.run_variants(req)

@@ -71,10 +71,10 @@ def add_sweep(sub: Subparsers) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep
 
-    if problem := store.shared_sqlite_problem(store.resolve(args.tracking_uri), os.environ):
+    req = request(SweepRequest, args, names=(args.name,))
+    if problem := store.shared_sqlite_problem(req.uri, os.environ):
         raise HarnessError(problem)
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
-    req = request(SweepRequest, args, names=(args.name,))
     code = sweep.sweep_command(req, child_options(args))
     if args.report:  # the sweep's experiment's report, also logged to the sweep's run
         from harness import tracking
@@ -82,7 +82,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         mine = tracking.own_latest(req.uri, "sweep")
         if mine is not None:
             out = Path("reports") / f"{mine.experiment}.md"
-            code = max(code, write_report(req.uri, [mine.experiment], out, args.ui_url, mine.run_id, mine.exp_id))
+            code = max(code, write_report(req.uri, [mine.experiment], out, req.ui_url, mine.run_id, mine.exp_id))
     return code
 
 
