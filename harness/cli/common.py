@@ -172,6 +172,9 @@ def child_options(args: argparse.Namespace) -> list[str]:
     out: list[str] = []
     for action in forwarded(args.run_parser):
         value = getattr(args, action.dest, None)
+        if isinstance(action, argparse.BooleanOptionalAction):  # --X / --no-X as given; None: the worker's default
+            out += [] if value is None else [action.option_strings[0 if value else 1]]
+            continue
         flag = action.option_strings[-1]
         if value is None or value is False or (value == action.default and not isinstance(value, list)):
             continue

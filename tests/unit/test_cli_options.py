@@ -160,3 +160,21 @@ def test_an_option_is_forwarded_unless_marked_where_it_is_defined() -> None:
         given = {a.option_strings[0] for a in common.forwarded(p)} | {"--tracking-uri"}
         assert given | marked | {"-h"} == {a.option_strings[0] for a in p._actions if a.option_strings}
         assert given == (RUN_FORWARDED if command == "run" else SWEEP_FORWARDED)
+
+
+def test_a_worker_repeats_yes_or_no_as_given(tmp_path) -> None:
+    """`--register` reaches a `--jobs` worker as `--register`, `--no-keep-weights` as `--no-keep-weights`, and an
+    option left at None not at all (the worker's profile decides, as the parent's would)."""
+    parser = cli.build_parser()
+    argv = [
+        "run",
+        "zfnet",
+        "--jobs",
+        "2",
+        "--register",
+        "--no-keep-weights",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/m.db",
+    ]
+    options = cli.child_options(parser.parse_args(argv))
+    assert options[:2] == ["--register", "--no-keep-weights"] and "--system-metrics" not in " ".join(options)
