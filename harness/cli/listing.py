@@ -8,6 +8,20 @@ from harness.cli.common import Subparsers
 from harness.errors import HarnessError
 
 
+def add_list(sub: Subparsers) -> None:
+    """`harness list [--json]`."""
+    p = sub.add_parser("list", help="list registered variants with computed and reported parameter counts")
+    p.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+    p.set_defaults(func=cmd_list)
+
+
+def add_show(sub: Subparsers) -> None:
+    """`harness show NAME`."""
+    p = sub.add_parser("show", help="architecture, recipe, reported numbers and deviations of one variant")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_show)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from harness import catalog
     from variants import list_variants
@@ -26,17 +40,3 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise HarnessError(str(e)) from None
     print(catalog.show(variant))
     return 0
-
-
-def add_list(sub: Subparsers) -> None:
-    """`harness list [--json]`."""
-    p = sub.add_parser("list", help="list registered variants with computed and reported parameter counts")
-    p.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
-    p.set_defaults(func=cmd_list)
-
-
-def add_show(sub: Subparsers) -> None:
-    """`harness show NAME`."""
-    p = sub.add_parser("show", help="architecture, recipe, reported numbers and deviations of one variant")
-    p.add_argument("name")
-    p.set_defaults(func=cmd_show)

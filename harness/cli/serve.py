@@ -79,7 +79,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    """A real `mlflow server` for many writers (issue 16: several nodes, job-array tasks, sweep workers): runs log
+    """A real `mlflow server` for many writers (several nodes, job-array tasks, sweep workers; docs/server.md): runs log
     to it over HTTP (`--tracking-uri http://HOST:PORT`) and it alone writes the backend store (SQLite by default, a
     database server's URI where the user has one) and the artifacts (`--serve-artifacts`: children upload through
     it, so no node needs the artifact folder mounted)."""
