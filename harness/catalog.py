@@ -1,4 +1,7 @@
-"""`harness list` and `harness show`: what the registry holds, with computed parameter counts and MACs."""
+"""`harness list` and `harness show`: what the registry holds, with computed parameter counts and MACs.
+
+Torch is imported only to count (a variant not in the cache, see `measure`) and for `show`'s architecture: a `list`
+whose counts are cached loads no torch (the registry is torch-free data, `variants.spec`)."""
 
 from __future__ import annotations
 
@@ -6,18 +9,17 @@ import functools
 import hashlib
 import json
 import os
+import typing
 from dataclasses import asdict, fields
 from importlib import metadata
 from pathlib import Path
 
-import torch
-import torch.nn as nn
-
 import variants
-from harness.config import own_recipe, recipe_params
 from harness.report.types import Measured
 from variants import PAPERS, Variant
-from variants.convnet import count_macs, trace
+
+if typing.TYPE_CHECKING:
+    import torch.nn as nn
 
 
 def measure(variant: Variant, num_classes: int | None = None) -> Measured:
@@ -29,6 +31,8 @@ def measure(variant: Variant, num_classes: int | None = None) -> Measured:
     cache = _read_cache()
     if key is not None and key in cache:
         return Measured(**cache[key])
+    import torch
+
     try:
         with torch.device("meta"):
             m = _measure(variant, num_classes)
@@ -83,6 +87,8 @@ def _write_cache(cache: dict[str, dict[str, float]]) -> None:
 
 
 def _measure(variant: Variant, num_classes: int) -> Measured:
+    from variants.convnet import count_macs
+
     model = variant.build(num_classes)
     params = sum(p.numel() for p in model.parameters())
     return Measured(params, count_macs(model, variant.input_size), params * 4 / 2**20)
@@ -93,6 +99,8 @@ def params_match(variant: Variant, m: Measured) -> bool | None:
 
 
 def variant_record(variant: Variant) -> dict[str, object]:
+    from harness.config import own_recipe, recipe_params  # (imports torch, through harness.prepared)
+
     m = measure(variant)
     return {
         "name": variant.name,
@@ -141,6 +149,8 @@ def list_table(variants: list[Variant]) -> str:
 
 def architecture(model: nn.Module, size: int) -> list[tuple[str, str, str, int]]:
     """(name, module repr, output shape, params) for every leaf module, from one forward pass at `size`."""
+    from variants.convnet import trace
+
     return [
         (t.name, repr(t.module), "x".join(str(d) for d in t.shape), sum(p.numel() for p in t.module.parameters()))
         for t in trace(model, size)
@@ -148,6 +158,10 @@ def architecture(model: nn.Module, size: int) -> list[tuple[str, str, str, int]]
 
 
 def show(variant: Variant) -> str:
+    import torch
+
+    from harness.config import own_recipe
+
     m = measure(variant)
     out = [f"{variant.name}: {variant.summary}", f"paper: {variant.paper} - {PAPERS[variant.paper]}"]
     if variant.ablation_of:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
-from variants.convnet import ConvNet, ConvSpec, NetSpec, remove_convs
+from variants.spec import ConvSpec, NetSpec, convnet, remove_convs
 from variants.types import Claim, InitScheme, LayerInit, LrGroup, LrTable, Paper, Recipe, Reported, Variant
 
 PAPER = Paper("KSH12", "Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NIPS 2012")
@@ -163,15 +163,11 @@ CHM_145 = "CHM layers/layer-params-145.cfg l.182"
 CHM_145_2010 = "CHM layers/layer-params-145-2010.cfg l.177-180"
 
 
-def _build(spec: NetSpec, num_classes: int) -> ConvNet:
-    return ConvNet(spec, num_classes)
-
-
 def _variant(name: str, summary: str, spec: NetSpec, **kw: object) -> Variant:
     deviations = COMMON_DEVIATIONS + tuple(kw.pop("extra_deviations", ()))  # type: ignore[arg-type]
     kw.setdefault("recipe", RECIPE)
     return Variant(
-        name=name, paper=PAPER.key, summary=summary, builder=partial(_build, spec), deviations=deviations, **kw
+        name=name, paper=PAPER.key, summary=summary, builder=partial(convnet, spec), deviations=deviations, **kw
     )  # type: ignore[arg-type]
 
 

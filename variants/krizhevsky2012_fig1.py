@@ -11,11 +11,15 @@ output. Whether Fig. 1 used exactly this net is not verified (see DEVIATIONS).
 
 from __future__ import annotations
 
+import typing
 from dataclasses import replace
 from functools import partial
 from typing import Literal
 
-from variants.convnet import ConvNet, ConvSpec, NetSpec
+from variants.spec import ConvSpec, NetSpec, convnet
+
+if typing.TYPE_CHECKING:
+    from variants.convnet import ConvNet
 from variants.krizhevsky2012 import PAPER
 from variants.types import Claim, InitScheme, LayerInit, Recipe, Reported, Variant
 
@@ -83,7 +87,7 @@ DEVIATIONS = (
 
 
 def _build(activation: Literal["relu", "tanh"], num_classes: int) -> ConvNet:
-    return ConvNet(replace(SPEC, activation=activation), num_classes)
+    return convnet(replace(SPEC, activation=activation), num_classes)
 
 
 # CHM layers-80sec.cfg l.1: "26% error on CIFAR-10 in 80 seconds": the ReLU net under the cfg's own recipe (weight

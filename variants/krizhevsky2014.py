@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from variants.convnet import ConvNet, ConvSpec, NetSpec
+from variants.spec import ConvSpec, NetSpec, convnet
 from variants.types import Claim, InitScheme, LayerInit, LrGroup, LrTable, Paper, Recipe, Reported, Variant
 
 PAPER = Paper("OWT14", "Krizhevsky. One weird trick for parallelizing CNNs. arXiv:1404.5997, 2014")
@@ -90,7 +90,7 @@ VARIANT = Variant(
     name="alexnet2014",
     paper=PAPER.key,
     summary="OWT14 one-tower net as in cuda-convnet2: 64-192-384-256-256 conv with LRN, fc 4096-4096",
-    builder=partial(ConvNet, SPEC),
+    builder=partial(convnet, SPEC),
     recipe=RECIPE,
     reported_params=61_100_840,  # same layer sizes as torchvision's alexnet; LRN has no parameters
     reported=(

@@ -6,7 +6,10 @@ Sources: torchvision `models/alexnet.py` and its `AlexNet_Weights.IMAGENET1K_V1`
 
 from __future__ import annotations
 
-import torch.nn as nn
+import typing
+
+if typing.TYPE_CHECKING:
+    import torch.nn as nn
 
 from variants.types import Claim, Paper, Recipe, Reported, Variant
 

@@ -5,11 +5,13 @@ Everything a report compares against is a field here, never prose. `variants` de
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-import torch.nn as nn
+if typing.TYPE_CHECKING:  # the registry loads without torch (`harness list`); building a network imports it
+    import torch.nn as nn
 
 # center: one centre crop; ten_crop: 4 corners + centre and their mirrors (KSH12 s4.1); five_crop: the same 5 crops
 # without mirrors (the CPU proxy's stand-in for ten_crop: a mirrored digit is another symbol)

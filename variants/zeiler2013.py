@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
-from variants.convnet import ConvNet, ConvSpec, NetSpec, remove_convs, remove_fcs
+from variants.spec import ConvSpec, NetSpec, convnet, remove_convs, remove_fcs
 from variants.types import Claim, InitScheme, Paper, Recipe, Reported, Variant
 
 PAPER = Paper(
@@ -111,7 +111,7 @@ def _variant(name: str, summary: str, spec: NetSpec, deviations: tuple[str, ...]
         name=name,
         paper=PAPER.key,
         summary=summary,
-        builder=partial(ConvNet, spec),
+        builder=partial(convnet, spec),
         recipe=RECIPE,
         deviations=deviations,
         **kw,

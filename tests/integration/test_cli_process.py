@@ -21,6 +21,23 @@ def test_help_loads_no_torch_mlflow_or_optuna() -> None:
     assert r.stdout.strip() == "[]"
 
 
+def test_list_with_its_counts_cached_loads_no_torch(tmp_path) -> None:
+    """`harness list` prints the registry (torch-free data, `variants.spec`) with cached counts: no torch, MLflow or
+    Optuna once the counts are cached (the first `list` counts them on the meta device, with torch)."""
+    cache = env(XDG_CACHE_HOME=str(tmp_path))
+    first = harness_process("list", env_=cache, timeout=300)
+    assert first.returncode == 0, first.stderr
+    code = (
+        "import sys, contextlib, io\nfrom harness import cli\nout = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n    cli.main(['list'])\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'mlflow', 'optuna') if m in sys.modules))\n"
+        "print(out.getvalue(), end='')"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=cache)
+    loaded, _, table = r.stdout.partition("\n")
+    assert loaded == "[]" and table == first.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

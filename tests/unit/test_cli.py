@@ -1,4 +1,4 @@
-"""The command line as one module: every subcommand, requests built in one place, a start-up free of heavy imports,
+"""The command line (`harness.cli`): every subcommand, requests built in one place, a start-up free of heavy imports,
 and the layering contract."""
 
 from __future__ import annotations

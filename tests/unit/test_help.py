@@ -39,3 +39,18 @@ def test_every_example_command_in_the_help_parses() -> None:
     for argv in example_commands(help_text(["--help"])):
         args = parser.parse_args(argv)
         assert args.command == argv[0]
+
+
+def test_run_help_puts_every_option_in_a_group() -> None:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    run = sub.choices["run"]
+    titled = {g.title: [a.dest for a in g._group_actions] for g in run._action_groups}
+    assert titled.pop("options") == ["help"] and titled.pop("positional arguments") == []
+    assert list(titled) == [
+        "what to train", "recipe changes", "data", "seeds and plan", "execution", "tracking and report",
+        "many runs: worker processes on this node, or submitit jobs",
+    ]  # fmt: skip
+    assert sorted(d for dests in titled.values() for d in dests) == sorted(a.dest for a in run._actions[1:])
+    text = help_text(["run", "--help"])
+    assert all(f"\n{title}:\n" in text for title in titled)
