@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from harness import prepared, schema
+from harness import schema
 from harness.errors import HarnessError
-from harness.parallel import plan as parallel_plan
 from harness.profiles import HE_INIT, Override, Profile
 from harness.profiles import PROFILES as PROFILES  # harness.runner imports these two from here
 from harness.profiles import wants_qualitative as wants_qualitative
@@ -372,7 +371,7 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
         profile_deviations=tuple(profile.all_deviations())
         + schedule_deviation(recipe)
         + precision_deviation(req.precision)
-        + parallel_plan.deviations(req.parallel)
+        + parallel_deviations(req.parallel)
         + mean_deviation,
         tuned_from=req.tuned_from,
         final_protocols=tuple(dict.fromkeys((*profile.final_protocols, recipe.test_protocol))),
@@ -387,6 +386,13 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
     )
 
 
+def parallel_deviations(kind: str) -> tuple[str, ...]:
+    """The deviations a parallel scheme records (`harness.parallel.plan`, imported here: it needs torch)."""
+    from harness.parallel import plan as parallel_plan
+
+    return parallel_plan.deviations(kind)
+
+
 def input_mean(profile: str, dataset: str, input_scale: float, data_dir: str | None) -> tuple[str, tuple[str, ...]]:
     """Which mean a run subtracts, and the deviation it records. The paper profile at input_scale 255 (0-255 pixels
     minus the mean, as the 2012 code fed them) from a prepared store that holds the mean image of its training
@@ -395,6 +401,8 @@ def input_mean(profile: str, dataset: str, input_scale: float, data_dir: str | N
     with its reason. The other profiles and data sets are unchanged (and record nothing new)."""
     if profile != "paper" or input_scale != 255 or dataset != "imagefolder":
         return "channel", ()
+    from harness import prepared  # (torch) here, not at the top: `list --json` reads recipes without torch
+
     if data_dir is not None and prepared.is_store(data_dir):
         if prepared.read_manifest(Path(data_dir)).mean is not None:
             return "pixel", ()
@@ -465,6 +473,8 @@ def check_parallel(variant: Variant, recipe: Recipe, kind: str, world_size: int)
     if kind == "none":
         return
     import torch
+
+    from harness.parallel import plan as parallel_plan
 
     with torch.device("meta"):
         model = variant.build(10, recipe.width, recipe.dropout_scaling, recipe.pool_to)
