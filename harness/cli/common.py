@@ -8,7 +8,7 @@ import typing
 from dataclasses import fields
 
 from harness import store
-from harness.request import PRECISIONS, PROFILE_NAMES, DataRequest
+from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, DataRequest
 
 R = typing.TypeVar("R", bound=DataRequest)
 Subparsers = argparse._SubParsersAction  # what `add_subparsers` returns
@@ -78,7 +78,7 @@ def add_data_options(p: Options, *, execution: Options | None = None, tracking: 
         help="paper (default with --data), proxy (default without: mnist5k), smoke (synthetic, seconds)",
     )
     p.add_argument("--data", help="data folder: ImageNet-style train/ and val/ (or a CIFAR-10 folder)")
-    p.add_argument("--dataset", help="imagefolder, mnist5k, cifar10 or synthetic (default from profile/--data)")
+    p.add_argument("--dataset", help=f"{', '.join(DATASETS)} (default from the profile and --data)")
     p.add_argument("--dataset-name", help="what the data is, for the report, e.g. ILSVRC-2012 or ILSVRC-2010")
     execution.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     add_store_option(tracking)
