@@ -1,6 +1,6 @@
 """`harness run --launcher slurm|local`: one submitit job per (variant, seed), under one batch run.
 
-Issue 16: on a cluster the unit is a Slurm job array, with the engine users already run (submitit) rather than a
+On a cluster the unit is a Slurm job array, with the engine users already run (submitit) rather than a
 home-made scheduler. Each array task is `runner.run_variants` of one (variant, seed) (`VariantJob`), recorded as a
 child of the batch's parent run. At the time limit (or on preemption) Slurm signals the job; submitit then calls
 `VariantJob.checkpoint`, which requeues the same job, as torchvision's references/classification/

@@ -1,8 +1,8 @@
 """`harness run --jobs N` / `--gpus 0,1,...`: N (variant, seed) runs at a time on one node, each in its own process.
 
-Issue 16: the papers trained each network on one or two GPUs, so on an 8-GPU node the natural unit is one variant per
+The papers trained each network on one or two GPUs, so on an 8-GPU node the natural unit is one variant per
 GPU at the paper's own batch, not one variant over eight. The parent opens the batch's parent run (the store's
-schema is created here, once, before any child writes: mlflow issue #19943), then runs a queue of children, each
+schema is created first, once, before any child writes: mlflow issue #19943), then runs a queue of children, each
 `python -m harness run VARIANT --seed S` with the same options, `--parent-run-id` and, with `--gpus`, its own
 `CUDA_VISIBLE_DEVICES`. A child is the ordinary single-variant command: it takes its configuration's lock, skips,
 resumes or trains, and records its run as a child of the parent; its log goes to a file beside the store. A failed
