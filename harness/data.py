@@ -2,7 +2,7 @@
 
 Each `DataSource` row names a data set (`--dataset`), whether it is read from `--data DIR`, how its MLflow
 experiment is named, its one-line description and its loader; `harness.request.DatasetName` (pinned to the table by
-tests/unit/test_sources.py), `harness.config`'s checks of --dataset and --data and `harness.runner.experiment_name`
+tests/unit/test_sources.py), `harness.config`'s checks of --dataset and --data and `harness.runs.common.experiment_name`
 read it. Adding a data set: a row here, a loader (harness.arrays holds the array ones), and its name in
 `DatasetName`. The loaders yield uint8 images (harness.datasets); nothing is ever downloaded.
 """

@@ -367,7 +367,7 @@ def fit(
     every = curve_every(steps)
     result = FitResult()
     start_epoch = 1
-    # rank 0 decides whether to resume (runner.train_variant has checked that every rank sees its checkpoint): a
+    # rank 0 decides whether to resume (runs.train.train_variant has checked that every rank sees its checkpoint): a
     # stale file only one node sees never makes that node start at another epoch
     if distributed.broadcast(ckpt_path.is_file(), d):
         state = checkpoint.load(ckpt_path)
@@ -428,7 +428,7 @@ def fit(
                 loader=val_loader,
             )
         if last:
-            result.last_val = val  # the final centre-crop numbers: `runner.finish` does not evaluate them again
+            result.last_val = val  # the final centre-crop numbers: `runs.finish` does not evaluate them again
         progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}" if val else "not evaluated")
         stats = EpochStats(
             epoch,
@@ -457,7 +457,7 @@ def fit(
         with distributed.together(d):  # rank 0's disk or MLflow error stops every rank here, not in a collective
             if d.is_main:
                 # the checkpoint first, then the epoch's metrics: whenever the process dies, what the store holds is
-                # at most what the checkpoint holds, and a resume logs only what the store lacks (runner.train_tracked)
+                # at most what the checkpoint holds, and a resume logs only what the store lacks (runs.train)
                 checkpoint.save(
                     ckpt_path,
                     model=model.state_dict(),

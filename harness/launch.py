@@ -1,12 +1,12 @@
 """`harness run --launcher slurm|local`: one submitit job per (variant, seed), under one batch run.
 
-Issue 16: on a cluster the unit is a Slurm job array, with the engine users already run (submitit) rather than a
+On a cluster the unit is a Slurm job array, with the engine users already run (submitit) rather than a
 home-made scheduler. Each array task is `runner.run_variants` of one (variant, seed) (`VariantJob`), recorded as a
 child of the batch's parent run. At the time limit (or on preemption) Slurm signals the job; submitit then calls
 `VariantJob.checkpoint`, which requeues the same job, as torchvision's references/classification/
 run_with_submitit.py does. The job needs no state of its own: the harness checkpoints every epoch, and the requeued
 job finds the interrupted run (KILLED, with its checkpoint) and resumes it, in the same MLflow run
-(`runner.decide`). A task with several GPUs, or several nodes, is one data-parallel run: submitit's
+(`runs.decide.decide`). A task with several GPUs, or several nodes, is one data-parallel run: submitit's
 `TorchDistributedEnvironment` exports MASTER_ADDR/PORT, RANK, WORLD_SIZE and LOCAL_RANK (the env:// rendezvous
 torchrun also provides) before `harness.distributed.init`.
 
@@ -22,12 +22,15 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-from harness import lifeline, pool, runner, store
+from harness import lifeline, runner, store
 from harness.errors import HarnessError
 from harness.request import RunRequest
+from harness.runs import batch as batch_mod
+from harness.runs.batch import RunResult
+from harness.runs.common import Outcome
 
 Launcher = Literal["local", "slurm"]
 
@@ -99,56 +102,57 @@ def executor(launcher: Launcher, folder: str, res: Resources):
     return ex
 
 
-def run_launched(req: RunRequest, launcher: Launcher, res: Resources) -> runner.RunResult:
+def run_launched(req: RunRequest, launcher: Launcher, res: Resources) -> RunResult:
     """Submit every planned (variant, seed) as one job (a Slurm array), wait for them, gather their outcomes."""
     if launcher == "slurm" and (problem := store.shared_sqlite_problem(req.uri, {"SLURM_ARRAY_TASK_ID": "0"})):
         raise HarnessError(problem)
     if launcher == "local" and res.nodes > 1:
         raise HarnessError("--launcher local runs on this machine: --nodes must be 1")
-    batch = pool.open_batch(req, f"--launcher {launcher}")
-    folder = store.local_root(req.uri).resolve() / "submitit" / batch.parent.run_id
-    jobs = []
-    try:
-        ex = executor(launcher, str(folder), res)
-        with ex.batch():  # one array on Slurm
-            for r in batch.runs:
-                jobs.append(ex.submit(VariantJob(pool.one_run(req, r.variant, r.seed, batch.parent.run_id))))
-    except Exception as e:  # noqa: BLE001 - no sbatch, a rejected partition, a bad parameter: one line
-        batch.parent.finish("FAILED")
-        why = str(e).strip().splitlines()
-        raise HarnessError(
-            f"--launcher {launcher}: submitting failed: {why[-1] if why else type(e).__name__}"
-        ) from None
-    try:
+    batch, planned_runs = runner.open_batch(req, f"--launcher {launcher}")
+    assert batch.parent is not None
+    folder = store.local_root(req.uri).resolve() / "submitit" / batch.parent
+    jobs: list = []  # submitted
+
+    def cancel() -> None:  # Ctrl-C or SIGTERM: every job cancelled (each closes its run KILLED)
+        for job in jobs:
+            job.cancel(check=False)
+
+    with batch_mod.running(batch, stop=cancel):
+        jobs += _submit(launcher, folder, res, [one_run(req, r.variant, r.seed, batch.parent) for r in planned_runs])
         print(
             f"{len(jobs)} job(s) submitted ({launcher}): {', '.join(j.job_id for j in jobs)}; logs in {folder}",
             file=sys.stderr,
             flush=True,
         )
-        outcomes = [o for r, job in zip(batch.runs, jobs) for o in _outcomes(r.variant, r.seed, job)]
-    except BaseException:  # Ctrl-C or SIGTERM: cancel the jobs (each closes its run KILLED), the parent KILLED
-        for job in jobs:
-            job.cancel(check=False)
-        batch.parent.finish("KILLED")
-        raise
-    result = runner.RunResult(
-        tuple(outcomes),
-        req.uri,
-        batch.experiment,
-        batch.profile,
-        batch.dataset,
-        True,
-        batch.parent.run_id,
-        batch.exp_id,
-    )
-    runner.close_batch_run(req.uri, batch.parent.run_id, outcomes, "FAILED" if result.failed else "FINISHED")
-    return result
+        batch.outcomes += [o for r, job in zip(planned_runs, jobs) for o in _outcomes(r.variant, r.seed, job)]
+    return batch.result()
 
 
-def _outcomes(variant: str, seed: int, job) -> Sequence[runner.Outcome]:
+def one_run(req: RunRequest, variant: str, seed: int, parent: str) -> RunRequest:
+    """A job's request: one (variant, seed) of `req`, recorded under `parent`, picklable (`sets` a dict)."""
+    return replace(req, names=(variant,), all=False, seed=seed, seeds=1, parent_run_id=parent, sets=dict(req.sets))
+
+
+def _submit(launcher: Launcher, folder, res: Resources, requests: Sequence[RunRequest]) -> list:
+    """One job per request, as one array on Slurm; a failure to submit is one line (the batch run: FAILED)."""
+    jobs = []
     try:
-        return [runner.Outcome(**o) for task in job.results() for o in task]  # rank 0's; other ranks return []
+        ex = executor(launcher, str(folder), res)
+        with ex.batch():  # one array on Slurm
+            for r in requests:
+                jobs.append(ex.submit(VariantJob(r)))
+    except Exception as e:  # noqa: BLE001 - no sbatch, a rejected partition, a bad parameter: one line
+        why = str(e).strip().splitlines()
+        raise HarnessError(
+            f"--launcher {launcher}: submitting failed: {why[-1] if why else type(e).__name__}"
+        ) from None
+    return jobs
+
+
+def _outcomes(variant: str, seed: int, job) -> Sequence[Outcome]:
+    try:
+        return [Outcome(**o) for task in job.results() for o in task]  # rank 0's; other ranks return []
     except Exception as e:  # noqa: BLE001 - the job failed or was cancelled: this variant failed, not the batch
         first = str(e).strip().splitlines()
         why = first[-1] if first else type(e).__name__
-        return [runner.Outcome(variant, "failed", error=f"job {job.job_id}: {why}", seed=seed)]
+        return [Outcome(variant=variant, status="failed", error=f"job {job.job_id}: {why}", seed=seed)]

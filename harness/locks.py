@@ -3,7 +3,7 @@
 A lock is an `fcntl.flock` on a small file that holds its owner (`pid host start`); the kernel releases it when the
 process dies, however it dies, so a lock is never stale. An owner is (host, PID, the process's start time in clock
 ticks): a PID alone could be reused by an unrelated process after a reboot or a long uptime. Plain files and /proc,
-no torch or MLflow: `harness.tracking` tags runs with `owner()`, `harness.runner` locks configurations.
+no torch or MLflow: `harness.tracking` tags runs with `owner()`, `harness.runs.decide` locks configurations.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The only module that imports optuna (lazily, so other subcommands do not pay for it). Control flow, top to bottom:
 variant + profile + --set -> base config -> the named search space's bounds around that recipe (empty -> error) ->
 study in `optuna.db` beside the MLflow store (same name: continued) -> per trial: sampled changes ->
-`runner.train_variant` (reports val_top1 each epoch; the median pruner stops clearly bad trials) -> the parent run
+`runs.train.train_variant` (reports val_top1 each epoch; the median pruner stops clearly bad trials) -> the parent run
 gets the best trial, counts and figures -> summary table. `run NAME --from-sweep S` re-runs `best_params(S)` in full.
 
 Killed trials: the study storage runs Optuna's heartbeat (a thread writes a beat every HEARTBEAT_S seconds while a
@@ -30,11 +30,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import distributed, engine, lifeline, locks, memory, pool, runner, schema, store, tracking
+from harness import distributed, engine, locks, memory, runner, schema, store, tracking, workers
 from harness.config import RunConfig, parse_set, settable_keys, validate_recipe
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.request import PRUNERS, SweepRequest
+from harness.runs.common import data_spec, experiment_name, load
+from harness.runs.decide import Recording
+from harness.runs.train import train_variant
 from harness.spaces import FloatRange, Space, get_space
 from variants import MIN_INPUT_SIZE, Recipe
 
@@ -285,7 +288,7 @@ def sweep_command(a: SweepRequest, worker_options: Sequence[str] = ()) -> int:
     if not _STUDY_NAME.match(study_name):
         raise HarnessError(f"study name {study_name!r}: use letters, digits, '_', '.' and '-' only")
     pruner = build_pruner(a.pruner)
-    runner.load(runner.data_spec(base), "center")  # a bad --data fails here, before anything is recorded
+    load(data_spec(base), "center")  # a bad --data fails here, before anything is recorded
     meta = {
         "variant": variant.name,
         "profile": base.profile,
@@ -301,7 +304,7 @@ def sweep_command(a: SweepRequest, worker_options: Sequence[str] = ()) -> int:
 
     import optuna
 
-    exp_id = tracking.experiment_id(uri, runner.experiment_name(base))
+    exp_id = tracking.experiment_id(uri, experiment_name(base))
     storage = open_storage(a.storage, uri, on_stale=_on_stale(uri, exp_id))
     existing = _load_existing(storage, study_name)
     if existing is not None:
@@ -379,16 +382,16 @@ def sweep_command(a: SweepRequest, worker_options: Sequence[str] = ()) -> int:
 
     objective = _objective(space, base, a, d, exp_id, parent.run_id, study_name)
     shares = [a.trials // a.jobs + (i < a.trials % a.jobs) for i in range(a.jobs)]
-    workers: list[tuple[subprocess.Popen, Path]] = []
+    started: list[tuple[subprocess.Popen, Path]] = []
     try:
-        workers = _start_workers(a, shares[1:], worker_options, study_name, parent.run_id)
+        started = _start_workers(a, shares[1:], worker_options, study_name, parent.run_id)
         _optimize(study, objective, shares[0], a.timeout)
-        failed = _wait_workers(workers)
+        failed = _wait_workers(started)
         if failed:
             print(f"sweep {study_name}: {failed} worker(s) failed: see their logs", file=sys.stderr)
     except BaseException as e:
-        for proc, _ in workers:
-            pool.stop(proc)
+        for proc, _ in started:
+            workers.stop(proc)
         _close_children(uri, exp_id, parent.run_id)
         parent.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -399,7 +402,7 @@ def sweep_command(a: SweepRequest, worker_options: Sequence[str] = ()) -> int:
     print()
     print(summary_table(study, first_new=n_before))
     print(
-        f"\nMLflow: parent run {parent.run_id} in experiment {runner.experiment_name(base)!r} ({uri}); "
+        f"\nMLflow: parent run {parent.run_id} in experiment {experiment_name(base)!r} ({uri}); "
         f"Optuna study {study_name!r} in {storage_label(a.storage, uri)}"
     )
     if best is None:
@@ -437,8 +440,7 @@ def _start_workers(
 ) -> list[tuple[subprocess.Popen, Path]]:
     """Worker i (1..N-1): `harness sweep NAME` with the same options, its share of the trials, the study's name,
     its index (its sampler seed) and the parent run; its output in a log beside the store."""
-    logs = store.local_root(a.uri).resolve() / "logs" / parent_id
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = workers.log_folder(a.uri, parent_id)
     started = []
     for i, share in enumerate(shares, start=1):
         if share == 0:
@@ -447,16 +449,15 @@ def _start_workers(
         argv += ["--trials", str(share), "--study-name", study_name, "--worker-index", str(i)]
         argv += ["--parent-run-id", parent_id]
         log = logs / f"sweep-worker-{i}.log"
-        with log.open("w") as out:
-            proc = lifeline.popen(argv, stdout=out, stderr=subprocess.STDOUT)  # ends with this process
+        proc = workers.spawn(argv, log)  # ends with this process
         print(f"sweep worker {i}: {share} trial(s), log {log}", file=sys.stderr, flush=True)
         started.append((proc, log))
     return started
 
 
-def _wait_workers(workers: Sequence[tuple[subprocess.Popen, Path]]) -> int:
+def _wait_workers(started: Sequence[tuple[subprocess.Popen, Path]]) -> int:
     """Wait for every worker; how many exited with an error."""
-    return sum(proc.wait() != 0 for proc, _ in workers)
+    return sum(proc.wait() != 0 for proc, _ in started)
 
 
 def _check_same_study(study: optuna.Study, meta: dict[str, object]) -> None:
@@ -502,7 +503,7 @@ def _objective(
 
         ckpt = trial_checkpoint(uri, study_name, trial.number)
         # a trial is always a new run (never skipped or resumed), tagged as a trial, without final weights
-        rec = runner.Recording(
+        rec = Recording(
             uri,
             exp_id,
             parent_id,
@@ -513,7 +514,7 @@ def _objective(
             log_weights=False,
             on_epoch=on_epoch,
         )
-        outcome = runner.train_variant(variant, cfg, d, rec, verbose=req.verbose)
+        outcome = train_variant(variant, cfg, d, rec, verbose=req.verbose)
         ckpt.unlink(missing_ok=True)
         trial.set_user_attr("mlflow_run_id", outcome.run_id)
         trial.set_user_attr("seconds", round(outcome.seconds, 1))

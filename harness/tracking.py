@@ -306,7 +306,7 @@ def owner_tags() -> dict[str, str]:
 def owner_alive(owner_tag: str) -> bool:
     """Whether the process a run's owner tag names still runs on this host. False for runs without the tag (written
     before it existed) and for another host's runs, which cannot be checked from here: the per-configuration file
-    lock (`harness.runner`) is what keeps two hosts sharing a checkpoint folder apart."""
+    lock (`harness.runs.decide`) is what keeps two hosts sharing a checkpoint folder apart."""
     o = locks.parse_owner(owner_tag)
     return o is not None and o.pid != locks.owner().pid and locks.alive(o) is True
 

@@ -34,12 +34,12 @@ def add_eval(sub: Subparsers) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness import runner
+    from harness.runs.weights import evaluate_weights
 
     req = request(EvalRequest, args)
     if (req.model or req.run_id) and (problem := store.missing(req.uri)):
         raise HarnessError(problem)  # reading a run or a model never creates a store
-    outcome = runner.evaluate_weights(req)
+    outcome = evaluate_weights(req)
     if outcome.is_main:
         print(outcome.line())
     return 0

@@ -28,7 +28,7 @@ from harness.errors import HarnessError
 from harness.request import PARALLELS, RunRequest
 
 if typing.TYPE_CHECKING:
-    from harness.runner import RunResult
+    from harness.runs.batch import RunResult
 
 
 def add_run(sub: Subparsers) -> None:

@@ -1,5 +1,5 @@
 """A batch run whose process died (kill -9, out of memory) does not stay RUNNING: the next command that opens a batch
-in the experiment closes it KILLED, as `runner.decide` closes a variant run's. In this process, on a real SQLite store:
+in the experiment closes it KILLED, as `runs.decide` closes a variant run's. In this process, on a real SQLite store:
 owners that are provably gone are told apart from live ones, other hosts' and untagged ones."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from harness import locks, runner, schema, tracking
+from harness import locks, schema, tracking
+from harness.runs import batch
 
 
 def _gone_pid() -> int:
@@ -43,12 +44,12 @@ def test_only_batches_whose_owner_is_provably_gone_are_closed_killed(uri):
         .info.run_id
     )  # a variant run is `decide`'s to close, when its configuration runs again
 
-    assert sorted(runner.close_dead_batches(uri, exp_id)) == sorted([dead, reused])
+    assert sorted(batch.close_dead_batches(uri, exp_id)) == sorted([dead, reused])
     assert _status(uri, dead) == _status(uri, reused) == "KILLED"
     for run_id in (live, elsewhere, untagged, variant):
         assert _status(uri, run_id) == "RUNNING"
     assert _status(uri, finished) == "FINISHED"
-    assert runner.close_dead_batches(uri, exp_id) == []  # closed once
+    assert batch.close_dead_batches(uri, exp_id) == []  # closed once
 
 
 def test_the_next_batch_command_closes_the_dead_ones_and_runs_its_own(uri, runs, harness_main, tmp_path, monkeypatch):

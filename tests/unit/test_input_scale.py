@@ -12,11 +12,12 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import variants
-from harness import config, runner, schema
+from harness import config, schema
 from harness.data import DataSpec, load_datasets
 from harness.errors import HarnessError
 from harness.request import RunRequest
-from harness.runner import run_input_scale
+from harness.runs.common import data_spec
+from harness.runs.weights import run_input_scale
 from harness.transforms import IMAGENET_PCA, MEAN, STD, EvalTransform, PcaLighting, TrainTransform, normalize
 
 PIXEL_MEAN = torch.tensor(MEAN).view(3, 1, 1) * 255  # the mean in pixel units
@@ -111,8 +112,8 @@ def test_set_input_scale_parses_resolves_and_reaches_the_data_spec() -> None:
     assert config.parse_set(["input_scale=255"]) == {"input_scale": 255.0}
     plain = config.resolve(v, RunRequest())
     cfg = config.resolve(v, RunRequest(sets=config.parse_set(["input_scale=255"])))
-    assert cfg.recipe.input_scale == 255.0 and runner.data_spec(cfg).input_scale == 255.0
-    assert runner.data_spec(plain).input_scale == plain.recipe.input_scale
+    assert cfg.recipe.input_scale == 255.0 and data_spec(cfg).input_scale == 255.0
+    assert data_spec(plain).input_scale == plain.recipe.input_scale
     assert cfg.params()["input_scale"] == "255.0"
     assert "input_scale" in cfg.modified_keys and cfg.config_hash() != plain.config_hash()
     with pytest.raises(HarnessError, match="input_scale must be 1"):

@@ -127,7 +127,7 @@ def test_seeds_record_one_named_run_per_seed_under_one_parent_and_rerun_skips(
     [parent] = runs(uri, kind="batch")
     assert {r.data.tags.get("harness.batch") for r in done} == {parent.info.run_id}
     assert len({r.data.tags["config_hash"] for r in done}) == 3
-    # MLflow's runs table tells the seeds apart by the run's name (harness.runner.run_name)
+    # MLflow's runs table tells the seeds apart by the run's name (harness.runs.common.run_name)
     assert sorted(r.info.run_name for r in done) == ["alexnet2014 s0", "alexnet2014 s1", "alexnet2014 s2"]
     assert all(r.info.run_name == f"alexnet2014 s{r.data.params['seed']}" for r in done)
     code, out, err = harness_main(args)  # the same command again: every seed is skipped (found by its tags)

@@ -81,7 +81,8 @@ def test_the_table_decides_which_data_sets_need_data(name: str, tmp_path: Path) 
 def test_experiments_are_named_by_the_table(name: str, photos: Path) -> None:
     """An ImageNet-style folder's experiment is named by what the data is (--dataset-name), the others by the
     source: the names existing stores hold their runs under."""
-    from harness import runner, schema
+    from harness import schema
+    from harness.runs.common import experiment_name
     from variants import get_variant
 
     data = str(photos) if SOURCES[name].needs_folder else None
@@ -89,4 +90,4 @@ def test_experiments_are_named_by_the_table(name: str, photos: Path) -> None:
     cfg = config.resolve(get_variant("alexnet2012"), req)
     expected = "ILSVRC-2012" if name == "imagefolder" else name
     assert SOURCES[name].experiment_dataset("ILSVRC-2012") == expected
-    assert runner.experiment_name(cfg) == schema.EXPERIMENT_NAME.format(dataset=expected, profile="smoke")
+    assert experiment_name(cfg) == schema.EXPERIMENT_NAME.format(dataset=expected, profile="smoke")
