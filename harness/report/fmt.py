@@ -78,3 +78,8 @@ def run_ids(ids: tuple[str, ...] | list[str], limit: int = 8) -> str:
 def cell(text: str) -> str:
     """Markdown table cells cannot hold `|` or newlines."""
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def join(*parts: str) -> str:
+    """Notes joined with "; ", the empty ones left out."""
+    return "; ".join(p for p in parts if p)

@@ -8,10 +8,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from harness import plan, schema
-from harness.report import compute, fmt, gap, qual
+from harness.report import fmt, gap, qual
 from harness.report import parallel as parallel_section
-from harness.report.compute import ClaimResult, Comparison, ProxyRow
+from harness.report.claims import ClaimResult, check_claims, families
+from harness.report.fidelity import APPROXIMATE, MACS_TOL_G, SIZE_TOL_MB, approx_match, fidelity
+from harness.report.proxy import ProxyRow, proxy_table
+from harness.report.reported import STATUSES, Comparison, compare_all
+from harness.report.runs import data_label, groups, order, plain_runs, proxy_groups
+from harness.report.stats import ALPHA
+from harness.report.sweeps import sweep_note
 from harness.report.types import ReportInputs, RunRow, SweepRow
+from harness.report.verdicts import VERDICTS, Families
 
 if TYPE_CHECKING:
     from variants import Claim, Variant
@@ -88,9 +95,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 def render(inputs: ReportInputs) -> str:
-    rows = compute.order(inputs.rows)
-    comparisons = compute.compare_all(inputs.variants, rows, inputs.ensembles)
-    proxies = compute.proxy_groups(rows, inputs.variants)
+    rows = order(inputs.rows)
+    comparisons = compare_all(inputs.variants, rows, inputs.ensembles)
+    proxies = proxy_groups(rows, inputs.variants)
     out = [f"# Reproduction report: {inputs.title}", "", generated_from(inputs), ""]
     out += how_to_read(comparisons, proxies, rows)
     for number, lines in enumerate((s for s in sections(inputs, rows, comparisons, proxies) if s), start=1):
@@ -105,7 +112,7 @@ def sections(
     """The numbered sections in order, each its lines from its `## Title` heading (numbered by position; an empty
     one is left out). A report of proxy runs only leads with what its data can test (the claims and the proxy's
     own results) and folds the papers' numbers, which no proxy run is comparable with, into one line per variant."""
-    all_proxy = bool(proxies) and {d for d, _ in compute.groups(rows)} <= {d for d, _ in proxies}
+    all_proxy = bool(proxies) and {d for d, _ in groups(rows)} <= {d for d, _ in proxies}
     reported = section_reported_folded(comparisons) if all_proxy else section_reported(comparisons)
     lead = [section_claims(inputs, rows), section_proxy(inputs, rows, proxies)]
     papers = [reported, section_ensembles(inputs, comparisons), section_fidelity(inputs)]
@@ -127,7 +134,7 @@ def generated_from(inputs: ReportInputs) -> str:
 
 
 def how_to_read(comparisons: Sequence[Comparison], proxies: list[tuple[str, str]], rows: Sequence[RunRow]) -> list[str]:
-    counts = ", ".join(f"{sum(c.status == s for c in comparisons)} {s}" for s in compute.STATUSES)
+    counts = ", ".join(f"{sum(c.status == s for c in comparisons)} {s}" for s in STATUSES)
     out = [
         "## How to read this report",
         "",
@@ -140,7 +147,7 @@ def how_to_read(comparisons: Sequence[Comparison], proxies: list[tuple[str, str]
     ]
     if proxies:
         names = ", ".join(sorted({d for d, _ in proxies}))
-        all_proxy = {d for d, _ in compute.groups(rows)} <= {d for d, _ in proxies}
+        all_proxy = {d for d, _ in groups(rows)} <= {d for d, _ in proxies}
         out += [
             f"> **Proxy data.** This report compares runs on a proxy data set ({names}); no number in it says "
             "whether the paper reproduces on ImageNet."
@@ -216,9 +223,7 @@ def section_reported_folded(comparisons: Sequence[Comparison]) -> list[str]:
     ]
     for variant in dict.fromkeys(c.variant for c in comparisons):
         mine = [c for c in comparisons if c.variant == variant]
-        counts = ", ".join(
-            f"{n} {status}" for status in compute.STATUSES if (n := sum(c.status == status for c in mine))
-        )
+        counts = ", ".join(f"{n} {status}" for status in STATUSES if (n := sum(c.status == status for c in mine)))
         out.append(f"- `{variant}`: {len(mine)} reported number{'s' if len(mine) != 1 else ''}: {counts}")
     return [*out, ""]
 
@@ -244,7 +249,7 @@ def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -
     )
     out.append("")
     if inputs.ensembles:
-        proxies = {d for d, _ in compute.proxy_groups(inputs.rows, inputs.variants)}
+        proxies = {d for d, _ in proxy_groups(inputs.rows, inputs.variants)}
         out += ["Ensembles computed from the runs (on any data set):", ""]
         out += table(
             ["variant", "networks", "data set, split", "protocol", "top-1", "top-5", "runs"],
@@ -252,7 +257,7 @@ def section_ensembles(inputs: ReportInputs, comparisons: Sequence[Comparison]) -
                 [
                     f"`{e.variant}`",
                     str(e.k),
-                    compute.data_label(e.data, e.split, e.data in proxies),
+                    data_label(e.data, e.split, e.data in proxies),
                     fmt.protocol(e.protocol),
                     fmt.num(e.top1),
                     fmt.num(e.top5),
@@ -282,8 +287,8 @@ def section_fidelity(inputs: ReportInputs) -> list[str]:
     intro = (
         "Computed from the built models at each variant's native input size and class count (that of the data its "
         f"reported numbers are for: {_class_counts(inputs.variants)}); measurable on any machine. "
-        f"Parameters must match exactly, GMACs within {compute.MACS_TOL_G} (the reported figure's precision), "
-        f"size within {compute.SIZE_TOL_MB} MiB (a weights file adds serialisation overhead)."
+        f"Parameters must match exactly, GMACs within {MACS_TOL_G} (the reported figure's precision), "
+        f"size within {SIZE_TOL_MB} MiB (a weights file adds serialisation overhead)."
     )
     out = ["## Architecture fidelity", "", intro, ""]
     body = []
@@ -291,7 +296,7 @@ def section_fidelity(inputs: ReportInputs) -> list[str]:
         m = inputs.measured.get(v.name)
         if m is None:
             continue
-        f = compute.fidelity(v, m.params, m.macs, m.size_mb)
+        f = fidelity(v, m.params, m.macs, m.size_mb)
         body.append(
             [
                 f"`{v.name}`",
@@ -323,11 +328,11 @@ def section_fidelity(inputs: ReportInputs) -> list[str]:
         ],
         body,
     )
-    approx = [(a, inputs.measured[a.variant]) for a in compute.APPROXIMATE if a.variant in inputs.measured]
+    approx = [(a, inputs.measured[a.variant]) for a in APPROXIMATE if a.variant in inputs.measured]
     if approx:
         out += ["", "Approximate figures from the papers' prose:", ""]
         for a, m in approx:
-            ok, rel = compute.approx_match(a, m.params)
+            ok, rel = approx_match(a, m.params)
             out.append(
                 f"- `{a.variant}`: {a.source}: computed {m.params:,} ({rel * 100:+.1f} %): "
                 f"{'~yes' if ok else '**NO**'} (within {a.rel_tol * 100:g} %)"
@@ -362,7 +367,7 @@ def _claim_row(r: ClaimResult, experiment_of: Mapping[str, str] | None = None, u
     c = r.claim
     data = fmt.DASH
     if r.data is not None:
-        data = compute.data_label(r.data, r.split or "", r.proxy) + (f" (`{r.profile}`)" if r.profile else "")
+        data = data_label(r.data, r.split or "", r.proxy) + (f" (`{r.profile}`)" if r.profile else "")
         data += f", pretrained on {r.pretrained}" if r.pretrained else ""
     measured, n, sides = fmt.DASH, fmt.DASH, fmt.DASH
     if r.diff is not None:
@@ -381,7 +386,7 @@ def _claim_row(r: ClaimResult, experiment_of: Mapping[str, str] | None = None, u
             n = f"{d.n_variant} ensembles" + (" (paired)" if d.paired else f" / {d.n_baseline}")
         elif d.paired and c.protocol and c.variant == c.baseline:
             n = f"{d.n_variant} runs (paired)"
-        elif d.paired:  # seed s of both sides (compute.by_seed)
+        elif d.paired:  # seed s of both sides (claims.by_seed)
             n = f"{d.n_variant} / {d.n_baseline} (paired)"
     return [
         c.name,
@@ -411,9 +416,9 @@ def proxy_untestable(claims: Sequence[Claim]) -> dict[str, str]:
     return {name: why for name, why in plan.PROXY_UNTESTABLE.items() if name in names}
 
 
-def family_text(f: compute.Families) -> str:
+def family_text(f: Families) -> str:
     return (
-        f"Multiple testing: Holm's step-down at family-wise alpha {compute.ALPHA:g} over the {f.paper} registered "
+        f"Multiple testing: Holm's step-down at family-wise alpha {ALPHA:g} over the {f.paper} registered "
         f"claims on the papers' data and, separately, over the {f.proxy} claims of the proxy's seed plan on proxy "
         "data; a family member not measured (or with too few seeds) counts as p = 1."
     )
@@ -421,9 +426,9 @@ def family_text(f: compute.Families) -> str:
 
 def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
     named, untestable = proxy_plan_claims(), proxy_untestable(inputs.claims)
-    results = compute.check_claims(inputs.claims, rows, inputs.variants, inputs.ensembles, named, untestable)
-    fam = compute.families(inputs.claims, named, untestable)
-    counts = ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in compute.VERDICTS)
+    results = check_claims(inputs.claims, rows, inputs.variants, inputs.ensembles, named, untestable)
+    fam = families(inputs.claims, named, untestable)
+    counts = ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in VERDICTS)
     intro = (
         "Each claim as an accuracy difference in percentage points: variant minus baseline on the same data set, "
         "split and profile, runs with the paper's recipe. `measured` is the mean difference with its 95 % confidence "
@@ -458,7 +463,7 @@ def section_claims(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
         (_claim_row(r, experiment_of, inputs.ui_url) for r in results),
     )
     out.append("")
-    if compute.proxy_groups(rows, inputs.variants):
+    if proxy_groups(rows, inputs.variants):
         out += section_plan(inputs, rows)
     return out
 
@@ -470,8 +475,8 @@ def section_plan(inputs: ReportInputs, rows: Sequence[RunRow]) -> list[str]:
     out = ["### Seed plan (proxy)", ""]
     if not entries:
         return out + ["No claim has a seed plan.", ""]
-    proxies = {d for d, _ in compute.proxy_groups(rows, inputs.variants)}
-    plain = [x for x in compute.plain_runs(rows) if x.data in proxies]
+    proxies = {d for d, _ in proxy_groups(rows, inputs.variants)}
+    plain = [x for x in plain_runs(rows) if x.data in proxies]
 
     def seeds(variant: str) -> str:
         return str(len({x.seed for x in plain if x.variant == variant}))
@@ -531,7 +536,7 @@ def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tu
         return out + ["No run used a proxy data set.", ""]
     out += [PROXY, ""]
     for data, split in proxies:
-        ranked = compute.proxy_table(rows, inputs.variants, data, split)
+        ranked = proxy_table(rows, inputs.variants, data, split)
         body = []
         for i, p in enumerate(ranked, start=1):
             runs = f" ({p.unfinished} of {p.runs} runs unfinished)" if p.unfinished else ""
@@ -548,7 +553,7 @@ def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tu
                     _learned(p, rows, inputs, data, split),
                 ]
             )
-        out += [f"### {compute.data_label(data, split, True)}", ""]
+        out += [f"### {data_label(data, split, True)}", ""]
         out += table(
             ["rank", "variant", "protocol", "top-1", "top-5", "center top-1", "change vs base", "learned"], body
         )
@@ -558,7 +563,7 @@ def section_proxy(inputs: ReportInputs, rows: Sequence[RunRow], proxies: list[tu
 
 def section_gap(rows: Sequence[RunRow], data: str, split: str) -> list[str]:
     """The train-validation gap and the validation curve at fixed epochs of the runs ranked above."""
-    here = [x for x in compute.plain_runs(rows) if (x.data, x.split) == (data, split) and x.train_top1]
+    here = [x for x in plain_runs(rows) if (x.data, x.split) == (data, split) and x.train_top1]
     found = gap.gap_rows(here)
     if not found:
         return []
@@ -612,7 +617,7 @@ def _sweep_note(s: SweepRow) -> str:
         profile = f" --profile {s.profile}" if s.profile else ""
         notes.append(f"no finished paper-recipe run on this data: `python -m harness run {s.variant}{profile}`")
     else:
-        notes.append(compute.sweep_note(s.epochs, s.paper_epochs))
+        notes.append(sweep_note(s.epochs, s.paper_epochs))
         notes.append(f"runs {fmt.run_ids(s.paper_run_ids)}")
     return "; ".join(n for n in notes if n)
 
@@ -669,9 +674,9 @@ def section_figures(inputs: ReportInputs) -> list[str]:
             f"![reproduced versus reported top-1]({f.reproduced_vs_reported})",
             "",
         ]
-    proxies = {d for d, _ in compute.proxy_groups(inputs.rows, inputs.variants)}
+    proxies = {d for d, _ in proxy_groups(inputs.rows, inputs.variants)}
     for data, split in sorted(f.val_top1):
-        label = compute.data_label(data, split, data in proxies)
+        label = data_label(data, split, data in proxies)
         out += [
             f"### Validation top-1 per epoch, {label}",
             "",
@@ -687,7 +692,7 @@ def section_figures(inputs: ReportInputs) -> list[str]:
     if f.kernels:
         out += ["### First-layer kernels", "", KERNELS, ""]
         for (data, split, variant), paths in sorted(f.kernels.items()):
-            label = compute.data_label(data, split, data in proxies)
+            label = data_label(data, split, data in proxies)
             images = " ".join(
                 f"![{variant} conv1{f' tower {i}' if len(paths) > 1 else ''}]({p})" for i, p in enumerate(paths, 1)
             )
