@@ -659,7 +659,7 @@ def test_each_claim_links_the_compare_view_of_exactly_its_runs() -> None:
 
 def test_claims_section_without_links_is_unchanged() -> None:
     """No UI address, or no claim with runs: section 4 reads as it did before the links."""
-    from harness.report.render import section_claims
+    from harness.report.render_claims import section_claims
 
     rows = [replace(r, experiment_id="3") for r in ROWS]
     plain = section_claims(inputs(rows=rows), rows)
