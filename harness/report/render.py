@@ -43,7 +43,7 @@ CLAIM_RULE = (
     "at most 10 classes: top-5 of so few classes carries no information); it stays out of the families. Anything "
     "else is `inconclusive`, with the smallest difference its seeds detect and how many seeds a side would decide it "
     "at the measured spread (power 0.8 at two-sided alpha 0.05 / m). The rule is `verdicts` in "
-    "`harness/report/compute.py`, its statistics in `harness/report/stats.py`. "
+    "`harness/report/verdicts.py`, its statistics in `harness/report/stats.py`. "
     "A speedup claim (KSH12 Fig. 1) compares the training images each run saw until its running training error "
     "first fell to the threshold, as a ratio baseline / variant (a t on the logs): on the papers' data it holds "
     "when the interval excludes 1 on the claimed side and overlaps half to twice the claimed factor."
