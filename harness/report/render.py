@@ -26,7 +26,6 @@ HOW_TO_READ = (
     "a target). Accuracies are percentages, shown as mean ± sample standard deviation over seeds "
     "with n; differences are reproduced minus reported."
 )
-
 CLAIM_RULE = (
     "Paper claims are differences variant minus baseline with a 95 % confidence interval: a paired t on the "
     "per-seed differences where both sides have the same seeds (seed s of both sides shares its init and data "

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 
 MARK = {True: "yes", False: "**NO**", None: "-"}
-
-
 ENSEMBLES = (
     "KSH12 averages the softmax outputs of several networks. An ensemble here averages the saved validation "
     "softmax (`predictions/val_predictions.npz`) of that many finished runs of the variant with the paper's "

@@ -115,8 +115,6 @@ SWEEPS = (
     "validation images it is scored on, so its number is optimistic. Re-running the best in full gives a run "
     "tagged as tuned (Deviations, Tuned runs)."
 )
-
-
 NO_SWEEPS = (
     "No sweep was run. To run one: `python -m harness sweep VARIANT --profile PROFILE` (options `--trials`, "
     "`--space`, `--epochs`); its best is shown here beside the paper recipe."

@@ -19,8 +19,6 @@ QUALITATIVE = (
     "the machine that ran the analysis); validation top-1 with the centre view moved sideways (the uncovered border "
     "is the training mean)."
 )
-
-
 QUAL_FIGURE_LABELS = {
     "colour.png": "conv1 by colour index",
     "top5.png": "top-5 examples",

@@ -28,8 +28,6 @@ VERDICTS: tuple[Verdict, ...] = (
     "not testable here",
     "not run",
 )
-
-
 MIN_SEEDS = 3  # values per side before any verdict
 # With 10 classes (the proxy's digits) a top-5 guess covers half of them; top-5 tells nothing there.
 FEW_CLASSES = 10  # a top-5 claim on data with at most this many classes is never judged
