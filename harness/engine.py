@@ -77,7 +77,7 @@ class EpochTraining:
     seconds: float
     lr: float  # mean lr of the first param group over the epoch's steps
     # (training images seen since the run began, top-1 error % over the last `curve_every` batches) every
-    # `curve_every` steps: what KSH12 Fig. 1's time-to-threshold is read from (harness.report.compute)
+    # `curve_every` steps: what KSH12 Fig. 1's time-to-threshold is read from (harness.report.speedup)
     curve: tuple[tuple[int, float], ...] = ()
     data_wait: float = 0.0  # seconds in `next()` on the loader, mean over ranks (the input pipeline's share)
 

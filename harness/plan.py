@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from variants import Claim, Variant
 
-MIN_SEEDS = 3  # values per side before the claim rule gives any verdict (harness.report.compute.MIN_SEEDS)
+MIN_SEEDS = 3  # values per side before the claim rule gives any verdict (harness.report.verdicts.MIN_SEEDS)
 # `--max-seeds`'s default: the most runs of one variant the paper plan trains: 3 ensembles of KSH12 Table 2's 5 CNNs
 # (the ensemble claims' first stage). On one H100-class GPU a 90-epoch ImageNet run takes hours
 # (README, "Expect per epoch"): the cap is the user's budget.

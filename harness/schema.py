@@ -32,7 +32,7 @@ EPOCH_METRICS = (
 MFU = "mfu"  # per epoch on a GPU whose dense peak harness.flops knows: tflops / (world size x peak); else absent
 
 # Training top-1 error (%) over the last few batches (engine.curve_every steps), step = training images seen so far:
-# the curve KSH12 Fig. 1's speedup claim is read from (harness.report.compute.images_to_threshold).
+# the curve KSH12 Fig. 1's speedup claim is read from (harness.report.speedup.images_to_threshold).
 TRAIN_ERR = "train_err"
 
 # Final metrics, logged once at the end of a finished run (accuracy in percent).

@@ -13,10 +13,15 @@ from pathlib import Path
 from harness import schema, store
 from harness.catalog import measure
 from harness.errors import HarnessError
-from harness.report import compute, figures, qual
-from harness.report.compute import speedup_variants
+from harness.report import figures, qual
+from harness.report.ensembles import claim_ensemble_candidates, ensemble_accuracy, ensemble_candidates
 from harness.report.read import ArtifactReader, artifacts, read_store, sweep_summaries
 from harness.report.render import render
+from harness.report.reported import Comparison, compare_all
+from harness.report.runs import groups, order, proxy_groups
+from harness.report.speedup import speedup_variants
+from harness.report.stats import summarize
+from harness.report.sweeps import sweep_baseline
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, SweepRow
 from variants import Claim, Variant, claims, list_variants
 
@@ -30,8 +35,8 @@ def compute_ensembles(
 ) -> list[EnsembleResult]:
     """Ensembles of the reported numbers (first k runs), then the claims' disjoint ones (on proxy data of the
     proxy's size k'); each computed once (the same runs give the same candidate)."""
-    proxies = {data for data, _ in compute.proxy_groups(rows, variants)}
-    candidates = compute.ensemble_candidates(variants, rows) + compute.claim_ensemble_candidates(claims, rows, proxies)
+    proxies = {data for data, _ in proxy_groups(rows, variants)}
+    candidates = ensemble_candidates(variants, rows) + claim_ensemble_candidates(claims, rows, proxies)
     out = []
     for c in dict.fromkeys(candidates):
         loaded = [reader.predictions(i) for i in c.run_ids]
@@ -40,7 +45,7 @@ def compute_ensembles(
         labels = loaded[0][0]  # type: ignore[index]
         if any(p[0].shape != labels.shape or (p[0] != labels).any() for p in loaded):  # type: ignore[index]
             continue  # predictions of different images or orders cannot be averaged
-        top1, top5 = compute.ensemble_accuracy([p[1] for p in loaded], labels)  # type: ignore[index]
+        top1, top5 = ensemble_accuracy([p[1] for p in loaded], labels)  # type: ignore[index]
         out.append(
             EnsembleResult(c.variant, c.data, c.split, c.protocol, c.pretrained, c.run_ids, top1, top5, c.profile)
         )
@@ -55,7 +60,7 @@ def _clear(fig_dir: Path) -> None:
 
 
 def draw_figures(
-    reader: ArtifactReader, rows: Sequence[RunRow], comparisons: Sequence[compute.Comparison], fig_dir: Path
+    reader: ArtifactReader, rows: Sequence[RunRow], comparisons: Sequence[Comparison], fig_dir: Path
 ) -> FigurePaths:
     _clear(fig_dir)
     rel = fig_dir.name
@@ -63,9 +68,9 @@ def draw_figures(
     def link(p: Path) -> str:
         return f"{rel}/{p.name}"
 
-    shown = [r for r in compute.order(rows) if r.kind == "variant" and not r.recipe_modified]
+    shown = [r for r in order(rows) if r.kind == "variant" and not r.recipe_modified]
     val_top1, curves, kernels = {}, {}, {}
-    for data, split in compute.groups(shown):
+    for data, split in groups(shown):
         here = [r for r in shown if (r.data, r.split) == (data, split)]
         g = figures.slug(f"{data}-{split}")
         if any(r.val_top1 for r in here):
@@ -135,7 +140,7 @@ def sweep_rows(
     """Each sweep study's latest state, beside the paper recipe's runs of its variant on the same data and profile."""
     out = []
     for s in sweep_summaries(tracking_uri, list(experiments) if experiments else None):
-        paper = compute.sweep_baseline(s.variant, (s.dataset_name, s.dataset), s.profile, rows)
+        paper = sweep_baseline(s.variant, (s.dataset_name, s.dataset), s.profile, rows)
         epochs = reader.param(s.parent_run_id, "epochs")
         out.append(
             SweepRow(
@@ -150,7 +155,7 @@ def sweep_rows(
                 best_value=s.best_value,
                 best_params=tuple(sorted(s.best_params.items())),
                 epochs=int(epochs) if epochs and epochs.isdigit() else None,
-                paper=compute.summarize(r.final_top1 for r in paper),
+                paper=summarize(r.final_top1 for r in paper),
                 paper_run_ids=tuple(r.run_id for r in paper if r.final_top1 is not None),
                 paper_epochs=tuple(sorted({r.epochs for r in paper if r.epochs is not None})),
             )
@@ -179,7 +184,7 @@ def generate_report(
     check_out(out)
     with artifacts(tracking_uri, read.artifact_roots) as reader:
         ensembles = tuple(compute_ensembles(reader, variants, rows, all_claims))
-        comparisons = compute.compare_all(variants, rows, ensembles)
+        comparisons = compare_all(variants, rows, ensembles)
         fig_dir = out.parent / f"{out.stem}_figures"
         try:
             figs = draw_figures(reader, rows, comparisons, fig_dir)

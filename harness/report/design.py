@@ -2,7 +2,7 @@
 
 Stein's two-stage design (Stein 1945, "A two-sample test for a linear hypothesis whose power is independent of the
 variance"): a first stage of `MIN_SEEDS` seeds a side measures each claim's seed spread; the second stage's size is
-the count at which the claim rule decides the claim at power 0.8 (`compute.seeds_to_decide`), computed from that
+the count at which the claim rule decides the claim at power 0.8 (`verdicts.seeds_to_decide`), computed from that
 spread and the claim's size, not from the measured difference, so that looking at the first stage does not choose
 the verdict (a direction claim has no size: its count reads the first stage's difference, which its reason says).
 The level is the family's first rank (two-sided alpha / m, m = the registry's claims: Holm's strictest step).
@@ -16,9 +16,12 @@ from collections.abc import Mapping, Sequence
 
 from harness import plan, store
 from harness.plan import MIN_SEEDS, ClaimSeeds
-from harness.report import compute, read
+from harness.report import read
+from harness.report.claims import measure
+from harness.report.speedup import speedup_variants
 from harness.report.stats import ALPHA, POWER
 from harness.report.types import RunRow
+from harness.report.verdicts import ClaimTest, seeds_to_decide
 from variants import Claim, Variant
 
 
@@ -57,14 +60,14 @@ def second_stage(
         seeds = {c.baseline: e.baseline}
         seeds[c.variant] = max(seeds.get(c.variant, 0), e.variant)  # a protocol claim: one variant, both sides
         stage = first_stage_rows(rows, seeds, offset)
-        for meas in compute.measure(c, stage, variants, ()):
+        for meas in measure(c, stage, variants, ()):
             d = meas.diff
             if meas.proxy or d is None or min(d.n_variant, d.n_baseline) < MIN_SEEDS:
                 continue
-            t = compute.ClaimTest(c.kind, c.delta, False, d, c.metric, meas.classes)
+            t = ClaimTest(c.kind, c.delta, False, d, c.metric, meas.classes)
             if t.uninformative:
                 continue
-            n = compute.seeds_to_decide(t, alpha)
+            n = seeds_to_decide(t, alpha)
             if n is None:
                 continue
             wanted = [n.hold, n.fail] if n.fail_applies else [n.hold]
@@ -102,6 +105,6 @@ def paper_seeds(
     fresh = path is not None and not path.is_file()
     if fresh or experiment not in read.known_experiments(tracking_uri):
         return plan.paper_table(first, {}, max_seeds)
-    rows = read.read_runs(tracking_uri, [experiment], compute.speedup_variants(claims))
+    rows = read.read_runs(tracking_uri, [experiment], speedup_variants(claims))
     where = f"the store's experiment {experiment!r}"
     return plan.paper_table(first, second_stage(claims, rows, variants, first, offset, where), max_seeds)

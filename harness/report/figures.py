@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from harness.report import fmt
-from harness.report.compute import Comparison
+from harness.report.reported import Comparison
 from harness.report.types import History, RunRow
 
 RC = {"svg.hashsalt": "harness-report", "font.size": 8, "figure.dpi": 100, "path.simplify": False}

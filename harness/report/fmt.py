@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from harness import schema
@@ -78,3 +78,15 @@ def run_ids(ids: tuple[str, ...] | list[str], limit: int = 8) -> str:
 def cell(text: str) -> str:
     """Markdown table cells cannot hold `|` or newlines."""
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def join(*parts: str) -> str:
+    """Notes joined with "; ", the empty ones left out."""
+    return "; ".join(p for p in parts if p)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A markdown table: the header, its rule, one line per row (cells escaped)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return lines

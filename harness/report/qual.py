@@ -14,7 +14,7 @@ from harness.report.types import RunRow
 GREY_MAX = 1 / 3  # the greyer tower is near grey: its mean index is at most half a random kernel's
 SPREAD_MIN = 0.2  # the towers differ: their mean indices are at least this far apart
 NEAR_RANDOM = 0.05  # a tower mean this close to 2/3 is what untrained (random) kernels give
-MIN_SEEDS = 3  # seeds before any verdict (as the claim rule, harness.report.compute.MIN_SEEDS)
+MIN_SEEDS = 3  # seeds before any verdict (as the claim rule, harness.report.verdicts.MIN_SEEDS)
 TOWER_RULE = (
     f"Per seed, the towers are **specialised** when the greyer tower's mean colour index is at most {GREY_MAX:.2f} "
     f"(half a random kernel's 2/3) and the other tower's is at least {SPREAD_MIN:.2f} higher. The claim **holds** "

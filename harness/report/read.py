@@ -11,11 +11,10 @@ qual.* key as a metric); a sweep parent's param epochs, its best_* params and tr
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,9 @@ import torch
 
 from harness import checkpoint, schema, store
 from harness.errors import HarnessError
-from harness.report.types import History, Qualitative, RetrievalStat, RunRow, SweepSummary
+from harness.report.read_sqlite import connect, sqlite_histories, sqlite_records
+from harness.report.records import Record, get, get_str, latest, qual_table, to_row
+from harness.report.types import History, RunRow, SweepSummary
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -91,7 +92,7 @@ def known_experiments(tracking_uri: str) -> dict[str, str]:
     path = store.sqlite_path(tracking_uri)
     if path is None:
         return {e.name: e.experiment_id for e in _client(tracking_uri).search_experiments()}
-    db = _connect(path)
+    db = connect(path)
     try:
         return {
             str(name): str(i)
@@ -115,34 +116,6 @@ def experiment_ids(known: dict[str, str], names: list[str] | None) -> dict[str, 
     return {known[n]: n for n in names}
 
 
-Record = dict[str, object]  # one run as mlflow.search_runs' pandas columns: run_id, status, tags.X, params.X, metrics.X
-
-
-def _get(rec: Record, column: str) -> object | None:
-    value = rec.get(column)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value
-
-
-def _str(rec: Record, column: str) -> str | None:
-    value = _get(rec, column)
-    return None if value is None else str(value)
-
-
-def _float(rec: Record, column: str) -> float | None:
-    value = _get(rec, column)
-    return None if value is None else float(value)  # type: ignore[arg-type]
-
-
-def _int(rec: Record, column: str) -> int | None:
-    value = _get(rec, column)
-    try:
-        return None if value is None else int(float(value))  # type: ignore[arg-type]
-    except ValueError:
-        return None
-
-
 def record(run: Run) -> Record:
     """A run's info and its tags, params and latest metrics under the column names of `mlflow.search_runs`' frame."""
     rec: Record = {
@@ -158,92 +131,9 @@ def record(run: Run) -> Record:
     return rec
 
 
-def latest(points: Iterable[tuple[int, int, float]]) -> History:
-    """(epoch, value) per epoch from (step, timestamp, value) in logging order (MLflow's: timestamp, step, value); a
-    resumed run that logged an epoch twice keeps the latest value."""
-    last: dict[int, tuple[int, float]] = {}
-    for step, ts, value in points:
-        if step not in last or ts >= last[step][0]:
-            last[step] = (ts, value)
-    return tuple((step, value) for step, (_, value) in sorted(last.items()))
-
-
 def history(client: MlflowClient, run_id: str, key: str) -> History:
     """One run's history of `key` through the client (one request per run and key: a server's store)."""
     return latest((m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key))
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # read only: never a write lock
-
-
-def _chunks(ids: Sequence[str], n: int = 500) -> Iterator[list[str]]:
-    """Run ids, at most n at a time (SQLite's limit on a statement's variables was 999 before 3.32)."""
-    for i in range(0, len(ids), n):
-        yield list(ids[i : i + n])
-
-
-def sqlite_records(path: Path, exp_ids: Sequence[str], kinds: Sequence[str]) -> list[Record]:
-    """The active runs of these experiments whose harness.kind tag is one of `kinds`, as `record` gives them, read
-    from a SQLite store's tables in five queries (MLflow 3.17 mlflow/store/tracking/dbmodels/models.py: runs, tags,
-    params, latest_metrics, the tables `search_runs` reads; it builds an object per tag, param and metric of every
-    run, most of a report's time on a store of a thousand runs)."""
-    db = _connect(path)
-    try:
-        recs: dict[str, Record] = {}
-        for run_uuid, exp, status, start, end, root in db.execute(
-            "SELECT r.run_uuid, r.experiment_id, r.status, r.start_time, r.end_time, r.artifact_uri FROM runs r "
-            "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? WHERE r.lifecycle_stage = 'active' AND "
-            f"r.experiment_id IN ({','.join('?' * len(exp_ids))}) AND t.value IN ({','.join('?' * len(kinds))})",
-            [schema.TAG_KIND, *exp_ids, *kinds],
-        ):
-            recs[run_uuid] = {
-                "run_id": run_uuid,
-                "experiment_id": str(exp),
-                "status": status,
-                "start_time": start,
-                "end_time": end,
-                "artifact_uri": root,
-            }
-        for chunk in _chunks(list(recs)):
-            marks = ",".join("?" * len(chunk))
-            for table, prefix in (("tags", "tags"), ("params", "params")):
-                for run_uuid, key, value in db.execute(
-                    f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({marks})", chunk
-                ):
-                    recs[run_uuid][f"{prefix}.{key}"] = value
-            for run_uuid, key, value, is_nan in db.execute(
-                f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({marks})", chunk
-            ):
-                recs[run_uuid][f"metrics.{key}"] = math.nan if is_nan else float(value)
-    except sqlite3.Error as e:
-        raise HarnessError(f"cannot read the runs of {path}: {e}") from None
-    finally:
-        db.close()
-    return list(recs.values())
-
-
-def sqlite_histories(path: Path, run_ids: Sequence[str], key: str) -> dict[str, History]:
-    """The history of `key` of every run in `run_ids`, in one read-only query per 500 runs of a SQLite store's
-    `metrics` table (MLflow 3.17 mlflow/store/tracking/dbmodels/models.py SqlMetric: key, value, timestamp, run_uuid,
-    step, is_nan), in the order `get_metric_history` returns them. The client has no history of several runs at once,
-    and one request per run and key is most of a report's time on a store of hundreds of runs."""
-    last: dict[str, dict[int, float]] = {r: {} for r in run_ids}
-    db = _connect(path)
-    try:
-        for chunk in _chunks(run_ids):
-            # by step, then as `latest` orders a step's values: the last row of each step is the one it keeps
-            for run_uuid, step, value, is_nan in db.execute(
-                "SELECT run_uuid, step, value, is_nan FROM metrics WHERE key = ? AND run_uuid IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY run_uuid, step, timestamp, value",
-                [key, *chunk],
-            ):
-                last[run_uuid][step] = math.nan if is_nan else value
-    except sqlite3.Error as e:
-        raise HarnessError(f"cannot read the metric histories of {path}: {e}") from None
-    finally:
-        db.close()
-    return {r: tuple((int(s), float(v)) for s, v in sorted(steps.items())) for r, steps in last.items()}
 
 
 def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, History]:
@@ -255,26 +145,14 @@ def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, 
     return {r: history(client, r, key) for r in run_ids}
 
 
-def qual_table(path: Path | None) -> dict[str, float]:
-    """schema.ART_QUAL_TABLE (columns metric, value) as {key: value}; empty when absent or unreadable."""
-    if path is None:
-        return {}
-    try:
-        table = json.loads(path.read_text())
-        cols = table["columns"]
-        return {str(r[cols.index("metric")]): float(r[cols.index("value")]) for r in table["data"]}
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return {}
-
-
 def qual_tables(tracking_uri: str, recs: Sequence[Record]) -> dict[str, dict[str, float]]:
     """The qualitative table of each run analysed since the table (a QUAL_HEADLINE metric and no qual.seconds
     metric); a run analysed before it has every qual.* key as a metric and needs no artifact."""
     new = [
         r
         for r in recs
-        if _get(r, f"metrics.{schema.QUAL_SECONDS}") is None
-        and any(_get(r, f"metrics.{k}") is not None for k in schema.QUAL_HEADLINE)
+        if get(r, f"metrics.{schema.QUAL_SECONDS}") is None
+        and any(get(r, f"metrics.{k}") is not None for k in schema.QUAL_HEADLINE)
     ]
     if not new:
         return {}
@@ -287,102 +165,6 @@ def qual_tables(tracking_uri: str, recs: Sequence[Record]) -> dict[str, dict[str
             )
             for r in new
         }
-
-
-def qualitative(metric) -> Qualitative | None:
-    """The run's qual.* numbers (harness.schema) as typed data; None when it has none. `metric` looks a key up in
-    the run's qualitative table (schema.ART_QUAL_TABLE), else in its metrics (runs analysed before the table)."""
-    if all(metric(k) is None for k in (schema.QUAL_SECONDS, *schema.QUAL_HEADLINE)):
-        return None
-    towers = metric(schema.QUAL_COLOUR_TOWERS)
-    means = [metric(schema.QUAL_COLOUR_TOWER.format(tower=t)) for t in range(1, int(towers or 1) + 1)]
-    bits = metric(schema.QUAL_CODE_BITS)
-    return Qualitative(
-        towers=None if towers is None else int(towers),
-        colour_mean=metric(schema.QUAL_COLOUR_MEAN),
-        tower_means=tuple(m for m in means if m is not None) if towers and towers > 1 else (),
-        retrieval=tuple(
-            RetrievalStat(
-                rep,
-                *(metric(schema.QUAL_PRECISION.format(rep=rep, k=k)) for k in schema.QUAL_KS),
-                metric(schema.QUAL_QUERY_MS.format(rep=rep)),
-            )
-            for rep in schema.QUAL_REPS
-        ),
-        code_bits=None if bits is None else int(bits),
-        shift_top1=tuple(
-            (s, v) for s in schema.QUAL_SHIFT_STEPS if (v := metric(schema.QUAL_SHIFT_TOP1.format(step=s))) is not None
-        ),
-        seconds=metric(schema.QUAL_SECONDS),
-    )
-
-
-def to_row(
-    rec: Record, experiment: str, curves: dict[str, History] | None = None, qual: dict[str, float] | None = None
-) -> RunRow:
-    """One run as a report row; `curves` maps "val_top1", "train_loss" and "train_err" to the run's histories (none
-    given: the row has no curves); `qual` is its qualitative table (`qual_tables`), read before its metrics."""
-
-    def tag(name: str) -> str | None:
-        return _str(rec, f"tags.{name}")
-
-    def metric(name: str) -> float | None:
-        return _float(rec, f"metrics.{name}")
-
-    curves = curves or {}
-    run_id = str(rec["run_id"])
-    kind = tag(schema.TAG_KIND) or "variant"
-    return RunRow(
-        run_id=run_id,
-        experiment=experiment,
-        experiment_id=str(rec.get("experiment_id") or ""),
-        kind=kind,
-        variant=tag(schema.TAG_VARIANT) or "",
-        paper=tag(schema.TAG_PAPER) or "",
-        profile=tag(schema.TAG_PROFILE) or _str(rec, "params.profile") or "",
-        dataset=tag(schema.TAG_DATASET) or "",
-        dataset_name=tag(schema.TAG_DATASET_NAME),
-        split=tag(schema.TAG_SPLIT) or "",
-        protocol=tag(schema.TAG_PROTOCOL) or "",
-        seed=_int(rec, "params.seed"),
-        epochs=_int(rec, "params.epochs"),
-        status=str(rec.get("status") or "UNKNOWN"),
-        recipe_modified=(tag(schema.TAG_RECIPE_MODIFIED) or "false").lower() == "true",
-        modified_keys=tag(schema.TAG_MODIFIED_KEYS) or "",
-        tuned_from=tag(schema.TAG_TUNED_FROM),
-        sweep=tag(schema.TAG_SWEEP),
-        pretrained=tag(schema.TAG_PRETRAINED),
-        num_classes=_int(rec, "params.num_classes"),
-        final_top1=metric(schema.FINAL_TOP1),
-        final_top5=metric(schema.FINAL_TOP5),
-        center_top1=metric(schema.PROTOCOL_METRIC.format(protocol="center", k="top1")),
-        center_top5=metric(schema.PROTOCOL_METRIC.format(protocol="center", k="top5")),
-        ten_crop_top1=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top1")),
-        ten_crop_top5=metric(schema.PROTOCOL_METRIC.format(protocol="ten_crop", k="top5")),
-        five_crop_top1=metric(schema.PROTOCOL_METRIC.format(protocol="five_crop", k="top1")),
-        five_crop_top5=metric(schema.PROTOCOL_METRIC.format(protocol="five_crop", k="top5")),
-        learned=metric(schema.LEARNED),
-        val_top1=curves.get("val_top1", ()),
-        train_loss=curves.get("train_loss", ()),
-        train_top1=curves.get("train_top1", ()),
-        train_err=curves.get(schema.TRAIN_ERR, ()),
-        qualitative=qualitative(lambda k: (qual or {}).get(k, metric(k))),
-        parallel=_str(rec, "params.parallel") or "none",
-        world_size=_int(rec, "params.world_size"),
-        batch_size=_int(rec, "params.batch_size"),
-        effective_lr=_float(rec, "params.effective_lr"),
-        images_per_sec=metric("images_per_sec"),
-        step_seconds=metric("step_seconds"),
-        comm_bytes_per_step=metric("comm_bytes_per_step"),
-        hours=_hours(rec),
-    )
-
-
-def _hours(rec: Record) -> float | None:
-    start, end = rec.get("start_time"), rec.get("end_time")
-    if start is None or end is None:
-        return None  # a run still going (or killed without an end)
-    return (int(end) - int(start)) / 1000 / 3600  # type: ignore[call-overload]
 
 
 PAGE = 10_000  # runs per search request (MLflow's client allows up to 50,000)
@@ -432,7 +214,7 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
         recs = sqlite_records(path, sorted(ids), KINDS)
     else:
         recs = client_records(_client(tracking_uri), sorted(ids), KINDS)
-    plotted = [rec for rec in recs if (_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
+    plotted = [rec for rec in recs if (get_str(rec, f"tags.{schema.TAG_KIND}") or "variant") == "variant"]
     curves = {
         key: histories(tracking_uri, [str(x["run_id"]) for x in plotted], key)
         for key in ("val_top1", "train_loss", "train_top1")
@@ -442,7 +224,7 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
         [
             str(x["run_id"])
             for x in plotted
-            if train_err_of is None or _str(x, f"tags.{schema.TAG_VARIANT}") in train_err_of
+            if train_err_of is None or get_str(x, f"tags.{schema.TAG_VARIANT}") in train_err_of
         ],
         schema.TRAIN_ERR,
     )

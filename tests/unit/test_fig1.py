@@ -14,10 +14,12 @@ from harness import engine
 from harness.augment import TrainView
 from harness.distributed import Dist
 from harness.progress import Progress
-from harness.report import compute
-from harness.report.compute import ClaimTest, Difference
+from harness.report.claims import check_claim
 from harness.report.render import render
+from harness.report.speedup import images_to_threshold
+from harness.report.stats import Difference
 from harness.report.types import FigurePaths, ReportInputs, RunRow
+from harness.report.verdicts import ClaimTest, verdicts
 from variants import claims, get_variant, list_variants
 
 VARIANTS = tuple(list_variants())
@@ -74,11 +76,11 @@ def test_train_one_epoch_logs_error_every_few_steps_keyed_by_images() -> None:
 
 def test_images_to_threshold_uses_a_full_running_window() -> None:
     curve = [(100 * i, e) for i, e in enumerate((90, 20, 60, 40, 30, 20, 20, 10), start=1)]
-    assert compute.images_to_threshold(curve, 30.0, window=3) == (600, True)  # mean(40, 30, 20) first <= 30
-    assert compute.images_to_threshold(curve, 30.0, window=1) == (200, True)  # one noisy point would do
-    assert compute.images_to_threshold(curve, 5.0, window=3) == (800, False)  # censored: all it saw
-    assert compute.images_to_threshold(curve[:2], 30.0, window=3) is None  # shorter than a window
-    assert compute.images_to_threshold(list(reversed(curve)), 30.0, window=3) == (600, True)  # order by images
+    assert images_to_threshold(curve, 30.0, window=3) == (600, True)  # mean(40, 30, 20) first <= 30
+    assert images_to_threshold(curve, 30.0, window=1) == (200, True)  # one noisy point would do
+    assert images_to_threshold(curve, 5.0, window=3) == (800, False)  # censored: all it saw
+    assert images_to_threshold(curve[:2], 30.0, window=3) is None  # shorter than a window
+    assert images_to_threshold(list(reversed(curve)), 30.0, window=3) == (600, True)  # order by images
 
 
 # --- the verdict --------------------------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ def test_images_to_threshold_uses_a_full_running_window() -> None:
 def speedup(ratio: float, se: float | None = 0.1, proxy: bool = False, n: int = 3) -> tuple[str, str]:
     """`ratio` = baseline / variant images: d = -log(ratio)."""
     d = Difference(-math.log(ratio), se, 4.0, n, n)
-    [result] = compute.verdicts([ClaimTest("speedup", 6.0, proxy, d)])
+    [result] = verdicts([ClaimTest("speedup", 6.0, proxy, d)])
     return result
 
 
@@ -113,7 +115,7 @@ def test_speedup_claim_data() -> None:
     assert CLAIM.delta == 6.0 and CLAIM.threshold == 25.0  # KSH12 Fig. 1: "25% training error", "six times"
     assert CLAIM.proxy_threshold is not None and 0 < CLAIM.proxy_threshold < 100
     with pytest.raises(ValueError):
-        compute.verdicts([ClaimTest("speedup", 1.0, True, Difference(0.1, 0.1, 4.0, 3, 3))])
+        verdicts([ClaimTest("speedup", 1.0, True, Difference(0.1, 0.1, 4.0, 3, 3))])
 
 
 # --- measured from runs and rendered -----------------------------------------------------------------------------
@@ -147,9 +149,9 @@ def test_speedup_claim_measured_from_curves_and_rendered() -> None:
     rows += [run("ksh12_fig1_tanh", s, r, True) for s, r in enumerate((30000, 36000, 42000))]
     rows += [run("ksh12_fig1_relu", s, r, False) for s, r in enumerate((5000, 6000, 7000))]
     rows += [run("ksh12_fig1_tanh", s, None, False) for s in range(3)]  # never reaches: censored at 60,000
-    results = {r.data: r for r in compute.check_claim(CLAIM, rows, VARIANTS)}
+    results = {r.data: r for r in check_claim(CLAIM, rows, VARIANTS)}
     paper, proxy = results["cifar10"], results["mnist5k"]
-    reached = [compute.images_to_threshold(x.train_err, 25.0) for x in rows[:6]]
+    reached = [images_to_threshold(x.train_err, 25.0) for x in rows[:6]]
     assert [r[0] for r in reached] == [8000, 9000, 10000, 33000, 39000, 45000]  # type: ignore[index]  # 4 of 5 at 5 %
     relu, tanh = (sum(math.log(r[0]) for r in side) / 3 for side in (reached[:3], reached[3:]))  # type: ignore[index]
     assert math.exp(-paper.measured) == pytest.approx(math.exp(tanh - relu))  # type: ignore[operator]

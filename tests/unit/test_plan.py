@@ -10,7 +10,8 @@ import pytest
 
 from harness import plan
 from harness.plan import ClaimSeeds, PlannedRun
-from harness.report import compute
+from harness.report.claims import check_claims
+from harness.report.ensembles import claim_ensemble_candidates, claim_ensemble_size
 from harness.report.types import EnsembleResult
 from tests.unit.test_verdicts import run
 from variants import claims, list_variants
@@ -145,17 +146,17 @@ def test_seeds_record_one_named_run_per_seed_under_one_parent_and_rerun_skips(
 
 @pytest.mark.parametrize("n, proxy, k", [(6, True, 2), (5, True, 2), (9, True, 3), (15, True, 5), (30, True, 5)])
 def test_proxy_ensemble_size(n: int, proxy: bool, k: int) -> None:
-    assert compute.claim_ensemble_size(5, n, proxy) == k
-    assert compute.claim_ensemble_size(5, n, False) == 5  # paper data keeps the claim's k
+    assert claim_ensemble_size(5, n, proxy) == k
+    assert claim_ensemble_size(5, n, False) == 5  # paper data keeps the claim's k
 
 
 def test_six_proxy_seeds_give_three_disjoint_pairs_each_against_its_members() -> None:
     claim = next(c for c in CLAIMS if c.name == "ensemble5")
     top1 = (97.0, 97.4, 97.2, 97.6, 97.1, 97.3)
     rows = [run("alexnet2012", s, t, profile="proxy", data="mnist5k") for s, t in enumerate(top1)]
-    cands = compute.claim_ensemble_candidates([claim], rows, {"mnist5k"})
+    cands = claim_ensemble_candidates([claim], rows, {"mnist5k"})
     assert [c.run_ids for c in cands] == [tuple(f"proxy-alexnet2012-{s}" for s in (i, i + 1)) for i in (0, 2, 4)]
-    [five] = compute.claim_ensemble_candidates([claim], rows)  # as paper data: one ensemble of 5, one run left
+    [five] = claim_ensemble_candidates([claim], rows)  # as paper data: one ensemble of 5, one run left
     assert five.run_ids == tuple(f"proxy-alexnet2012-{s}" for s in range(5))
     by_id = {r.run_id: r.final_top1 for r in rows}
     gains = (0.5, 0.6, 0.7)
@@ -164,13 +165,13 @@ def test_six_proxy_seeds_give_three_disjoint_pairs_each_against_its_members() ->
         for c, g in zip(cands, gains)
         for mean in [sum(by_id[i] for i in c.run_ids) / 2]
     ]
-    [r] = compute.check_claims([claim], rows, VARIANTS, ens)
+    [r] = check_claims([claim], rows, VARIANTS, ens)
     assert r.proxy and r.diff.paired and r.n_variant == 3 and r.measured == pytest.approx(0.6)
     assert r.verdict == "supported"
     assert "proxy: 3 disjoint ensemble(s) of 2 instead of 5 (of 6 runs" in r.reason
     assert "each minus the mean of its own members" in r.reason
     paper_rows = [replace(x, dataset_name="ILSVRC-2012") for x in rows]  # the same numbers as paper data: k = 5
-    [p] = compute.check_claims([claim], paper_rows, VARIANTS, ())
+    [p] = check_claims([claim], paper_rows, VARIANTS, ())
     assert p.verdict == "not run" and "no ensemble of 5 runs" in p.reason
 
 

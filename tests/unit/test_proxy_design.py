@@ -11,7 +11,8 @@ import torch
 from harness import plan
 from harness.config import resolve
 from harness.profiles import PROXY
-from harness.report import compute, gap
+from harness.report import gap
+from harness.report.claims import check_claims, families, proxy_family
 from harness.request import RunRequest
 from tests.unit.test_verdicts import run
 from variants import claims, get_variant, list_variants
@@ -79,7 +80,7 @@ def test_set_pool_to_refuses_a_net_without_an_adaptive_pool() -> None:
 
 def test_the_family_is_fixed_by_the_plan_and_adding_runs_does_not_change_it() -> None:
     untestable = plan.PROXY_UNTESTABLE
-    family = compute.proxy_family(CLAIMS, {e.claim for e in plan.PROXY_SEEDS}, untestable)
+    family = proxy_family(CLAIMS, {e.claim for e in plan.PROXY_SEEDS}, untestable)
     assert family == {e.claim for e in plan.PROXY_SEEDS}
     assert not family & set(untestable)
     by_name = {c.name: c for c in CLAIMS}
@@ -87,8 +88,8 @@ def test_the_family_is_fixed_by_the_plan_and_adding_runs_does_not_change_it() ->
     # the family is a function of the plan, never of the runs: extra runs of an untested variant leave it alone
     rows = [run(v, s, 80.0 + s, profile="proxy", data="mnist-clutter") for v in ("alexnet2012_no_lrn", "alexnet2012")
             for s in range(5)]  # fmt: skip
-    results = compute.check_claims(CLAIMS, rows, VARIANTS, (), family, untestable)
-    assert compute.families(CLAIMS, family, untestable).proxy == len(family)
+    results = check_claims(CLAIMS, rows, VARIANTS, (), family, untestable)
+    assert families(CLAIMS, family, untestable).proxy == len(family)
     lrn = next(r for r in results if r.claim.name == "lrn" and r.proxy)
     assert lrn.verdict == "not testable here" and lrn.reason.startswith(untestable["lrn"])
 
@@ -138,7 +139,7 @@ def test_ten_crop_claims_on_proxy_data_use_five_crops_paired_per_run() -> None:
         )
         for s in range(4)
     ]
-    [r] = compute.check_claims([claim], rows, VARIANTS, (), {"ten_crop"}, {})
+    [r] = check_claims([claim], rows, VARIANTS, (), {"ten_crop"}, {})
     assert r.proxy and r.diff.paired and r.n_variant == 4
     assert r.measured == pytest.approx(1.15)
     assert "5-crop (no mirrors) stands for the 10-crop" in r.reason
@@ -171,11 +172,11 @@ def test_gap_rows_read_the_last_epoch_and_fixed_fractions() -> None:
 def test_a_claim_the_proxy_cannot_test_says_why_even_without_runs() -> None:
     rows = [run("alexnet2012", s, 70.0 + s, profile="proxy", data="mnist-clutter") for s in range(3)]
     untestable = plan.PROXY_UNTESTABLE
-    results = compute.check_claims(CLAIMS, rows, VARIANTS, (), {e.claim for e in plan.PROXY_SEEDS}, untestable)
+    results = check_claims(CLAIMS, rows, VARIANTS, (), {e.claim for e in plan.PROXY_SEEDS}, untestable)
     [dropout] = [r for r in results if r.claim.name == "dropout"]
     assert dropout.verdict == "not testable here" and dropout.reason == untestable["dropout"]
     paper = [replace(x, profile="paper", dataset_name="ILSVRC-2012") for x in rows]
-    [on_paper] = [r for r in compute.check_claims(CLAIMS, paper, VARIANTS) if r.claim.name == "dropout"]
+    [on_paper] = [r for r in check_claims(CLAIMS, paper, VARIANTS) if r.claim.name == "dropout"]
     assert on_paper.verdict == "not run"  # the papers' data can test it: it needs runs
 
 

@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.report import compute, fmt
+from harness.report import fmt
+from harness.report.claims import check_claim
+from harness.report.ensembles import ensemble_accuracy, ensemble_candidates
 from harness.report.render import render
+from harness.report.reported import Comparison, compare
+from harness.report.runs import order, plain_runs
+from harness.report.stats import Difference, summarize
+from harness.report.sweeps import sweep_baseline, sweep_note
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow, Stat, SweepRow
+from harness.report.verdicts import ClaimTest, verdicts
 from variants import claims, get_variant, list_variants
 
 VARIANTS = tuple(list_variants())
@@ -99,17 +106,17 @@ def inputs(rows=ROWS, ensembles=(), figures=None, measured=None) -> ReportInputs
     )
 
 
-def comparison(variant: str, source: str, ensemble: int = 1, ensembles=()) -> compute.Comparison:
+def comparison(variant: str, source: str, ensemble: int = 1, ensembles=()) -> Comparison:
     v = get_variant(variant)
     r = next(r for r in v.reported if r.source == source and r.ensemble == ensemble)
-    return compute.compare(v, r, ROWS, ensembles)
+    return compare(v, r, ROWS, ensembles)
 
 
 def test_mean_and_sample_std_over_seeds() -> None:
-    s = compute.summarize([59.0, 59.6, 59.3, None])
+    s = summarize([59.0, 59.6, 59.3, None])
     assert (round(s.mean, 6), round(s.std, 6), s.n) == (59.3, 0.3, 3)
-    assert compute.summarize([None]) is None
-    assert compute.summarize([61.0]) == Stat(61.0, None, 1)
+    assert summarize([None]) is None
+    assert summarize([61.0]) == Stat(61.0, None, 1)
     assert fmt.stat(s) == "59.30 ± 0.30 (n=3)" and fmt.stat(Stat(61.0, None, 1)) == "61.00 (n=1)"
 
 
@@ -120,7 +127,7 @@ def test_reproduced_within_tolerance() -> None:
     caffe = next(r for r in get_variant("alexnet2012").reported if r.source.startswith("CAFFE models/bvlc_alexnet"))
     assert comparison("alexnet2012", caffe.source).status == "reference only"  # another recipe's number
     # a centre-crop row is compared with the runs' center metric, not their own (10-crop) protocol
-    center = compute.compare(get_variant("alexnet2012"), replace(caffe, reference_only=False), ROWS, ())
+    center = compare(get_variant("alexnet2012"), replace(caffe, reference_only=False), ROWS, ())
     assert center.status == "reproduced" and center.top1.mean == pytest.approx(57.7)
 
 
@@ -143,10 +150,10 @@ def test_modified_recipe_is_never_a_reproduction() -> None:
 
 
 def test_not_run_says_what_it_needs() -> None:
-    fall = compute.compare(get_variant("alexnet2012_conv6"), get_variant("alexnet2012_conv6").reported[0], ROWS, ())
+    fall = compare(get_variant("alexnet2012_conv6"), get_variant("alexnet2012_conv6").reported[0], ROWS, ())
     assert fall.status == "not run" and "ImageNet Fall 2009" in fall.note
     pre = get_variant("alexnet2012_conv6").reported[1]
-    assert "pretraining on ImageNet Fall 2011" in compute.compare(get_variant("alexnet2012_conv6"), pre, ROWS, ()).note
+    assert "pretraining on ImageNet Fall 2011" in compare(get_variant("alexnet2012_conv6"), pre, ROWS, ()).note
     ens = comparison("alexnet2012", "KSH12 Table 2", ensemble=5)
     assert ens.status == "not run" and "an ensemble of 5 runs" in ens.note and "3 finished run(s)" in ens.note
 
@@ -155,11 +162,11 @@ def test_ensemble_accuracy_averages_softmax() -> None:
     labels = np.array([0, 1, 2, 1])
     a = np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.1, 0.5, 0.4], [0.2, 0.7, 0.1]], dtype=np.float16)
     b = np.array([[0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]], dtype=np.float16)
-    assert compute.ensemble_accuracy([a], labels)[0] == 50.0
-    assert compute.ensemble_accuracy([b], labels)[0] == 50.0  # each net alone: 2 of 4
+    assert ensemble_accuracy([a], labels)[0] == 50.0
+    assert ensemble_accuracy([b], labels)[0] == 50.0  # each net alone: 2 of 4
     # mean: [.4 .5 .1] wrong, [.3 .6 .1] right, [.1 .35 .55] right, [.4 .5 .1] right
-    assert compute.ensemble_accuracy([a, b], labels) == (75.0, 100.0)
-    assert compute.ensemble_accuracy([a, b], np.array([2, 1, 2, 1]))[0] == 75.0
+    assert ensemble_accuracy([a, b], labels) == (75.0, 100.0)
+    assert ensemble_accuracy([a, b], np.array([2, 1, 2, 1]))[0] == 75.0
 
 
 def test_ensemble_row_uses_the_averaged_runs() -> None:
@@ -167,8 +174,8 @@ def test_ensemble_row_uses_the_averaged_runs() -> None:
     c = comparison("alexnet2012", "KSH12 Table 2", ensemble=5, ensembles=(e,))
     assert c.status == "reproduced" and c.diff == pytest.approx(0.1) and c.run_ids == tuple("abcde")
     rows = [*ALEX, *(replace(ALEX[0], run_id=f"x{i}", seed=9 + i) for i in range(2))]
-    cands = compute.ensemble_candidates([get_variant("alexnet2012")], rows)
-    assert [c.run_ids for c in cands] == [tuple(r.run_id for r in compute.order(rows))[:5]]
+    cands = ensemble_candidates([get_variant("alexnet2012")], rows)
+    assert [c.run_ids for c in cands] == [tuple(r.run_id for r in order(rows))[:5]]
 
 
 @pytest.mark.parametrize(
@@ -185,7 +192,7 @@ def test_ensemble_row_uses_the_averaged_runs() -> None:
 )
 def test_claim_verdicts(name: str, expected: str) -> None:
     claim = next(c for c in CLAIMS if c.name == name)
-    [result] = compute.check_claim(claim, ROWS, VARIANTS)
+    [result] = check_claim(claim, ROWS, VARIANTS)
     assert result.verdict == expected
     if expected != "not run":
         assert result.data == "ILSVRC-2012" and not result.proxy
@@ -196,8 +203,8 @@ def test_verdict_rule() -> None:
     test_verdicts.py."""
 
     def verdict(measured: float, se: float | None, n_a: int, n_b: int, claimed: float) -> str:
-        d = compute.Difference(measured, se, None if se is None else 4.0, n_a, n_b)
-        return compute.verdicts([compute.ClaimTest("difference", claimed, False, d)])[0][0]
+        d = Difference(measured, se, None if se is None else 4.0, n_a, n_b)
+        return verdicts([ClaimTest("difference", claimed, False, d)])[0][0]
 
     assert verdict(-1.5, 0.2, 3, 3, -1.4) == "holds"  # [-2.06, -0.94]
     assert verdict(-0.6, 0.2, 3, 3, -1.4) == "holds"  # under half the claim, but [-1.16, -0.04] reaches -0.7
@@ -211,7 +218,7 @@ def test_verdict_rule() -> None:
 
 def test_claim_on_proxy_is_labelled() -> None:
     claim = replace(CLAIMS[0], variant="zfnet_wide", baseline="zfnet")
-    [result] = compute.check_claim(claim, ROWS, VARIANTS)
+    [result] = check_claim(claim, ROWS, VARIANTS)
     assert result.proxy and result.data == "mnist5k"
     assert "mnist5k (proxy) val" in render(replace(inputs(), claims=(claim,)))
 
@@ -232,12 +239,12 @@ def test_claim_falls_back_to_the_protocol_both_sides_have() -> None:
     rows = [centre_only("alexnet2012", s, t) for s, t in enumerate((97.0, 97.4))]
     rows += [centre_only("alexnet2012_no_lrn", s, t) for s, t in enumerate((96.0, 96.2))]
     claim = next(c for c in CLAIMS if c.variant == "alexnet2012_no_lrn" and c.metric == "top1")
-    [result] = compute.check_claim(claim, rows, VARIANTS)
+    [result] = check_claim(claim, rows, VARIANTS)
     assert result.measured == pytest.approx(-1.1) and result.proxy
     assert result.verdict == "inconclusive" and "has 2 / 2" in result.reason  # two seeds a side
     assert "compared on the center crop (the runs have no 10-crop)" in result.reason
     # with 10-crop metrics on both sides the recipe's protocol is used and nothing is noted
-    [paper] = compute.check_claim(claim, ROWS, VARIANTS)
+    [paper] = check_claim(claim, ROWS, VARIANTS)
     assert "compared on" not in paper.reason
 
 
@@ -459,7 +466,7 @@ def test_ensemble_from_saved_predictions(store: tuple[str, Path], tmp_path: Path
         [e] = compute_ensembles(reader, [two], rows)
         preds = [reader.predictions(i) for i in e.run_ids]
     assert e.k == 2 and e.data == "mnist5k"
-    assert (e.top1, e.top5) == compute.ensemble_accuracy([p[1] for p in preds], preds[0][0])
+    assert (e.top1, e.top5) == ensemble_accuracy([p[1] for p in preds], preds[0][0])
     pair = replace(CLAIMS[0], variant="alexnet2012", baseline="alexnet2012", ensemble=2)  # a claim's ensembles
     with artifacts(uri) as reader:
         assert compute_ensembles(reader, [two], rows, [pair]) == [replace(e, profile="proxy")]  # computed once
@@ -505,13 +512,13 @@ def _sweeps_section(md: str) -> str:
 
 
 def test_sweep_baseline_is_the_paper_recipe_on_the_same_data_and_profile() -> None:
-    runs = compute.sweep_baseline("alexnet2012", ("ILSVRC-2012", "imagefolder"), "paper", ROWS)
+    runs = sweep_baseline("alexnet2012", ("ILSVRC-2012", "imagefolder"), "paper", ROWS)
     assert [r.run_id for r in runs] == [r.run_id for r in ALEX]
-    assert compute.sweep_baseline("alexnet2012", ("mnist5k",), "paper", ROWS) == []  # other data
-    assert compute.sweep_baseline("alexnet2012", ("ILSVRC-2012",), "proxy", ROWS) == []  # other profile
-    assert compute.sweep_baseline("alexnet2014", ("ILSVRC-2012",), "paper", ROWS) == []  # modified recipe
-    assert compute.sweep_note(1, (2,)).startswith("trials trained 1 epoch(s), the paper-recipe runs 2")
-    assert compute.sweep_note(2, (2,)) == "" and compute.sweep_note(None, (2,)) == ""
+    assert sweep_baseline("alexnet2012", ("mnist5k",), "paper", ROWS) == []  # other data
+    assert sweep_baseline("alexnet2012", ("ILSVRC-2012",), "proxy", ROWS) == []  # other profile
+    assert sweep_baseline("alexnet2014", ("ILSVRC-2012",), "paper", ROWS) == []  # modified recipe
+    assert sweep_note(1, (2,)).startswith("trials trained 1 epoch(s), the paper-recipe runs 2")
+    assert sweep_note(2, (2,)) == "" and sweep_note(None, (2,)) == ""
 
 
 def test_render_sweeps_against_the_paper_recipe() -> None:
@@ -604,7 +611,7 @@ def test_report_shows_a_real_sweep_beside_a_paper_recipe_run(tmp_path: Path, mon
         args = parser.parse_args(argv)
         assert args.func(args) == 0, argv
     [s] = sweep_summaries(uri)
-    [run] = compute.plain_runs(read_runs(uri, None))  # the plain run; the trials are tuned
+    [run] = plain_runs(read_runs(uri, None))  # the plain run; the trials are tuned
     md = generate_report(uri, None, tmp_path / "reports" / "r.md").read_text()
     row = _line(_sweeps_section(md), f"`{s.study}`")
     assert f"| {s.best_value:.2f} |" in row and f"{run.final_top1:.2f} (n=1)" in row
@@ -644,7 +651,7 @@ def test_each_claim_links_the_compare_view_of_exactly_its_runs() -> None:
     assert set(json.loads(q["runs"])) == expected and len(json.loads(q["runs"])) == 6  # both sides, each once
     assert json.loads(q["experiments"]) == ["3"]
     assert url.startswith("http://mlflow.example:5000/#/compare-runs?")
-    [result] = compute.check_claim(next(c for c in CLAIMS if c.name == "lrn"), ROWS, VARIANTS)
+    [result] = check_claim(next(c for c in CLAIMS if c.name == "lrn"), ROWS, VARIANTS)
     assert set(result.run_ids) == expected  # the runs behind the verdict
     assert "compare" not in _line(md, "| zf_no_fc7 |")  # not run: no runs to compare
     assert "Each verdict links MLflow's compare view" in md
@@ -652,7 +659,7 @@ def test_each_claim_links_the_compare_view_of_exactly_its_runs() -> None:
 
 def test_claims_section_without_links_is_unchanged() -> None:
     """No UI address, or no claim with runs: section 4 reads as it did before the links."""
-    from harness.report.render import section_claims
+    from harness.report.render_claims import section_claims
 
     rows = [replace(r, experiment_id="3") for r in ROWS]
     plain = section_claims(inputs(rows=rows), rows)

@@ -8,7 +8,7 @@ import pytest
 
 from harness import schema
 from harness.report import qual
-from harness.report.read import qualitative
+from harness.report.records import qualitative
 from harness.report.render import render
 from harness.report.types import FigurePaths, Qualitative, ReportInputs, RetrievalStat, RunRow
 from variants import claims, list_variants

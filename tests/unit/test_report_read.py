@@ -15,7 +15,10 @@ from mlflow.entities import Metric
 
 from harness import schema
 from harness.report import read
-from harness.report.build import generate_report, speedup_variants
+from harness.report.build import generate_report
+from harness.report.read_sqlite import sqlite_histories, sqlite_records
+from harness.report.records import to_row
+from harness.report.speedup import speedup_variants
 from variants import claims
 
 EXPERIMENT = "imagenet-paper"
@@ -98,7 +101,7 @@ def _one_request_per_run(uri: str, experiments: list[str] | None) -> list:
             frame = mlflow.search_runs(sorted(ids), filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'")
             for _, rec in frame.iterrows():
                 curves = {k: read.history(client, rec["run_id"], k) for k in CURVES} if kind == "variant" else {}
-                row = read.to_row(rec.drop(["start_time", "end_time"]).to_dict(), ids[rec["experiment_id"]], curves)
+                row = to_row(rec.drop(["start_time", "end_time"]).to_dict(), ids[rec["experiment_id"]], curves)
                 end, start = rec["end_time"], rec["start_time"]
                 hours = None if pd_missing(end) else (end - start).total_seconds() / 3600
                 rows.append((row, hours))
@@ -152,7 +155,7 @@ def test_sqlite_records_equal_the_clients_paged_search(store, monkeypatch) -> No
     client = MlflowClient(uri)
     ids = sorted(read.experiment_ids(read.known_experiments(uri), None))
     by_id = lambda recs: {r["run_id"]: repr(sorted(r.items())) for r in recs}  # noqa: E731 - repr: NaN == NaN
-    got = by_id(read.sqlite_records(Path(uri.removeprefix("sqlite:///")), ids, read.KINDS))
+    got = by_id(sqlite_records(Path(uri.removeprefix("sqlite:///")), ids, read.KINDS))
     want = by_id(read.client_records(client, ids, read.KINDS))
     assert got.keys() == want.keys() and len(got) == 29
     assert got == want
@@ -164,7 +167,7 @@ def test_sqlite_histories_equal_the_clients(store) -> None:
     client = MlflowClient(uri)
     ids = [named["alexnet2012/0"], named["alexnet2012/1"], named["ksh12_fig1_relu/2"], "0" * 32]
     for key in CURVES:
-        got = read.sqlite_histories(Path(uri.removeprefix("sqlite:///")), ids, key)
+        got = sqlite_histories(Path(uri.removeprefix("sqlite:///")), ids, key)
         assert got.keys() == set(ids)
         for rid in ids[:3]:
             assert repr(got[rid]) == repr(read.history(client, rid, key))  # repr: NaN equals NaN

@@ -1,4 +1,4 @@
-"""The claim rule (`compute.verdicts`) on fixed numbers: one test per branch, then how claims are measured from runs
+"""The claim rule (`verdicts`) on fixed numbers: one test per branch, then how claims are measured from runs
 (profiles never pooled, paired protocols, disjoint ensembles) and reference-only reported numbers."""
 
 from __future__ import annotations
@@ -8,10 +8,14 @@ from dataclasses import replace
 import pytest
 from scipy import stats
 
-from harness.report import compute
-from harness.report.compute import ClaimTest, Difference
+from harness.report import stats as st
+from harness.report.claims import check_claims, families
+from harness.report.ensembles import claim_ensemble_candidates
 from harness.report.render import render
+from harness.report.reported import compare
+from harness.report.stats import Difference, holm, paired, t_quantile, welch
 from harness.report.types import EnsembleResult, FigurePaths, ReportInputs, RunRow
+from harness.report.verdicts import ClaimTest, Families, claim_p, verdicts
 from variants import Claim, get_variant, list_variants
 
 VARIANTS = tuple(list_variants())
@@ -23,7 +27,7 @@ def diff(measured: float, se: float | None = 0.2, df: float | None = 4.0, n: tup
 
 
 def one(kind: str, claimed: float, d: Difference, proxy: bool = False) -> tuple[str, str]:
-    [result] = compute.verdicts([ClaimTest(kind, claimed, proxy, d)])  # type: ignore[arg-type]
+    [result] = verdicts([ClaimTest(kind, claimed, proxy, d)])  # type: ignore[arg-type]
     return result
 
 
@@ -31,23 +35,23 @@ def one(kind: str, claimed: float, d: Difference, proxy: bool = False) -> tuple[
 
 
 def test_t_quantile_and_welch_match_the_textbook() -> None:
-    assert compute.t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-6)
-    assert compute.t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
+    assert t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-6)
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
     a, b = (57.8, 57.9, 57.7), (59.0, 59.6, 59.3)  # no LRN vs KSH12's net: s = 0.1 and 0.3
-    d = compute.welch(a, b)
+    d = welch(a, b)
     assert d.measured == pytest.approx(-1.5)
     assert d.se == pytest.approx((0.01 / 3 + 0.09 / 3) ** 0.5)
     assert d.df == pytest.approx((0.1 / 3) ** 2 / ((0.01 / 3) ** 2 / 2 + (0.09 / 3) ** 2 / 2))  # 2.439
     ref = stats.ttest_ind(a, b, equal_var=False)
     assert d.interval() == pytest.approx(tuple(ref.confidence_interval(0.95)))
     assert d.p_one_sided(-1) == pytest.approx(ref.pvalue / 2)  # one-sided towards the observed sign
-    assert compute.welch(b[::-1], a[::-1]).measured == pytest.approx(1.5)
-    assert compute.welch((1.0,), b).se is None  # one seed: no spread, no interval
-    assert compute.welch((1.0, 1.0, 1.0), (2.0, 2.0, 2.0)).interval() == (-1.0, -1.0)  # no spread: a point
+    assert welch(b[::-1], a[::-1]).measured == pytest.approx(1.5)
+    assert welch((1.0,), b).se is None  # one seed: no spread, no interval
+    assert welch((1.0, 1.0, 1.0), (2.0, 2.0, 2.0)).interval() == (-1.0, -1.0)  # no spread: a point
 
 
 def test_paired_differences_use_the_one_sample_t() -> None:
-    d = compute.paired((1.5, 1.7, 1.6))
+    d = paired((1.5, 1.7, 1.6))
     assert d.paired and (d.n_variant, d.n_baseline, d.df) == (3, 3, 2.0)
     assert d.measured == pytest.approx(1.6) and d.se == pytest.approx(0.1 / 3**0.5)
     lo, hi = d.interval()
@@ -56,9 +60,9 @@ def test_paired_differences_use_the_one_sample_t() -> None:
 
 def test_holm_adjusts_step_down_in_input_order() -> None:
     # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.06 for the last
-    assert compute.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert compute.holm([0.6, 0.7]) == [1.0, 1.0]
-    assert compute.holm([]) == []
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.6, 0.7]) == [1.0, 1.0]
+    assert holm([]) == []
 
 
 # --- paper data: sizes count ------------------------------------------------------------------------------------
@@ -152,9 +156,7 @@ def test_proxy_direction_only(d: Difference, verdict: str) -> None:
 def test_proxy_equivalence_is_inconclusive_and_outside_the_family() -> None:
     v, reason = one("equivalence", 1.0, diff(0.0, 0.01), proxy=True)
     assert v == "inconclusive" and "direction only" in reason
-    eq, lrn = compute.verdicts(
-        [ClaimTest("equivalence", 1.0, True, diff(0.0)), ClaimTest("difference", LRN, True, diff(-1.5))]
-    )
+    eq, lrn = verdicts([ClaimTest("equivalence", 1.0, True, diff(0.0)), ClaimTest("difference", LRN, True, diff(-1.5))])
     assert eq[0] == "inconclusive" and lrn[0] == "supported" and "over 1 claim" in lrn[1]
 
 
@@ -163,12 +165,12 @@ def test_holm_over_the_proxy_claims_of_a_report() -> None:
     inconclusive (x2); beside a stronger measured claim, second rank (x1): supported."""
     weak = ClaimTest("difference", LRN, True, diff(-3.0, 1.0))  # one-sided p 0.01997, two-sided 0.0399
     strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))  # two-sided p 0.00056
-    assert compute.verdicts([weak])[0][0] == "supported"
-    two = compute.Families(paper=1, proxy=2)
-    assert compute.verdicts([weak], families=two)[0][0] == "inconclusive"
-    assert [v for v, _ in compute.verdicts([weak, strong], families=two)] == ["supported", "supported"]
+    assert verdicts([weak])[0][0] == "supported"
+    two = Families(paper=1, proxy=2)
+    assert verdicts([weak], families=two)[0][0] == "inconclusive"
+    assert [v for v, _ in verdicts([weak, strong], families=two)] == ["supported", "supported"]
     paper = ClaimTest("difference", LRN, False, diff(-10.0, 1.0))  # paper claims are not in the proxy family
-    assert compute.verdicts([weak, paper])[0][0] == "supported"
+    assert verdicts([weak, paper])[0][0] == "supported"
 
 
 def test_holm_step_down_stops_at_the_first_failure() -> None:
@@ -178,9 +180,9 @@ def test_holm_step_down_stops_at_the_first_failure() -> None:
     null = ClaimTest("difference", LRN, True, diff(0.0, 1.0))  # p 0.5 both ways
     close = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.009, 4), 1.0))
     strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))
-    assert [v for v, _ in compute.verdicts([close, second, null])] == ["inconclusive"] * 3
-    assert [v for v, _ in compute.verdicts([strong, second, null])] == ["supported", "supported", "inconclusive"]
-    assert "over 3 claims" in compute.verdicts([strong, second, null])[1][1]
+    assert [v for v, _ in verdicts([close, second, null])] == ["inconclusive"] * 3
+    assert [v for v, _ in verdicts([strong, second, null])] == ["supported", "supported", "inconclusive"]
+    assert "over 3 claims" in verdicts([strong, second, null])[1][1]
 
 
 # --- measuring claims from runs ------------------------------------------------------------------------------------
@@ -225,13 +227,13 @@ def test_claims_never_pool_profiles() -> None:
     rows = [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
     rows += [run("alexnet2012_no_lrn", s, t) for s, t in enumerate((57.8, 57.9, 57.7))]
     rows += [run("alexnet2012_no_lrn", s, 40.0, profile="short") for s in range(3)]  # a shorter schedule
-    [result] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)  # `short` has no baseline runs: not compared
+    [result] = check_claims([LRN_CLAIM], rows, VARIANTS)  # `short` has no baseline runs: not compared
     assert result.profile == "paper" and result.verdict == "holds" and (result.n_variant, result.n_baseline) == (3, 3)
     assert result.interval == pytest.approx(  # seeds 0-2 on both sides: paired by seed
         tuple(stats.ttest_rel((57.8, 57.9, 57.7), (59.0, 59.6, 59.3)).confidence_interval(0.95))
     )
     rows += [run("alexnet2012", s, 39.0 + s / 10, profile="short") for s in range(3)]
-    results = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
+    results = check_claims([LRN_CLAIM], rows, VARIANTS)
     assert [(r.profile, r.n_variant, r.n_baseline) for r in results] == [("paper", 3, 3), ("short", 3, 3)]
     assert results[1].measured == pytest.approx(0.9) and results[1].verdict == "does not hold"  # other side
 
@@ -241,7 +243,7 @@ def test_protocol_claim_is_paired_per_run() -> None:
         "ten_crop", "10-crop gains about 1.5 top-1", "alexnet2012", "alexnet2012", "top1", 1.5, "x", protocol="ten_crop"
     )
     rows = [run("alexnet2012", s, t, center=t - g) for s, (t, g) in enumerate(((59.0, 1.5), (62.0, 1.7), (56.0, 1.6)))]
-    [r] = compute.check_claims([claim], rows, VARIANTS)
+    [r] = check_claims([claim], rows, VARIANTS)
     # unpaired, seeds 56-62 would swamp the gain; per run the differences are 1.5, 1.7, 1.6
     assert r.diff.paired and r.measured == pytest.approx(1.6) and r.verdict == "holds"
     assert r.interval[1] - r.interval[0] < 1.0 and "paired" in r.reason
@@ -263,13 +265,13 @@ def test_proxy_claims_form_one_holm_family_in_the_report() -> None:
         -0.4,
         "KSH12 s3.4",
     )
-    lrn, overlap = compute.check_claims([LRN_CLAIM, pool], rows, VARIANTS)
+    lrn, overlap = check_claims([LRN_CLAIM, pool], rows, VARIANTS)
     assert lrn.proxy and lrn.verdict == "supported" and "over 2 claims" in lrn.reason
     assert overlap.verdict == "inconclusive"
 
 
 def _ensembles(rows: list[RunRow], k: int, gain: float) -> list[EnsembleResult]:
-    cands = compute.claim_ensemble_candidates([ENSEMBLE_CLAIM if k == 3 else replace(ENSEMBLE_CLAIM, ensemble=k)], rows)
+    cands = claim_ensemble_candidates([ENSEMBLE_CLAIM if k == 3 else replace(ENSEMBLE_CLAIM, ensemble=k)], rows)
     by_id = {r.run_id: r for r in rows}
     return [
         EnsembleResult(
@@ -295,17 +297,17 @@ ENSEMBLE_CLAIM = Claim(
 def test_ensemble_claim_needs_three_disjoint_ensembles() -> None:
     rows = [run("alexnet2012", s, 59.0 + (s % 4) / 10) for s in range(10)]  # 10 runs: 3 ensembles of 3, one left
     rows += [run("alexnet2012", s, 50.0, profile="short") for s in range(3)]  # another profile: its own ensemble
-    cands = compute.claim_ensemble_candidates([ENSEMBLE_CLAIM], rows)
+    cands = claim_ensemble_candidates([ENSEMBLE_CLAIM], rows)
     paper = [c.run_ids for c in cands if c.profile == "paper"]
     assert len(paper) == 3 and len({i for ids in paper for i in ids}) == 9
     assert [c.run_ids for c in cands if c.profile == "short"] == [tuple(f"short-alexnet2012-{s}" for s in range(3))]
     ens = _ensembles(rows, 3, 2.5)  # gains over the members' mean: 2.5, 2.6, 2.7
-    paper_result, short_result = compute.check_claims([ENSEMBLE_CLAIM], rows, VARIANTS, ens)
+    paper_result, short_result = check_claims([ENSEMBLE_CLAIM], rows, VARIANTS, ens)
     assert paper_result.profile == "paper" and paper_result.diff.paired and paper_result.n_variant == 3
     assert paper_result.measured == pytest.approx(2.6) and paper_result.verdict == "holds"
     assert "3 disjoint ensemble(s) of 3 runs" in paper_result.reason
     assert short_result.verdict == "inconclusive" and "9 finished runs" in short_result.reason  # one ensemble
-    [none] = compute.check_claims([ENSEMBLE_CLAIM], rows[:2], VARIANTS, ())
+    [none] = check_claims([ENSEMBLE_CLAIM], rows[:2], VARIANTS, ())
     assert none.verdict == "not run" and "no ensemble of 3 runs" in none.reason
 
 
@@ -313,7 +315,7 @@ def test_ensemble_claim_against_another_variant_is_welch() -> None:
     claim = replace(ENSEMBLE_CLAIM, baseline="alexnet2012_no_lrn")
     rows = [run("alexnet2012", s, 59.0 + (s % 3) / 10) for s in range(9)]
     rows += [run("alexnet2012_no_lrn", s, 58.0 + s / 10) for s in range(3)]
-    [r] = compute.check_claims([claim], rows, VARIANTS, _ensembles(rows, 3, 2.0))
+    [r] = check_claims([claim], rows, VARIANTS, _ensembles(rows, 3, 2.0))
     assert not r.diff.paired and (r.n_variant, r.n_baseline) == (3, 3)
     assert r.measured == pytest.approx(59.1 + 2.1 - 58.1)
 
@@ -325,7 +327,7 @@ def test_reference_only_rows_are_never_compared() -> None:
     v = get_variant("alexnet2012")
     r = replace(v.reported[0], reference_only=True, note="Caffe's own recipe and 227 crops")
     rows = [run("alexnet2012", s, r.top1 or 0.0) for s in range(3)]
-    c = compute.compare(v, r, rows, ())
+    c = compare(v, r, rows, ())
     assert c.status == "reference only" and c.diff is None and c.top1 is None
     assert "Caffe's own recipe" in c.note
     md = render(ReportInputs("t", "s", ("e",), tuple(rows), (replace(v, reported=(r,)),), (), {}))
@@ -396,8 +398,8 @@ def test_paper_direction(d: Difference, verdict: str, why: str) -> None:
 def test_proxy_direction_is_judged_like_a_difference(d: Difference, verdict: str) -> None:
     """Same one-sided tests and the same Holm family as a difference claim of the same sign."""
     strong = ClaimTest("difference", LRN, True, diff(-10.0, 1.0))
-    as_direction = compute.verdicts([ClaimTest("direction", LOWER, True, d), strong])
-    as_difference = compute.verdicts([ClaimTest("difference", LRN, True, d), strong])
+    as_direction = verdicts([ClaimTest("direction", LOWER, True, d), strong])
+    as_difference = verdicts([ClaimTest("difference", LRN, True, d), strong])
     assert as_direction == as_difference and as_direction[0][0] == verdict
     assert "over 2 claims" in as_direction[0][1]
 
@@ -413,14 +415,13 @@ def test_direction_without_a_sign_is_an_error() -> None:
 def test_top5_on_ten_classes_is_not_testable_whatever_the_numbers() -> None:
     for proxy in (True, False):
         t = ClaimTest("difference", LRN, proxy, diff(-1.5), "top5", 10)
-        assert compute.verdicts([t]) == [("not testable here", "top-5 of 10 classes carries no information")]
+        assert verdicts([t]) == [("not testable here", "top-5 of 10 classes carries no information")]
     # more classes, unknown classes, or top-1 on 10 classes: judged as before
     assert (
-        one("difference", LRN, diff(-1.5))
-        == compute.verdicts([ClaimTest("difference", LRN, False, diff(-1.5), "top5", 11)])[0]
+        one("difference", LRN, diff(-1.5)) == verdicts([ClaimTest("difference", LRN, False, diff(-1.5), "top5", 11)])[0]
     )
-    assert compute.verdicts([ClaimTest("difference", LRN, True, diff(-1.5), "top5", None)])[0][0] == "supported"
-    assert compute.verdicts([ClaimTest("difference", LRN, True, diff(-1.5), "top1", 10)])[0][0] == "supported"
+    assert verdicts([ClaimTest("difference", LRN, True, diff(-1.5), "top5", None)])[0][0] == "supported"
+    assert verdicts([ClaimTest("difference", LRN, True, diff(-1.5), "top1", 10)])[0][0] == "supported"
 
 
 def test_top5_on_few_classes_stays_out_of_the_holm_family() -> None:
@@ -428,13 +429,13 @@ def test_top5_on_few_classes_stays_out_of_the_holm_family() -> None:
     strong = ClaimTest("direction", LOWER, True, diff(-10.0, 1.0))  # two-sided p 0.00056: first rank
     weak = ClaimTest("difference", LRN, True, diff(-stats.t.isf(0.015, 4), 1.0))  # p 0.03: second rank, x1
     top5 = ClaimTest("difference", LRN, True, diff(-0.3, 1.0), "top5", 10)  # p 0.78: in the family, weak gets x2
-    without = compute.verdicts([weak, strong])
-    with_top5 = compute.verdicts([weak, top5, strong])
+    without = verdicts([weak, strong])
+    with_top5 = verdicts([weak, top5, strong])
     assert with_top5[0] == without[0] and with_top5[2] == without[1]
     assert without[0][0] == "supported" and "Holm-adjusted 0.03 " in without[0][1]
     assert "over 2 claims" in with_top5[0][1]
     assert with_top5[1] == ("not testable here", "top-5 of 10 classes carries no information")
-    counted = compute.verdicts([weak, replace(top5, classes=1000), strong])  # top-5 of 1000 classes counts
+    counted = verdicts([weak, replace(top5, classes=1000), strong])  # top-5 of 1000 classes counts
     assert counted[0][0] == "inconclusive" and "over 3 claims" in counted[0][1]
 
 
@@ -444,12 +445,12 @@ def test_claim_classes_come_from_the_runs() -> None:
     rows += [
         run("alexnet2012_no_lrn", s, 90.0 + s / 10, profile="proxy", data="mnist5k", num_classes=10) for s in range(3)
     ]
-    lrn, lrn5 = compute.check_claims([LRN_CLAIM, top5], rows, VARIANTS)
+    lrn, lrn5 = check_claims([LRN_CLAIM, top5], rows, VARIANTS)
     # the default proxy family is both claims (fixed before the runs said how many classes there are)
     assert lrn.verdict == "supported" and "over 2 claims" in lrn.reason
     assert lrn5.verdict == "not testable here" and lrn5.reason.startswith("top-5 of 10 classes carries no information")
     unknown = [replace(r, num_classes=None) for r in rows]  # runs that logged no class count: judged as before
-    assert compute.check_claims([top5], unknown, VARIANTS)[0].verdict == "supported"
+    assert check_claims([top5], unknown, VARIANTS)[0].verdict == "supported"
 
 
 def test_render_shows_a_direction_not_a_number() -> None:
@@ -481,30 +482,30 @@ def test_paper_claims_are_corrected_across_a_family_fixed_in_advance() -> None:
     """Two-sided p = 0.0017 holds alone; among the registry's 35 claims, with nothing else measured, it is ranked
     first and needs p <= 0.05 / 35 = 0.0014: inconclusive, whatever runs the other claims have."""
     lrn = ClaimTest("difference", LRN, False, diff(-1.5))  # t = -7.5, df 4
-    assert compute.claim_p(lrn) == pytest.approx(2 * stats.t.sf(7.5, 4))
+    assert claim_p(lrn) == pytest.approx(2 * stats.t.sf(7.5, 4))
     assert one("difference", LRN, diff(-1.5))[0] == "holds"
-    registry = compute.Families(paper=35, proxy=6)
-    [(v, why)] = compute.verdicts([lrn], families=registry)
+    registry = Families(paper=35, proxy=6)
+    [(v, why)] = verdicts([lrn], families=registry)
     assert v == "inconclusive" and "Holm-adjusted 0.059 over 35 claims > 0.05" in why
     assert "the 99.86 % interval" in why and "two-sided alpha 0.0014" in why
     weak = ClaimTest("difference", LRN, False, diff(-0.2, 1.0))  # another claim measured: p 0.85, ranked last
-    assert compute.verdicts([lrn, weak], families=registry)[0] == (v, why)  # the family did not grow with the runs
+    assert verdicts([lrn, weak], families=registry)[0] == (v, why)  # the family did not grow with the runs
 
 
 def test_a_decided_paper_claim_is_read_on_the_interval_of_its_holm_level() -> None:
     """-3.4 ± 0.15: the 95 % interval [-3.82, -2.98] lies beyond twice the claim (-2.8): inconclusive alone; in a
     family of 10 it is decided at 0.05 / 10 and its 99.5 % interval [-4.24, -2.56] overlaps [-2.8, -0.7]: holds."""
     t = ClaimTest("difference", LRN, False, diff(-3.4, 0.15))
-    assert compute.verdicts([t])[0][0] == "inconclusive"
-    [(v, why)] = compute.verdicts([t], families=compute.Families(10, 1))
+    assert verdicts([t])[0][0] == "inconclusive"
+    [(v, why)] = verdicts([t], families=Families(10, 1))
     assert v == "holds" and "the 99.5 % interval [-4.24, -2.56]" in why
 
 
 def test_holm_decides_paper_and_proxy_families_apart() -> None:
     paper = ClaimTest("difference", LRN, False, diff(-1.5))
     proxy = ClaimTest("difference", LRN, True, diff(-1.5))
-    out = compute.verdicts([paper, proxy], families=compute.Families(1, 1))
-    assert out == [compute.verdicts([paper])[0], compute.verdicts([proxy])[0]]
+    out = verdicts([paper, proxy], families=Families(1, 1))
+    assert out == [verdicts([paper])[0], verdicts([proxy])[0]]
     assert [v for v, _ in out] == ["holds", "supported"]
 
 
@@ -512,8 +513,8 @@ def test_paper_does_not_hold_by_size_is_a_holm_decision() -> None:
     """Within ±c/2 is decided by the larger of its two one-sided p-values (the TOST)."""
     small = ClaimTest("difference", LRN, False, diff(-0.2, 0.1))  # [-0.48, +0.08]: within ±0.7
     p_tost = max(stats.t.sf((-0.2 + 0.7) / 0.1, 4), stats.t.sf((0.7 + 0.2) / 0.1, 4))
-    assert compute.claim_p(small) == pytest.approx(2 * p_tost)
-    assert compute.verdicts([small])[0][0] == "does not hold"
+    assert claim_p(small) == pytest.approx(2 * p_tost)
+    assert verdicts([small])[0][0] == "does not hold"
 
 
 # --- pairing: seed s of both sides --------------------------------------------------------------------------------
@@ -530,12 +531,12 @@ def _rows(variant_seeds: dict[int, float], base_seeds: dict[int, float]) -> list
 
 def test_same_seeds_are_paired_and_the_verdict_follows() -> None:
     rows = _rows(dict(enumerate(NO_LRN)), dict(enumerate(BASE)))
-    [r] = compute.check_claims([LRN_CLAIM], rows, VARIANTS)
+    [r] = check_claims([LRN_CLAIM], rows, VARIANTS)
     assert r.diff.paired and (r.n_variant, r.n_baseline) == (4, 4) and "paired by seed (4 common seeds)" in r.reason
     assert r.interval == pytest.approx(tuple(stats.ttest_rel(NO_LRN, BASE).confidence_interval(0.95)))
     assert r.verdict == "holds"
     shifted = _rows(dict(enumerate(NO_LRN)), {s + 10: t for s, t in enumerate(BASE)})  # the same values, no seed shared
-    [w] = compute.check_claims([LRN_CLAIM], shifted, VARIANTS)
+    [w] = check_claims([LRN_CLAIM], shifted, VARIANTS)
     assert not w.diff.paired and "Welch: the sides share 0 seed(s)" in w.reason
     assert w.interval == pytest.approx(tuple(stats.ttest_ind(NO_LRN, BASE, equal_var=False).confidence_interval(0.95)))
     assert w.verdict == "inconclusive" and w.measured == pytest.approx(r.measured)
@@ -543,14 +544,14 @@ def test_same_seeds_are_paired_and_the_verdict_follows() -> None:
 
 def test_pairing_uses_the_common_seeds_only_when_enough_remain() -> None:
     base = dict(enumerate((*BASE, 59.9, 58.8)))  # 6 baseline seeds, 4 of them shared
-    [r] = compute.check_claims([LRN_CLAIM], _rows(dict(enumerate(NO_LRN)), base), VARIANTS)
+    [r] = check_claims([LRN_CLAIM], _rows(dict(enumerate(NO_LRN)), base), VARIANTS)
     assert r.diff.paired and r.n_baseline == 4 and "2 unpaired run(s) left out" in r.reason
     assert len(r.run_ids) == 8  # the runs the verdict rests on
     # seeds {0, 1, 5} against {0, 1, 2}: pairing would leave 2 a side, fewer than the 3 a verdict needs: Welch on 3 / 3
-    [w] = compute.check_claims([LRN_CLAIM], _rows({0: 57.8, 1: 58.9, 5: 57.2}, {0: 59.0, 1: 60.2, 2: 58.5}), VARIANTS)
+    [w] = check_claims([LRN_CLAIM], _rows({0: 57.8, 1: 58.9, 5: 57.2}, {0: 59.0, 1: 60.2, 2: 58.5}), VARIANTS)
     assert not w.diff.paired and (w.n_variant, w.n_baseline) == (3, 3) and "share 2 seed(s)" in w.reason
     twice = _rows(dict(enumerate(NO_LRN)), dict(enumerate(BASE))) + [run("alexnet2012", 0, 59.1, run_id="again")]
-    [t] = compute.check_claims([LRN_CLAIM], twice, VARIANTS)
+    [t] = check_claims([LRN_CLAIM], twice, VARIANTS)
     assert not t.diff.paired and "a seed repeats on a side" in t.reason
 
 
@@ -564,20 +565,20 @@ def test_an_inconclusive_paper_claim_prints_the_seeds_that_would_decide_it() -> 
     )  # fmt: skip
     rows = [run("alexnet2012_nonoverlap_pool", s, t) for s, t in enumerate((59.1, 59.5, 58.8))]
     rows += [run("alexnet2012", s, t) for s, t in enumerate((59.0, 59.6, 59.3))]
-    [r] = compute.check_claims([pool, LRN_CLAIM], rows, VARIANTS)[:1]  # a family of 2 registered claims
+    [r] = check_claims([pool, LRN_CLAIM], rows, VARIANTS)[:1]  # a family of 2 registered claims
     assert r.verdict == "inconclusive" and r.diff.paired
     sd = r.diff.sd_diff  # per-seed differences +0.1, -0.1, -0.5
     assert sd == pytest.approx(stats.tstd((0.1, -0.1, -0.5)))
-    hold = compute.st.seeds_needed(0.4, sd, 0.05 / 2, is_paired=True)
-    fail = compute.st.seeds_needed(0.2, sd, 0.05 / 2, is_paired=True, within=True)
+    hold = st.seeds_needed(0.4, sd, 0.05 / 2, is_paired=True)
+    fail = st.seeds_needed(0.2, sd, 0.05 / 2, is_paired=True, within=True)
     assert f"{hold} pairs would hold it if the true change is the claim, {fail} would fail it by size" in r.reason
-    mde = compute.st.detectable(r.diff.se, r.diff.df, 0.05 / 2)
+    mde = st.detectable(r.diff.se, r.diff.df, 0.05 / 2)
     assert f"smallest difference these seeds detect: {mde:.3g} points" in r.reason and "alpha 0.025" in r.reason
 
 
 def test_an_inconclusive_proxy_claim_prints_its_smallest_detectable_effect() -> None:
     t = ClaimTest("difference", LRN, True, diff(-0.3, 1.0))
-    [(v, why)] = compute.verdicts([t], families=compute.Families(35, 6))
+    [(v, why)] = verdicts([t], families=Families(35, 6))
     mde = (stats.t.ppf(1 - 0.05 / 12, 4) + stats.t.ppf(0.8, 4)) * 1.0
     assert v == "inconclusive" and f"smallest difference these seeds detect: {mde:.3g} points" in why
     assert "would decide the measured -0.3" in why and "two-sided alpha 0.0083" in why
@@ -589,25 +590,23 @@ def test_an_inconclusive_proxy_claim_prints_its_smallest_detectable_effect() -> 
 def test_a_claim_marked_untestable_on_proxy_data_says_why_and_leaves_the_family() -> None:
     why = "LRN's 1.4 points need ImageNet-scale capacity"
     t = ClaimTest("difference", LRN, True, diff(-10.0, 1.0), untestable=why)
-    assert compute.verdicts([t]) == [("not testable here", why)]
+    assert verdicts([t]) == [("not testable here", why)]
     rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
     rows += [run("alexnet2012_no_lrn", s, t, profile="proxy", data="mnist5k") for s, t in enumerate((90.0, 90.5, 89.8))]
     rows += [run("alexnet2012", s, 59.0 + s / 10) for s in range(3)]
     rows += [run("alexnet2012_no_lrn", s, 57.4 + s / 10) for s in range(3)]
-    paper, proxy = sorted(
-        compute.check_claims([LRN_CLAIM], rows, VARIANTS, untestable={"lrn": why}), key=lambda r: r.data
-    )
+    paper, proxy = sorted(check_claims([LRN_CLAIM], rows, VARIANTS, untestable={"lrn": why}), key=lambda r: r.data)
     assert (paper.data, paper.verdict) == ("ILSVRC-2012", "holds")  # the papers' data tests it
     assert (proxy.data, proxy.verdict) == ("mnist5k", "not testable here") and proxy.reason.startswith(why)
-    assert compute.families([LRN_CLAIM], None, {"lrn": why}) == compute.Families(1, 0)
-    assert compute.families([LRN_CLAIM], {"two_towers"}) == compute.Families(1, 0)  # the plan names the family
+    assert families([LRN_CLAIM], None, {"lrn": why}) == Families(1, 0)
+    assert families([LRN_CLAIM], {"two_towers"}) == Families(1, 0)  # the plan names the family
 
 
 def test_a_proxy_claim_outside_the_plan_is_never_decided() -> None:
     rows = [run("alexnet2012", s, 97.0 + s / 10, profile="proxy", data="mnist5k") for s in range(3)]
     rows += [run("alexnet2012_no_lrn", s, t, profile="proxy", data="mnist5k") for s, t in enumerate((90.0, 90.5, 89.8))]
-    [inside] = compute.check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"lrn"})
-    [outside] = compute.check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"dropout"})
+    [inside] = check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"lrn"})
+    [outside] = check_claims([LRN_CLAIM], rows, VARIANTS, proxy_claims={"dropout"})
     assert inside.verdict == "supported"
     assert outside.verdict == "inconclusive" and "claim family fixed in advance" in outside.reason
 
