@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from tests.support import ROOT
 @pytest.mark.slow
 def test_gpu_check_script_runs_quick_on_the_cpu_and_writes_its_files(tmp_path: Path) -> None:
     script = ROOT / "scripts" / "gpu-check.sh"
-    env = {**os.environ, "QUICK": "1", "OUT": str(tmp_path / "out")}
+    # PYTHON: this interpreter, whatever `python3` is on PATH (the script's default)
+    env = {**os.environ, "QUICK": "1", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "out"
