@@ -26,6 +26,7 @@ from harness.distributed import Dist
 from harness.evaluate import EvalResult, evaluate
 from harness.loader import epoch_seed, eval_loader, train_loader
 from harness.parallel import build as parallel
+from harness.parallel.shard import Sharded
 from harness.progress import Progress
 from variants import LrGroup, LrTable, Recipe, Variant
 from variants.convnet import count_macs, init_weights, renorm_filters
@@ -233,6 +234,36 @@ def curve_every(steps_per_epoch: int) -> int:
     return max(10, steps_per_epoch // 50)
 
 
+def _train_step(
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    view: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    g: torch.Generator,
+    optimizer: torch.optim.Optimizer,
+    scheduler: object,
+    d: Dist,
+    recipe: Recipe,
+    precision: str,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One update from one uint8 batch: to the device, its view there (draws from `g`), forward under autocast,
+    backward, the optimiser's step, ZF13's filter renormalisation and a per-step schedule. The batch's mean loss and
+    hits stay on the device (no host sync)."""
+    x, y = batch
+    x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+    x = view(x, g).contiguous(memory_format=precision_mod.memory_format(d.device))
+    with precision_mod.autocast(d.device, precision):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if recipe.filter_rms_max is not None:
+        renorm_filters(model, recipe.filter_rms_max)  # ZF13 s3: after every update
+    if scheduler is not None and per_step(recipe):
+        scheduler.step()  # type: ignore[attr-defined]
+    return loss, (logits.argmax(1) == y).sum(), len(y)
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -258,7 +289,6 @@ def train_one_epoch(
     the earlier epochs'), and a loss that is no longer finite stops the run."""
     model.train()
     g = generator if generator is not None else torch.Generator()
-    layout = precision_mod.memory_format(d.device)
     start = time.perf_counter()
     sums = torch.zeros(3, dtype=torch.float64, device=d.device)  # loss sum, hits, hits since the last curve point
     loss_sum = correct = seen = 0.0
@@ -295,22 +325,8 @@ def train_one_epoch(
             wait += time.perf_counter() - asked
         if distributed.check(pending, world or d, done=batch is None):  # before any collective of this step
             break
-        x, y = batch  # type: ignore[misc]
         lr_sum += optimizer.param_groups[0]["lr"]
-        x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-        x = view(x, g).contiguous(memory_format=layout)
-        with precision_mod.autocast(d.device, precision):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if recipe.filter_rms_max is not None:
-            renorm_filters(model, recipe.filter_rms_max)  # ZF13 s3: after every update
-        if scheduler is not None and per_step(recipe):
-            scheduler.step()  # type: ignore[attr-defined]
-        n = len(y)
-        hits = (logits.argmax(1) == y).sum()
+        loss, hits, n = _train_step(model, batch, view, g, optimizer, scheduler, d, recipe, precision)
         sums += torch.stack([loss.detach().double() * n, hits.double(), hits.double()])
         seen += n
         steps, chunk_seen = steps + 1, chunk_seen + n
@@ -331,6 +347,92 @@ def train_one_epoch(
     )
 
 
+def _wrap(model: nn.Module, cfg: RunConfig, d: Dist) -> tuple[nn.Module, Sharded | None, Dist]:
+    """What trains: the model itself, its DDP wrapper, or (--parallel towers / hybrid, harness.parallel) this rank's
+    shard, which is gathered into `model` after every epoch to be evaluated and checkpointed as a plain run's; and
+    the ranks that read different images."""
+    precision_mod.configure(d.device, cfg.precision)
+    model.to(d.device, memory_format=precision_mod.memory_format(d.device))
+    net: nn.Module = model
+    scheme = parallel.build(cfg.parallel, model, d, cfg.recipe.batch_size) if cfg.parallel != "none" else None
+    data_d = scheme.data_dist(d) if scheme is not None else d
+    if scheme is not None:
+        net = scheme
+    elif d.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
+    return net, scheme, data_d
+
+
+def _resume(
+    ckpt_path: Path,
+    model: nn.Module,
+    scheme: Sharded | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: object,
+    d: Dist,
+    on_resume: Callable[[list[EpochStats]], None] | None,
+    result: FitResult,
+) -> int:
+    """The first epoch to train: 1, or the one after the checkpoint's (weights, optimizer, scheduler, RNG and
+    history restored). Rank 0 decides whether to resume (runs.train.train_variant has checked that every rank sees
+    its checkpoint): a stale file only one node sees never makes that node start at another epoch."""
+    if not distributed.broadcast(ckpt_path.is_file(), d):
+        return 1
+    state = checkpoint.load(ckpt_path)
+    model.load_state_dict(state["model"])
+    if scheme is not None:
+        scheme.load_from(model)
+        optimizer.load_state_dict(scheme.shard_optimizer_state(state["optimizer"], optimizer))
+    else:
+        optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])  # type: ignore[attr-defined]
+    checkpoint.set_rng_state(state["rng"])
+    result.history = [EpochStats(**h) for h in state["history"]]
+    result.resumed_from = int(state["epoch"])
+    with distributed.together(d):
+        if d.is_main and on_resume is not None:
+            on_resume(list(result.history))
+    return int(state["epoch"]) + 1
+
+
+def _epoch_stats(
+    epoch: int,
+    trained: EpochTraining,
+    val: EvalResult | None,
+    cfg: RunConfig,
+    d: Dist,
+    model: nn.Module,
+    scheme: Sharded | None,
+    per_image: float,
+    peak: float | None,
+) -> EpochStats:
+    """One epoch's record: training and validation numbers, speed, data wait, MFU and (several ranks) the bytes one
+    rank sent per step."""
+    stats = EpochStats(
+        epoch,
+        trained.loss,
+        trained.top1,
+        val.loss if val else None,
+        val.top1 if val else None,
+        val.top5 if val else None,
+        trained.lr,
+        trained.images / trained.seconds,
+        trained.seconds,
+        trained.curve,
+    )
+    stats.tflops = stats.images_per_sec * per_image / 1e12
+    stats.data_wait_s, stats.data_wait_fraction = trained.data_wait, min(1.0, trained.data_wait / trained.seconds)
+    stats.mfu = stats.tflops / (peak * d.world_size) if peak else None
+    if d.enabled:
+        step_count = max(1, trained.images // cfg.recipe.batch_size)
+        stats.step_seconds = trained.seconds / step_count
+        sent = scheme.meter.take() if scheme is not None else parallel.ddp_bytes_per_step(model, d.world_size)
+        stats.comm_bytes_per_step = sent / step_count if scheme is not None else sent
+    return stats
+
+
 def fit(
     model: nn.Module,
     cfg: RunConfig,
@@ -346,19 +448,7 @@ def fit(
     writes the checkpoint, then calls `on_epoch`; on resume `on_resume` gets the checkpoint's history first (to log
     what a process that died between the two did not)."""
     recipe = cfg.recipe
-    precision_mod.configure(d.device, cfg.precision)
-    model.to(d.device, memory_format=precision_mod.memory_format(d.device))
-    net: nn.Module = model
-    # --parallel towers / hybrid (harness.parallel): this rank's shard of the model trains; `model` stays the
-    # one-device network, gathered into after every epoch to be evaluated and checkpointed as a plain run's
-    scheme = parallel.build(cfg.parallel, model, d, recipe.batch_size) if cfg.parallel != "none" else None
-    data_d = scheme.data_dist(d) if scheme is not None else d  # the ranks that read different images
-    if scheme is not None:
-        net = scheme
-    elif d.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)  # type: ignore[assignment]
+    net, scheme, data_d = _wrap(model, cfg, d)
     per_image = flops.training_flops_per_image(count_macs(model, recipe.crop))
     peak = flops.peak_tflops(torch.cuda.get_device_name(d.device), cfg.precision) if d.device.type == "cuda" else None
     optimizer = build_optimizer(scheme if scheme is not None else model, recipe, cfg.effective_lr)
@@ -366,25 +456,7 @@ def fit(
     scheduler = build_scheduler(optimizer, recipe, steps)
     every = curve_every(steps)
     result = FitResult()
-    start_epoch = 1
-    # rank 0 decides whether to resume (runs.train.train_variant has checked that every rank sees its checkpoint): a
-    # stale file only one node sees never makes that node start at another epoch
-    if distributed.broadcast(ckpt_path.is_file(), d):
-        state = checkpoint.load(ckpt_path)
-        model.load_state_dict(state["model"])
-        if scheme is not None:
-            scheme.load_from(model)
-            optimizer.load_state_dict(scheme.shard_optimizer_state(state["optimizer"], optimizer))
-        else:
-            optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng"])
-        start_epoch = int(state["epoch"]) + 1
-        result.history = [EpochStats(**h) for h in state["history"]]
-        result.resumed_from = start_epoch - 1
-        with distributed.together(d):
-            if d.is_main and on_resume is not None:
-                on_resume(list(result.history))
+    start_epoch = _resume(ckpt_path, model, scheme, optimizer, scheduler, d, on_resume, result)
     loader = train_loader(train_set, recipe.batch_size // data_d.world_size, cfg.seed, data_d, cfg.workers)
     val_batch = max(64, recipe.batch_size)
     val_loader = eval_loader(val_set, val_batch, d, cfg.workers)
@@ -399,57 +471,21 @@ def fit(
             enabled=verbose and d.is_main,
         )
         trained = train_one_epoch(
-            net,
-            loader,
-            epoch_view(view, recipe, epoch),
-            optimizer,
-            data_d,
-            recipe,
-            progress,
-            scheduler,
-            (epoch - 1) * steps * recipe.batch_size,
-            every,
-            g,
-            cfg.precision,
-            world=d,
-        )
+            net, loader, epoch_view(view, recipe, epoch), optimizer, data_d, recipe, progress, scheduler,
+            (epoch - 1) * steps * recipe.batch_size, every, g, cfg.precision, world=d,
+        )  # fmt: skip
         if scheme is not None:
             scheme.sync_to(model)  # a collective (every rank): the one-device weights to evaluate and checkpoint
         last = epoch == recipe.epochs
         val = None
         if last or not cfg.eval_epochs or epoch in cfg.eval_epochs:
             val = evaluate(
-                model,
-                val_set,
-                d,
-                batch_size=val_batch,
-                keep_probs=last,
-                precision=cfg.precision,
-                loader=val_loader,
+                model, val_set, d, batch_size=val_batch, keep_probs=last, precision=cfg.precision, loader=val_loader
             )
         if last:
             result.last_val = val  # the final centre-crop numbers: `runs.finish` does not evaluate them again
         progress.close(f"val top-1 {val.top1:.2f} top-5 {val.top5:.2f} loss {val.loss:.4f}" if val else "not evaluated")
-        stats = EpochStats(
-            epoch,
-            trained.loss,
-            trained.top1,
-            val.loss if val else None,
-            val.top1 if val else None,
-            val.top5 if val else None,
-            trained.lr,
-            trained.images / trained.seconds,
-            trained.seconds,
-            trained.curve,
-        )
-        stats.tflops = stats.images_per_sec * per_image / 1e12
-        stats.data_wait_s, stats.data_wait_fraction = trained.data_wait, min(1.0, trained.data_wait / trained.seconds)
-        stats.mfu = stats.tflops / (peak * d.world_size) if peak else None
-        if d.enabled:
-            step_count = max(1, trained.images // recipe.batch_size)
-            stats.step_seconds = trained.seconds / step_count
-            sent = scheme.meter.take() if scheme is not None else parallel.ddp_bytes_per_step(model, d.world_size)
-            stats.comm_bytes_per_step = sent / step_count if scheme is not None else sent
+        stats = _epoch_stats(epoch, trained, val, cfg, d, model, scheme, per_image, peak)
         result.history.append(stats)
         step_scheduler(scheduler, val.top1 if val else None, recipe)
         # after the scheduler's step (it sets the lr the state holds); gathering the shards' is a collective

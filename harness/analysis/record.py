@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,24 +123,12 @@ def analyze(
         "pixel_code", pix_ae.codes(pix_v), pix_ae.codes(pix_d), q_labels, db_labels, hamming=True
     )
     results = (raw_fc7, fc7_code, pix_code, raw_pix)
-    for r in results:
-        metrics |= {schema.QUAL_PRECISION.format(rep=r.name, k=k): v for k, v in r.precision.items()}
-        metrics[schema.QUAL_QUERY_MS.format(rep=r.name)] = r.query_ms
-    metrics[schema.QUAL_CODE_BITS] = sizes.bits
+    metrics |= _retrieval_metrics(results, sizes.bits)
     figs["codes.png"] = figures.codes_figure(results, sizes.bits, f"{title}: retrieval, {len(db_idx)} training images")
 
     tick("codes")
 
-    # 5. translation invariance (KSH12 s6.1)
-    fractions = tuple(s / 16 for s in schema.QUAL_SHIFT_STEPS)
-    points = translation.accuracy_vs_shift(
-        model, lambda ix, dx, dy: shifted_inputs(data, ix, dx, dy), val_idx, labels_sub, side, fractions,
-        sizes.batch_size,
-    )  # fmt: skip
-    metrics |= {schema.QUAL_SHIFT_TOP1.format(step=s): p.top1 for s, p in zip(schema.QUAL_SHIFT_STEPS, points)}
-    figs["translation.png"] = figures.shift_figure(points, f"{title}: top-1 against shift")
-    summary["translation"] = [{"fraction": p.fraction, "pixels": p.pixels, "top1": p.top1} for p in points]
-
+    _translation(model, data, val_idx, labels_sub, side, sizes, title, metrics, figs, summary)  # 5. (KSH12 s6.1)
     tick("translation")
     summary["seconds"] = timings
     seconds = time.perf_counter() - t0
@@ -150,6 +138,38 @@ def analyze(
         parts = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
         print(f"{title}: qualitative evaluation in {seconds:.1f} s ({parts})", file=sys.stderr)
     return Summary(metrics, arts, seconds)
+
+
+def _retrieval_metrics(results: Sequence[retrieval.Retrieval], bits: int) -> dict[str, float]:
+    """Precision at each k and milliseconds a query, per representation, and the codes' length."""
+    metrics: dict[str, float] = {}
+    for r in results:
+        metrics |= {schema.QUAL_PRECISION.format(rep=r.name, k=k): v for k, v in r.precision.items()}
+        metrics[schema.QUAL_QUERY_MS.format(rep=r.name)] = r.query_ms
+    return metrics | {schema.QUAL_CODE_BITS: bits}
+
+
+def _translation(
+    model: nn.Module,
+    data: Datasets,
+    val_idx: Sequence[int],
+    labels: np.ndarray,
+    side: int,
+    sizes: Sizes,
+    title: str,
+    metrics: dict[str, float],
+    figs: dict[str, object],
+    summary: dict[str, object],
+) -> None:
+    """Top-1 of the validation slice shifted by fractions of the input (KSH12 s6.1: translation invariance)."""
+    fractions = tuple(s / 16 for s in schema.QUAL_SHIFT_STEPS)
+    points = translation.accuracy_vs_shift(
+        model, lambda ix, dx, dy: shifted_inputs(data, ix, dx, dy), val_idx, labels, side, fractions,
+        sizes.batch_size,
+    )  # fmt: skip
+    metrics |= {schema.QUAL_SHIFT_TOP1.format(step=s): p.top1 for s, p in zip(schema.QUAL_SHIFT_STEPS, points)}
+    figs["translation.png"] = figures.shift_figure(points, f"{title}: top-1 against shift")
+    summary["translation"] = [{"fraction": p.fraction, "pixels": p.pixels, "top1": p.top1} for p in points]
 
 
 def _colour(
