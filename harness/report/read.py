@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-import torch
 
-from harness import checkpoint, schema, store
+from harness import schema, store
 from harness.errors import HarnessError
 from harness.report.read_sqlite import connect, sqlite_histories, sqlite_records
 from harness.report.records import Record, get, get_str, latest, qual_table, to_row
 from harness.report.types import History, RunRow, SweepSummary
 
 if TYPE_CHECKING:
+    import torch
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
@@ -321,6 +321,8 @@ class ArtifactReader:
         p = self.path(run_id, schema.ART_CHECKPOINT)
         if p is None:
             return None
+        from harness import checkpoint  # (torch) only for a run with weights: a store without them reads without it
+
         try:
             return checkpoint.load_state_dict(p)
         except HarnessError:
