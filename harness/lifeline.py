@@ -1,6 +1,6 @@
 """No process outlives the harness process that started it, however that one ends (kill -9 included).
 
-What the harness starts on this machine (`run --jobs` workers in harness.pool, sweep workers in harness.sweep,
+What the harness starts on this machine (`run --jobs` workers in harness.pool, sweep workers in harness.sweep.command,
 `mlflow server` with its uvicorn, job-runner and huey children for `ui`/`server` in harness.cli, the tasks of
 `run --launcher local` in harness.launch) runs under a watcher, `python -m harness.lifeline OWNER -- COMMAND`: a small
 process that leads a process group of its own, runs COMMAND in it and exits with COMMAND's status. It polls OWNER,

@@ -108,7 +108,7 @@ def add_recipe_options(p: Options, *, batch_size: bool = True, seeds: Options | 
     p.add_argument("--epochs", type=positive_int, help="epochs (default: the profile's or the recipe's)")
     if batch_size:
         p.add_argument("--batch-size", type=positive_int, help="global batch size (all ranks together)")
-    # a worker is given its own seed: `harness.pool` (run --jobs) and `harness.sweep` (sweep --jobs) add --seed
+    # a worker is given its own seed: `harness.pool` (run --jobs) and `harness.sweep.command` (sweep --jobs) add --seed
     parent_only((seeds or p).add_argument("--seed", type=seed_int, help="training seed (default 0)"))
     p.add_argument(
         "--set",

@@ -224,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def tuned(req: RunRequest, study: str, storage: str | None) -> RunRequest:
     """`--from-sweep STUDY`: the study's best trial's recipe changes under the ones given (`--set` wins)."""
-    from harness.sweep import best_params
+    from harness.sweep.studies import best_params
 
     if len(req.names) != 1 or req.all:
         raise HarnessError("--from-sweep runs one variant: name the variant the sweep tuned")

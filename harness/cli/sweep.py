@@ -69,13 +69,13 @@ def add_sweep(sub: Subparsers) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from harness import sweep
+    from harness.sweep.command import sweep_command
 
     req = request(SweepRequest, args, names=(args.name,))
     if problem := store.shared_sqlite_problem(req.uri, os.environ):
         raise HarnessError(problem)
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
-    code = sweep.sweep_command(req, child_options(args))
+    code = sweep_command(req, child_options(args))
     if args.report:  # the sweep's experiment's report, also logged to the sweep's run
         from harness import tracking
 

@@ -23,9 +23,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from harness import checkpoint, locks, schema, sweep
+from harness import checkpoint, locks, schema
 from harness.config import resolve
 from harness.request import RunRequest
+from harness.sweep import studies
+from harness.sweep.trials import trial_checkpoint
 from tests.support import ROOT, harness_here, mlflow_runs, store_uri
 from variants import get_variant
 
@@ -464,9 +466,9 @@ def test_a_sweep_killed_mid_trial_is_cleaned_up_by_the_next_sweep(tmp_path):
     args = ["sweep", VARIANT, "--profile", "smoke", "--epochs", "2", "--space", "lr", "--study-name", study]
     args += [*WIDTH, "--tracking-uri", uri, "--pruner", "none"]
     killed = killed_at([*args, "--trials", "2"], tmp_path, "val_top1", 1, "kill-after")
-    ckpt = sweep.trial_checkpoint(uri, study, 0)
+    ckpt = trial_checkpoint(uri, study, 0)
     assert ckpt.is_file()
-    storage = f"sqlite:///{sweep.storage_path(uri)}"
+    storage = f"sqlite:///{studies.storage_path(uri)}"
     assert optuna.load_study(study_name=study, storage=storage).trials[0].state.name == "RUNNING"
     (trial_run,) = mlflow_runs(uri, "trial")
     assert trial_run.info.status == "RUNNING"

@@ -34,7 +34,7 @@ def test_two_sweep_workers_on_one_journal_study_run_distinct_trials(tmp_path, ur
     assert r.returncode == 0, r.stderr[-3000:]
     import optuna
 
-    from harness.sweep import OWNER_ATTR
+    from harness.sweep.trials import OWNER_ATTR
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     (study,) = optuna.get_all_study_summaries(storage)
@@ -50,7 +50,7 @@ def test_two_sweep_workers_on_one_journal_study_run_distinct_trials(tmp_path, ur
     assert len(children) == 4
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     # `run --from-sweep` reads the best trial from the same storage
-    from harness.sweep import best_params
+    from harness.sweep.studies import best_params
 
     best = best_params(study.study_name, uri, "ksh12_fig1_relu", f"journal:{journal}")
     assert set(best) == {"lr"}

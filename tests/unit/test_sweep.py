@@ -15,11 +15,12 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import config, schema, spaces, sweep
+from harness import config, schema, spaces
 from harness.config import resolve
 from harness.errors import HarnessError
 from harness.report import read
 from harness.request import RunRequest
+from harness.sweep import searchspace, studies
 from tests.support import harness_in_process, mlflow_runs, store_uri
 from variants import get_variant, list_variants
 
@@ -59,7 +60,7 @@ def _sweep_argv(uri: str, *extra: str) -> list[str]:
 
 
 def _study(uri: str) -> optuna.Study:
-    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{sweep.storage_path(uri)}")
+    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{studies.storage_path(uri)}")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def smoke_sweep(tmp_path_factory):
     uri = store_uri(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        mp.setattr(sweep, "build_pruner", lambda name: OddTrialsPruner())
+        mp.setattr(studies, "build_pruner", lambda name: OddTrialsPruner())
         code, out = _cli(_sweep_argv(uri, "--trials", "3", "--report"))
     assert code == 0, out
     return root, uri, out
@@ -158,7 +159,7 @@ def test_same_study_name_continues_and_fails_a_stale_running_trial(smoke_sweep, 
     before = _study(uri)
     n_before = len(before.trials)
     # a trial whose process was killed: RUNNING in Optuna with an old heartbeat, RUNNING in MLflow
-    storage = optuna.storages.RDBStorage(f"sqlite:///{sweep.storage_path(uri)}", heartbeat_interval=1)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{studies.storage_path(uri)}", heartbeat_interval=1)
     stale = optuna.load_study(study_name=STUDY, storage=storage).ask()
     storage.record_heartbeat(stale._trial_id)
     c = MlflowClient(uri)
@@ -168,8 +169,8 @@ def test_same_study_name_continues_and_fails_a_stale_running_trial(smoke_sweep, 
         run_name=f"trial-{stale.number}",
         tags={schema.TAG_KIND: "trial", schema.TAG_SWEEP: STUDY, schema.TAG_TRIAL: str(stale.number)},
     )
-    monkeypatch.setattr(sweep, "GRACE_S", 1)
-    monkeypatch.setattr(sweep, "build_pruner", lambda name: OddTrialsPruner())
+    monkeypatch.setattr(studies, "GRACE_S", 1)
+    monkeypatch.setattr(studies, "build_pruner", lambda name: OddTrialsPruner())
     monkeypatch.chdir(root)
     time.sleep(2.5)  # SQLite's clock has whole seconds
 
@@ -197,11 +198,11 @@ def test_same_study_name_continues_and_fails_a_stale_running_trial(smoke_sweep, 
 @pytest.mark.slow
 def test_best_params_and_run_from_sweep_are_tagged_tuned(smoke_sweep, monkeypatch):
     root, uri, _ = smoke_sweep
-    best = sweep.best_params(STUDY, uri)
+    best = studies.best_params(STUDY, uri)
     study = _study(uri)
     assert best == {"lr": study.best_trial.params["lr"]}
     with pytest.raises(HarnessError, match=f"unknown sweep study 'nope'.*{STUDY}"):
-        sweep.best_params("nope", uri)
+        studies.best_params("nope", uri)
     monkeypatch.chdir(root)
     code, out = _cli(
         [
@@ -228,12 +229,12 @@ def test_best_params_and_run_from_sweep_are_tagged_tuned(smoke_sweep, monkeypatc
 def test_best_params_without_a_store_or_complete_trial(tmp_path):
     uri = store_uri(tmp_path)
     with pytest.raises(HarnessError, match="no Optuna storage"):
-        sweep.best_params("any", uri)
-    storage = f"sqlite:///{sweep.storage_path(uri)}"
-    sweep.storage_path(uri).parent.mkdir(parents=True)
+        studies.best_params("any", uri)
+    storage = f"sqlite:///{studies.storage_path(uri)}"
+    studies.storage_path(uri).parent.mkdir(parents=True)
     optuna.create_study(storage=storage, study_name="empty", direction="maximize").ask()
     with pytest.raises(HarnessError, match="no complete trial"):
-        sweep.best_params("empty", uri)
+        studies.best_params("empty", uri)
 
 
 # --- pruner, sampler and spaces without training ----------------------------------------------------------------
@@ -248,7 +249,7 @@ def _complete(study: optuna.Study, epoch1: float) -> None:
 
 
 def test_median_pruner_stops_a_trial_below_the_median_at_epoch_1_after_two_complete():
-    study = optuna.create_study(direction="maximize", pruner=sweep.build_pruner("median"))
+    study = optuna.create_study(direction="maximize", pruner=studies.build_pruner("median"))
     _complete(study, 50.0)
     low = study.ask()
     low.report(10.0, step=1)
@@ -260,18 +261,18 @@ def test_median_pruner_stops_a_trial_below_the_median_at_epoch_1_after_two_compl
     high = study.ask()
     high.report(70.0, step=1)
     assert not high.should_prune()
-    assert not optuna.create_study(pruner=sweep.build_pruner("none")).ask().should_prune()
+    assert not optuna.create_study(pruner=studies.build_pruner("none")).ask().should_prune()
 
 
 def test_seeded_sampler_repeats_its_draws_and_another_seed_differs():
     recipe = resolve(get_variant(VARIANT), RunRequest(profile="smoke")).recipe
 
     def draws(seed: int) -> list[dict[str, object]]:
-        study = optuna.create_study(direction="maximize", sampler=sweep.build_sampler(seed))
+        study = optuna.create_study(direction="maximize", sampler=studies.build_sampler(seed))
         out = []
         for i in range(3):
             t = study.ask()
-            out.append(sweep.sample(t, spaces.SPACES["default"], recipe))
+            out.append(searchspace.sample(t, spaces.SPACES["default"], recipe))
             study.tell(t, float(i))
         return out
 
@@ -287,35 +288,35 @@ def test_every_space_has_a_non_empty_range_for_every_variant_on_proxy(space, var
     relative_wd = any(d.key == "weight_decay" and getattr(d, "relative", False) for d in spaces.SPACES[space].dims)
     if relative_wd and recipe.weight_decay == 0:  # KSH12 Fig. 1: "no regularization": nothing to scale around
         with pytest.raises(HarnessError, match=r"weight_decay range \[0, 0\] is empty"):
-            sweep.check_space(spaces.SPACES[space], recipe, min_size=v.min_input_size)
+            searchspace.check_space(spaces.SPACES[space], recipe, min_size=v.min_input_size)
         return
-    ranges = sweep.check_space(spaces.SPACES[space], recipe, min_size=v.min_input_size)
+    ranges = searchspace.check_space(spaces.SPACES[space], recipe, min_size=v.min_input_size)
     assert {d.key for d in spaces.SPACES[space].dims} <= set(ranges)
     assert all(d.key in config.settable_keys() for d in spaces.SPACES[space].dims)
 
 
 def test_default_space_centres_on_the_recipe():
     recipe = resolve(get_variant(VARIANT), RunRequest()).recipe
-    ranges = sweep.check_space(spaces.SPACES["default"], replace(recipe, lr=0.02))
+    ranges = searchspace.check_space(spaces.SPACES["default"], replace(recipe, lr=0.02))
     assert ranges["lr"] == "[0.002, 0.2] log"
 
 
 def test_empty_ranges_are_one_line_errors():
     recipe = resolve(get_variant(VARIANT), RunRequest(profile="smoke")).recipe
     with pytest.raises(HarnessError, match="weight_decay.*empty"):
-        sweep.check_space(spaces.SPACES["default"], replace(recipe, weight_decay=0.0))
+        searchspace.check_space(spaces.SPACES["default"], replace(recipe, weight_decay=0.0))
     collapsed = spaces.Space("t", "test", (spaces.FloatRange("momentum", 0.9, 0.9),))
     with pytest.raises(HarnessError, match=r"momentum range \[0.9, 0.9\] is empty"):
-        sweep.check_space(collapsed, recipe)
+        searchspace.check_space(collapsed, recipe)
     with pytest.raises(HarnessError, match="no choices"):
-        sweep.check_space(spaces.Space("t", "test", (spaces.IntChoice("batch_size", ()),)), recipe)
+        searchspace.check_space(spaces.Space("t", "test", (spaces.IntChoice("batch_size", ()),)), recipe)
     with pytest.raises(HarnessError, match="invalid"):
-        sweep.check_space(spaces.Space("t", "test", (spaces.Categorical("schedule", ("cosine",)),)), recipe)
+        searchspace.check_space(spaces.Space("t", "test", (spaces.Categorical("schedule", ("cosine",)),)), recipe)
 
 
 def test_batch_space_scales_lr_linearly_from_the_profile_batch():
     base = resolve(get_variant(VARIANT), RunRequest(profile="smoke"))
-    changes = sweep.sample(optuna.trial.FixedTrial({"batch_size": 64}), spaces.SPACES["batch"], base.recipe)
+    changes = searchspace.sample(optuna.trial.FixedTrial({"batch_size": 64}), spaces.SPACES["batch"], base.recipe)
     assert changes == {"batch_size": 64, "lr_scale_batch": base.recipe.batch_size}
     tuned = resolve(get_variant(VARIANT), RunRequest(profile="smoke", sets=changes))
     assert tuned.effective_lr == pytest.approx(base.effective_lr * 64 / base.recipe.batch_size)
@@ -324,10 +325,10 @@ def test_batch_space_scales_lr_linearly_from_the_profile_batch():
 def test_schedule_space_gives_multistep_milestones_when_the_recipe_has_none():
     recipe = resolve(get_variant(VARIANT), RunRequest()).recipe
     assert recipe.milestones == ()
-    changes = sweep.sample(
+    changes = searchspace.sample(
         optuna.trial.FixedTrial({"schedule": "multistep", "gamma": 0.2}), spaces.SPACES["schedule"], recipe
     )
-    assert changes == {"schedule": "multistep", "gamma": 0.2, "milestones": sweep.DEFAULT_MILESTONES}
+    assert changes == {"schedule": "multistep", "gamma": 0.2, "milestones": searchspace.DEFAULT_MILESTONES}
 
 
 # --- the command line: bad input is one line and exit status 2 ----------------------------------------------------
