@@ -180,12 +180,6 @@ def offsets_file(split: str) -> str:
     return f"{split}-offsets.npy"
 
 
-def split_files(split: str, fmt: str) -> tuple[str, ...]:
-    return (images_file(split, fmt), labels_file(split), files_file(split)) + (
-        (offsets_file(split),) if fmt == "jpeg" else ()
-    )
-
-
 def fingerprint(fmt: str, resize: int, quality: int | None, classes: Sequence[str], splits: Sequence[tuple]) -> str:
     """sha256 prefix over the settings, and per split its name, the sha256 of its image bytes (raw: the array's
     payload; jpeg: the concatenated file) and its labels. No paths, times or versions: preparing the same folder

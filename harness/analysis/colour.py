@@ -46,9 +46,3 @@ def tower_colour(w: np.ndarray, towers: int) -> tuple[TowerColour, ...]:
         raise ValueError(f"{len(idx)} kernels do not split into {towers} towers")
     per = len(idx) // towers
     return tuple(TowerColour(t + 1, idx[t * per : (t + 1) * per]) for t in range(towers))
-
-
-def towers_of(w1_out: int, conv2_in: int) -> int:
-    """Towers from conv2's weights: conv1's outputs over conv2's input channels per group (the rule the report's
-    kernel grids use, `harness.report.figures.conv_weights`)."""
-    return w1_out // conv2_in if conv2_in and w1_out % conv2_in == 0 else 1
