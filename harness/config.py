@@ -17,9 +17,7 @@ from pathlib import Path
 
 from harness import schema
 from harness.errors import HarnessError
-from harness.profiles import HE_INIT, Override, Profile
-from harness.profiles import PROFILES as PROFILES  # harness.runner imports these two from here
-from harness.profiles import wants_qualitative as wants_qualitative
+from harness.profiles import HE_INIT, PROFILES, Override, Profile
 from harness.request import PRECISIONS, RunRequest
 from variants import INPUT_SCALES, MIN_INPUT_SIZE, DropoutScaling, InitScheme, Recipe, Variant
 

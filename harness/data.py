@@ -16,7 +16,6 @@ from types import MappingProxyType
 from harness import arrays, imagefolder, prepared
 from harness.datasets import Datasets, DataSpec
 from harness.errors import HarnessError
-from harness.pca import compute_pca, pca_command
 from harness.transforms import check_geometry, check_input_scale
 
 __all__ = [
@@ -25,9 +24,7 @@ __all__ = [
     "DataSource",
     "DataSpec",
     "Datasets",
-    "compute_pca",
     "load_datasets",
-    "pca_command",
 ]  # fmt: skip
 
 INPUT_MEANS = ("channel", "pixel")

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from harness import distributed, memory, plan, schema, store, tracking
-from harness.config import PROFILES, RunConfig, choose_profile, resolve
+from harness.config import RunConfig, choose_profile, resolve
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.plan import PlannedRun
+from harness.profiles import PROFILES
 from harness.request import RunRequest
 from harness.runs import batch
 from harness.runs.batch import RunResult

@@ -47,7 +47,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_pca(args: argparse.Namespace) -> int:
-    from harness.data import pca_command
+    from harness.pca import pca_command
 
     print(pca_command(Path(args.data)))
     return 0

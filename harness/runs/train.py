@@ -14,9 +14,10 @@ from pathlib import Path
 
 from harness import data as data_mod
 from harness import distributed, engine, schema, tracking
-from harness.config import RunConfig, wants_qualitative
+from harness.config import RunConfig
 from harness.distributed import Dist
 from harness.errors import HarnessError
+from harness.profiles import wants_qualitative
 from harness.runs.common import Outcome, data_inputs, data_spec, load, run_name, run_tags
 from harness.runs.decide import Decision, Recording, decide_locked
 from harness.runs.finish import Finishing, Trained, finish

@@ -293,7 +293,7 @@ def test_run_links_need_the_ui_and_the_experiment() -> None:
 
 
 def test_the_paper_profile_registers_and_both_real_profiles_monitor() -> None:
-    from harness.config import PROFILES
+    from harness.profiles import PROFILES
 
     assert {n: (p.register, p.system_metrics) for n, p in PROFILES.items()} == {
         "paper": (True, True),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import config, schema
+from harness import profiles, schema
 
 GOLDEN = Path(__file__).parent / "golden" / "mlflow_keys.json"
 VARIANTS = ("torchvision_alexnet", "zfnet")
@@ -43,7 +43,7 @@ def _keys(c: MlflowClient, run) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_a_small_batch_records_the_same_keys(tmp_path, uri, runs, harness_main, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(config.PROFILES, "smoke", replace(config.PROFILES["smoke"], qualitative="all"))
+    monkeypatch.setitem(profiles.PROFILES, "smoke", replace(profiles.PROFILES["smoke"], qualitative="all"))
     code, _, err = harness_main(
         [
             "run",

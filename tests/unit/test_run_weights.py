@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from harness import schema
-from harness.config import PROFILES
+from harness.profiles import PROFILES
 
 RUN = ["run", "ksh12_fig1_relu", "--profile", "smoke", "--epochs", "1", "--device", "cpu", "--no-report"]
 
