@@ -385,10 +385,10 @@ def resolve(variant: Variant, req: RunRequest, *, device: str = "cpu", world_siz
 
 
 def parallel_deviations(kind: str) -> tuple[str, ...]:
-    """The deviations a parallel scheme records (`harness.parallel.plan`, imported here: it needs torch)."""
-    from harness.parallel import plan as parallel_plan
+    """The deviations a parallel scheme records (`harness.parallel.checks`, imported here: it needs torch)."""
+    from harness.parallel import checks as parallel_checks
 
-    return parallel_plan.deviations(kind)
+    return parallel_checks.deviations(kind)
 
 
 def input_mean(profile: str, dataset: str, input_scale: float, data_dir: str | None) -> tuple[str, tuple[str, ...]]:
@@ -472,11 +472,11 @@ def check_parallel(variant: Variant, recipe: Recipe, kind: str, world_size: int)
         return
     import torch
 
-    from harness.parallel import plan as parallel_plan
+    from harness.parallel import checks as parallel_checks
 
     with torch.device("meta"):
         model = variant.build(10, recipe.width, recipe.dropout_scaling, recipe.pool_to)
-    parallel_plan.check(kind, model, world_size, recipe.batch_size, variant.name)
+    parallel_checks.check(kind, model, world_size, recipe.batch_size, variant.name)
 
 
 def precision_deviation(precision: str) -> tuple[str, ...]:

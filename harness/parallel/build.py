@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn as nn
 
 from harness.distributed import Dist
+from harness.parallel.checks import TOWERS, check
 from harness.parallel.comm import Link, Meter, ring_all_reduce_bytes
 from harness.parallel.hybrid import Hybrid
-from harness.parallel.plan import TOWERS, check
 from harness.parallel.shard import Sharded
 from harness.parallel.towers import Towers
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from harness.parallel.checks import linears
 from harness.parallel.comm import Link, gather_split, reduce_scatter, scale_grad, sync_grad
-from harness.parallel.plan import linears
 from harness.parallel.shard import Sharded
 
 

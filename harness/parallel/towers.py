@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from harness.distributed import Dist
+from harness.parallel.checks import convs, linears
 from harness.parallel.comm import Link, gather_replicated, gather_split, scale_grad, sync_grad
-from harness.parallel.plan import convs, linears
 from harness.parallel.shard import Sharded
 from variants.convnet import TowerLRN
 
@@ -54,7 +54,7 @@ class Towers(Sharded):
                 x = F.conv2d(x, self._param(m.weight), self._param(m.bias), m.stride, m.padding, m.dilation)
                 split = True
             elif isinstance(m, TowerLRN) and split:
-                x = m.one_tower(x)  # this rank's maps are one tower's (`plan.check` requires TowerLRN, 2 towers)
+                x = m.one_tower(x)  # this rank's maps are one tower's (`checks.check` requires TowerLRN, 2 towers)
             else:
                 x = m(x)
         x = torch.flatten(self.avgpool(x), 1)  # this tower's maps: a contiguous slice of the flattened layer

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from harness.errors import HarnessError
-from harness.parallel import plan
+from harness.parallel import checks
 from tests.support import free_port
 from variants import get_variant
 from variants.types import InitScheme
@@ -145,16 +145,16 @@ def _meta(name: str) -> nn.Module:
 )
 def test_a_scheme_refuses_what_it_cannot_run_in_one_line(kind, name, world, batch, message):
     with pytest.raises(HarnessError, match=message) as e:
-        plan.check(kind, _meta(name), world, batch)
+        checks.check(kind, _meta(name), world, batch)
     assert "\n" not in str(e.value)
 
 
 def test_schemes_apply_to_the_variants_they_were_made_for():
-    plan.check("towers", _meta("alexnet2012"), 2, 128)
-    plan.check("towers", _meta("alexnet2012"), 8, 128)  # 4 replicas x 2 towers
-    plan.check("hybrid", _meta("alexnet2014"), 4, 128)
-    plan.check("hybrid", _meta("alexnet2012"), 2, 128)  # its convolutions replicate as well
-    assert plan.deviations("none") == ()
+    checks.check("towers", _meta("alexnet2012"), 2, 128)
+    checks.check("towers", _meta("alexnet2012"), 8, 128)  # 4 replicas x 2 towers
+    checks.check("hybrid", _meta("alexnet2014"), 4, 128)
+    checks.check("hybrid", _meta("alexnet2012"), 2, 128)  # its convolutions replicate as well
+    assert checks.deviations("none") == ()
 
 
 def test_parallel_is_a_param_a_deviation_and_in_the_config_hash_only_when_not_none():
@@ -183,4 +183,4 @@ def test_towers_refuse_a_net_whose_lrn_crosses_the_towers():
     with torch.device("meta"):
         across = ConvNet(replace(SPEC, lrn_towers=1), 10)
     with pytest.raises(HarnessError, match="normalises across the towers"):
-        plan.check("towers", across, 2, 16)
+        checks.check("towers", across, 2, 16)
