@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-from harness import lifeline, runner, store
+from harness import lifeline, mlruns, runner
 from harness.errors import HarnessError
 from harness.request import RunRequest
 from harness.runs import batch as batch_mod
@@ -63,7 +63,7 @@ class VariantJob:
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one rank per task: the env:// rendezvous variables torchrun would set
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        if problem := store.shared_sqlite_problem(self.req.uri, os.environ):
+        if problem := mlruns.shared_sqlite_problem(self.req.uri, os.environ):
             raise HarnessError(problem)
         result = runner.run_variants(self.req)
         return [asdict(o) for o in result.outcomes] if result.is_main else []
@@ -104,13 +104,13 @@ def executor(launcher: Launcher, folder: str, res: Resources):
 
 def run_launched(req: RunRequest, launcher: Launcher, res: Resources) -> RunResult:
     """Submit every planned (variant, seed) as one job (a Slurm array), wait for them, gather their outcomes."""
-    if launcher == "slurm" and (problem := store.shared_sqlite_problem(req.uri, {"SLURM_ARRAY_TASK_ID": "0"})):
+    if launcher == "slurm" and (problem := mlruns.shared_sqlite_problem(req.uri, {"SLURM_ARRAY_TASK_ID": "0"})):
         raise HarnessError(problem)
     if launcher == "local" and res.nodes > 1:
         raise HarnessError("--launcher local runs on this machine: --nodes must be 1")
     batch, planned_runs = runner.open_batch(req, f"--launcher {launcher}")
     assert batch.parent is not None
-    folder = store.local_root(req.uri).resolve() / "submitit" / batch.parent
+    folder = mlruns.local_root(req.uri).resolve() / "submitit" / batch.parent
     jobs: list = []  # submitted
 
     def cancel() -> None:  # Ctrl-C or SIGTERM: every job cancelled (each closes its run KILLED)

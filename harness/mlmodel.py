@@ -130,7 +130,7 @@ def load_registered(uri: str, model_uri: str) -> RegisteredWeights:
         )
     except Exception as e:  # noqa: BLE001 - MLflow's not-found error is one line for the user
         raise HarnessError(
-            f"no registered model version {model_uri} in {tracking.store.display(uri)}: {str(e).splitlines()[0]}"
+            f"no registered model version {model_uri} in {tracking.mlruns.display(uri)}: {str(e).splitlines()[0]}"
         ) from None
     import os
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Literal, get_args
 
-from harness import store
+from harness import mlruns
 
 DatasetName = Literal["imagefolder", "mnist-clutter", "mnist5k", "cifar10", "synthetic"]
 DATASETS: tuple[str, ...] = get_args(DatasetName)
@@ -44,7 +44,7 @@ class DataRequest:
 
     @property
     def uri(self) -> str:
-        return store.resolve(self.tracking_uri)
+        return mlruns.resolve(self.tracking_uri)
 
     def data_fields(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(DataRequest)}

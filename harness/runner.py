@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from harness import distributed, memory, plan, schema, store, tracking
+from harness import distributed, memory, mlruns, plan, schema, tracking
 from harness.config import RunConfig, choose_profile, resolve
 from harness.distributed import Dist
 from harness.errors import HarnessError
@@ -184,6 +184,6 @@ def summary(result: RunResult) -> str:
         )
     lines.append(
         f"\nMLflow store: {result.uri} (experiment {result.experiment!r}); browse it with `python -m harness ui`"
-        + (f" at {tracking.ui_link(store.ui_url(result.uri), result.exp_id)}" if result.exp_id else "")
+        + (f" at {tracking.ui_link(mlruns.ui_url(result.uri), result.exp_id)}" if result.exp_id else "")
     )
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """MLflow: the only module that writes to it. Store set-up, runs, params, metrics, artifacts.
 
-Where the store lives (default `./mlruns/mlflow.db`, artifacts beside it) is `harness.store`'s concern.
+Where the store lives (default `./mlruns/mlflow.db`, artifacts beside it) is `harness.mlruns`'s concern.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import locks, schema, store
+from harness import locks, mlruns, schema
 from harness.errors import HarnessError
 
 _INITIALISED: set[str] = set()
@@ -45,7 +45,7 @@ def experiment_id(uri: str, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    root = store.store_root(uri)
+    root = mlruns.store_root(uri)
     location = (root / "artifacts" / name).as_uri() if root is not None else None
     try:
         return c.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
@@ -259,7 +259,7 @@ def run_info(uri: str, run_id: str) -> RunInfo:
     except HarnessError:
         raise
     except Exception:  # noqa: BLE001 - MLflow's not-found error is one line for the user
-        raise HarnessError(f"no run {run_id!r} in {store.display(uri)}") from None
+        raise HarnessError(f"no run {run_id!r} in {mlruns.display(uri)}") from None
     return RunInfo(run.info.run_id, run.info.status, dict(run.data.params), dict(run.data.tags))
 
 
@@ -279,7 +279,7 @@ def latest_finished(uri: str, variant: str) -> str:
         else []
     )
     if not runs:
-        raise HarnessError(f"no finished run of {variant!r} in {store.display(uri)}: train it with `harness run`")
+        raise HarnessError(f"no finished run of {variant!r} in {mlruns.display(uri)}: train it with `harness run`")
     return runs[0].info.run_id
 
 
@@ -291,7 +291,7 @@ def _setup_lock(uri: str):
     process; nothing for other stores."""
     import contextlib
 
-    db = store.sqlite_path(uri)
+    db = mlruns.sqlite_path(uri)
     if db is None:
         return contextlib.nullcontext()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -347,11 +347,11 @@ def fail_unresumable(uri: str, run_id: str, note: str) -> None:
 
 def check_store(uri: str) -> None:
     """Say which store this process writes to when it is a server, then check it once with a short timeout
-    (`store.problem`): an unreachable server or a read-only folder is one line within seconds, not minutes of MLflow's
+    (`mlruns.problem`): an unreachable server or a read-only folder is one line within seconds, not minutes of MLflow's
     retries."""
-    if store.sqlite_path(uri) is None:
-        print(f"MLflow store: {uri} (checking it answers within {store.CONNECT_TIMEOUT_S:g} s)", file=sys.stderr)
-    problem = store.problem(uri)
+    if mlruns.sqlite_path(uri) is None:
+        print(f"MLflow store: {uri} (checking it answers within {mlruns.CONNECT_TIMEOUT_S:g} s)", file=sys.stderr)
+    problem = mlruns.problem(uri)
     if problem:
         raise HarnessError(problem)
 

@@ -11,13 +11,13 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness import lifeline, store
+from harness import lifeline, mlruns
 
 
 def log_folder(uri: str, parent_id: str) -> Path:
     """Where the workers of the batch or sweep whose parent run is `parent_id` write their logs: LOGS/<parent id>
     beside the store (created)."""
-    logs = store.local_root(uri).resolve() / "logs" / parent_id
+    logs = mlruns.local_root(uri).resolve() / "logs" / parent_id
     logs.mkdir(parents=True, exist_ok=True)
     return logs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness import store
+from harness import mlruns
 from harness.cli.common import Subparsers, add_store_option
 from harness.errors import HarnessError
 
@@ -31,8 +31,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if bool(args.run_id) == bool(args.variant):
         raise HarnessError("give a RUN_ID or --variant NAME (its latest finished run), not both or neither")
-    uri = store.resolve(args.tracking_uri)
-    if problem := store.missing(uri):
+    uri = mlruns.resolve(args.tracking_uri)
+    if problem := mlruns.missing(uri):
         raise HarnessError(problem)
     run_id = args.run_id or tracking.latest_finished(uri, args.variant)
     summary = record.analyze_run(uri, run_id, device=args.device)

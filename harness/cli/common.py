@@ -7,7 +7,7 @@ import argparse
 import typing
 from dataclasses import fields
 
-from harness import store
+from harness import mlruns
 from harness.request import DATASETS, PRECISIONS, PROFILE_NAMES, DataRequest
 
 R = typing.TypeVar("R", bound=DataRequest)
@@ -184,4 +184,4 @@ def child_options(args: argparse.Namespace) -> list[str]:
             out += [part for v in value for part in (flag, str(v))]
         else:
             out += [flag, str(value)]
-    return out + ["--tracking-uri", store.resolve(args.tracking_uri)]
+    return out + ["--tracking-uri", mlruns.resolve(args.tracking_uri)]

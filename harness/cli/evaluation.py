@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness import store
+from harness import mlruns
 from harness.cli.common import Subparsers, add_data_options, positive_int, request
 from harness.errors import HarnessError
 from harness.request import EvalRequest
@@ -37,7 +37,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.runs.weights import evaluate_weights
 
     req = request(EvalRequest, args)
-    if (req.model or req.run_id) and (problem := store.missing(req.uri)):
+    if (req.model or req.run_id) and (problem := mlruns.missing(req.uri)):
         raise HarnessError(problem)  # reading a run or a model never creates a store
     outcome = evaluate_weights(req)
     if outcome.is_main:

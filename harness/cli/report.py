@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import store
+from harness import mlruns
 from harness.cli.common import Subparsers, add_store_option, add_ui_url_option
 from harness.errors import HarnessError
 
@@ -56,12 +56,12 @@ def write_report(
         except Exception as e:  # noqa: BLE001 - the report is written; only its copy in MLflow is missing
             print(f"harness: report: not logged to the parent run {parent}: {e}", file=sys.stderr)
             return 1
-        print(f"Report logged to the parent run: {tracking.ui_link(ui_url or store.ui_url(uri), exp_id, parent)}")
+        print(f"Report logged to the parent run: {tracking.ui_link(ui_url or mlruns.ui_url(uri), exp_id, parent)}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.build import generate_report
 
-    print(generate_report(store.resolve(args.tracking_uri), args.experiments, args.out, ui_url=args.ui_url))
+    print(generate_report(mlruns.resolve(args.tracking_uri), args.experiments, args.out, ui_url=args.ui_url))
     return 0

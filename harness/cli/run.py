@@ -9,7 +9,7 @@ import typing
 from dataclasses import replace
 from pathlib import Path
 
-from harness import store
+from harness import mlruns
 from harness.cli.common import (
     Options,
     Subparsers,
@@ -200,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import runner
 
     req = request(RunRequest, args, seeds=run_seeds(args))
-    if problem := store.shared_sqlite_problem(req.uri, os.environ):
+    if problem := mlruns.shared_sqlite_problem(req.uri, os.environ):
         raise HarnessError(problem)
     if args.plan:
         print(runner.describe_plan(req))

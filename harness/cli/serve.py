@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import schema, store
+from harness import mlruns, schema
 from harness.cli.common import Subparsers, add_store_option, positive_int, tcp_port
 from harness.errors import HarnessError
 
@@ -18,7 +18,7 @@ from harness.errors import HarnessError
 def add_ui(sub: Subparsers) -> None:
     """`harness ui [--port N]`."""
     p = sub.add_parser("ui", help="start the MLflow UI on this store, bound to 127.0.0.1")
-    p.add_argument("--port", type=tcp_port, default=store.UI_PORT, help=f"TCP port (default {store.UI_PORT})")
+    p.add_argument("--port", type=tcp_port, default=mlruns.UI_PORT, help=f"TCP port (default {mlruns.UI_PORT})")
     add_store_option(p)
     p.set_defaults(func=cmd_ui)
 
@@ -47,8 +47,8 @@ def add_server(sub: Subparsers) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    uri = store.resolve(args.tracking_uri)
-    db = store.sqlite_path(uri)
+    uri = mlruns.resolve(args.tracking_uri)
+    db = mlruns.sqlite_path(uri)
     if db is None:
         raise HarnessError(f"{uri} is not a local SQLite store: open that server's own UI instead")
     if not db.is_file():
@@ -67,7 +67,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    if problem := store.port_problem("127.0.0.1", args.port):
+    if problem := mlruns.port_problem("127.0.0.1", args.port):
         raise HarnessError(problem)
     url = f"http://127.0.0.1:{args.port}"
     print(
@@ -83,27 +83,27 @@ def cmd_server(args: argparse.Namespace) -> int:
     to it over HTTP (`--tracking-uri http://HOST:PORT`) and it alone writes the backend store (SQLite by default, a
     database server's URI where the user has one) and the artifacts (`--serve-artifacts`: children upload through
     it, so no node needs the artifact folder mounted)."""
-    backend = args.backend_store_uri or store.resolve(args.tracking_uri)
-    db = store.sqlite_path(backend)
+    backend = args.backend_store_uri or mlruns.resolve(args.tracking_uri)
+    db = mlruns.sqlite_path(backend)
     if db is not None:
-        problem = store.problem(backend)
+        problem = mlruns.problem(backend)
         if problem:
             raise HarnessError(problem)
-    artifacts = args.artifacts_destination or str((store.local_root(backend) / "artifacts").resolve())
+    artifacts = args.artifacts_destination or str((mlruns.local_root(backend) / "artifacts").resolve())
     env = os.environ.copy()
     if args.admin_password_file and not args.auth:
         raise HarnessError("--admin-password-file is the admin's password of --auth: add --auth")
     if args.auth:
         from harness import auth
 
-        env = auth.server_env(store.local_root(backend), env, args.admin_password_file)
+        env = auth.server_env(mlruns.local_root(backend), env, args.admin_password_file)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend]
     cmd += ["--serve-artifacts", "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port)]
     if args.allowed_hosts:
         cmd += ["--allowed-hosts", args.allowed_hosts]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
-    if problem := store.port_problem(args.host, args.port):
+    if problem := mlruns.port_problem(args.host, args.port):
         raise HarnessError(problem)
     if args.auth:
         cmd += ["--app-name", "basic-auth"]

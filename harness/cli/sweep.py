@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from harness import spaces, store
+from harness import mlruns, spaces
 from harness.cli.common import (
     Subparsers,
     add_data_options,
@@ -72,7 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.sweep.command import sweep_command
 
     req = request(SweepRequest, args, names=(args.name,))
-    if problem := store.shared_sqlite_problem(req.uri, os.environ):
+    if problem := mlruns.shared_sqlite_problem(req.uri, os.environ):
         raise HarnessError(problem)
     logging.getLogger("optuna.study._optimize").addFilter(_no_interrupt_traceback)
     code = sweep_command(req, child_options(args))

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import schema, store
+from harness import mlruns, schema
 from harness.catalog import measure
 from harness.errors import HarnessError
 from harness.report import figures, qual
@@ -170,7 +170,7 @@ def generate_report(
     ui_url: str | None = None,
 ) -> Path:
     """Write the markdown report (and its figures beside it) of the runs in `experiments`; return its path. Run ids
-    link to their pages in the MLflow UI at `ui_url` (default: `store.ui_url`, where `harness ui` serves it)."""
+    link to their pages in the MLflow UI at `ui_url` (default: `mlruns.ui_url`, where `harness ui` serves it)."""
     if out_path:
         check_out(Path(out_path))
     variants, all_claims = tuple(list_variants()), tuple(claims())
@@ -178,7 +178,7 @@ def generate_report(
     rows = read.rows
     if not rows:
         where = ", ".join(experiments) if experiments else "any experiment"
-        raise HarnessError(f"no variant runs in {where} of {store.display(tracking_uri)}: nothing to report")
+        raise HarnessError(f"no variant runs in {where} of {mlruns.display(tracking_uri)}: nothing to report")
     names = tuple(experiments) if experiments else tuple(sorted({r.experiment for r in rows}))
     out = Path(out_path) if out_path else default_out(names)
     check_out(out)
@@ -194,7 +194,7 @@ def generate_report(
         sweeps = sweep_rows(reader, tracking_uri, experiments, rows)
     inputs = ReportInputs(
         title=", ".join(names),
-        store=store.display(tracking_uri),
+        store=mlruns.display(tracking_uri),
         experiments=names,
         rows=tuple(rows),
         variants=variants,
@@ -204,7 +204,7 @@ def generate_report(
         figures=figs,
         profile_deviations=profiles,
         sweeps=sweeps,
-        ui_url=ui_url or store.ui_url(tracking_uri),
+        ui_url=ui_url or mlruns.ui_url(tracking_uri),
     )
     try:
         out.write_text(render(inputs), encoding="utf-8")

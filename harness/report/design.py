@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from harness import plan, store
+from harness import mlruns, plan
 from harness.plan import MIN_SEEDS, ClaimSeeds
 from harness.report import read
 from harness.report.claims import measure
@@ -101,7 +101,7 @@ def paper_seeds(
     """The paper plan's seed table for `run --all`: the first stage, each claim's second stage where the store's
     `experiment` holds its first stage, every count capped at `max_seeds` (`plan.paper_table`)."""
     first = plan.first_stage(claims, variants)
-    path = store.sqlite_path(tracking_uri)
+    path = mlruns.sqlite_path(tracking_uri)
     fresh = path is not None and not path.is_file()
     if fresh or experiment not in read.known_experiments(tracking_uri):
         return plan.paper_table(first, {}, max_seeds)

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from harness import schema, store
+from harness import mlruns, schema
 from harness.errors import HarnessError
 from harness.report.read_sqlite import connect, sqlite_histories, sqlite_records
 from harness.report.records import Record, get, get_str, latest, qual_table, to_row
@@ -76,11 +76,11 @@ def using_store(tracking_uri: str) -> Iterator[None]:
 
 def check_store(tracking_uri: str) -> None:
     """A SQLite store that does not exist is bad input, not a new empty store to create."""
-    path = store.sqlite_path(tracking_uri)
+    path = mlruns.sqlite_path(tracking_uri)
     if path is not None and not path.is_file():
         raise HarnessError(f"no MLflow store at {path}: run `harness run` first or pass --tracking-uri")
     if path is None and tracking_uri.startswith(("http://", "https://")):  # a server: one try with a short timeout
-        problem = store.problem(tracking_uri)
+        problem = mlruns.problem(tracking_uri)
         if problem:
             raise HarnessError(problem)
 
@@ -89,7 +89,7 @@ def known_experiments(tracking_uri: str) -> dict[str, str]:
     """{name: id} of the store's active experiments: one query on a SQLite store's experiments table (MLflow 3.17
     dbmodels: experiment_id, name, lifecycle_stage), without building MLflow's SQLAlchemy store (~1.5 s of CPU,
     its schema check included); through the client elsewhere."""
-    path = store.sqlite_path(tracking_uri)
+    path = mlruns.sqlite_path(tracking_uri)
     if path is None:
         return {e.name: e.experiment_id for e in _client(tracking_uri).search_experiments()}
     db = connect(path)
@@ -138,7 +138,7 @@ def history(client: MlflowClient, run_id: str, key: str) -> History:
 
 def histories(tracking_uri: str, run_ids: Sequence[str], key: str) -> dict[str, History]:
     """The history of `key` of each run: one query for a SQLite store, else one client request per run."""
-    path = store.sqlite_path(tracking_uri)
+    path = mlruns.sqlite_path(tracking_uri)
     if path is not None:
         return sqlite_histories(path, run_ids, key)
     client = _client(tracking_uri)
@@ -209,7 +209,7 @@ def read_store(tracking_uri: str, experiments: list[str] | None, train_err_of: C
     ids = experiment_ids(known_experiments(tracking_uri), experiments)
     if not ids:
         return Store([], {})
-    path = store.sqlite_path(tracking_uri)
+    path = mlruns.sqlite_path(tracking_uri)
     if path is not None:
         recs = sqlite_records(path, sorted(ids), KINDS)
     else:
@@ -272,7 +272,7 @@ def _local_artifact(root: str, tracking_uri: str, run_id: str, path: str, dst: P
 def artifacts(tracking_uri: str, roots: dict[str, str] | None = None) -> Iterator[ArtifactReader]:
     """An ArtifactReader of the store; `roots` (run id -> artifact URI, `Store.artifact_roots`) saves a request per
     run."""
-    sqlite = store.sqlite_path(tracking_uri) is not None  # read in place, or downloaded naming the store: no global
+    sqlite = mlruns.sqlite_path(tracking_uri) is not None  # read in place, or downloaded naming the store: no global
     with (
         tempfile.TemporaryDirectory(prefix="harness-report-") as tmp,
         _quiet_downloads() if sqlite else using_store(tracking_uri),
@@ -321,7 +321,7 @@ class ArtifactReader:
         p = self.path(run_id, schema.ART_CHECKPOINT)
         if p is None:
             return None
-        from harness import checkpoint  # (torch) only for a run with weights: a store without them reads without it
+        from harness import checkpoint  # (torch) only for a run with weights: a mlruns without them reads without it
 
         try:
             return checkpoint.load_state_dict(p)
@@ -369,7 +369,7 @@ def sweep_summaries(tracking_uri: str, experiments: list[str] | None = None) -> 
 
     Reads the sweep parent runs only; the newest parent that logged a best value wins (it counts the whole study).
     """
-    path = store.sqlite_path(tracking_uri)
+    path = mlruns.sqlite_path(tracking_uri)
     if path is not None and not path.is_file():
         return []
     exp_ids = [i for n, i in known_experiments(tracking_uri).items() if experiments is None or n in experiments]

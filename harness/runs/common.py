@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from harness import data as data_mod
-from harness import note, schema, store, tracking
+from harness import mlruns, note, schema, tracking
 from harness.config import RunConfig
 from harness.request import RunRequest
 from variants import Variant
@@ -61,7 +61,7 @@ def experiment_name(cfg: RunConfig) -> str:
 
 
 def checkpoint_path(req: RunRequest, cfg: RunConfig) -> Path:
-    root = Path(req.checkpoint_dir) if req.checkpoint_dir else store.local_root(req.uri)
+    root = Path(req.checkpoint_dir) if req.checkpoint_dir else mlruns.local_root(req.uri)
     return root / "checkpoints" / f"{cfg.variant}-{cfg.config_hash()}" / "last.pt"
 
 

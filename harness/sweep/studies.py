@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import locks, store
+from harness import locks, mlruns
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ STUDY_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 def storage_path(tracking_uri: str) -> Path:
-    return store.optuna_path(tracking_uri)
+    return mlruns.optuna_path(tracking_uri)
 
 
 def _quiet_optuna() -> None:
@@ -133,7 +133,7 @@ def best_params(
 
     Not the sweep's --epochs or --limit-*: a full run keeps its profile's epochs.
     """
-    uri = tracking_uri or store.default_uri()
+    uri = tracking_uri or mlruns.default_uri()
     path = storage_path(uri)
     if storage_url is None and not path.is_file():
         raise HarnessError(f"no sweep study {study_name!r}: no Optuna storage at {path} (run `harness sweep` first)")

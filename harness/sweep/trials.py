@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import engine, locks, runner, schema, store, tracking
+from harness import engine, locks, mlruns, runner, schema, tracking
 from harness.config import RunConfig
 from harness.distributed import Dist
 from harness.request import SweepRequest
@@ -30,7 +30,7 @@ class TrialFailed(Exception):
 
 def trial_checkpoint(uri: str, study_name: str, number: int) -> Path:
     """A trial's per-epoch checkpoint, deleted when the trial ends (or, if its process dies, by the next sweep)."""
-    return store.local_root(uri) / "checkpoints" / f"sweep-{study_name}-trial-{number}.pt"
+    return mlruns.local_root(uri) / "checkpoints" / f"sweep-{study_name}-trial-{number}.pt"
 
 
 def objective(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import schema, store, tracking
+from harness import mlruns, schema, tracking
 from harness.errors import HarnessError
 from tests.support import ROOT, free_port
 
@@ -288,8 +288,8 @@ def test_run_links_need_the_ui_and_the_experiment() -> None:
     assert fmt.run_link("abc", "7", "http://h:5000/") == f"[`abc`]({page})"
     assert fmt.run_link("abc", "", "http://h:5000") == "`abc`"
     assert fmt.run_link("abc", "7", None) == "`abc`"
-    assert store.ui_url("sqlite:////x/mlflow.db") == "http://127.0.0.1:5000"
-    assert store.ui_url("http://tracking:8080/") == "http://tracking:8080"
+    assert mlruns.ui_url("sqlite:////x/mlflow.db") == "http://127.0.0.1:5000"
+    assert mlruns.ui_url("http://tracking:8080/") == "http://tracking:8080"
 
 
 def test_the_paper_profile_registers_and_both_real_profiles_monitor() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import store
+from harness import mlruns
 from tests.support import ROOT, mlflow_runs, store_uri
 
 SMOKE = ("torchvision_alexnet", "--profile", "smoke")
@@ -57,7 +57,7 @@ def one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
 
 
 def nothing_recorded(uri: str) -> bool:
-    db = store.sqlite_path(uri)
+    db = mlruns.sqlite_path(uri)
     assert db is not None
     return not db.exists() or not (mlflow_runs(uri) or mlflow_runs(uri, "batch") or mlflow_runs(uri, "sweep"))
 

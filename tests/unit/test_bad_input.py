@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import schema, store
+from harness import mlruns, schema
 from harness.config import choose_profile
 from harness.errors import HarnessError
 from harness.request import RunRequest
@@ -42,7 +42,7 @@ def one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
 
 
 def nothing_recorded(uri: str) -> bool:
-    db = store.sqlite_path(uri)
+    db = mlruns.sqlite_path(uri)
     assert db is not None
     return not db.exists() or not (mlflow_runs(uri) or mlflow_runs(uri, "batch") or mlflow_runs(uri, "sweep"))
 
@@ -157,10 +157,10 @@ def test_image_tree_run_warns_each_bad_file_once_and_logs_the_machine(tmp_path: 
 def test_relative_sqlite_uri_is_resolved_against_the_working_directory(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
-    assert store.resolve("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert store.resolve(None) == store.default_uri() == f"sqlite:///{tmp_path / 'env.db'}"
-    assert store.resolve("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
-    assert store.resolve("http://host:5000") == "http://host:5000"
+    assert mlruns.resolve("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert mlruns.resolve(None) == mlruns.default_uri() == f"sqlite:///{tmp_path / 'env.db'}"
+    assert mlruns.resolve("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert mlruns.resolve("http://host:5000") == "http://host:5000"
     assert RunRequest(tracking_uri="sqlite:///sub/m.db").uri == f"sqlite:///{tmp_path / 'sub' / 'm.db'}"
 
 
