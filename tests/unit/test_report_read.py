@@ -201,7 +201,7 @@ def test_sqlite_experiments_and_sweep_parents_equal_the_clients(tmp_path: Path, 
     assert read.known_experiments(uri) == {e.name: e.experiment_id for e in client.search_experiments()}
     got = read.sweep_summaries(uri)
     assert [s.study for s in got] == ["s1", "s2"] and got[0].best_value == 71.5
-    monkeypatch.setattr(read.store, "sqlite_path", lambda _uri: None)  # as a server's store: through the client
+    monkeypatch.setattr(read.mlruns, "sqlite_path", lambda _uri: None)  # as a server's store: through the client
     assert read.known_experiments(uri) == {e.name: e.experiment_id for e in client.search_experiments()}
     assert read.sweep_summaries(uri) == got
 
@@ -212,6 +212,6 @@ def test_the_report_through_the_client_is_the_report_read_in_sql(store, tmp_path
     uri, _ = store
     ui = "http://127.0.0.1:5000"
     sql = generate_report(uri, None, tmp_path / "sql" / "report.md", ui_url=ui).read_text()
-    monkeypatch.setattr(read.store, "sqlite_path", lambda _uri: None)
+    monkeypatch.setattr(read.mlruns, "sqlite_path", lambda _uri: None)
     client = generate_report(uri, None, tmp_path / "client" / "report.md", ui_url=ui).read_text()
     assert sql.replace(str(tmp_path / "sql"), "") == client.replace(str(tmp_path / "client"), "")
