@@ -71,7 +71,7 @@ def shared_sqlite_problem(uri: str, env: Mapping[str, str]) -> str | None:
     """Why this process must not write to a SQLite store, or None: it is one of several nodes of a torchrun job
     (WORLD_SIZE beyond this node's LOCAL_WORLD_SIZE, or several GROUP_WORLD_SIZE agents) or a task of a Slurm job
     array, so the file would sit on shared storage and be written from several hosts at once (SQLite's locks are
-    not safe on NFS). Many writers log to one `mlflow server` instead (issue 16)."""
+    not safe on NFS). Many writers log to one `mlflow server` instead (docs/server.md)."""
     path = sqlite_path(uri)
     if path is None:
         return None

@@ -1,4 +1,4 @@
-"""Crash consistency of the records (issue 12, items 1, 2, 4, 5, 6): whatever instant a process dies and whoever
+"""Crash consistency of the records (docs/security.md): whatever instant a process dies and whoever
 else writes, the store holds one run per configuration with each epoch exactly once, and the next command finishes
 the job. Real processes, SIGKILL, file locks and a SQLite MLflow store under tmp_path.
 

@@ -1,4 +1,4 @@
-"""MLflow as its users know it (issue 15): one real `harness run` of two variants on the smoke profile with
+"""MLflow as its users know it (docs/mlflow-ui.md): one real `harness run` of two variants on the smoke profile with
 `--register --system-metrics`, read back through MLflow's client and through the REST API of a real `harness ui`
 server on 127.0.0.1: the experiment's kind, standard source tags, descriptions, dataset inputs with the data
 fingerprint as digest, the pt2 model (loadable, and registered), system metrics, the parent's comparison metrics and

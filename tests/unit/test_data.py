@@ -178,7 +178,7 @@ def test_corrupt_and_truncated_images_are_skipped(photos_copy: Path) -> None:
     assert (len(ds.train), len(ds.val)) == (3 * N_TRAIN, 3 * N_VAL)
     assert all(ds.train[i][0].shape == (3, 64, 64) for i in range(len(ds.train)))  # the loop never meets them
     with warnings.catch_warnings(record=True) as again:  # loading again (verification remembered): the same files
-        warnings.simplefilter("always")  # left out, and nothing warned a second time (issue 12)
+        warnings.simplefilter("always")  # left out, and nothing warned a second time
         assert load_datasets(DataSpec("imagefolder", photos_copy, **SMALL), "ten_crop").skipped == ds.skipped
     assert not [w for w in again if issubclass(w.category, UnreadableImageWarning)]
     shutil.copy(photos_copy / "train" / "china" / "china_0.JPEG", garbage)  # repaired: the listing changed

@@ -1,4 +1,4 @@
-"""Recipe.input_scale (issue 10 item 4): 1 feeds (x - mean) / std on [0, 1] (torchvision); 255 feeds 0-255 pixel
+"""Recipe.input_scale (docs/paper-recipe.md): 1 feeds (x - mean) / std on [0, 1] (torchvision); 255 feeds 0-255 pixel
 values minus the mean in pixel units, 255 * (x - mean), as the 2012 code (convdata.py) and cuda-convnet2 did."""
 
 from __future__ import annotations
