@@ -1,8 +1,8 @@
 """Process-group set-up for torchrun (NCCL on GPUs, gloo on the CPU) and the few collectives the harness uses.
 
-Failure safety (docs/clusters.md): a rank that raises must not leave the others waiting in a collective. Code that may fail
-on some ranks only (reading a batch, rank 0's checkpoint and MLflow writes) runs between `check` points: every rank
-reports whether it failed, on a separate gloo group (a CPU all-reduce of two integers: no GPU sync, and never
+Failure safety (docs/clusters.md): a rank that raises must not leave the others waiting in a collective. Code that
+may fail on some ranks only (reading a batch, rank 0's checkpoint and MLflow writes) runs between `check` points:
+every rank reports whether it failed, on a separate gloo group (a CPU all-reduce of two integers: no GPU sync, and never
 mistaken for one of the training collectives on the default group), and if any did, every rank raises together
 (the failing rank its own error, the others `PeerFailed` naming it). A failure inside a training collective (out of
 memory between DDP's all-reduces) cannot be agreed on: the other ranks wait in the collective until `--dist-timeout`,
