@@ -83,9 +83,12 @@ def _variant_runs(uri: str, runs) -> list:
 
 @pytest.mark.slow
 def test_killing_run_jobs_2_stops_both_workers_and_they_close_their_runs_killed(tmp_path, uri, runs):
-    proc, mark = _start(["run", "ksh12_fig1_relu", "ksh12_fig1_tanh", *SMALL, "--jobs", "2", "--tracking-uri", uri],
+    many = [*SMALL[:2], "--epochs", "500", *SMALL[4:]]  # neither worker finishes before the kill
+    proc, mark = _start(["run", "ksh12_fig1_relu", "ksh12_fig1_tanh", *many, "--jobs", "2", "--tracking-uri", uri],
                         tmp_path)  # fmt: skip
-    _until(lambda: len(_variant_runs(uri, runs)) == 2, proc, tmp_path)  # both workers opened their runs
+    # both workers are training (each wrote a checkpoint), past setting up their runs: a worker stopped while its
+    # run is being created or its first records written contends with the other for SQLite's lock
+    _until(lambda: len(list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt"))) == 2, proc, tmp_path)
     started, survivors, took = _kill9(proc, mark)
     assert started >= 2 and survivors == [], (survivors, took)
     assert [r.info.status for r in runs(uri)] == ["KILLED", "KILLED"]  # SIGTERM first: each closed its own run
