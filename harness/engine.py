@@ -291,8 +291,7 @@ def train_one_epoch(
     g = generator if generator is not None else torch.Generator()
     start = time.perf_counter()
     sums = torch.zeros(3, dtype=torch.float64, device=d.device)  # loss sum, hits, hits since the last curve point
-    loss_sum = correct = seen = 0.0
-    lr_sum = 0.0
+    loss_sum = correct = seen = lr_sum = 0.0
     curve: list[tuple[int, float]] = []
     chunk_seen = steps = 0
     wait = 0.0  # seconds blocked on the loader: a device that waits for data waits for the host here

@@ -13,7 +13,7 @@ processes (children of `mlflow server`), and it fires when the forking *thread* 
 end of file: submitit's controller starts its tasks with Popen's close_fds (submitit/local/local.py,
 `Controller.start_tasks`), so no inherited descriptor reaches a task, while OWNER travels in its command line.
 
-Signals: the harness stops its children by signalling their group (`workers.stop`, `cli.stop_group`), which reaches
+Signals: the harness stops its children by signalling their group (`workers.stop`), which reaches
 COMMAND directly; the watcher ignores SIGTERM and SIGINT and ends with COMMAND. submitit's controller signals its
 task's PID instead (SIGUSR2 before the time limit, SIGINT to cancel): with `--forward` the watcher passes those on.
 """

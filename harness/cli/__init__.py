@@ -18,10 +18,10 @@ import typing
 
 from harness.cli import analyze, bench, evaluation, listing, prepare, report, run, serve, sweep
 from harness.cli.common import child_options, request
-from harness.cli.serve import served, stop_group
+from harness.cli.serve import served
 from harness.errors import HarnessError
 
-__all__ = ["build_parser", "child_options", "entry_point", "main", "request", "served", "stop_group"]
+__all__ = ["build_parser", "child_options", "entry_point", "main", "request", "served"]
 
 
 class _Parser(argparse.ArgumentParser):

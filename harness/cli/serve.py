@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from harness import mlruns, schema
+from harness import mlruns, schema, workers
 from harness.cli.common import Subparsers, add_store_option, positive_int, tcp_port
 from harness.errors import HarnessError
 
@@ -154,34 +151,7 @@ def serve(cmd: list[str], env: dict[str, str] | None = None) -> int:
     try:
         code = server.wait()
     except BaseException:  # Ctrl-C or SIGTERM (Terminated): stop the group, then re-raise
-        stop_group(server)
+        workers.stop(server, grace_s=10.0, group=True)
         raise
-    stop_group(server)  # workers the server left behind
+    workers.stop(server, grace_s=10.0, group=True)  # workers the server left behind
     return code
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM to every process in `proc`'s group (it leads one: start_new_session), SIGKILL to what is left after
-    `grace_s`; no-op once the group is gone."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            continue
-        deadline = time.monotonic() + grace_s  # the leader is gone: wait for its workers to follow
-        while time.monotonic() < deadline and _group_alive(proc.pid):
-            time.sleep(0.1)
-        if not _group_alive(proc.pid):
-            return
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True

@@ -84,9 +84,9 @@ def server(batch: Batch):
                 raise AssertionError("harness ui did not answer: " + (batch.root / "ui.log").read_text()[-2000:]) from e
             time.sleep(0.5)
     yield base
-    from harness.cli import stop_group
+    from harness import workers
 
-    stop_group(proc)
+    workers.stop(proc, grace_s=10.0, group=True)
     log.close()
 
 

@@ -61,9 +61,9 @@ def server(tmp_path, uri):
                 raise AssertionError("no server: " + (tmp_path / "server.log").read_text()[-3000:]) from e
             time.sleep(0.5)
     yield base, proc
-    from harness.cli import stop_group
+    from harness import workers
 
-    stop_group(proc)
+    workers.stop(proc, grace_s=10.0, group=True)
     log.close()
 
 

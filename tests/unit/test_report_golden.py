@@ -256,10 +256,9 @@ def test_report_matches_the_golden_file(name: str) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_text(md, encoding="utf-8")
     expected = path.read_text(encoding="utf-8")
-    if md != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                expected.splitlines(keepends=True), md.splitlines(keepends=True), str(path), "render()", n=2
-            )
+    diff = "".join(
+        difflib.unified_diff(
+            expected.splitlines(keepends=True), md.splitlines(keepends=True), str(path), "render()", n=2
         )
-        pytest.fail(f"the rendered report differs from {path.name} (UPDATE_GOLDEN=1 if deliberate):\n{diff}")
+    )
+    assert md == expected, f"the rendered report differs from {path.name} (UPDATE_GOLDEN=1 if deliberate):\n{diff}"
