@@ -41,12 +41,13 @@ def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "the server did not come up"
                 time.sleep(0.5)
-        listening = {
-            c.laddr.ip
-            for p in [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
-            for c in p.net_connections("tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
-        }
+        listening: set[str] = set()
+        for p in [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]:
+            try:  # a short-lived child (the server's start-up) may be gone by the time it is asked
+                conns = p.net_connections("tcp")
+            except psutil.NoSuchProcess:
+                continue
+            listening |= {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
         assert listening == {"127.0.0.1"}  # not 0.0.0.0: reachable from this host only
         work = tmp_path / "work"
         work.mkdir()
