@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import locks, mlruns, schema
+from harness import interrupts, locks, mlruns, schema
 from harness.errors import HarnessError
 
 _INITIALISED: set[str] = set()
@@ -37,7 +37,25 @@ def client(uri: str):
         except Exception as e:  # noqa: BLE001 - any store failure is one line for the user
             raise HarnessError(f"cannot open the MLflow store {uri}: {str(e).splitlines()[0]}") from None
         _INITIALISED.add(uri)
-    return MlflowClient(uri)
+    return _Uninterrupted(MlflowClient(uri))
+
+
+class _Uninterrupted:
+    """An MlflowClient whose calls a SIGTERM does not cut in half (`harness.interrupts`)."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+
+        def call(*args: object, **kwargs: object) -> object:
+            with interrupts.uninterrupted():
+                return value(*args, **kwargs)
+
+        return call
 
 
 def experiment_id(uri: str, name: str) -> str:

@@ -16,6 +16,7 @@ import sys
 import threading
 import typing
 
+from harness import interrupts
 from harness.cli import analyze, bench, evaluation, listing, prepare, report, run, serve, sweep
 from harness.cli.common import child_options, request
 from harness.cli.serve import served
@@ -82,9 +83,15 @@ class Terminated(KeyboardInterrupt):
     closed KILLED on the way out, and the exit status is 143 (128 + 15)."""
 
 
+def _terminate() -> None:
+    raise Terminated
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     if isinstance(sys.exc_info()[1], KeyboardInterrupt):
         return  # already stopping (an `except` closing runs KILLED): a second SIGTERM does not interrupt that
+    if interrupts.defer(_terminate):
+        return  # a store write is under way: raised when it ends (harness.interrupts)
     raise Terminated  # (not SIG_IGN after the first: one raised inside a __del__ is lost, and the next must count)
 
 

@@ -1,0 +1,41 @@
+"""A store write is never cut in half by SIGTERM: the signal waits for the write under way to end.
+
+`cli`'s SIGTERM handler raises `Terminated` wherever the program is. Raised inside an MLflow write to a SQLite store,
+it leaves that connection's transaction open, holding the store's write lock, and the `except` that then closes the
+run KILLED waits for the same lock from another connection of the same process until SQLite gives up ("database is
+locked": the run stays RUNNING, or the command fails with exit 1 instead of 143; seen in
+tests/integration/test_signals.py and test_parent_death.py). `tracking.client` wraps every client call in
+`uninterrupted()`; the handler asks `defer` first, and a deferred signal is raised when the outermost write ends.
+Main thread only, as Python runs signal handlers there. No torch, MLflow or files."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+_depth = 0
+_pending: Callable[[], None] | None = None
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A block that a deferred signal does not interrupt; the signal (if any came) is raised when it ends."""
+    global _depth, _pending
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+    if _depth == 0 and _pending is not None:
+        act, _pending = _pending, None
+        act()
+
+
+def defer(act: Callable[[], None]) -> bool:
+    """From a signal handler: inside an `uninterrupted` block keep `act` (e.g. raise Terminated) for its end and
+    return True; outside, return False (the handler acts now)."""
+    global _pending
+    if _depth == 0:
+        return False
+    _pending = act
+    return True
