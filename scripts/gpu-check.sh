@@ -6,17 +6,21 @@
 #   3. `harness bench alexnet2012 alexnet2014 zfnet --size 224 --batch-size 128 --jpegs DIR` in fp32 and in bf16,
 #      with --json: bare loop, harness step in memory, from the JPEGs and from a prepared store (default workers), the
 #      input pipeline per core, TFLOP/s and MFU;
-#   4. a short paper-profile run of alexnet2014 (1 epoch, 8 workers) on the same JPEGs, in a fresh SQLite store;
-#   5. a summary: every bench row and the run's images/s, printed and written to $OUT/summary.txt.
+#   4. torchvision's recipe from the same JPEGs, where to decode (benchmarks/decode_paths.py): PIL in 8 DataLoader
+#      workers against batched decode_jpeg on the GPU (torchvision.io's, and TorchCodec's when a torchcodec wheel is
+#      in $WHEELS), with torchvision_alexnet's bare bf16 step beside them;
+#   5. a short paper-profile run of alexnet2014 (1 epoch, 8 workers) on the same JPEGs, in a fresh SQLite store;
+#   6. a summary: every bench row, the decode rows and the run's images/s, printed and written to $OUT/summary.txt.
 # Files under "${OUT:-results}" (at most 8, none in subfolders, so a device call brings them all back):
-#   env.txt, bench-fp32.json, bench-bf16.json, bench.txt, run.log, mlflow.db, summary.txt.
+#   env.txt, bench-fp32.json, bench-bf16.json, bench.txt (the bench's and the decode's tables), decode.json, run.log,
+#   mlflow.db, summary.txt.
 #
 #   bash scripts/gpu-check.sh            # on the GPU machine
 #   QUICK=1 bash scripts/gpu-check.sh    # the same steps, tiny, on the CPU, in about a minute (for tests)
 # QUICK=1: alexnet2012 only, fp32 only, 64 px, batch 8, 2 steps, 2 classes x 20 images, device cpu, no install (bf16
 # autocast on a CPU without bf16 units is ~15x slower than fp32: 0.6 against 9.9 images/s here, alexnet2012, 64 px,
 # batch 8). VARIANTS="..." and PRECISIONS="..." override the lists; SKIP_INSTALL=1 skips step 1.
-# Each step has its own time limit (JPEGs 60 s, bench 2 x 120 s, run 150 s: 7.5 minutes at most); a step that fails
+# Each step has its own time limit (JPEGs 60 s, bench 2 x 120 s, decode 60 s, run 120 s: 8 minutes at most); a step that fails
 # or runs out is reported and the next one still runs; the exit status is 1 if any failed.
 set -euo pipefail
 
@@ -32,11 +36,13 @@ export PYTHONUNBUFFERED=1 MLFLOW_ENABLE_ASYNC_LOGGING=false
 
 if [[ "${QUICK:-0}" == 1 ]]; then
     SIZE=64 BATCH=8 STEPS=2 IMAGES=16 CLASSES=2 PER_CLASS=20 DEVICE=cpu WORKERS=0 RUN_BATCH=4 LIMIT=120
+    DECODE_PRECISION=fp32
     SKIP_INSTALL=1 VARIANTS="${VARIANTS:-alexnet2012}" PRECISIONS="${PRECISIONS:-fp32}"
 else
     VARIANTS="${VARIANTS:-alexnet2012 alexnet2014 zfnet}" PRECISIONS="${PRECISIONS:-fp32 bf16}"
     # 10 x 300 training JPEGs: (3 + 20) x 128 = 2,944 for the bench's training rows from JPEGs and from a store
     SIZE=224 BATCH=128 STEPS=20 IMAGES=200 CLASSES=10 PER_CLASS=300 DEVICE=cuda WORKERS=8 RUN_BATCH=128 LIMIT=120
+    DECODE_PRECISION=bf16
 fi
 failed=()
 
@@ -63,6 +69,11 @@ if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
             || "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . \
             || failed+=("install")
     fi
+fi
+# TorchCodec (torchvision 0.29 deprecates its decoders for it) for step 4, only where its wheel was carried: a wheel
+# built for another torch installs but does not import, and step 4's row then says why
+if [[ -n "${WHEELS:-}" ]] && compgen -G "$WHEELS/torchcodec-*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-deps --no-index "$WHEELS"/torchcodec-*.whl || echo "torchcodec: not installed"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # the checkout's harness even where pip could not install it
 
@@ -92,14 +103,19 @@ for precision in $PRECISIONS; do
         --json \"$OUT/bench-$precision.json\" 2>&1 | tee -a \"$OUT/bench.txt\""
 done
 
-# --- 4. a short paper-profile run on ImageNet-sized JPEGs --------------------------------------------------------------
+# --- 4. torchvision's recipe: where to decode the JPEGs --------------------------------------------------------------
+step "decode" 60 bash -c "set -o pipefail; \"$PY\" benchmarks/decode_paths.py --jpegs \"$WORK/jpegs\" --device $DEVICE \
+    --size $SIZE --batch-size $BATCH --steps 5 --rounds 2 --workers $WORKERS --train torchvision_alexnet \
+    --precision $DECODE_PRECISION --json \"$OUT/decode.json\" 2>&1 | tee -a \"$OUT/bench.txt\""
+
+# --- 5. a short paper-profile run on ImageNet-sized JPEGs --------------------------------------------------------------
 # the store lives in $WORK (artifacts beside it would add files under $OUT); its database is copied to $OUT after
-step "run alexnet2014" 150 bash -c "set -o pipefail; \"$PY\" -m harness run alexnet2014 --data \"$WORK/jpegs\" \
+step "run alexnet2014" 120 bash -c "set -o pipefail; \"$PY\" -m harness run alexnet2014 --data \"$WORK/jpegs\" \
     --epochs 1 --batch-size $RUN_BATCH --device $DEVICE --workers $WORKERS --no-report \
     --tracking-uri \"sqlite:///$WORK/store/mlflow.db\" --checkpoint-dir \"$WORK/ckpt\" 2>&1 | tee \"$OUT/run.log\""
 [[ -f "$WORK/store/mlflow.db" ]] && cp "$WORK/store/mlflow.db" "$OUT/mlflow.db"
 
-# --- 5. summary -------------------------------------------------------------------------------------------------------
+# --- 6. summary -------------------------------------------------------------------------------------------------------
 PRECISIONS="$PRECISIONS" "$PY" - "$OUT" "${failed[@]}" <<'EOF' | tee "$OUT/summary.txt"
 import os
 import sys
@@ -114,6 +130,14 @@ except ImportError as e:
 for p in os.environ["PRECISIONS"].split():
     f = out / f"bench-{p}.json"
     print(render(read_json(f)) if f.is_file() else f"bench {p}: no result", end="\n\n")
+decode = out / "decode.json"
+if decode.is_file():
+    sys.path.insert(0, "benchmarks")
+    import json
+    from decode_paths import render as render_decode
+    print(render_decode(json.loads(decode.read_text())), end="\n\n")
+else:
+    print("decode: no result", end="\n\n")
 log = out / "run.log"
 lines = log.read_text().splitlines() if log.is_file() else []
 print("run alexnet2014 (paper profile, 1 epoch):", *(lines[-6:] or ["no log"]), sep="\n  ")

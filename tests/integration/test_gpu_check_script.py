@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,10 +23,14 @@ def test_gpu_check_script_runs_quick_on_the_cpu_and_writes_its_files(tmp_path: P
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} == {
-        "env.txt", "bench-fp32.json", "bench.txt", "run.log", "mlflow.db", "summary.txt",
+        "env.txt", "bench-fp32.json", "bench.txt", "decode.json", "run.log", "mlflow.db", "summary.txt",
     }  # fmt: skip
     result = bench.read_json(out / "bench-fp32.json")
     assert [r.what for r in result.rows][:2] == ["bare loop", "harness step"] and result.header.size == 64
     assert "alexnet2014" in (out / "run.log").read_text() and "finished" in (out / "run.log").read_text()
+    decode = {r["what"]: r for r in json.loads((out / "decode.json").read_text())["rows"]}
+    assert decode["torchvision.io decode_jpeg on cpu"]["images_per_sec"] > 0
+    assert decode["bare step, torchvision_alexnet fp32"]["images_per_sec"] > 0
     summary = (out / "summary.txt").read_text()
     assert "failed steps: none" in summary and "harness step" in summary
+    assert "torchvision's recipe from JPEGs" in summary and "torchvision.io decode_jpeg on cpu" in summary
