@@ -5,7 +5,8 @@ it leaves that connection's transaction open, holding the store's write lock, an
 run KILLED waits for the same lock from another connection of the same process until SQLite gives up ("database is
 locked": the run stays RUNNING, or the command fails with exit 1 instead of 143; seen in
 tests/integration/test_signals.py and test_parent_death.py). `tracking.client` wraps every client call in
-`uninterrupted()`; the handler asks `defer` first, and a deferred signal is raised when the outermost write ends.
+`uninterrupted()`; the SIGTERM and SIGINT (Ctrl-C) handlers ask `defer` first, and a deferred signal is raised when
+the outermost write ends.
 Main thread only, as Python runs signal handlers there. No torch, MLflow or files."""
 
 from __future__ import annotations

@@ -95,10 +95,25 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated  # (not SIG_IGN after the first: one raised inside a __del__ is lost, and the next must count)
 
 
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """Ctrl-C: Python's own KeyboardInterrupt, except inside a store write, which it waits for (harness.interrupts);
+    a second Ctrl-C while runs are being closed still interrupts that, as it does anywhere."""
+    if interrupts.defer(_interrupt):
+        return
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    # SIGINT keeps an ignored disposition (a process started in the background, or by a parent that ignores it)
+    ignored = in_main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    previous_int = signal.signal(signal.SIGINT, _on_sigint) if in_main_thread and not ignored else None
     try:
         return int(args.func(args) or 0)
     except HarnessError as e:
@@ -113,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def entry_point(argv: list[str] | None = None) -> int:

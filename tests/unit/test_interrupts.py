@@ -30,3 +30,28 @@ def test_inside_a_write_the_action_waits_for_the_outermost_end() -> None:
     assert done == ["inner", "outer"]
     with interrupts.uninterrupted():  # acted once: nothing is left pending
         pass
+
+
+@pytest.mark.parametrize(("sig", "raised"), [("SIGINT", KeyboardInterrupt), ("SIGTERM", "Terminated")])
+def test_ctrl_c_and_sigterm_wait_for_a_store_write_and_are_raised_after_it(sig: str, raised) -> None:
+    """The handlers `harness.cli.main` installs, sent for real to this process inside a write."""
+    import signal
+
+    from harness import cli
+
+    handlers = {"SIGINT": cli._on_sigint, "SIGTERM": cli._on_sigterm}
+    raised = cli.Terminated if raised == "Terminated" else raised
+    signum = getattr(signal, sig)
+    previous = signal.signal(signum, handlers[sig])
+    done = []
+    try:
+        with pytest.raises(raised) as e:
+            with interrupts.uninterrupted():
+                signal.raise_signal(signum)  # Python runs the handler at the next bytecode, inside the block
+                done.append("write finished")
+        assert type(e.value) is raised
+        assert done == ["write finished"]
+        with pytest.raises(raised):  # outside a write it acts at once
+            signal.raise_signal(signum)
+    finally:
+        signal.signal(signum, previous)
