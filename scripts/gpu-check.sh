@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
-# One GPU check of the harness in one call of at most 8 minutes (issue 13), on a fresh machine with a GPU:
-#   1. installs the package (pip install -e ., quiet; offline: from wheels in $WHEELS, or the repo on PYTHONPATH);
+# One GPU check of the harness in one call of at most 8 minutes, on a fresh machine with a GPU:
+#   1. installs the package (pip install -e ., quiet; offline: the wheels in $WHEELS, from scripts/gpu-wheels.sh,
+#      with the repo on PYTHONPATH);
 #   2. ImageNet-sized JPEGs of real photo content (harness.photos: 10 classes x 300 training, x 75 validation images),
 #      written by 10 processes;
 #   3. `harness bench alexnet2012 alexnet2014 zfnet --size 224 --batch-size 128 --jpegs DIR` in fp32 and in bf16,
 #      with --json: bare loop, harness step in memory, from the JPEGs and from a prepared store (default workers), the
 #      input pipeline per core, TFLOP/s and MFU;
 #   4. torchvision's recipe from the same JPEGs, where to decode (benchmarks/decode_paths.py): PIL in 8 DataLoader
-#      workers against batched decode_jpeg on the GPU (torchvision.io's, and TorchCodec's when a torchcodec wheel is
-#      in $WHEELS), with torchvision_alexnet's bare bf16 step beside them;
+#      workers against batched decode_jpeg on the GPU (torchvision.io's, and TorchCodec's where it imports: its wheel
+#      is in scripts/gpu-wheels.txt), with torchvision_alexnet's bare bf16 step beside them;
 #   5. a short paper-profile run of alexnet2014 (1 epoch, 8 workers) on the same JPEGs, in a fresh SQLite store;
 #   6. a summary: every bench row, the decode rows and the run's images/s, printed and written to $OUT/summary.txt.
 # Files under "${OUT:-results}" (at most 8, none in subfolders, so a device call brings them all back):
 #   env.txt, bench-fp32.json, bench-bf16.json, bench.txt (the bench's and the decode's tables), decode.json, run.log,
 #   mlflow.db, summary.txt.
 #
-#   bash scripts/gpu-check.sh            # on the GPU machine
-#   QUICK=1 bash scripts/gpu-check.sh    # the same steps, tiny, on the CPU, in about a minute (for tests)
+#   bash scripts/gpu-check.sh                    # on the GPU machine, with what its image holds
+#   WHEELS=.whl bash scripts/gpu-check.sh        # with the wheels scripts/gpu-wheels.sh put in .whl/ (carried)
+#   QUICK=1 bash scripts/gpu-check.sh            # the same steps, tiny, on the CPU, in about half a minute (tests)
 # QUICK=1: alexnet2012 only, fp32 only, 64 px, batch 8, 2 steps, 2 classes x 20 images, device cpu, no install (bf16
 # autocast on a CPU without bf16 units is ~15x slower than fp32: 0.6 against 9.9 images/s here, alexnet2012, 64 px,
 # batch 8). VARIANTS="..." and PRECISIONS="..." override the lists; SKIP_INSTALL=1 skips step 1.
-# Each step has its own time limit (JPEGs 60 s, bench 2 x 120 s, decode 60 s, run 120 s: 8 minutes at most); a step that fails
-# or runs out is reported and the next one still runs; the exit status is 1 if any failed.
+# Each step has its own time limit (JPEGs 60 s, bench 2 x 120 s, decode 60 s, run 120 s: 8 minutes at most); a step
+# that fails or runs out is reported and the next one still runs; the exit status is 1 if any failed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,19 +63,18 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, record a failur
 
 # --- 1. install -------------------------------------------------------------------------------------------------------
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
-    if [[ -n "${WHEELS:-}" ]]; then  # offline: the dependencies carried as wheels
-        "$PY" -m pip install -q --no-index --find-links "$WHEELS" -e . || failed+=("install")
+    if [[ -n "${WHEELS:-}" ]]; then
+        # offline: the packages the image lacks, carried as wheels (scripts/gpu-wheels.sh), installed without their
+        # dependencies into a folder of their own, ahead of the image's on the path; the checkout itself on the path
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            "$WHEELS"/*.whl || failed+=("install")
+        export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
     else
         # no retries: on a machine that reaches no index, fail in seconds and fall back to the installed packages
         "$PY" -m pip install -q --retries 0 --timeout 10 -e . \
             || "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . \
             || failed+=("install")
     fi
-fi
-# TorchCodec (torchvision 0.29 deprecates its decoders for it) for step 4, only where its wheel was carried: a wheel
-# built for another torch installs but does not import, and step 4's row then says why
-if [[ -n "${WHEELS:-}" ]] && compgen -G "$WHEELS/torchcodec-*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-deps --no-index "$WHEELS"/torchcodec-*.whl || echo "torchcodec: not installed"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # the checkout's harness even where pip could not install it
 
