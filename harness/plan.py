@@ -151,6 +151,9 @@ PROXY_UNTESTABLE: dict[str, str] = {
     "have 1,024 and 512 units and read pool5's 1 x 1 maps",
     "zfnet_wide": "wider conv3-conv5 (ZF13 Table 3: 0.9 points) on 224 px inputs: at quarter width and 64 px far "
     "below the smallest difference the proxy's seeds detect",
+    "zf_no_fc7": "an equivalence claim (within 1 point, ZF13 Table 3): the proxy tests directions, not the papers' "
+    "sizes, so nothing on it could show that the change is small; and removing fc7 also removes one of the two "
+    "dropout layers, which the proxy's budget confounds (see zf_no_fc6_fc7)",
 }
 
 

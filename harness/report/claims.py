@@ -24,11 +24,11 @@ from dataclasses import dataclass, replace
 from harness import schema
 from harness.report import fmt
 from harness.report.ensembles import claim_ensemble_size
-from harness.report.runs import order, other_protocol, plain_runs, proxy_groups, run_metric
+from harness.report.runs import groups, order, other_protocol, plain_runs, proxy_groups, run_metric
 from harness.report.speedup import SPEEDUP_WINDOW, images_to_threshold, speedup_threshold
 from harness.report.stats import Difference, paired, paired_sides, summarize, welch
 from harness.report.types import EnsembleResult, RunRow
-from harness.report.verdicts import MIN_SEEDS, ClaimTest, Families, Verdict, verdicts
+from harness.report.verdicts import FEW_CLASSES, MIN_SEEDS, ClaimTest, Families, Verdict, verdicts
 from variants import Claim, Variant
 
 
@@ -383,13 +383,20 @@ def check_claims(
     decided = dict(zip(tested, verdicts(tests, families=families(claims, proxy_claims, untestable))))
     out = []
     on_proxy = bool(proxy_groups(rows, variants))
+    only_proxy = on_proxy and len(proxy_groups(rows, variants)) == len(groups(rows))
+    few = few_proxy_classes(rows, variants)
     for i, (c, m) in enumerate(measured):
-        if m.diff is None and on_proxy and c.name in untestable:  # not trained on the proxy: why, not "not run"
+        why_not = ""  # why the proxy data cannot test an unmeasured claim: its own reason, or top-5 of few classes
+        if m.diff is None and on_proxy:
+            why_not = untestable.get(c.name) or (
+                f"top-5 of {few} classes carries no information" if few is not None and c.metric == "top5" else ""
+            )
+        if why_not and only_proxy:  # not trained on the proxy: why, not "not run"
             v: Verdict = "not testable here"
-            reason = untestable[c.name]
-        elif m.diff is None:
+            reason = why_not
+        elif m.diff is None:  # the papers' data in the store could test it: it needs runs
             v = "not run"
-            reason = m.note
+            reason = "; ".join(x for x in (m.note, why_not and f"not testable on the proxy data: {why_not}") if x)
         else:
             v, reason = decided[i]
             reason = "; ".join(x for x in (reason, m.note) if x)
@@ -410,6 +417,16 @@ def check_claims(
             )
         )
     return out
+
+
+def few_proxy_classes(rows: Sequence[RunRow], variants: Sequence[Variant]) -> int | None:
+    """The classes of the proxy data in `rows` when every proxy run logged at most `FEW_CLASSES` of them (top-5
+    carries no information there, measured or not); else None (no proxy runs, or one with more classes)."""
+    proxies = {g[0] for g in proxy_groups(rows, variants)}
+    classes = [x.num_classes for x in rows if x.kind == "variant" and x.data in proxies]
+    if not classes or any(n is None or n > FEW_CLASSES for n in classes):
+        return None
+    return max(classes)  # type: ignore[type-var]  # none is None here
 
 
 def check_claim(

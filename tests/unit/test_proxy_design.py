@@ -180,6 +180,32 @@ def test_a_claim_the_proxy_cannot_test_says_why_even_without_runs() -> None:
     assert on_paper.verdict == "not run"  # the papers' data can test it: it needs runs
 
 
+def test_an_untrained_top5_claim_on_ten_class_proxy_data_is_not_testable_not_missing_runs() -> None:
+    """Top-5 of 10 classes carries no information whether or not its variants ran: the report says so, where it
+    used to say "not run" (needs runs) for the top-5 twin of every claim the proxy does not train."""
+    rows = [run("alexnet2012", s, 70.0 + s, profile="proxy", data="mnist-clutter", num_classes=10) for s in range(3)]
+    named, untestable = {e.claim for e in plan.PROXY_SEEDS}, plan.PROXY_UNTESTABLE
+    by_name = {r.claim.name: r for r in check_claims(CLAIMS, rows, VARIANTS, (), named, untestable)}
+    lrn5 = by_name["lrn_top5"]
+    assert lrn5.verdict == "not testable here" and lrn5.reason == "top-5 of 10 classes carries no information"
+    assert by_name["lrn"].reason == untestable["lrn"]  # the top-1 claim keeps its own reason
+    # data with more classes (or a run that logged none) can test top-5: its claims need runs
+    for classes in (100, None):
+        more = [replace(x, num_classes=classes) for x in rows]
+        [lrn5] = [r for r in check_claims(CLAIMS, more, VARIANTS, (), named, untestable) if r.claim.name == "lrn_top5"]
+        assert lrn5.verdict == "not run"
+    # the papers' data: unchanged; beside the proxy's runs, it could test the claim: "not run", with both reasons
+    paper = [replace(x, profile="paper", dataset_name="ILSVRC-2012", num_classes=1000) for x in rows]
+    [lrn5] = [r for r in check_claims(CLAIMS, paper, VARIANTS) if r.claim.name == "lrn_top5"]
+    assert lrn5.verdict == "not run" and "proxy" not in lrn5.reason
+    mixed = check_claims(CLAIMS, rows + paper, VARIANTS, (), named, untestable)
+    by_name = {r.claim.name: r for r in mixed}
+    assert by_name["lrn_top5"].verdict == "not run" and by_name["lrn_top5"].reason.endswith(
+        "; not testable on the proxy data: top-5 of 10 classes carries no information"
+    )
+    assert by_name["zf_no_fc7"].verdict == "not run" and untestable["zf_no_fc7"] in by_name["zf_no_fc7"].reason
+
+
 def test_the_proxy_evaluates_at_fixed_epochs_and_the_plateau_rule_every_epoch() -> None:
     v = get_variant("alexnet2014")
     proxy = resolve(v, RunRequest(names=("alexnet2014",), profile="proxy"))
