@@ -7,9 +7,10 @@ variant. `PROXY_UNTESTABLE` names the claims the proxy cannot test, with why.
 
 On the paper profile `run --all` follows a two-stage plan (Stein's two-stage design, Stein 1945): the first stage
 gives every claim between two registered variants `MIN_SEEDS` seeds a side (an ensemble claim `MIN_SEEDS` ensembles),
-the fewest the claim rule reads and enough to measure each claim's seed spread; the second stage, planned by the
-same command run again once the first has finished, gives each claim the seeds a side that its first-stage spread
-says would decide it (`harness.report.design`), at most `--max-seeds`; every other variant gets seed 0.
+the fewest the claim rule reads and enough to measure each claim's seed spread; the second stage, planned from the
+store once the first has finished (by the same command, `runner.run_stages`, or by that command run again), gives
+each claim the seeds a side that its first-stage spread says would decide it (`harness.report.design`), at most
+`--max-seeds`; every other variant gets seed 0.
 
 `--seed-offset K` shifts every seed by K. Every other profile, and `--seeds N` / `--seed S` anywhere, gives the same
 seeds to every named variant. Pure: no torch, MLflow or files; the registry and the store's measurements come in

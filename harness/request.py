@@ -63,6 +63,8 @@ class RunRequest(DataRequest):
     # `--all` on the proxy or paper profile)
     seed_offset: int = 0  # added to every seed chosen (the plan's or --seed's): an independent draw of the same plan
     max_seeds: int = 15  # the paper plan's most runs of one variant (harness.plan.MAX_SEEDS)
+    # only these (variant, seed) runs of the plan (the paper plan's second stage: the runs its first stage added)
+    only: tuple[tuple[str, int], ...] = ()
     sets: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))  # typed recipe changes (--set)
     checkpoint_dir: str | None = None
     tuned_from: str | None = None  # --from-sweep: the study whose best trial this run repeats

@@ -8,7 +8,9 @@ closed (`runs.batch`) -> summary -> report. `harness eval` is `runs.weights.eval
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from harness import distributed, memory, mlruns, plan, schema, tracking
@@ -44,7 +46,50 @@ def planned(req: RunRequest) -> tuple[list[Variant], str, tuple[PlannedRun, ...]
         runs = plan.fixed_seeds([v.name for v in chosen], range(req.seed, req.seed + (req.seeds or 1)))
     else:
         runs = plan.plan(chosen, claims(), seeds_table(req, chosen, profile), profile)
-    return chosen, profile, plan.shifted(runs, req.seed_offset)
+    runs = plan.shifted(runs, req.seed_offset)
+    if req.only:
+        runs = tuple(r for r in runs if (r.variant, r.seed) in set(req.only))
+    return chosen, profile, runs
+
+
+def two_stages(req: RunRequest) -> bool:
+    """`run --all` on the paper profile: its plan has a second stage, sized by the first (harness/plan.py)."""
+    return follows_plan(req) and not req.only and choose_profile(req)[0].name == "paper"
+
+
+def second_stage(req: RunRequest, before: Sequence[PlannedRun]) -> RunRequest | None:
+    """The request for the runs the plan holds now and did not hold `before` the first stage trained (the second
+    stage its seed spread asks for, `harness.report.design`), or None when there are none."""
+    seen = set(before)
+    new = tuple((r.variant, r.seed) for r in planned(req)[2] if r not in seen)
+    return replace(req, only=new) if new else None
+
+
+def run_stages(req: RunRequest, carry_out: Callable[[RunRequest], RunResult]) -> RunResult:
+    """`harness run`: `carry_out(req)` (in this process, worker processes or submitit jobs); on the paper profile's
+    `run --all`, then its second stage in the same command, Stein's two stages one after the other: the first
+    stage's runs measure each claim's seed spread, the second trains the seeds a side that spread asks for. Under
+    torchrun (several ranks) the second stage is left to the same command run again."""
+    if not two_stages(req):
+        return carry_out(req)
+    before = planned(req)[2]
+    first = carry_out(req)
+    if not first.is_main:
+        return first
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print("The plan's second stage: run the same command again once every rank has ended.", file=sys.stderr)
+        return first
+    more = second_stage(req, before)
+    if more is None:
+        return first
+    print(
+        f"\nSecond stage: {len(more.only)} more runs, the seeds a side that the first stage's spread asks for "
+        "(`run --plan` lists them with their reasons)",
+        file=sys.stderr,
+        flush=True,
+    )
+    second = carry_out(more)
+    return replace(second, outcomes=first.outcomes + second.outcomes)
 
 
 def seeds_table(req: RunRequest, chosen: Sequence[Variant], profile: str) -> tuple[plan.ClaimSeeds, ...]:
@@ -88,7 +133,8 @@ def describe_plan(req: RunRequest) -> str:
         text += (
             "\n\nTwo stages (harness/plan.py): the first trains 3 seeds a side of every claim; once they have "
             "finished, the same command plans the second stage from their spread (the claims whose reason says "
-            '"second stage" have it) and trains only the runs the store does not hold.'
+            '"second stage" have it) and trains the runs it adds; run again, it trains only the runs the store '
+            "does not hold."
         )
     return text
 

@@ -207,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.from_sweep:
         req = tuned(req, args.from_sweep, args.sweep_storage)
-    result = carry_out(req, args)
+    result = runner.run_stages(req, lambda r: carry_out(r, args))  # the paper plan's two stages, or one
     if args.outcomes_json and result.is_main:  # a `--jobs` worker: the pool prints the one summary
         from harness import pool
 

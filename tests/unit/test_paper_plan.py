@@ -4,6 +4,7 @@ first stage's seed spread alone (`harness.report.design`), the cap, and `run --a
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -143,3 +144,51 @@ def test_run_all_plan_on_the_paper_profile_reads_the_first_stage_from_the_store(
     assert "capped at --max-seeds 9" in out
     code, out, err = harness_main([*argv, "--max-seeds", "2"])
     one_line_error(code, err, "--max-seeds must be at least 3")
+
+
+def test_run_all_on_the_paper_profile_trains_the_second_stage_in_the_same_command(tmp_path: Path, monkeypatch) -> None:
+    """`runner.run_stages` with a `carry_out` that records what it is asked to train and, for the first stage,
+    logs the LRN claim's first-stage runs to a real store as finished (training 94 runs is not a unit test): the
+    second call gets exactly the runs the store's first stage adds to the plan, and the outcomes of both."""
+    from harness import runner
+    from harness.request import RunRequest
+    from harness.runs.batch import RunResult
+    from harness.runs.common import Outcome
+    from tests.support import write_photo_tree
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    req = RunRequest(
+        all=True, data=str(write_photo_tree(tmp_path / "photos")), dataset_name="ILSVRC-2012", tracking_uri=uri,
+        max_seeds=9,
+    )  # fmt: skip
+    asked: list[RunRequest] = []
+
+    def carry_out(r: RunRequest) -> RunResult:
+        asked.append(r)
+        runs = runner.planned(r)[2]
+        if len(asked) == 1:  # the first stage "trains": the LRN claim's runs finish, with a paired sd of 0.5
+            for s, (a, b) in enumerate(zip(BASE, NO_LRN)):
+                _log(uri, EXPERIMENT, "alexnet2012", s, a)
+                _log(uri, EXPERIMENT, "alexnet2012_no_lrn", s, b)
+        outcomes = tuple(Outcome(x.variant, "finished", seed=x.seed) for x in runs)
+        return RunResult(outcomes, uri, EXPERIMENT, "paper", "imagefolder", is_main=True)
+
+    assert runner.two_stages(req) and not runner.two_stages(RunRequest(all=True, profile="proxy"))
+    first_stage = len(runner.planned(req)[2])
+    result = runner.run_stages(req, carry_out)
+    assert len(asked) == 2 and asked[0] == req
+    # alexnet2012 already has seeds 0-14 (the ensembles' first stage): the second stage adds no_lrn's seeds 3-8
+    assert asked[1].only == tuple(("alexnet2012_no_lrn", s) for s in range(3, 9))
+    assert [(o.variant, o.seed) for o in result.outcomes[-6:]] == list(asked[1].only)
+    assert len(result.outcomes) == first_stage + 6
+    # run again: the plan already holds the second stage, nothing is added, one call
+    asked.clear()
+    runner.run_stages(req, carry_out)
+    assert len(asked) == 1 and len(runner.planned(asked[0])[2]) == first_stage + 6
+    # under torchrun (several ranks) the second stage is left to the command run again
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    req = replace(req, tracking_uri=uri)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    asked.clear()
+    runner.run_stages(req, carry_out)
+    assert len(asked) == 1
