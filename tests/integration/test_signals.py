@@ -14,27 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, mlflow_runs, store_uri
+from tests.support import env as _env
+from tests.support import harness_process, mlflow_runs, store_uri
 
 SMOKE = ("torchvision_alexnet", "--profile", "smoke")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return env | {"PYTHONPATH": str(ROOT)} | extra
-
-
-def harness(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, unprivileged: bool = False, timeout: int = 300
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env or _env(),
-        timeout=timeout,
-    )
 
 
 def start(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
@@ -80,7 +63,7 @@ def test_sigterm_during_a_run_kills_it_cleanly_and_the_next_run_resumes_it(tmp_p
     assert run.info.status == "KILLED"
     (ckpt,) = (tmp_path / "mlruns" / "checkpoints").glob("*/last.pt")  # the last whole epoch's checkpoint stays
 
-    r = harness("run", *args, cwd=tmp_path)
+    r = harness_process("run", *args, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resuming run {run.info.run_id}" in r.stderr
     (again,) = mlflow_runs(uri)

@@ -8,21 +8,15 @@ import ctypes
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from harness import mlruns
-from tests.support import ROOT, mlflow_runs, store_uri
+from tests.support import harness_process, mlflow_runs, store_uri
 
 SMOKE = ("torchvision_alexnet", "--profile", "smoke")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return env | {"PYTHONPATH": str(ROOT)} | extra
 
 
 def _drop_root_permissions() -> None:
@@ -38,14 +32,9 @@ def _drop_root_permissions() -> None:
 def harness(
     *args: str, cwd: Path, env: dict[str, str] | None = None, unprivileged: bool = False, timeout: int = 300
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env or _env(),
-        timeout=timeout,
-        preexec_fn=_drop_root_permissions if unprivileged else None,
+    """`python -m harness ARGS`, as a user root's permission bits apply to with `unprivileged`."""
+    return harness_process(
+        *args, cwd=cwd, env_=env, timeout=timeout, preexec_fn=_drop_root_permissions if unprivileged else None
     )
 
 
