@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.io import decode_jpeg
 from torchvision.transforms import v2
 
 from harness import photos
+from harness.decode import read_rgb
 from harness.transforms import MEAN, STD
 from tests.support import ROOT
 
@@ -36,7 +36,7 @@ def jpegs(tmp_path_factory) -> Path:
 def test_crop_batch_is_torchvisions_random_resized_crop_flip_and_normalisation(jpegs: Path) -> None:
     dp = load()
     files = dp.files_of(jpegs)
-    images = [decode_jpeg(torch.frombuffer(bytearray(Path(f).read_bytes()), dtype=torch.uint8)) for f in files]
+    images = [read_rgb(f) for f in files]  # torchvision.io's decoder, as the harness calls it
     torch.manual_seed(7)
     got = dp.crop_batch(images, 64, torch.Generator().manual_seed(0))
     assert got.shape == (len(files), 3, 64, 64) and got.dtype == torch.float32
