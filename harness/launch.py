@@ -129,8 +129,19 @@ def run_launched(req: RunRequest, launcher: Launcher, res: Resources) -> RunResu
 
 
 def one_run(req: RunRequest, variant: str, seed: int, parent: str) -> RunRequest:
-    """A job's request: one (variant, seed) of `req`, recorded under `parent`, picklable (`sets` a dict)."""
-    return replace(req, names=(variant,), all=False, seed=seed, seeds=1, parent_run_id=parent, sets=dict(req.sets))
+    """A job's request: one planned (variant, seed) of `req` (`seed` already shifted by `--seed-offset`: the job
+    shifts the plan's seed itself, as `harness run` in one process does, so that the same runs get the qualitative
+    evaluation), recorded under `parent`, picklable (`sets` a dict)."""
+    return replace(
+        req,
+        names=(variant,),
+        all=False,
+        seed=seed - req.seed_offset,
+        seeds=1,
+        only=(),
+        parent_run_id=parent,
+        sets=dict(req.sets),
+    )
 
 
 def _submit(launcher: Launcher, folder, res: Resources, requests: Sequence[RunRequest]) -> list:

@@ -38,11 +38,13 @@ class Job:
     """One child: a (variant, seed) run and where its output goes."""
 
     variant: str
-    seed: int
+    seed: int  # the seed trained: the plan's seed plus `offset`
     log: Path
     outcome: Path  # the child's outcomes, as JSON (`--outcomes-json`)
+    offset: int = 0  # `--seed-offset`: the child shifts the plan's seed itself, as `harness run` in one process does
 
     def argv(self, options: Sequence[str], parent: str) -> list[str]:
+        offset = ["--seed-offset", str(self.offset)] if self.offset else []
         return [
             sys.executable,
             "-m",
@@ -50,7 +52,8 @@ class Job:
             "run",
             self.variant,
             "--seed",
-            str(self.seed),
+            str(self.seed - self.offset),
+            *offset,
             *options,
             "--no-report",
             "--parent-run-id",
@@ -95,7 +98,13 @@ def run_pool(req: RunRequest, options: Sequence[str], jobs: int | None, gpus: st
     assert batch.parent is not None
     logs = workers.log_folder(req.uri, batch.parent)
     queue = [
-        Job(r.variant, r.seed, logs / f"{r.variant}-seed{r.seed}.log", logs / f"{r.variant}-seed{r.seed}.json")
+        Job(
+            r.variant,
+            r.seed,
+            logs / f"{r.variant}-seed{r.seed}.log",
+            logs / f"{r.variant}-seed{r.seed}.json",
+            req.seed_offset,
+        )
         for r in planned_runs
     ]
     print(f"{len(queue)} runs, {len(devices)} at a time; logs in {logs}", file=sys.stderr, flush=True)
