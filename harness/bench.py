@@ -421,6 +421,32 @@ def render(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
+# The ImageNet-scale target on one H100/H200-class GPU (docs/benchmarks.md, `scripts/gpu-check.sh`): alexnet2014 at
+# 224 px from a prepared store in bf16, at least this many training images/s with at most this share of the step
+# waiting for data (the compute ceiling is ~150k images/s at ~6.3 GFLOP a training image; FFCV and DALI report
+# 10-25k for nets of this size).
+TARGET = ("alexnet2014", "harness step, store", 224, 15_000.0, 0.05)
+
+
+def target_lines(results: Sequence[BenchResult]) -> list[str]:
+    """The target's row in each of `results` (every precision measured; the target is bf16's), met or not."""
+    variant, what, size, ips, wait = TARGET
+    out = []
+    for res in results:
+        rows = [r for r in res.rows if (r.variant, r.what) == (variant, what) and res.header.size == size]
+        for r in rows:
+            w = "-" if r.data_wait is None else f"{100 * r.data_wait:.1f} %"
+            line = f"{variant} {size} px {res.header.precision} from a store: {r.images_per_sec:,.0f} images/s"
+            line += f", data wait {w}"
+            if res.header.precision == "bf16":
+                met = r.images_per_sec >= ips and r.data_wait is not None and r.data_wait <= wait
+                line += (
+                    f" (target: >= {ips:,.0f} images/s, data wait <= {100 * wait:.0f} %: {'met' if met else 'NOT met'})"
+                )
+            out.append(line)
+    return out or [f"the target's row ({variant} {size} px, {what}) was not measured"]
+
+
 def write_json(result: BenchResult, path: Path) -> None:
     try:
         path.write_text(json.dumps(asdict(result), indent=2) + "\n")

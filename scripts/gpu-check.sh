@@ -11,7 +11,9 @@
 #      workers against batched decode_jpeg on the GPU (torchvision.io's, and TorchCodec's where it imports: its wheel
 #      is in scripts/gpu-wheels.txt), with torchvision_alexnet's bare bf16 step beside them;
 #   5. a short paper-profile run of alexnet2014 (1 epoch, 8 workers) on the same JPEGs, in a fresh SQLite store;
-#   6. a summary: every bench row, the decode rows and the run's images/s, printed and written to $OUT/summary.txt.
+#   6. a summary: every bench row, the target (alexnet2014, 224 px, bf16, from a store: >= 15,000 images/s with at
+#      most 5 % data wait; harness.bench.TARGET) met or not, the decode rows and the run's images/s, printed and
+#      written to $OUT/summary.txt.
 # Files under "${OUT:-results}" (at most 8, none in subfolders, so a device call brings them all back):
 #   env.txt, bench-fp32.json, bench-bf16.json, bench.txt (the bench's and the decode's tables), decode.json, run.log,
 #   mlflow.db, summary.txt.
@@ -124,13 +126,16 @@ from pathlib import Path
 
 out, failed = Path(sys.argv[1]), sys.argv[2:]
 try:
-    from harness.bench import read_json, render
+    from harness.bench import read_json, render, target_lines
 except ImportError as e:
     print(f"no summary: {e}")
     raise SystemExit(0)
+results = []
 for p in os.environ["PRECISIONS"].split():
     f = out / f"bench-{p}.json"
-    print(render(read_json(f)) if f.is_file() else f"bench {p}: no result", end="\n\n")
+    results += [read_json(f)] if f.is_file() else []
+    print(render(results[-1]) if f.is_file() else f"bench {p}: no result", end="\n\n")
+print("target:", *target_lines(results), sep="\n  ", end="\n\n")
 decode = out / "decode.json"
 if decode.is_file():
     sys.path.insert(0, "benchmarks")

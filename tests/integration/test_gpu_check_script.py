@@ -34,3 +34,4 @@ def test_gpu_check_script_runs_quick_on_the_cpu_and_writes_its_files(tmp_path: P
     summary = (out / "summary.txt").read_text()
     assert "failed steps: none" in summary and "harness step" in summary
     assert "torchvision's recipe from JPEGs" in summary and "torchvision.io decode_jpeg on cpu" in summary
+    assert "target:\n  the target's row (alexnet2014 224 px, harness step, store) was not measured" in summary

@@ -169,3 +169,22 @@ def test_bench_cuda_without_a_gpu_is_one_line(harness_main) -> None:
 
 
 # --- scripts/gpu-check.sh -------------------------------------------------------------------------------------------
+
+
+def test_target_lines_say_whether_the_bf16_store_row_meets_the_target() -> None:
+    def result(precision: str, ips: float, wait: float | None, size: int = 224) -> bench.BenchResult:
+        header = bench.BenchHeader("NVIDIA H100", "2.11", 16, precision, size, 128, 20)
+        rows = (
+            bench.BenchRow("alexnet2014", "bare loop", 20_000.0, 1.0, "bare loop"),
+            bench.BenchRow("alexnet2014", "harness step, store", ips, ips / 20_000, "bare loop", data_wait=wait),
+        )
+        return bench.BenchResult(header, rows)
+
+    fp32, bf16 = bench.target_lines([result("fp32", 9_000.0, 0.01), result("bf16", 16_000.0, 0.02)])
+    assert fp32 == "alexnet2014 224 px fp32 from a store: 9,000 images/s, data wait 1.0 %"  # no target: what fp32 gives
+    assert bf16.endswith("16,000 images/s, data wait 2.0 % (target: >= 15,000 images/s, data wait <= 5 %: met)")
+    for ips, wait in ((14_999.0, 0.01), (16_000.0, 0.06), (16_000.0, None)):
+        assert bench.target_lines([result("bf16", ips, wait)])[0].endswith("NOT met)")
+    assert bench.target_lines([result("bf16", 16_000.0, 0.01, size=64)]) == [
+        "the target's row (alexnet2014 224 px, harness step, store) was not measured"
+    ]
