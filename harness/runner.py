@@ -48,7 +48,8 @@ def planned(req: RunRequest) -> tuple[list[Variant], str, tuple[PlannedRun, ...]
         runs = plan.plan(chosen, claims(), seeds_table(req, chosen, profile), profile)
     runs = plan.shifted(runs, req.seed_offset)
     if req.only:
-        runs = tuple(r for r in runs if (r.variant, r.seed) in set(req.only))
+        only = set(req.only)
+        runs = tuple(r for r in runs if (r.variant, r.seed) in only)
     return chosen, profile, runs
 
 

@@ -382,8 +382,8 @@ def check_claims(
     ]
     decided = dict(zip(tested, verdicts(tests, families=families(claims, proxy_claims, untestable))))
     out = []
-    on_proxy = bool(proxy_groups(rows, variants))
-    only_proxy = on_proxy and len(proxy_groups(rows, variants)) == len(groups(rows))
+    proxy_data = proxy_groups(rows, variants)
+    on_proxy, only_proxy = bool(proxy_data), bool(proxy_data) and len(proxy_data) == len(groups(rows))
     few = few_proxy_classes(rows, variants)
     for i, (c, m) in enumerate(measured):
         why_not = ""  # why the proxy data cannot test an unmeasured claim: its own reason, or top-5 of few classes
