@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,14 @@ def env(**extra: str) -> dict[str, str]:
     MLFLOW_TRACKING_URI, plus `extra`."""
     base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return base | {"PYTHONPATH": str(ROOT)} | extra
+
+
+def as_foreground() -> None:
+    """`preexec_fn` of a child a test sends Ctrl-C (SIGINT): the disposition a terminal's foreground command has,
+    whatever this process inherited. A shell starts a background job (`cmd &`, as a CI script may be started) with
+    SIGINT ignored, and every process below it inherits that, the harness too: Ctrl-C then does nothing there, as
+    it should, and a test of Ctrl-C would measure how pytest was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def harness_process(

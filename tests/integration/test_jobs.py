@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from harness import schema
-from tests.support import small_file_limit
+from tests.support import as_foreground, small_file_limit
 
 
 @pytest.mark.slow
@@ -63,15 +63,21 @@ def test_ctrl_c_stops_every_worker_and_closes_the_parent_killed(tmp_path, uri, r
     # epochs before the big one's first checkpoint on a quiet machine)
     args = [sys.executable, "-m", "harness", "run", "torchvision_alexnet", "--seeds", "2", "--profile", "smoke"]
     args += ["--epochs", "500", "--set", "width=0.25", "--device", "cpu", "--jobs", "2", "--tracking-uri", uri]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while len(list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt"))) < 2:  # both workers are training
-        assert time.monotonic() < deadline and proc.poll() is None, "the workers did not start training"
-        time.sleep(0.1)
-    workers = psutil.Process(proc.pid).children(recursive=True)
-    assert len(workers) >= 2
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=as_foreground
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(list((tmp_path / "mlruns" / "checkpoints").glob("*/last.pt"))) < 2:  # both workers are training
+            assert time.monotonic() < deadline and proc.poll() is None, "the workers did not start training"
+            time.sleep(0.1)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failed test leaves nothing running (the workers end with their parent)
+            proc.kill()
     assert proc.returncode == 130, err[-2000:]
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive

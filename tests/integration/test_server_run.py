@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tests.support import free_port
+from tests.support import as_foreground, free_port
 
 
 def _post(url: str, body: dict) -> dict:
@@ -31,6 +32,7 @@ def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=as_foreground,
     )
     try:
         deadline = time.monotonic() + 120
@@ -66,5 +68,9 @@ def test_server_answers_on_localhost_and_receives_a_run(tmp_path, uri, cli):
         assert list((tmp_path / "mlruns" / "artifacts").rglob("final.pt"))
     finally:
         server.send_signal(signal.SIGINT)  # `harness server` stops the mlflow server's process group
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=60)
+        finally:
+            if server.poll() is None:  # a failed test leaves nothing running (its mlflow server ends with it)
+                os.killpg(server.pid, signal.SIGKILL)
     assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
