@@ -20,23 +20,25 @@ _pending: Callable[[], None] | None = None
 
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
-    """A block that a deferred signal does not interrupt; the signal (if any came) is raised when it ends."""
+    """A block that a deferred signal does not interrupt; the signal (if any came) is raised when it ends, also when
+    the block itself raised (the signal's exception then carries the block's as its context)."""
     global _depth, _pending
     _depth += 1
     try:
         yield
     finally:
         _depth -= 1
-    if _depth == 0 and _pending is not None:
-        act, _pending = _pending, None
-        act()
+        if _depth == 0 and _pending is not None:
+            act, _pending = _pending, None
+            act()
 
 
-def defer(act: Callable[[], None]) -> bool:
+def defer(act: Callable[[], None], again_acts: bool = False) -> bool:
     """From a signal handler: inside an `uninterrupted` block keep `act` (e.g. raise Terminated) for its end and
-    return True; outside, return False (the handler acts now)."""
+    return True; outside return False (the handler acts now). `again_acts`: when a signal already waits, this one
+    acts now (a second Ctrl-C: the user insists, as Python's own handler lets them)."""
     global _pending
-    if _depth == 0:
+    if _depth == 0 or (again_acts and _pending is not None):
         return False
     _pending = act
     return True

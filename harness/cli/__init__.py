@@ -101,8 +101,8 @@ def _interrupt() -> None:
 
 def _on_sigint(signum: int, frame: object) -> None:
     """Ctrl-C: Python's own KeyboardInterrupt, except inside a store write, which it waits for (harness.interrupts);
-    a second Ctrl-C while runs are being closed still interrupts that, as it does anywhere."""
-    if interrupts.defer(_interrupt):
+    a second Ctrl-C while it waits acts at once, and one while runs are being closed interrupts that, as anywhere."""
+    if interrupts.defer(_interrupt, again_acts=True):
         return
     raise KeyboardInterrupt
 

@@ -55,3 +55,28 @@ def test_ctrl_c_and_sigterm_wait_for_a_store_write_and_are_raised_after_it(sig: 
             signal.raise_signal(signum)
     finally:
         signal.signal(signum, previous)
+
+
+def test_a_signal_that_waited_is_raised_even_when_the_write_fails() -> None:
+    with pytest.raises(Stop) as e:
+        with interrupts.uninterrupted():
+            assert interrupts.defer(_stop) is True
+            raise OSError("database is locked")
+    assert isinstance(e.value.__context__, OSError)  # the write's own error is kept as the context
+    assert interrupts.defer(_stop) is False  # nothing is left waiting
+
+
+def test_a_second_ctrl_c_while_one_waits_acts_at_once_and_a_second_sigterm_waits() -> None:
+    """Python's own Ctrl-C handler raises at every press: a user pressing it again during a long write means it.
+    SIGTERM (a scheduler's) keeps waiting: the write ends first."""
+    with pytest.raises(Stop):
+        with interrupts.uninterrupted():
+            assert interrupts.defer(_stop, again_acts=True) is True
+            assert interrupts.defer(_stop, again_acts=True) is False  # the handler acts now
+            _stop()
+    with interrupts.uninterrupted():  # the waiting one was raised as the block ended: nothing is left
+        pass
+    with pytest.raises(Stop):
+        with interrupts.uninterrupted():
+            assert interrupts.defer(_stop) is True
+            assert interrupts.defer(_stop) is True  # still waits for the write
