@@ -9,14 +9,16 @@ import logging
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from harness import interrupts, locks, mlruns, schema
 from harness.errors import HarnessError
 
 _INITIALISED: set[str] = set()
+T = TypeVar("T")
 
 
 def client(uri: str):
@@ -246,20 +248,23 @@ class NullTracker:
         return lambda *a, **k: None
 
 
-def download_artifact(uri: str, run_id: str, path: str) -> Path:
+def load_artifact(uri: str, run_id: str, path: str, load: Callable[[Path], T]) -> T:
+    """`load` of one artifact of a run, downloaded into a temporary folder removed as soon as `load` returns (a
+    full-width checkpoint is ~230 MB: kept, every `eval --run-id` and `analyze` left one in the temporary folder).
+    A memory-mapped load stays valid after the file is removed (POSIX keeps a mapped file's data until unmapped)."""
     from mlflow.artifacts import download_artifacts
 
-    try:
-        return Path(
-            download_artifacts(run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(), tracking_uri=uri)
-        )
-    except Exception as e:  # noqa: BLE001
-        hint = (
-            " (the smoke profile keeps no weights: train it with --keep-weights)"
-            if path == schema.ART_CHECKPOINT
-            else ""
-        )
-        raise HarnessError(f"run {run_id} has no artifact {path}{hint}: {str(e).splitlines()[0]}") from None
+    with tempfile.TemporaryDirectory(prefix="harness-artifact-") as tmp:
+        try:
+            local = Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=uri))
+        except Exception as e:  # noqa: BLE001
+            hint = (
+                " (the smoke profile keeps no weights: train it with --keep-weights)"
+                if path == schema.ART_CHECKPOINT
+                else ""
+            )
+            raise HarnessError(f"run {run_id} has no artifact {path}{hint}: {str(e).splitlines()[0]}") from None
+        return load(local)
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,7 @@ def analyze_run(uri: str, run_id: str, device: str = "cpu", sizes: Sizes = Sizes
     except UnknownVariantError as e:
         raise HarnessError(str(e)) from None
     data = run_data(p)
-    state = checkpoint.load_state_dict(tracking.download_artifact(uri, run_id, schema.ART_CHECKPOINT))
+    state = tracking.load_artifact(uri, run_id, schema.ART_CHECKPOINT, checkpoint.load_state_dict)
     model = run_network(variant, p, data.num_classes)
     try:
         model.load_state_dict(state)

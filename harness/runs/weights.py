@@ -37,10 +37,18 @@ class EvalOutcome:
         )
 
 
-def resolve_weights(req: EvalRequest) -> Path:
-    """The weights file: a finished run's final checkpoint, torchvision's from the hub cache, or a path."""
+def load_weights(req: EvalRequest) -> tuple[str, dict]:
+    """What the weights are (for messages) and their state dict: a finished run's final checkpoint, torchvision's
+    from the hub cache, or a file."""
     if req.run_id:
-        return tracking.download_artifact(req.uri, req.run_id, schema.ART_CHECKPOINT)
+        state = tracking.load_artifact(req.uri, req.run_id, schema.ART_CHECKPOINT, checkpoint.load_state_dict)
+        return f"run {req.run_id}'s {schema.ART_CHECKPOINT}", state
+    path = resolve_weights(req)
+    return str(path), checkpoint.load_state_dict(path)
+
+
+def resolve_weights(req: EvalRequest) -> Path:
+    """The weights file: torchvision's from the hub cache, or a path."""
     assert req.weights is not None
     if req.weights in TV_WEIGHTS:
         if req.variant != "torchvision_alexnet":
@@ -94,7 +102,7 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     if req.model:  # a registered model version: its weights, its name as the variant unless one is given
         registered = mlmodel.load_registered(req.uri, req.model)
         req = replace(req, variant=req.variant or registered.name)
-        path, state, source_run = Path(req.model), registered.state, registered.run_id or None
+        path, state, source_run = req.model, registered.state, registered.run_id or None
     if not req.variant:
         raise HarnessError("name the variant to evaluate (see `python -m harness list`)")
     try:
@@ -102,8 +110,7 @@ def evaluate_weights(req: EvalRequest) -> EvalOutcome:
     except UnknownVariantError as e:
         raise HarnessError(str(e)) from None
     if not req.model:
-        path = resolve_weights(req)
-        state = checkpoint.load_state_dict(path)
+        path, state = load_weights(req)
     fc = [k for k in state if k.endswith("weight") and state[k].dim() == 2]
     if not fc:
         raise HarnessError(f"{path} is not a state dict for {variant.name}: it has no fully connected layer")

@@ -6,6 +6,7 @@ before the code's dropout existed (commit 1cb0e80)."""
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -146,7 +147,8 @@ def test_eval_of_a_run_uses_the_dropout_it_trained_with(harness_main, uri: str, 
     assert code == 0, err
     as_code = _loss(out)
     assert abs(as_code - run.data.metrics["final_val_loss"]) > 0.01
-    weights = tracking.download_artifact(uri, rid, schema.ART_CHECKPOINT)
+    weights = tmp_path / "final.pt"  # the run's checkpoint as a file of the user's
+    tracking.load_artifact(uri, rid, schema.ART_CHECKPOINT, lambda p: shutil.copy(p, weights))
     code, out, err = harness_main(["eval", "alexnet2014", "--weights", str(weights), *common])
     assert code == 0, err
     assert _loss(out) == pytest.approx(as_code, abs=1e-4)  # a file: the variant's own dropout

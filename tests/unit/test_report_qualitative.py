@@ -17,8 +17,10 @@ from variants import claims, list_variants
 def table_of(client, run_id: str) -> dict[str, float]:
     """A run's qualitative table (schema.ART_QUAL_TABLE), pandas' split JSON layout."""
     import json
+    import tempfile
 
-    t = json.loads(Path(client.download_artifacts(run_id, schema.ART_QUAL_TABLE)).read_text())
+    with tempfile.TemporaryDirectory() as tmp:  # the download is removed, not left in the temporary folder
+        t = json.loads(Path(client.download_artifacts(run_id, schema.ART_QUAL_TABLE, tmp)).read_text())
     assert t["columns"] == ["metric", "value"]
     return {k: v for k, v in t["data"]}
 
