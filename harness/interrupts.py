@@ -6,12 +6,14 @@ run KILLED waits for the same lock from another connection of the same process u
 locked": the run stays RUNNING, or the command fails with exit 1 instead of 143; seen in
 tests/integration/test_signals.py and test_parent_death.py). `tracking.client` wraps every client call in
 `uninterrupted()`; the SIGTERM and SIGINT (Ctrl-C) handlers ask `defer` first, and a deferred signal is raised when
-the outermost write ends.
+the outermost write ends. `deferring` does the same for a handler another library installed (submitit's time-limit
+handler, which exits the job wherever it is).
 Main thread only, as Python runs signal handlers there. No torch, MLflow or files."""
 
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Callable, Iterator
 
 _depth = 0
@@ -42,3 +44,17 @@ def defer(act: Callable[[], None], again_acts: bool = False) -> bool:
         return False
     _pending = act
     return True
+
+
+def deferring(signum: int, again_acts: bool = False) -> None:
+    """Make the handler now installed for `signum` wait for the store write under way, as `defer` (main thread only;
+    nothing for a default or ignored disposition, which Python does not run as a handler)."""
+    handler = signal.getsignal(signum)
+    if not callable(handler):
+        return
+
+    def waiting(sig: int, frame: object) -> None:
+        if not defer(lambda: handler(sig, frame), again_acts=again_acts):
+            handler(sig, frame)
+
+    signal.signal(signum, waiting)

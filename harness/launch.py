@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-from harness import lifeline, mlruns, runner
+from harness import interrupts, lifeline, mlruns, runner
 from harness.errors import HarnessError
 from harness.request import RunRequest
 from harness.runs import batch as batch_mod
@@ -61,6 +61,11 @@ class VariantJob:
         import submitit
 
         env = submitit.JobEnvironment()
+        # submitit's handlers exit the task wherever it is: the time-limit signal's (sys.exit to requeue) and
+        # Ctrl-C's (the controller's cancel); inside a store write that would leave SQLite's write lock held and the
+        # run unclosed (harness.interrupts), so both wait for the write under way
+        interrupts.deferring(env._usr_sig())
+        interrupts.deferring(signal.SIGINT, again_acts=True)
         if env.num_tasks > 1:  # one rank per task: the env:// rendezvous variables torchrun would set
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         if problem := mlruns.shared_sqlite_problem(self.req.uri, os.environ):

@@ -145,12 +145,16 @@ def store_uri(root: Path) -> str:
 
 
 def mlflow_runs(uri: str, kind: str = "variant") -> list:
-    """The runs of one kind (tag harness.kind) in every experiment of the store, oldest first."""
-    from mlflow.tracking import MlflowClient
+    """The runs of one kind (tag harness.kind) in every experiment of the store, oldest first; none while a SQLite
+    store does not exist yet. Opened as the harness opens it (`tracking.client`: under the store's set-up lock), so
+    that polling a store a harness process is creating does not create its schema at the same time (two creators:
+    "table ... already exists" or "out-of-date database schema" in whichever comes second)."""
+    from harness import mlruns, schema, tracking
 
-    from harness import schema
-
-    c = MlflowClient(uri)
+    db = mlruns.sqlite_path(uri)
+    if db is not None and not db.is_file():
+        return []
+    c = tracking.client(uri)
     exps = [e.experiment_id for e in c.search_experiments()]
     return c.search_runs(
         exps, filter_string=f"tags.`{schema.TAG_KIND}` = '{kind}'", order_by=["attributes.start_time ASC"]

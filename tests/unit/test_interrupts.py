@@ -80,3 +80,33 @@ def test_a_second_ctrl_c_while_one_waits_acts_at_once_and_a_second_sigterm_waits
         with interrupts.uninterrupted():
             assert interrupts.defer(_stop) is True
             assert interrupts.defer(_stop) is True  # still waits for the write
+
+
+def test_a_handler_another_library_installed_waits_for_a_write_once_deferring() -> None:
+    """submitit's time-limit handler exits the job from inside the handler (`sys.exit` to requeue): `deferring`
+    makes it wait for the write under way (harness.launch.VariantJob), and act at once outside one."""
+    import signal
+
+    seen = []
+
+    def requeue(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise SystemExit(3)
+
+    previous = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        interrupts.deferring(signal.SIGUSR2)
+        done = []
+        with pytest.raises(SystemExit):
+            with interrupts.uninterrupted():
+                signal.raise_signal(signal.SIGUSR2)
+                done.append("write finished")
+        assert done == ["write finished"] and seen == [signal.SIGUSR2]
+        with pytest.raises(SystemExit):
+            signal.raise_signal(signal.SIGUSR2)
+        assert seen == [signal.SIGUSR2] * 2
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        interrupts.deferring(signal.SIGUSR2)  # an ignored signal stays ignored
+        assert signal.getsignal(signal.SIGUSR2) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
