@@ -6,8 +6,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import mlflow
 import pytest
+from mlflow.tracking import MlflowClient
 
 from harness import tracking
 from harness.errors import HarnessError
@@ -18,9 +18,9 @@ def test_an_artifact_is_loaded_and_its_download_removed(uri: str, tmp_path: Path
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the download goes, to look at after
     (tmp_path / "final.pt").write_bytes(b"weights")
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run() as run:
-        mlflow.log_artifact(str(tmp_path / "final.pt"), "checkpoint")
+    c = MlflowClient(uri)  # not mlflow's fluent API: its active experiment is global, left by earlier tests
+    run = c.create_run(tracking.experiment_id(uri, "artifacts"))
+    c.log_artifact(run.info.run_id, str(tmp_path / "final.pt"), "checkpoint")
     seen: list[Path] = []
 
     def load(p: Path) -> bytes:
