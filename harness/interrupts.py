@@ -46,15 +46,19 @@ def defer(act: Callable[[], None], again_acts: bool = False) -> bool:
     return True
 
 
-def deferring(signum: int, again_acts: bool = False) -> None:
-    """Make the handler now installed for `signum` wait for the store write under way, as `defer` (main thread only;
-    nothing for a default or ignored disposition, which Python does not run as a handler)."""
-    handler = signal.getsignal(signum)
-    if not callable(handler):
-        return
+def waiting(handler: Callable[[int, object], object], again_acts: bool = False) -> Callable[[int, object], None]:
+    """`handler` as a signal handler that waits for the store write under way (`defer`)."""
 
-    def waiting(sig: int, frame: object) -> None:
+    def wait_then_act(sig: int, frame: object) -> None:
         if not defer(lambda: handler(sig, frame), again_acts=again_acts):
             handler(sig, frame)
 
-    signal.signal(signum, waiting)
+    return wait_then_act
+
+
+def deferring(signum: int, again_acts: bool = False) -> None:
+    """Make the handler now installed for `signum` wait for the store write under way (main thread only; nothing
+    for a default or ignored disposition, which Python does not run as a handler)."""
+    handler = signal.getsignal(signum)
+    if callable(handler):
+        signal.signal(signum, waiting(handler, again_acts))

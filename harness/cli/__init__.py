@@ -95,16 +95,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated  # (not SIG_IGN after the first: one raised inside a __del__ is lost, and the next must count)
 
 
-def _interrupt() -> None:
-    raise KeyboardInterrupt
-
-
-def _on_sigint(signum: int, frame: object) -> None:
-    """Ctrl-C: Python's own KeyboardInterrupt, except inside a store write, which it waits for (harness.interrupts);
-    a second Ctrl-C while it waits acts at once, and one while runs are being closed interrupts that, as anywhere."""
-    if interrupts.defer(_interrupt, again_acts=True):
-        return
-    raise KeyboardInterrupt
+# Ctrl-C: Python's own KeyboardInterrupt, except inside a store write, which it waits for (harness.interrupts); a
+# second Ctrl-C while it waits acts at once, and one while runs are being closed interrupts that, as anywhere
+_on_sigint = interrupts.waiting(signal.default_int_handler, again_acts=True)
 
 
 def main(argv: list[str] | None = None) -> int:
