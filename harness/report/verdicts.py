@@ -361,8 +361,10 @@ def design_note(t: ClaimTest, alpha: float) -> str:
         return f"{parts[0]} ({level})" if parts else ""
     unit = "pairs" if d.paired else "seeds a side"
     if t.proxy:
-        parts.append(f"{_seeds(st.seeds_needed(d.measured, sd, alpha, is_paired=d.paired))} {unit} would decide the "
-                     f"measured {d.measured:+.2g}")  # fmt: skip
+        # a speedup's d is log(variant / baseline images): shown as the ratio baseline / variant, as its interval
+        measured = f"{math.exp(-d.measured):.3g}x" if t.kind == "speedup" else f"{d.measured:+.2g}"
+        n = st.seeds_needed(d.measured, sd, alpha, is_paired=d.paired)
+        parts.append(f"{_seeds(n)} {unit} would decide the measured {measured}")
     else:
         n = seeds_to_decide(t, alpha)
         assert n is not None  # a spread above 0

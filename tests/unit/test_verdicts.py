@@ -584,6 +584,14 @@ def test_an_inconclusive_proxy_claim_prints_its_smallest_detectable_effect() -> 
     assert "would decide the measured -0.3" in why and "two-sided alpha 0.0083" in why
 
 
+def test_an_inconclusive_proxy_speedup_reads_its_measured_change_as_a_ratio() -> None:
+    # d = log(variant / baseline images) = -0.11: the variant needed 0.896x the images, a 1.12x speedup
+    d = Difference(-0.11, 0.12 / 5**0.5, 4.0, 5, 5, paired=True, sd_diff=0.12)
+    [(v, why)] = verdicts([ClaimTest("speedup", 6.0, True, d)], families=Families(35, 7))
+    n = st.seeds_needed(-0.11, 0.12, 0.05 / 7, is_paired=True)
+    assert v == "inconclusive" and f"{n} pairs would decide the measured 1.12x (seed sd 0.12;" in why
+
+
 # --- not testable here --------------------------------------------------------------------------------------------
 
 
