@@ -21,7 +21,7 @@ from harness import mlruns, schema
 from harness.config import choose_profile
 from harness.errors import HarnessError
 from harness.request import RunRequest
-from tests.support import N_TRAIN, harness_here, mlflow_runs, store_uri
+from tests.support import N_TRAIN, harness_here, mlflow_runs, one_line_error, store_uri
 
 SMOKE = ("torchvision_alexnet", "--profile", "smoke")
 
@@ -32,13 +32,6 @@ def _env(**extra: str) -> dict[str, str]:
 
 def harness(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 0) -> CompletedProcess:
     return harness_here(*args, cwd=cwd, env=env)
-
-
-def one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
-    assert "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert needle in r.stderr, r.stderr
 
 
 def nothing_recorded(uri: str) -> bool:
@@ -72,7 +65,7 @@ def test_data_under_a_profile_of_other_data_is_refused() -> None:
 def test_smoke_run_with_data_is_one_line_and_records_nothing(tmp_path: Path, photos: Path) -> None:
     uri = store_uri(tmp_path)
     r = harness("run", *SMOKE, "--data", str(photos), "--tracking-uri", uri, cwd=tmp_path)
-    one_line_error(r, "is not read by the smoke profile")
+    one_line_error(r.returncode, r.stderr, "is not read by the smoke profile")
     assert nothing_recorded(uri)
 
 
@@ -213,5 +206,5 @@ def one_line_error_after_notice(r: subprocess.CompletedProcess, needle: str) -> 
 def test_bad_values_are_refused_before_anything_is_recorded(tmp_path: Path, args: tuple, needle: str) -> None:
     uri = store_uri(tmp_path)
     r = harness("run", *SMOKE, *args, "--tracking-uri", uri, cwd=tmp_path)
-    one_line_error(r, needle)
+    one_line_error(r.returncode, r.stderr, needle)
     assert nothing_recorded(uri)
